@@ -118,3 +118,10 @@ func CreateStream(t testing.TB, c *kinesis.Client, name string, shards int32) {
 		_, _ = c.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: aws.String(name)})
 	})
 }
+
+// Soak reports whether long soak and chaos runs were asked for
+// (SHARDFLOW_SOAK set, as .ci/run does, and not -short). Tests use it to pick
+// their size: `go test ./...` stays quick, CI runs the long path.
+func Soak() bool {
+	return os.Getenv("SHARDFLOW_SOAK") != "" && !testing.Short()
+}

@@ -1,0 +1,162 @@
+package aggregation
+
+import (
+	"crypto/md5"
+	"slices"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Aggregator builds one aggregate incrementally. Add records, check
+// SizeWith before each Add to stay under a size limit, then AppendBlob and
+// Reset to start the next aggregate with the same buffers and maps.
+//
+// The zero value is ready to use. An Aggregator is not safe for concurrent
+// use.
+type Aggregator struct {
+	pkIndex  map[string]uint64
+	pkTable  []string
+	ehkIndex map[string]uint64
+	ehkTable []string
+	records  []pendingRecord
+	// bodySize is the exact length of the protobuf body so far.
+	bodySize int
+}
+
+// pendingRecord is a user record waiting for AppendBlob.
+type pendingRecord struct {
+	data []byte
+	pk   uint64
+	ehk  uint64 // index+1 into ehkTable; 0 means no explicit hash key
+}
+
+// tableEntrySize is the encoded size of one key table entry.
+func tableEntrySize(key string) int {
+	return 1 + protowire.SizeBytes(len(key)) // tags of fields 1 and 2 take one byte
+}
+
+// recordSize returns the size of a Record message body with the given
+// indexes (ehk is index+1, 0 for none) and data length.
+func recordSize(pk, ehk uint64, dataLen int) int {
+	n := 1 + protowire.SizeVarint(pk) + 1 + protowire.SizeBytes(dataLen)
+	if ehk != 0 {
+		n += 1 + protowire.SizeVarint(ehk-1)
+	}
+	return n
+}
+
+// recordFieldSize is the size of a record as field 3 of AggregatedRecord.
+func recordFieldSize(inner int) int {
+	return 1 + protowire.SizeBytes(inner)
+}
+
+// SizeWith returns the exact length of the blob AppendBlob would return if a
+// record with these keys and dataLen bytes of data were added now. It does
+// not allocate. dataLen must not be negative.
+func (a *Aggregator) SizeWith(partitionKey, explicitHashKey string, dataLen int) int {
+	body := a.bodySize
+	pk, ok := a.pkIndex[partitionKey]
+	if !ok {
+		pk = uint64(len(a.pkTable))
+		body += tableEntrySize(partitionKey)
+	}
+	var ehk uint64
+	if explicitHashKey != "" {
+		i, ok := a.ehkIndex[explicitHashKey]
+		if !ok {
+			i = uint64(len(a.ehkTable))
+			body += tableEntrySize(explicitHashKey)
+		}
+		ehk = i + 1
+	}
+	body += recordFieldSize(recordSize(pk, ehk, dataLen))
+	return Overhead + body
+}
+
+// Add appends a user record. An empty explicitHashKey means none. The
+// Aggregator keeps a reference to data (no copy) until Reset, so data must
+// not be modified before then.
+func (a *Aggregator) Add(partitionKey, explicitHashKey string, data []byte) {
+	pk, ok := a.pkIndex[partitionKey]
+	if !ok {
+		if a.pkIndex == nil {
+			a.pkIndex = make(map[string]uint64)
+		}
+		pk = uint64(len(a.pkTable))
+		a.pkIndex[partitionKey] = pk
+		a.pkTable = append(a.pkTable, partitionKey)
+		a.bodySize += tableEntrySize(partitionKey)
+	}
+	var ehk uint64
+	if explicitHashKey != "" {
+		i, ok := a.ehkIndex[explicitHashKey]
+		if !ok {
+			if a.ehkIndex == nil {
+				a.ehkIndex = make(map[string]uint64)
+			}
+			i = uint64(len(a.ehkTable))
+			a.ehkIndex[explicitHashKey] = i
+			a.ehkTable = append(a.ehkTable, explicitHashKey)
+			a.bodySize += tableEntrySize(explicitHashKey)
+		}
+		ehk = i + 1
+	}
+	a.records = append(a.records, pendingRecord{data: data, pk: pk, ehk: ehk})
+	a.bodySize += recordFieldSize(recordSize(pk, ehk, len(data)))
+}
+
+// Size returns the exact length of the blob AppendBlob would return now.
+// With no records that is Overhead, which is not a valid aggregate.
+func (a *Aggregator) Size() int { return Overhead + a.bodySize }
+
+// Len returns the number of user records added since the last Reset.
+func (a *Aggregator) Len() int { return len(a.records) }
+
+// AppendBlob appends the aggregate (magic, protobuf body, MD5 of the body)
+// to dst and returns the extended slice; it grows dst at most once. It does
+// not reset the Aggregator. Call it only with Len() > 0: an empty aggregate
+// is not recognised as one by any reader.
+func (a *Aggregator) AppendBlob(dst []byte) []byte {
+	dst = slices.Grow(dst, a.Size())
+	dst = append(dst, magic[:]...)
+	start := len(dst)
+	// Field order follows the protobuf serialisation the KPL uses: the
+	// tables, then the records, each record's fields in number order.
+	for _, k := range a.pkTable {
+		dst = protowire.AppendTag(dst, fieldPartitionKeyTable, protowire.BytesType)
+		dst = protowire.AppendString(dst, k)
+	}
+	for _, k := range a.ehkTable {
+		dst = protowire.AppendTag(dst, fieldExplicitHashKeyTable, protowire.BytesType)
+		dst = protowire.AppendString(dst, k)
+	}
+	for i := range a.records {
+		r := &a.records[i]
+		dst = protowire.AppendTag(dst, fieldRecords, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(recordSize(r.pk, r.ehk, len(r.data))))
+		dst = protowire.AppendTag(dst, fieldRecordPartitionKeyIndex, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, r.pk)
+		if r.ehk != 0 {
+			dst = protowire.AppendTag(dst, fieldRecordExplicitHashKeyIndex, protowire.VarintType)
+			dst = protowire.AppendVarint(dst, r.ehk-1)
+		}
+		dst = protowire.AppendTag(dst, fieldRecordData, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, r.data)
+	}
+	sum := md5.Sum(dst[start:])
+	return append(dst, sum[:]...)
+}
+
+// Reset forgets all records and keys, dropping the references to their
+// data, and keeps the buffers and maps for the next aggregate.
+func (a *Aggregator) Reset() {
+	clear(a.pkIndex)
+	clear(a.pkTable)
+	a.pkTable = a.pkTable[:0]
+	clear(a.ehkIndex)
+	clear(a.ehkTable)
+	a.ehkTable = a.ehkTable[:0]
+	clear(a.records)
+	a.records = a.records[:0]
+	a.bodySize = 0
+}
