@@ -1,0 +1,122 @@
+package lease
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shardflow/shardflow/internal/clock"
+)
+
+// Config configures a Coordinator. Zero fields take the defaults noted,
+// which are KCL's where KCL has one.
+type Config struct {
+	// WorkerID identifies this worker as leaseOwner. Required; must be
+	// unique in the fleet (e.g. host name plus a UUID).
+	WorkerID string
+	// FailoverTime is how long a lease may go without its counter changing
+	// before other workers consider it expired. Default 10s (KCL).
+	FailoverTime time.Duration
+	// RenewInterval is how often held leases are renewed. Default
+	// FailoverTime/3 - 25ms (KCL). Must be below FailoverTime.
+	RenewInterval time.Duration
+	// TakeInterval is how often the taker balances: takes available leases
+	// and steals from overloaded workers. Default (FailoverTime+25ms)*2 (KCL).
+	TakeInterval time.Duration
+	// ExpiryScanInterval is how often, between balancing passes, the taker
+	// scans only to take available leases (unowned, released or expired),
+	// never stealing. Default FailoverTime+25ms: a lease whose owner died is
+	// then seen expired within two scans, so it moves within FailoverTime
+	// plus one TakeInterval, and released leases move within about half a
+	// TakeInterval. It costs one extra consistent Scan per TakeInterval. A
+	// negative value disables it (KCL's behaviour).
+	ExpiryScanInterval time.Duration
+	// MaxLeasesForWorker caps the leases this worker holds; 0 = unlimited
+	// (KCL's default).
+	MaxLeasesForWorker int
+	// MaxLeasesToStealAtOneTime caps leases stolen per balancing pass. 0
+	// (the default, unlike KCL's 1) steals as many as bring this worker to
+	// its target in one pass, but only from workers holding at least two
+	// more leases than this worker has at that point, so a thief never ends
+	// above its victim and leases never bounce back.
+	MaxLeasesToStealAtOneTime int
+	// Clock is the time source. Default clock.Real().
+	Clock clock.Clock
+	// Logger receives operational logs. Default slog.Default().
+	Logger *slog.Logger
+	// Metrics receives pass statistics. Default no-op.
+	Metrics Metrics
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.WorkerID == "" {
+		return c, errors.New("lease: Config.WorkerID is required")
+	}
+	if c.FailoverTime == 0 {
+		c.FailoverTime = 10 * time.Second
+	}
+	if c.FailoverTime < 0 {
+		return c, fmt.Errorf("lease: Config.FailoverTime %v must be positive", c.FailoverTime)
+	}
+	if c.RenewInterval == 0 {
+		c.RenewInterval = c.FailoverTime/3 - 25*time.Millisecond
+	}
+	if c.RenewInterval <= 0 || c.RenewInterval >= c.FailoverTime {
+		return c, fmt.Errorf("lease: Config.RenewInterval %v must be positive and below FailoverTime %v", c.RenewInterval, c.FailoverTime)
+	}
+	if c.TakeInterval == 0 {
+		c.TakeInterval = (c.FailoverTime + 25*time.Millisecond) * 2
+	}
+	if c.TakeInterval < 0 {
+		return c, fmt.Errorf("lease: Config.TakeInterval %v must be positive", c.TakeInterval)
+	}
+	if c.ExpiryScanInterval == 0 {
+		c.ExpiryScanInterval = c.FailoverTime + 25*time.Millisecond
+	}
+	if c.MaxLeasesForWorker < 0 || c.MaxLeasesToStealAtOneTime < 0 {
+		return c, errors.New("lease: Config.MaxLeasesForWorker and MaxLeasesToStealAtOneTime must not be negative")
+	}
+	c.Clock = clock.OrReal(c.Clock)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NopMetrics{}
+	}
+	return c, nil
+}
+
+// Metrics receives the coordinator's statistics; plug Prometheus,
+// OpenTelemetry or CloudWatch in behind it. Calls come from the
+// coordinator's goroutines and must not block.
+type Metrics interface {
+	// RenewPass is called after each renewal pass.
+	RenewPass(s RenewStats)
+	// TakePass is called after each take pass.
+	TakePass(s TakeStats)
+}
+
+// RenewStats describes one renewal pass.
+type RenewStats struct {
+	Held, Renewed, Skipped, Lost, Failed int
+	Duration                             time.Duration
+}
+
+// TakeStats describes one take pass.
+type TakeStats struct {
+	Balance                       bool // a balancing pass (may steal), not an expiry scan
+	Leases, Workers, Target, Held int  // as computed from the scan (Held after the pass)
+	Taken, Stolen, Failed         int
+	Err                           error // the scan's error, if it failed
+	Duration                      time.Duration
+}
+
+// NopMetrics discards everything.
+type NopMetrics struct{}
+
+// RenewPass implements Metrics.
+func (NopMetrics) RenewPass(RenewStats) {}
+
+// TakePass implements Metrics.
+func (NopMetrics) TakePass(TakeStats) {}

@@ -1,0 +1,241 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shardflow/shardflow/checkpoint"
+)
+
+// testStoreConformance checks the semantics every Store must share. It runs
+// against MemoryStore here and against DynamoStore on dynalite under the
+// integration tag. newStore returns an empty store.
+func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+	fresh := func(key string) Lease {
+		return Lease{Key: key, Checkpoint: checkpoint.TrimHorizon, ParentShardIDs: []string{"p0"}, StartingHashKey: "0", EndingHashKey: "10"}
+	}
+
+	t.Run("CreateGetList", func(t *testing.T) {
+		s := newStore(t)
+		ok, err := s.Create(ctx, fresh("b"))
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = s.Create(ctx, fresh("b"))
+		require.NoError(t, err)
+		require.False(t, ok, "create if absent")
+		_, err = s.Create(ctx, fresh("a"))
+		require.NoError(t, err)
+		got, err := s.Get(ctx, "b")
+		require.NoError(t, err)
+		require.Equal(t, fresh("b"), got)
+		_, err = s.Get(ctx, "missing")
+		require.ErrorIs(t, err, ErrNotFound)
+		all, err := s.List(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []string{"a", "b"}, keys(all))
+	})
+
+	t.Run("RenewTakeRelease", func(t *testing.T) {
+		s := newStore(t)
+		_, err := s.Create(ctx, fresh("k"))
+		require.NoError(t, err)
+		l, err := s.Get(ctx, "k")
+		require.NoError(t, err)
+
+		_, err = s.Renew(ctx, Lease{Key: "k", Owner: "w1", Counter: 0})
+		require.ErrorIs(t, err, ErrConflict, "renew needs the owner")
+
+		a, err := s.Take(ctx, l, "w1")
+		require.NoError(t, err)
+		require.Equal(t, "w1", a.Owner)
+		require.Equal(t, int64(1), a.Counter)
+		require.Equal(t, int64(1), a.OwnerSwitchesSinceCheckpoint)
+
+		_, err = s.Take(ctx, l, "w2")
+		var ce *ConflictError
+		require.ErrorAs(t, err, &ce, "take on a stale counter fails")
+		require.Equal(t, "take", ce.Op)
+
+		a, err = s.Renew(ctx, a)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), a.Counter)
+		_, err = s.Renew(ctx, Lease{Key: "k", Owner: "w2", Counter: 2})
+		require.ErrorIs(t, err, ErrConflict, "renew by a non-owner fails")
+
+		b, err := s.Take(ctx, a, "w2")
+		require.NoError(t, err)
+		require.Equal(t, int64(3), b.Counter)
+		require.Equal(t, int64(2), b.OwnerSwitchesSinceCheckpoint)
+		_, err = s.Renew(ctx, a)
+		require.ErrorIs(t, err, ErrConflict, "old holder cannot renew")
+		_, err = s.UpdateCheckpoint(ctx, a, checkpoint.At("5", 0))
+		require.ErrorIs(t, err, ErrConflict, "old holder cannot checkpoint")
+
+		r, err := s.Release(ctx, b)
+		require.NoError(t, err)
+		require.Equal(t, "", r.Owner)
+		require.Equal(t, int64(4), r.Counter)
+		again, err := s.Release(ctx, b)
+		require.NoError(t, err, "a repeated write whose effect is in place succeeds (retry)")
+		require.Equal(t, r, again)
+		_, err = s.Release(ctx, a)
+		require.ErrorIs(t, err, ErrConflict)
+		got, err := s.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, r, got)
+
+		// An unowned lease is taken on its observed counter.
+		c, err := s.Take(ctx, got, "w1")
+		require.NoError(t, err)
+		require.Equal(t, "w1", c.Owner)
+		require.Equal(t, int64(5), c.Counter)
+
+		_, err = s.Renew(ctx, Lease{Key: "missing", Owner: "w1"})
+		require.ErrorIs(t, err, ErrNotFound)
+	})
+
+	t.Run("Checkpoints", func(t *testing.T) {
+		s := newStore(t)
+		_, err := s.Create(ctx, fresh("k"))
+		require.NoError(t, err)
+		l, _ := s.Get(ctx, "k")
+		l, err = s.Take(ctx, l, "w1")
+		require.NoError(t, err)
+		p := checkpoint.At("123456789012345678901234567890", 4)
+		l, err = s.UpdatePendingCheckpoint(ctx, l, &p, []byte("state"))
+		require.NoError(t, err)
+		require.Equal(t, p, *l.PendingCheckpoint)
+		require.Equal(t, []byte("state"), l.PendingCheckpointState)
+		require.Equal(t, checkpoint.TrimHorizon, l.Checkpoint)
+
+		l, err = s.UpdateCheckpoint(ctx, l, p)
+		require.NoError(t, err)
+		require.Equal(t, p, l.Checkpoint)
+		require.Nil(t, l.PendingCheckpoint, "checkpoint clears the pending checkpoint")
+		require.Nil(t, l.PendingCheckpointState)
+		require.Equal(t, int64(0), l.OwnerSwitchesSinceCheckpoint)
+		require.Equal(t, int64(3), l.Counter)
+
+		l, err = s.UpdatePendingCheckpoint(ctx, l, &p, nil)
+		require.NoError(t, err)
+		l, err = s.UpdatePendingCheckpoint(ctx, l, nil, nil)
+		require.NoError(t, err)
+		require.Nil(t, l.PendingCheckpoint)
+
+		l, err = s.UpdateChildShards(ctx, l, []string{"c2", "c1"})
+		require.NoError(t, err)
+		require.ElementsMatch(t, []string{"c1", "c2"}, l.ChildShardIDs)
+		l, err = s.UpdateCheckpoint(ctx, l, checkpoint.ShardEnd)
+		require.NoError(t, err)
+		require.True(t, l.Finished())
+
+		got, err := s.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, l, got)
+		require.Equal(t, []string{"p0"}, got.ParentShardIDs, "updates keep other attributes")
+
+		_, err = s.UpdateCheckpoint(ctx, l, checkpoint.Position{})
+		require.Error(t, err)
+
+		require.NoError(t, s.Delete(ctx, "k"))
+		require.NoError(t, s.Delete(ctx, "k"))
+		_, err = s.Get(ctx, "k")
+		require.ErrorIs(t, err, ErrNotFound)
+	})
+
+	// Many writers race on the same observed counter: exactly one wins.
+	t.Run("ConcurrentTakers", func(t *testing.T) {
+		s := newStore(t)
+		_, err := s.Create(ctx, fresh("k"))
+		require.NoError(t, err)
+		l, _ := s.Get(ctx, "k")
+		const n = 8
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.Take(ctx, l, fmt.Sprintf("w%d", i))
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, ErrConflict):
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		require.Equal(t, int32(1), wins.Load())
+		got, _ := s.Get(ctx, "k")
+		require.Equal(t, int64(1), got.Counter)
+	})
+
+	// A holder's checkpoints race a thief's take: every success consumes a
+	// distinct counter and the final state is consistent.
+	t.Run("ConcurrentHolderAndThief", func(t *testing.T) {
+		s := newStore(t)
+		_, err := s.Create(ctx, fresh("k"))
+		require.NoError(t, err)
+		l, _ := s.Get(ctx, "k")
+		l, err = s.Take(ctx, l, "holder")
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		var holderWrites, thiefWins atomic.Int32
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			cur := l
+			for i := 1; i <= 10; i++ {
+				next, err := s.UpdateCheckpoint(ctx, cur, checkpoint.At(fmt.Sprint(i), 0))
+				if err != nil {
+					return
+				}
+				holderWrites.Add(1)
+				cur = next
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			obs := l
+			for range 10 {
+				if _, err := s.Take(ctx, obs, "thief"); err == nil {
+					thiefWins.Add(1)
+					return
+				}
+				obs, _ = s.Get(ctx, "k")
+			}
+		}()
+		wg.Wait()
+		got, err := s.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, int64(1)+int64(holderWrites.Load())+int64(thiefWins.Load()), got.Counter)
+		if thiefWins.Load() == 1 {
+			require.Equal(t, "thief", got.Owner)
+		}
+	})
+}
+
+func keys(ls []Lease) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Key
+	}
+	return out
+}
+
+func TestMemoryStoreConformance(t *testing.T) {
+	testStoreConformance(t, func(*testing.T) Store { return NewMemoryStore() })
+}

@@ -1,0 +1,678 @@
+package lease
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardflow/shardflow/checkpoint"
+)
+
+// Coordinator errors.
+var (
+	// ErrNotHeld means the worker does not hold the lease.
+	ErrNotHeld = errors.New("lease: not held by this worker")
+	// ErrExpiredLocally means the lease went a failover time without a
+	// successful renewal, so other workers may take it; it is dropped.
+	ErrExpiredLocally = errors.New("lease: not renewed within failover time")
+	// ErrReleased means the lease was released by Release or ReleaseAll.
+	ErrReleased = errors.New("lease: released")
+	// ErrAlreadyRunning means Run was called twice.
+	ErrAlreadyRunning = errors.New("lease: coordinator already running")
+)
+
+// maxParallelWrites bounds concurrent store calls in one renew or release
+// pass: enough to renew hundreds of leases well inside RenewInterval at
+// DynamoDB latencies without bursting into throttling.
+const maxParallelWrites = 16
+
+// Coordinator holds one worker's leases: it renews them, takes available
+// ones, balances against the rest of the fleet, fences checkpoint writes and
+// reports every acquisition and loss on Events.
+//
+// Expiry is judged only on the local clock: a lease whose counter has not
+// changed for FailoverTime since this worker first saw its current value is
+// expired. Clocks of different workers are never compared.
+type Coordinator struct {
+	store   Store
+	cfg     Config
+	log     *slog.Logger
+	events  *eventQueue
+	running atomic.Bool
+	drain   atomic.Bool
+
+	mu   sync.Mutex
+	held map[string]*heldLease
+
+	seen map[string]observation // owned by the take loop
+}
+
+type heldLease struct {
+	mu          sync.Mutex // serialises this lease's store writes
+	lease       Lease
+	lastWritten time.Time // when the last successful write was issued
+	lost        bool
+}
+
+type observation struct {
+	counter int64
+	owner   string
+	since   time.Time
+}
+
+var _ checkpoint.Writer = (*Coordinator)(nil)
+
+// NewCoordinator returns a coordinator for cfg.WorkerID on store. It does
+// nothing until Run.
+func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
+	if store == nil {
+		return nil, errors.New("lease: NewCoordinator needs a store")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Coordinator{
+		store:  store,
+		cfg:    cfg,
+		log:    cfg.Logger.With("worker", cfg.WorkerID),
+		events: newEventQueue(),
+		held:   make(map[string]*heldLease),
+		seen:   make(map[string]observation),
+	}, nil
+}
+
+// Config returns the configuration with defaults applied.
+func (c *Coordinator) Config() Config { return c.cfg }
+
+// Events delivers Acquired and Lost events while Run runs, and is closed
+// when Run returns. The coordinator never blocks on it: events queue
+// internally (at most two per lease, as a Lost cancels an undelivered
+// Acquired), so a slow reader delays only its own notifications. The
+// consumer should drain it promptly, since a Lost tells it to stop a shard.
+func (c *Coordinator) Events() <-chan Event { return c.events.out }
+
+// Run renews, takes and balances leases until ctx ends, then returns nil.
+// Store errors are logged and retried on the next pass; they do not end
+// Run. Run releases nothing: call ReleaseAll for a clean hand-over.
+func (c *Coordinator) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.events.run(ctx) })
+	g.Go(func() error { return c.renewLoop(ctx) })
+	g.Go(func() error { return c.takeLoop(ctx) })
+	return g.Wait()
+}
+
+// Held returns the leases this worker holds, sorted by key.
+func (c *Coordinator) Held() []Lease {
+	c.mu.Lock()
+	hs := make([]*heldLease, 0, len(c.held))
+	for _, h := range c.held {
+		hs = append(hs, h)
+	}
+	c.mu.Unlock()
+	out := make([]Lease, 0, len(hs))
+	for _, h := range hs {
+		h.mu.Lock()
+		if !h.lost {
+			out = append(out, h.lease.Clone())
+		}
+		h.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b Lease) int { return cmp.Compare(a.Key, b.Key) })
+	return out
+}
+
+func (c *Coordinator) heldLeases() []*heldLease {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hs := make([]*heldLease, 0, len(c.held))
+	for _, h := range c.held {
+		hs = append(hs, h)
+	}
+	return hs
+}
+
+func (c *Coordinator) lookup(key string) *heldLease {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held[key]
+}
+
+// markLostLocked drops h and reports the loss; h.mu must be held.
+func (c *Coordinator) markLostLocked(h *heldLease, why error) {
+	if h.lost {
+		return
+	}
+	h.lost = true
+	c.mu.Lock()
+	if c.held[h.lease.Key] == h {
+		delete(c.held, h.lease.Key)
+	}
+	c.mu.Unlock()
+	if !errors.Is(why, ErrReleased) {
+		c.log.Warn("lease lost", "lease", h.lease.Key, "counter", h.lease.Counter, "err", why)
+	}
+	c.events.push(Event{Type: Lost, Lease: h.lease.Clone(), Err: why, held: h})
+}
+
+func (c *Coordinator) acquire(l Lease, issued time.Time) {
+	h := &heldLease{lease: l, lastWritten: issued}
+	c.mu.Lock()
+	c.held[l.Key] = h
+	c.mu.Unlock()
+	c.log.Info("lease acquired", "lease", l.Key, "counter", l.Counter)
+	c.events.push(Event{Type: Acquired, Lease: l.Clone(), Writer: &LeaseWriter{c: c, h: h}, held: h})
+}
+
+// isLoss reports whether a store error means the lease is no longer ours.
+func isLoss(err error) bool { return errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) }
+
+// write runs one fenced write on a held lease: conditional on the counter
+// and owner held, and on the lease not having expired locally. A failed
+// condition drops the lease and returns an error matching both
+// ErrLeaseLost and the store's error.
+func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Lease, error)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	key := h.lease.Key
+	if h.lost {
+		return fmt.Errorf("lease %s: %w", key, ErrLeaseLost)
+	}
+	now := c.cfg.Clock.Now()
+	if c.expiredLocally(h, now) {
+		c.markLostLocked(h, ErrExpiredLocally)
+		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrExpiredLocally)
+	}
+	l, err := f(h.lease)
+	if err == nil {
+		h.lease, h.lastWritten = l, now
+		return nil
+	}
+	if isLoss(err) {
+		c.markLostLocked(h, err)
+		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, err)
+	}
+	return err
+}
+
+func (c *Coordinator) writeKey(ctx context.Context, key string, f func(Lease) (Lease, error)) error {
+	h := c.lookup(key)
+	if h == nil {
+		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrNotHeld)
+	}
+	return c.write(ctx, h, f)
+}
+
+// WriteCheckpoint implements checkpoint.Writer: it writes pos to the lease
+// of shardID, conditional on the counter and owner this worker holds. If the
+// condition fails the lease is dropped, a Lost event is sent, and the error
+// matches checkpoint.ErrLeaseLost.
+//
+// It writes through whatever acquisition of the lease is current. If this
+// worker lost the lease and took it back, a processor from the earlier
+// acquisition that has not yet seen its Lost event would write through the
+// new one; use Event.Writer, which is bound to one acquisition, for
+// processors.
+func (c *Coordinator) WriteCheckpoint(ctx context.Context, shardID string, pos checkpoint.Position) error {
+	return c.writeKey(ctx, shardID, func(l Lease) (Lease, error) { return c.store.UpdateCheckpoint(ctx, l, pos) })
+}
+
+// WritePendingCheckpoint implements checkpoint.Writer like WriteCheckpoint.
+func (c *Coordinator) WritePendingCheckpoint(ctx context.Context, shardID string, pos checkpoint.Position, state []byte) error {
+	return c.writeKey(ctx, shardID, func(l Lease) (Lease, error) {
+		return c.store.UpdatePendingCheckpoint(ctx, l, &pos, state)
+	})
+}
+
+// UpdateChildShards records a finished shard's children on its lease,
+// fenced like WriteCheckpoint.
+func (c *Coordinator) UpdateChildShards(ctx context.Context, key string, children []string) error {
+	return c.writeKey(ctx, key, func(l Lease) (Lease, error) { return c.store.UpdateChildShards(ctx, l, children) })
+}
+
+// LeaseWriter is a checkpoint.Writer bound to one acquisition of a lease
+// (see Event.Writer).
+type LeaseWriter struct {
+	c *Coordinator
+	h *heldLease
+}
+
+var _ checkpoint.Writer = (*LeaseWriter)(nil)
+
+func (w *LeaseWriter) check(shardID string) error {
+	if shardID != w.h.lease.Key { // Key never changes after acquisition
+		return fmt.Errorf("lease %s: writer is bound to %s: %w", shardID, w.h.lease.Key, ErrNotHeld)
+	}
+	return nil
+}
+
+// WriteCheckpoint implements checkpoint.Writer.
+func (w *LeaseWriter) WriteCheckpoint(ctx context.Context, shardID string, pos checkpoint.Position) error {
+	if err := w.check(shardID); err != nil {
+		return err
+	}
+	return w.c.write(ctx, w.h, func(l Lease) (Lease, error) { return w.c.store.UpdateCheckpoint(ctx, l, pos) })
+}
+
+// WritePendingCheckpoint implements checkpoint.Writer.
+func (w *LeaseWriter) WritePendingCheckpoint(ctx context.Context, shardID string, pos checkpoint.Position, state []byte) error {
+	if err := w.check(shardID); err != nil {
+		return err
+	}
+	return w.c.write(ctx, w.h, func(l Lease) (Lease, error) {
+		return w.c.store.UpdatePendingCheckpoint(ctx, l, &pos, state)
+	})
+}
+
+// Release gives up one held lease: its owner is removed in the table so
+// any worker can take it at its next take pass, and a Lost event (Err
+// ErrReleased) is sent. This worker's own taker may take it back like any
+// other available lease; ReleaseAll stops taking. Releasing a lease that is
+// already lost returns nil. A transient store error leaves the lease held
+// and is returned so the caller can retry.
+func (c *Coordinator) Release(ctx context.Context, key string) error {
+	h := c.lookup(key)
+	if h == nil {
+		return fmt.Errorf("lease %s: %w", key, ErrNotHeld)
+	}
+	return c.release(ctx, h)
+}
+
+func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost {
+		return nil
+	}
+	_, err := c.store.Release(ctx, h.lease)
+	switch {
+	case err == nil:
+		c.markLostLocked(h, ErrReleased)
+		return nil
+	case isLoss(err):
+		c.markLostLocked(h, err)
+		return nil // not ours any more: nothing left to release
+	}
+	return fmt.Errorf("lease %s: release: %w", h.lease.Key, err)
+}
+
+// ReleaseAll releases every held lease for a clean shutdown, so that other
+// workers take them at their next take pass instead of after FailoverTime.
+// From the first call on, the coordinator takes no more leases. Call it
+// after the processors have written their final checkpoints.
+func (c *Coordinator) ReleaseAll(ctx context.Context) error {
+	c.drain.Store(true)
+	var (
+		mu   sync.Mutex
+		errs []error
+		g    errgroup.Group
+	)
+	g.SetLimit(maxParallelWrites)
+	for _, h := range c.heldLeases() {
+		g.Go(func() error {
+			if err := c.release(ctx, h); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return errors.Join(errs...)
+}
+
+// renewLoop renews at a fixed rate on the injected clock. When a lease
+// failed to renew, it also wakes exactly when that lease's failover time
+// runs out, so the loss is reported then and not up to an interval later.
+func (c *Coordinator) renewLoop(ctx context.Context) error {
+	clk := c.cfg.Clock
+	next := clk.Now().Add(c.cfg.RenewInterval)
+	t := clk.NewTimer(c.cfg.RenewInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+		expiry := c.renewPass(ctx)
+		now := clk.Now()
+		if !next.After(now) {
+			next = next.Add(c.cfg.RenewInterval)
+			if !next.After(now) {
+				next = now.Add(c.cfg.RenewInterval)
+			}
+		}
+		wake := next
+		if !expiry.IsZero() && expiry.Before(wake) {
+			wake = expiry
+		}
+		t.Reset(max(wake.Sub(now), 0))
+	}
+}
+
+// renewPass renews every held lease once, in parallel. It returns the
+// earliest time a lease whose renewal failed expires locally (zero if none).
+func (c *Coordinator) renewPass(ctx context.Context) time.Time {
+	start := c.cfg.Clock.Now()
+	var st RenewStats
+	var mu sync.Mutex
+	var expiry time.Time
+	var g errgroup.Group
+	g.SetLimit(maxParallelWrites)
+	hs := c.heldLeases()
+	st.Held = len(hs)
+	for _, h := range hs {
+		g.Go(func() error {
+			r, exp := c.renewOne(ctx, h)
+			mu.Lock()
+			defer mu.Unlock()
+			switch r {
+			case renewed:
+				st.Renewed++
+			case skipped:
+				st.Skipped++
+			case lostLease:
+				st.Lost++
+			case failed:
+				st.Failed++
+				if expiry.IsZero() || exp.Before(expiry) {
+					expiry = exp
+				}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	st.Duration = c.cfg.Clock.Now().Sub(start)
+	c.cfg.Metrics.RenewPass(st)
+	return expiry
+}
+
+type renewResult int
+
+const (
+	renewed renewResult = iota
+	skipped
+	lostLease
+	failed
+)
+
+// expiredLocally reports whether h went FailoverTime without a successful
+// write; h.mu must be held. Other workers need strictly more than
+// FailoverTime on their own clocks, so the holder always gives up first.
+func (c *Coordinator) expiredLocally(h *heldLease, now time.Time) bool {
+	return now.Sub(h.lastWritten) >= c.cfg.FailoverTime
+}
+
+func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost {
+		return lostLease, time.Time{}
+	}
+	now := c.cfg.Clock.Now()
+	if c.expiredLocally(h, now) {
+		c.markLostLocked(h, ErrExpiredLocally)
+		return lostLease, time.Time{}
+	}
+	// A checkpoint in the last half interval already moved the counter,
+	// which is all other workers look at; the next pass renews at the
+	// latest 1.5 intervals after it, well inside FailoverTime.
+	if now.Sub(h.lastWritten) < c.cfg.RenewInterval/2 {
+		return skipped, time.Time{}
+	}
+	// Bound the call so a hung request cannot hold the lease's lock (and
+	// its checkpoints) past the next pass. This is an I/O deadline on the
+	// wall clock, not lease timing.
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
+	defer cancel()
+	l, err := c.store.Renew(rctx, h.lease)
+	switch {
+	case err == nil:
+		h.lease, h.lastWritten = l, now
+		return renewed, time.Time{}
+	case isLoss(err):
+		c.markLostLocked(h, err)
+		return lostLease, time.Time{}
+	case ctx.Err() != nil:
+		return failed, time.Time{}
+	}
+	c.log.Warn("lease renewal failed", "lease", h.lease.Key, "err", err)
+	if c.expiredLocally(h, c.cfg.Clock.Now()) {
+		c.markLostLocked(h, ErrExpiredLocally)
+		return lostLease, time.Time{}
+	}
+	return failed, h.lastWritten.Add(c.cfg.FailoverTime)
+}
+
+// takeLoop runs a balancing pass at once and every TakeInterval, with
+// expiry scans every ExpiryScanInterval in between.
+func (c *Coordinator) takeLoop(ctx context.Context) error {
+	clk := c.cfg.Clock
+	lastScan := clk.Now()
+	lastBalance := lastScan
+	c.takePass(ctx, true)
+	t := clk.NewTimer(c.cfg.TakeInterval)
+	defer t.Stop()
+	for {
+		now := clk.Now()
+		next, balance := lastBalance.Add(c.cfg.TakeInterval), true
+		if c.cfg.ExpiryScanInterval > 0 {
+			if s := lastScan.Add(c.cfg.ExpiryScanInterval); s.Before(next) {
+				next, balance = s, false
+			}
+		}
+		t.Reset(max(next.Sub(now), 0))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+		lastScan = next
+		if balance {
+			lastBalance = next
+		}
+		c.takePass(ctx, balance)
+	}
+}
+
+// takePass scans the table, takes available leases up to this worker's
+// target and, when balance is set, steals from overloaded workers.
+func (c *Coordinator) takePass(ctx context.Context, balance bool) {
+	clk := c.cfg.Clock
+	start := clk.Now()
+	st := TakeStats{Balance: balance}
+	defer func() {
+		st.Duration = clk.Now().Sub(start)
+		c.cfg.Metrics.TakePass(st)
+	}()
+	if c.drain.Load() {
+		return
+	}
+	all, err := c.store.List(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("lease table scan failed", "err", err)
+		}
+		st.Err = err
+		return
+	}
+	now := clk.Now()
+	c.observe(all, now)
+	plan := c.plan(all, now)
+	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
+	mine := plan.mine
+
+	take := func(l Lease) bool {
+		if c.drain.Load() {
+			return false
+		}
+		issued := clk.Now()
+		got, err := c.store.Take(ctx, l, c.cfg.WorkerID)
+		if err != nil {
+			st.Failed++
+			if !isLoss(err) && ctx.Err() == nil {
+				c.log.Warn("lease take failed", "lease", l.Key, "err", err)
+			}
+			return false
+		}
+		c.seen[l.Key] = observation{counter: got.Counter, owner: got.Owner, since: now}
+		c.acquire(got, issued)
+		mine++
+		return true
+	}
+
+	for _, l := range plan.available {
+		if mine >= plan.target || ctx.Err() != nil {
+			break
+		}
+		if take(l) {
+			st.Taken++
+		}
+	}
+
+	if balance {
+		counts, victims := plan.counts, plan.victims
+		for mine < plan.target && ctx.Err() == nil {
+			if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen >= n {
+				break
+			}
+			// The most loaded worker, ties by name for determinism.
+			var v string
+			for w, n := range counts {
+				if n > counts[v] || (n == counts[v] && n > 0 && (v == "" || w < v)) {
+					v = w
+				}
+			}
+			// Stealing only from a worker at least two ahead strictly
+			// lowers the spread, so thieves never overshoot their
+			// victims and leases do not bounce back.
+			if v == "" || counts[v]-mine < 2 || len(victims[v]) == 0 {
+				break
+			}
+			l := victims[v][0]
+			victims[v] = victims[v][1:]
+			counts[v]--
+			if take(l) {
+				st.Stolen++
+				c.log.Info("lease stolen", "lease", l.Key, "from", v)
+			}
+		}
+	}
+	st.Held = mine
+}
+
+// observe records when each lease's counter was first seen at its current
+// value, on the local clock.
+func (c *Coordinator) observe(all []Lease, now time.Time) {
+	present := make(map[string]bool, len(all))
+	for _, l := range all {
+		present[l.Key] = true
+		o, ok := c.seen[l.Key]
+		if !ok || o.counter != l.Counter || o.owner != l.Owner {
+			c.seen[l.Key] = observation{counter: l.Counter, owner: l.Owner, since: now}
+		}
+	}
+	for k := range c.seen {
+		if !present[k] {
+			delete(c.seen, k)
+		}
+	}
+}
+
+type takePlan struct {
+	leases, workers, target, mine int
+	available                     []Lease
+	counts                        map[string]int     // unexpired leases per other worker
+	victims                       map[string][]Lease // their leases, in steal order
+}
+
+// plan computes this worker's target and candidates from one scan.
+// Finished (SHARD_END) leases are left out: they need no processing.
+func (c *Coordinator) plan(all []Lease, now time.Time) takePlan {
+	self := c.cfg.WorkerID
+	c.mu.Lock()
+	heldKeys := make(map[string]bool, len(c.held))
+	for k := range c.held {
+		heldKeys[k] = true
+	}
+	c.mu.Unlock()
+
+	p := takePlan{counts: map[string]int{}, victims: map[string][]Lease{}}
+	veryOld := map[string]bool{}
+	for _, l := range all {
+		if l.Finished() {
+			continue
+		}
+		p.leases++
+		if heldKeys[l.Key] {
+			p.mine++
+			continue
+		}
+		age := now.Sub(c.seen[l.Key].since)
+		expired := age > c.cfg.FailoverTime
+		switch {
+		case l.Owner == "" || expired || l.Owner == self:
+			// Owned by self but not held: left over from an earlier run
+			// of this worker; take it back at once.
+			p.available = append(p.available, l)
+			veryOld[l.Key] = expired && age > 3*c.cfg.FailoverTime
+		default:
+			p.counts[l.Owner]++
+			p.victims[l.Owner] = append(p.victims[l.Owner], l)
+		}
+	}
+	p.workers = len(p.counts) + 1
+	p.target = (p.leases + p.workers - 1) / p.workers
+	if m := c.cfg.MaxLeasesForWorker; m > 0 && p.target > m {
+		p.target = m
+	}
+	// Spread concurrent takers over different leases: ties are broken by a
+	// hash of worker and key rather than by key alone.
+	rank := func(k string) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(self))
+		h.Write([]byte{0})
+		h.Write([]byte(k))
+		return h.Sum64()
+	}
+	slices.SortFunc(p.available, func(a, b Lease) int {
+		// Leases expired for long first (their shards are furthest
+		// behind), then unowned ones, then the longest unchanged.
+		if x, y := veryOld[a.Key], veryOld[b.Key]; x != y {
+			if x {
+				return -1
+			}
+			return 1
+		}
+		if x, y := a.Owner == "", b.Owner == ""; x != y {
+			if x {
+				return -1
+			}
+			return 1
+		}
+		if d := c.seen[a.Key].since.Compare(c.seen[b.Key].since); d != 0 {
+			return d
+		}
+		return cmp.Compare(rank(a.Key), rank(b.Key))
+	})
+	for _, ls := range p.victims {
+		slices.SortFunc(ls, func(a, b Lease) int { return cmp.Compare(rank(a.Key), rank(b.Key)) })
+	}
+	return p
+}

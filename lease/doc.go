@@ -1,0 +1,33 @@
+// Package lease shares a stream's shards among a fleet of workers through a
+// KCL-compatible DynamoDB lease table, so shardflow and KCL for Java can
+// share a table and a fleet can move between them keeping its checkpoints.
+//
+// A Store holds the leases (DynamoStore on DynamoDB, MemoryStore in
+// memory; both have the same semantics). Every write is conditional on the
+// lease's fencing counter and owner. A Coordinator per worker renews the
+// leases it holds, takes unowned and expired ones, balances by count
+// against the rest of the fleet, and reports every Acquired and Lost lease
+// on Events. It implements checkpoint.Writer, so a worker that lost a lease
+// cannot write a checkpoint for it.
+//
+// Compared with KCL: a worker below its fair share takes (or steals) all it
+// needs in one pass instead of one lease per 20 s; ReleaseAll hands leases
+// over at once on a clean shutdown instead of after the failover time; an
+// expiry scan between balancing passes moves a dead worker's leases within
+// FailoverTime plus one TakeInterval.
+//
+// The smallest use:
+//
+//	store, _ := lease.NewDynamoStore(ctx, dynamodb.NewFromConfig(awsCfg), "my-app")
+//	coord, _ := lease.NewCoordinator(store, lease.Config{WorkerID: "host-1"})
+//	go coord.Run(ctx)
+//	for ev := range coord.Events() {
+//		switch ev.Type {
+//		case lease.Acquired: // start the shard; checkpoint through ev.Writer
+//		case lease.Lost:     // stop the shard
+//		}
+//	}
+//
+// On shutdown: stop the processors (final checkpoints), call ReleaseAll,
+// then cancel Run's context.
+package lease

@@ -1,0 +1,380 @@
+package lease
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/shardflow/shardflow/checkpoint"
+)
+
+// DynamoDBAPI is the subset of *dynamodb.Client that DynamoStore uses.
+type DynamoDBAPI interface {
+	CreateTable(ctx context.Context, params *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	DescribeTable(ctx context.Context, params *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	Scan(ctx context.Context, params *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	GetItem(ctx context.Context, params *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, params *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, params *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, params *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+var _ DynamoDBAPI = (*dynamodb.Client)(nil)
+
+// DynamoOption configures NewDynamoStore.
+type DynamoOption func(*dynamoOptions)
+
+type dynamoOptions struct {
+	createTable bool
+	waitTimeout time.Duration
+}
+
+// WithoutTableCreation makes NewDynamoStore fail when the table is missing
+// instead of creating it (for deployments that manage tables elsewhere).
+func WithoutTableCreation() DynamoOption { return func(o *dynamoOptions) { o.createTable = false } }
+
+// WithTableWaitTimeout bounds how long NewDynamoStore waits for the table to
+// become ACTIVE (default 5 minutes).
+func WithTableWaitTimeout(d time.Duration) DynamoOption {
+	return func(o *dynamoOptions) { o.waitTimeout = d }
+}
+
+// DynamoStore is a Store on a KCL-compatible DynamoDB lease table. Every
+// mutating write except Create (conditional on absence) and Delete is
+// conditional on leaseCounter and leaseOwner.
+type DynamoStore struct {
+	client DynamoDBAPI
+	table  string
+}
+
+var _ Store = (*DynamoStore)(nil)
+
+// NewDynamoStore returns a store on table. It creates the table when missing
+// (partition key leaseKey S, on-demand billing, as KCL does) and waits until
+// it is ACTIVE.
+func NewDynamoStore(ctx context.Context, client DynamoDBAPI, table string, opts ...DynamoOption) (*DynamoStore, error) {
+	if client == nil || table == "" {
+		return nil, errors.New("lease: NewDynamoStore needs a client and a table name")
+	}
+	o := dynamoOptions{createTable: true, waitTimeout: 5 * time.Minute}
+	for _, f := range opts {
+		f(&o)
+	}
+	s := &DynamoStore{client: client, table: table}
+	if err := s.ensureTable(ctx, o); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *DynamoStore) ensureTable(ctx context.Context, o dynamoOptions) error {
+	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.table)})
+	var notFound *types.ResourceNotFoundException
+	switch {
+	case err == nil:
+		if out.Table != nil && out.Table.TableStatus == types.TableStatusActive {
+			return nil
+		}
+	case errors.As(err, &notFound):
+		if !o.createTable {
+			return fmt.Errorf("lease table %s: %w", s.table, err)
+		}
+		_, err = s.client.CreateTable(ctx, &dynamodb.CreateTableInput{
+			TableName:            aws.String(s.table),
+			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(AttrLeaseKey), AttributeType: types.ScalarAttributeTypeS}},
+			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(AttrLeaseKey), KeyType: types.KeyTypeHash}},
+			BillingMode:          types.BillingModePayPerRequest,
+		})
+		var inUse *types.ResourceInUseException
+		if err != nil && !errors.As(err, &inUse) { // in use: another worker is creating it
+			return fmt.Errorf("lease table %s: create: %w", s.table, err)
+		}
+	default:
+		return fmt.Errorf("lease table %s: describe: %w", s.table, err)
+	}
+	w := dynamodb.NewTableExistsWaiter(s.client, func(wo *dynamodb.TableExistsWaiterOptions) {
+		wo.MinDelay, wo.MaxDelay = 100*time.Millisecond, 5*time.Second
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.table)}, o.waitTimeout); err != nil {
+		return fmt.Errorf("lease table %s: wait until active: %w", s.table, err)
+	}
+	return nil
+}
+
+// Table returns the table name.
+func (s *DynamoStore) Table() string { return s.table }
+
+func keyOf(key string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{AttrLeaseKey: &types.AttributeValueMemberS{Value: key}}
+}
+
+// List implements Store with a paginated, consistent Scan.
+func (s *DynamoStore) List(ctx context.Context) ([]Lease, error) {
+	var out []Lease
+	in := &dynamodb.ScanInput{TableName: aws.String(s.table), ConsistentRead: aws.Bool(true)}
+	for {
+		page, err := s.client.Scan(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("lease table %s: scan: %w", s.table, err)
+		}
+		for _, av := range page.Items {
+			if !isLeaseItem(av) {
+				continue
+			}
+			l, err := UnmarshalItem(av)
+			if err != nil {
+				return nil, fmt.Errorf("lease table %s: %w", s.table, err)
+			}
+			out = append(out, l)
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Get implements Store with a consistent GetItem.
+func (s *DynamoStore) Get(ctx context.Context, key string) (Lease, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: keyOf(key), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return Lease{}, fmt.Errorf("lease %s: get: %w", key, err)
+	}
+	if len(out.Item) == 0 || !isLeaseItem(out.Item) {
+		return Lease{}, fmt.Errorf("lease %s: %w", key, ErrNotFound)
+	}
+	return UnmarshalItem(out.Item)
+}
+
+// Create implements Store with a PutItem conditional on the key's absence.
+func (s *DynamoStore) Create(ctx context.Context, l Lease) (bool, error) {
+	av, err := MarshalItem(l)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(s.table),
+		Item:                     av,
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": AttrLeaseKey},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lease %s: create: %w", l.Key, err)
+	}
+	return true, nil
+}
+
+// update builds one conditional UpdateItem. Attribute names are added to
+// names as #placeholders by the callers.
+type update struct {
+	set    []string
+	remove []string
+	names  map[string]string
+	values map[string]types.AttributeValue
+}
+
+func newUpdate(l Lease) *update {
+	u := &update{
+		names:  map[string]string{"#c": AttrLeaseCounter, "#o": AttrLeaseOwner},
+		values: map[string]types.AttributeValue{":c": nAttr(l.Counter), ":next": nAttr(l.Counter + 1)},
+	}
+	u.set = append(u.set, "#c = :next")
+	return u
+}
+
+func (u *update) setAttr(attr string, v types.AttributeValue) {
+	ph := fmt.Sprintf("#a%d", len(u.names))
+	vp := fmt.Sprintf(":v%d", len(u.values))
+	u.names[ph] = attr
+	u.values[vp] = v
+	u.set = append(u.set, ph+" = "+vp)
+}
+
+func (u *update) removeAttr(attr string) {
+	ph := fmt.Sprintf("#a%d", len(u.names))
+	u.names[ph] = attr
+	u.remove = append(u.remove, ph)
+}
+
+func (u *update) expression() string {
+	e := "SET " + strings.Join(u.set, ", ")
+	if len(u.remove) > 0 {
+		e += " REMOVE " + strings.Join(u.remove, ", ")
+	}
+	return e
+}
+
+// apply runs the conditional update of l, whose expected result is want. A
+// failed condition is re-checked with a consistent read: when the SDK
+// retried a write that had landed, the item already equals want and the
+// write counts as done (KCL does the same for renewals).
+func (s *DynamoStore) apply(ctx context.Context, op string, l Lease, u *update, want Lease) (Lease, error) {
+	cond := "#c = :c AND #o = :o"
+	if l.Owner == "" {
+		cond = "#c = :c AND attribute_not_exists(#o)"
+	} else {
+		u.values[":o"] = &types.AttributeValueMemberS{Value: l.Owner}
+	}
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       keyOf(l.Key),
+		UpdateExpression:          aws.String(u.expression()),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  u.names,
+		ExpressionAttributeValues: u.values,
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		cur, gerr := s.Get(ctx, l.Key)
+		switch {
+		case errors.Is(gerr, ErrNotFound):
+			return Lease{}, gerr
+		case gerr != nil:
+			return Lease{}, fmt.Errorf("lease %s: %s: re-read after failed condition: %w", l.Key, op, gerr)
+		case landed(cur, want):
+			return cur, nil
+		}
+		return Lease{}, &ConflictError{Op: op, Key: l.Key, Counter: l.Counter, Owner: l.Owner}
+	}
+	if err != nil {
+		return Lease{}, fmt.Errorf("lease %s: %s: %w", l.Key, op, err)
+	}
+	return UnmarshalItem(out.Attributes)
+}
+
+// landed reports whether cur is exactly the result the write wanted.
+func landed(cur, want Lease) bool {
+	eqPos := func(a, b *checkpoint.Position) bool {
+		return (a == nil) == (b == nil) && (a == nil || *a == *b)
+	}
+	return cur.Counter == want.Counter && cur.Owner == want.Owner &&
+		cur.Checkpoint == want.Checkpoint && eqPos(cur.PendingCheckpoint, want.PendingCheckpoint) &&
+		bytes.Equal(cur.PendingCheckpointState, want.PendingCheckpointState) &&
+		slices.Equal(sortedSet(cur.ChildShardIDs), sortedSet(want.ChildShardIDs))
+}
+
+// expected returns l after f and the counter increment, as apply's want.
+func expected(l Lease, f func(*Lease)) Lease {
+	w := l.Clone()
+	f(&w)
+	w.Counter++
+	return normalize(w)
+}
+
+// Renew implements Store.
+func (s *DynamoStore) Renew(ctx context.Context, l Lease) (Lease, error) {
+	if l.Owner == "" {
+		return Lease{}, fmt.Errorf("lease %s: renew: no owner", l.Key)
+	}
+	return s.apply(ctx, "renew", l, newUpdate(l), expected(l, func(*Lease) {}))
+}
+
+// Take implements Store.
+func (s *DynamoStore) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
+	if owner == "" {
+		return Lease{}, fmt.Errorf("lease %s: take: empty owner", l.Key)
+	}
+	u := newUpdate(l)
+	u.set = append(u.set, "#o = :owner")
+	u.values[":owner"] = &types.AttributeValueMemberS{Value: owner}
+	if l.Owner != owner {
+		u.names["#sw"] = AttrOwnerSwitchesSinceCheckpoint
+		u.values[":zero"], u.values[":one"] = nAttr(0), nAttr(1)
+		u.set = append(u.set, "#sw = if_not_exists(#sw, :zero) + :one")
+	}
+	return s.apply(ctx, "take", l, u, expected(l, func(c *Lease) { c.Owner = owner }))
+}
+
+// Release implements Store.
+func (s *DynamoStore) Release(ctx context.Context, l Lease) (Lease, error) {
+	if l.Owner == "" {
+		return Lease{}, fmt.Errorf("lease %s: release: no owner", l.Key)
+	}
+	u := newUpdate(l)
+	u.remove = append(u.remove, "#o")
+	return s.apply(ctx, "release", l, u, expected(l, func(c *Lease) { c.Owner = "" }))
+}
+
+// UpdateCheckpoint implements Store.
+func (s *DynamoStore) UpdateCheckpoint(ctx context.Context, l Lease, pos checkpoint.Position) (Lease, error) {
+	if err := checkStorable(pos); err != nil {
+		return Lease{}, fmt.Errorf("lease %s: checkpoint: %w", l.Key, err)
+	}
+	u := newUpdate(l)
+	u.setAttr(AttrCheckpoint, &types.AttributeValueMemberS{Value: positionAttr(pos)})
+	u.setAttr(AttrCheckpointSubSequence, nAttr(pos.SubSequenceNumber))
+	u.setAttr(AttrOwnerSwitchesSinceCheckpoint, nAttr(0))
+	u.removeAttr(AttrPendingCheckpoint)
+	u.removeAttr(AttrPendingCheckpointSubSequence)
+	u.removeAttr(AttrPendingCheckpointState)
+	return s.apply(ctx, "checkpoint", l, u, expected(l, func(c *Lease) {
+		c.Checkpoint, c.PendingCheckpoint, c.PendingCheckpointState = pos, nil, nil
+	}))
+}
+
+// UpdatePendingCheckpoint implements Store.
+func (s *DynamoStore) UpdatePendingCheckpoint(ctx context.Context, l Lease, pos *checkpoint.Position, state []byte) (Lease, error) {
+	u := newUpdate(l)
+	if pos == nil {
+		u.removeAttr(AttrPendingCheckpoint)
+		u.removeAttr(AttrPendingCheckpointSubSequence)
+		u.removeAttr(AttrPendingCheckpointState)
+	} else {
+		if err := checkStorable(*pos); err != nil {
+			return Lease{}, fmt.Errorf("lease %s: pending checkpoint: %w", l.Key, err)
+		}
+		u.setAttr(AttrPendingCheckpoint, &types.AttributeValueMemberS{Value: positionAttr(*pos)})
+		u.setAttr(AttrPendingCheckpointSubSequence, nAttr(pos.SubSequenceNumber))
+		if len(state) > 0 {
+			u.setAttr(AttrPendingCheckpointState, &types.AttributeValueMemberB{Value: state})
+		} else {
+			u.removeAttr(AttrPendingCheckpointState)
+		}
+	}
+	return s.apply(ctx, "pending checkpoint", l, u, expected(l, func(c *Lease) {
+		if pos == nil {
+			c.PendingCheckpoint, c.PendingCheckpointState = nil, nil
+			return
+		}
+		p := *pos
+		c.PendingCheckpoint, c.PendingCheckpointState = &p, slices.Clone(state)
+	}))
+}
+
+// UpdateChildShards implements Store.
+func (s *DynamoStore) UpdateChildShards(ctx context.Context, l Lease, children []string) (Lease, error) {
+	u := newUpdate(l)
+	if len(children) == 0 {
+		u.removeAttr(AttrChildShardIDs)
+	} else {
+		u.setAttr(AttrChildShardIDs, &types.AttributeValueMemberSS{Value: sortedSet(children)})
+	}
+	return s.apply(ctx, "child shards", l, u, expected(l, func(c *Lease) { c.ChildShardIDs = slices.Clone(children) }))
+}
+
+// Delete implements Store.
+func (s *DynamoStore) Delete(ctx context.Context, key string) error {
+	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: keyOf(key)})
+	if err != nil {
+		return fmt.Errorf("lease %s: delete: %w", key, err)
+	}
+	return nil
+}

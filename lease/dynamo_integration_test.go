@@ -1,0 +1,202 @@
+//go:build integration
+
+package lease
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/internal/itest"
+)
+
+func newDynaliteStore(t *testing.T, client DynamoDBAPI) *DynamoStore {
+	t.Helper()
+	ctx := context.Background()
+	table := itest.Name("leases")
+	s, err := NewDynamoStore(ctx, client, table)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = itest.DynamoDB(t).DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
+	return s
+}
+
+func TestDynamoStoreConformance(t *testing.T) {
+	client := itest.DynamoDB(t)
+	testStoreConformance(t, func(t *testing.T) Store { return newDynaliteStore(t, client) })
+}
+
+func TestDynamoStoreTableLayoutAndKCLItems(t *testing.T) {
+	ctx := context.Background()
+	client := itest.DynamoDB(t)
+	s := newDynaliteStore(t, client)
+
+	d, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.Table())})
+	require.NoError(t, err)
+	require.Equal(t, types.TableStatusActive, d.Table.TableStatus)
+	require.Equal(t, "leaseKey", *d.Table.KeySchema[0].AttributeName)
+	require.Len(t, d.Table.KeySchema, 1)
+	require.Equal(t, types.BillingModePayPerRequest, d.Table.BillingModeSummary.BillingMode)
+
+	// Opening an existing table is fine.
+	_, err = NewDynamoStore(ctx, client, s.Table())
+	require.NoError(t, err)
+	_, err = NewDynamoStore(ctx, client, itest.Name("absent"), WithoutTableCreation())
+	require.Error(t, err)
+
+	// An item KCL for Java wrote, plus a KCL 3.x non-lease item.
+	_, err = client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table()), Item: kclItem()})
+	require.NoError(t, err)
+	_, err = client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table()), Item: map[string]types.AttributeValue{
+		"leaseKey":   &types.AttributeValueMemberS{Value: "worker-metrics-1"},
+		"entityType": &types.AttributeValueMemberS{Value: "WORKER_METRICS"},
+	}})
+	require.NoError(t, err)
+	all, err := s.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1, "non-lease items are skipped")
+	want, err := UnmarshalItem(kclItem())
+	require.NoError(t, err)
+	require.Equal(t, want, all[0])
+
+	// Our writes keep KCL's layout and the attributes we do not interpret.
+	l, err := s.UpdateCheckpoint(ctx, all[0], checkpoint.At("49590338271490256608559692538361571095921575989136599999", 1))
+	require.NoError(t, err)
+	raw, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Table()), Key: keyOf(l.Key), ConsistentRead: aws.Bool(true)})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{
+		"leaseKey": "S", "leaseOwner": "S", "leaseCounter": "N", "ownerSwitchesSinceCheckpoint": "N",
+		"checkpoint": "S", "checkpointSubSequenceNumber": "N", "parentShardId": "SS", "childShardIds": "SS",
+		"startingHashKey": "S", "endingHashKey": "S", "throughputKBps": "other", "checkpointOwner": "S", "entityType": "S",
+	}, fixNumber(typesOf(raw.Item), "throughputKBps"))
+	require.Equal(t, &types.AttributeValueMemberN{Value: "4184"}, raw.Item["leaseCounter"])
+	require.Equal(t, &types.AttributeValueMemberN{Value: "0"}, raw.Item["ownerSwitchesSinceCheckpoint"])
+
+	// A lease we create is read back unchanged.
+	mine := Lease{Key: "shardId-000000000042", Checkpoint: checkpoint.TrimHorizon, ParentShardIDs: []string{"shardId-000000000007"}}
+	ok, err := s.Create(ctx, mine)
+	require.NoError(t, err)
+	require.True(t, ok)
+	raw, err = client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Table()), Key: keyOf(mine.Key), ConsistentRead: aws.Bool(true)})
+	require.NoError(t, err)
+	av, err := MarshalItem(mine)
+	require.NoError(t, err)
+	require.Equal(t, av, raw.Item)
+}
+
+// fixNumber marks a known-N attribute as "other" so the expected map reads
+// clearly; typesOf already reports N, this keeps one code path.
+func fixNumber(m map[string]string, k string) map[string]string {
+	if m[k] == "N" {
+		m[k] = "other"
+	}
+	return m
+}
+
+// countingDynamo counts DynamoDB calls and the items scans read.
+type countingDynamo struct {
+	DynamoDBAPI
+	mu      sync.Mutex
+	calls   map[string]int
+	scanned int
+}
+
+func (c *countingDynamo) add(op string, n int) {
+	c.mu.Lock()
+	c.calls[op]++
+	c.scanned += n
+	c.mu.Unlock()
+}
+
+func (c *countingDynamo) reset() (map[string]int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	calls, scanned := c.calls, c.scanned
+	c.calls, c.scanned = map[string]int{}, 0
+	return calls, scanned
+}
+
+func (c *countingDynamo) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	out, err := c.DynamoDBAPI.Scan(ctx, in, o...)
+	n := 0
+	if err == nil {
+		n = int(out.ScannedCount)
+	}
+	c.add("Scan", n)
+	return out, err
+}
+
+func (c *countingDynamo) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	c.add("UpdateItem", 0)
+	return c.DynamoDBAPI.UpdateItem(ctx, in, o...)
+}
+
+func (c *countingDynamo) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.add("GetItem", 0)
+	return c.DynamoDBAPI.GetItem(ctx, in, o...)
+}
+
+// TestDynamoSteadyStateCallsPerLeasePerMinute is the measured figure for
+// the docs: 3 coordinators on a dynalite table of 12 leases, KCL's default
+// timings on the fake clock, DynamoDB calls counted at the client.
+func TestDynamoSteadyStateCallsPerLeasePerMinute(t *testing.T) {
+	cd := &countingDynamo{DynamoDBAPI: itest.DynamoDB(t), calls: map[string]int{}}
+	s := newDynaliteStore(t, cd)
+	const minutes = 3
+	_, leases := steadyState(t, s, minutes, func() { cd.reset() })
+	calls, scanned := cd.reset()
+	writes := float64(calls["UpdateItem"]) / float64(leases) / minutes
+	reads := float64(scanned+calls["GetItem"]) / float64(leases) / minutes
+	t.Logf("DynamoDB, 3 workers x 12 leases, steady state: %.1f writes and %.1f item reads per lease per minute (%.1f Scan calls/min for the fleet; calls %v)",
+		writes, reads, float64(calls["Scan"])/minutes, calls)
+	require.InDelta(t, 18.1, writes, 0.5)
+	require.InDelta(t, 18, reads, 1)
+}
+
+// Coordinators on dynalite: a taken lease fences the old holder's
+// checkpoint through the real conditional write.
+func TestDynamoTakenLeaseCannotCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	s := newDynaliteStore(t, itest.DynamoDB(t))
+	f := newFleet(t, s, 2)
+	w1 := f.start("w1")
+	require.Len(t, w1.c.Held(), 2)
+	ev := w1.eventsOf(Acquired)[0]
+	cp := checkpoint.NewCheckpointer(ev.Lease.Key, ev.Writer, ev.Lease.Checkpoint)
+	cp.Delivered(checkpoint.At("10", 0))
+	require.NoError(t, cp.Checkpoint(ctx))
+	cur, err := s.Get(ctx, ev.Lease.Key)
+	require.NoError(t, err)
+	_, err = s.Take(ctx, cur, "w2")
+	require.NoError(t, err)
+	cp.Delivered(checkpoint.At("20", 0))
+	err = cp.Checkpoint(ctx)
+	require.ErrorIs(t, err, checkpoint.ErrLeaseLost)
+	require.ErrorIs(t, err, ErrConflict)
+	got, err := s.Get(ctx, ev.Lease.Key)
+	require.NoError(t, err)
+	require.Equal(t, checkpoint.At("10", 0), got.Checkpoint)
+}
+
+// Workers that crash and shut down cleanly on dynalite.
+func TestDynamoFleetFailoverAndHandOver(t *testing.T) {
+	s := newDynaliteStore(t, itest.DynamoDB(t))
+	f := newFleet(t, s, 12)
+	startBalanced(t, f)
+	f.advance(takeInterval)
+	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
+	f.stop("w3")
+	f.advance(failover + takeInterval)
+	require.Equal(t, map[string]int{"w1": 6, "w2": 6}, f.owners())
+	require.NoError(t, f.workers["w2"].c.ReleaseAll(context.Background()))
+	f.stop("w2")
+	f.advance(takeInterval)
+	require.Equal(t, map[string]int{"w1": 12}, f.owners())
+}

@@ -1,0 +1,116 @@
+package lease
+
+import (
+	"context"
+	"sync"
+)
+
+// EventType says what happened to a lease.
+type EventType int
+
+const (
+	// Acquired: this worker now holds the lease; start processing its shard.
+	Acquired EventType = iota + 1
+	// Lost: this worker no longer holds the lease (taken, expired locally,
+	// fenced on a checkpoint, or released); stop processing its shard.
+	Lost
+)
+
+func (t EventType) String() string {
+	switch t {
+	case Acquired:
+		return "Acquired"
+	case Lost:
+		return "Lost"
+	}
+	return "EventType(?)"
+}
+
+// Event reports a change in the leases this worker holds.
+type Event struct {
+	Type EventType
+	// Lease is the lease as held when acquired, or as last held when lost.
+	Lease Lease
+	// Err says why a lease was lost (a *ConflictError, ErrExpiredLocally,
+	// ErrReleased, ...); nil for Acquired.
+	Err error
+	// Writer, on Acquired, is a checkpoint.Writer bound to this acquisition:
+	// it fails with ErrLeaseLost once this acquisition ends, even if the
+	// worker later re-acquires the same lease. Prefer it over the
+	// Coordinator itself when creating a checkpoint.Checkpointer.
+	Writer *LeaseWriter
+
+	held *heldLease
+}
+
+// eventQueue decouples the coordinator from the consumer: pushes never
+// block, and a Lost that cancels an undelivered Acquired of the same
+// acquisition removes both, so the queue holds at most two events per lease
+// (a Lost of an old acquisition and an Acquired of a new one).
+type eventQueue struct {
+	mu     sync.Mutex
+	q      []Event
+	wake   chan struct{}
+	out    chan Event
+	closed bool
+}
+
+func newEventQueue() *eventQueue {
+	return &eventQueue{wake: make(chan struct{}, 1), out: make(chan Event)}
+}
+
+func (e *eventQueue) push(ev Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	if ev.Type == Lost {
+		for i, x := range e.q {
+			if x.Type == Acquired && x.held == ev.held {
+				e.q = append(e.q[:i], e.q[i+1:]...)
+				return
+			}
+		}
+	}
+	e.q = append(e.q, ev)
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers queued events until ctx ends, then closes the channel.
+func (e *eventQueue) run(ctx context.Context) error {
+	defer func() {
+		e.mu.Lock()
+		e.closed, e.q = true, nil
+		e.mu.Unlock()
+		close(e.out)
+	}()
+	for {
+		// Pop before sending: once popped, an Acquired counts as delivered,
+		// so a later Lost for it is queued rather than cancelling it.
+		e.mu.Lock()
+		var ev Event
+		have := len(e.q) > 0
+		if have {
+			ev = e.q[0]
+			e.q = e.q[1:]
+		}
+		e.mu.Unlock()
+		if !have {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-e.wake:
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case e.out <- ev:
+		}
+	}
+}

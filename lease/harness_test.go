@@ -1,0 +1,194 @@
+package lease
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/internal/clock"
+)
+
+// fleet runs coordinators on one fake clock and one store. Every
+// coordinator's loops wait on exactly two timers (renew and take) when idle,
+// so "all timers armed" means every pass triggered by an Advance finished.
+type fleet struct {
+	t       *testing.T
+	clk     *clock.Fake
+	store   Store
+	cfg     Config
+	workers map[string]*worker
+}
+
+type worker struct {
+	c      *Coordinator
+	cancel context.CancelFunc
+	done   chan error
+	passes *passCounter
+
+	mu     sync.Mutex
+	events []Event
+	drain  chan struct{}
+}
+
+type passCounter struct {
+	mu       sync.Mutex
+	balances int
+	stolen   int
+	taken    int
+}
+
+func (p *passCounter) RenewPass(RenewStats) {}
+func (p *passCounter) TakePass(s TakeStats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.Balance {
+		p.balances++
+	}
+	p.stolen += s.Stolen
+	p.taken += s.Taken
+}
+
+func newFleet(t *testing.T, store Store, leases int) *fleet {
+	f := &fleet{
+		t: t, clk: clock.NewFake(time.Time{}), store: store, workers: map[string]*worker{},
+		cfg: Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+	}
+	for i := range leases {
+		_, err := store.Create(context.Background(), Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: checkpoint.TrimHorizon})
+		require.NoError(t, err)
+	}
+	t.Cleanup(f.stopAll)
+	return f
+}
+
+func (f *fleet) idleTimers() int { return 2 * len(f.workers) }
+
+// start runs a coordinator and waits until its first take pass is done.
+func (f *fleet) start(id string) *worker { return f.startAll(id)[0] }
+
+// startAll starts coordinators at the same instant, racing each other.
+func (f *fleet) startAll(ids ...string) []*worker {
+	var out []*worker
+	for _, id := range ids {
+		out = append(out, f.launch(id))
+	}
+	f.clk.BlockUntil(f.idleTimers())
+	f.settle()
+	return out
+}
+
+func (f *fleet) launch(id string) *worker {
+	cfg := f.cfg
+	cfg.WorkerID, cfg.Clock = id, f.clk
+	pc := &passCounter{}
+	cfg.Metrics = pc
+	c, err := NewCoordinator(f.store, cfg)
+	require.NoError(f.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &worker{c: c, cancel: cancel, done: make(chan error, 1), passes: pc, drain: make(chan struct{})}
+	go func() { w.done <- c.Run(ctx) }()
+	go func() {
+		defer close(w.drain)
+		for ev := range c.Events() {
+			w.mu.Lock()
+			w.events = append(w.events, ev)
+			w.mu.Unlock()
+		}
+	}()
+	f.workers[id] = w
+	return w
+}
+
+// settle waits until every worker has received the events for the leases
+// it holds (events are delivered asynchronously; an Acquired still queued
+// when its Lost arrives is cancelled, which tests counting events avoid).
+func (f *fleet) settle() {
+	for id, w := range f.workers {
+		require.Eventually(f.t, func() bool {
+			return len(w.eventsOf(Acquired))-len(w.eventsOf(Lost)) == len(w.c.Held())
+		}, 5*time.Second, time.Millisecond, "worker %s events", id)
+	}
+}
+
+// stop ends a worker's Run without releasing (a crash, as far as the table
+// can tell).
+func (f *fleet) stop(id string) {
+	w := f.workers[id]
+	w.cancel()
+	require.NoError(f.t, <-w.done)
+	<-w.drain
+	delete(f.workers, id)
+}
+
+func (f *fleet) stopAll() {
+	for id := range f.workers {
+		f.stop(id)
+	}
+}
+
+// advance moves the clock by d, one timer deadline at a time, letting every
+// pass triggered at a deadline finish before moving on.
+func (f *fleet) advance(d time.Duration) {
+	end := f.clk.Now().Add(d)
+	for {
+		next := end
+		if ds := f.clk.Deadlines(); len(ds) > 0 && ds[0].Before(end) {
+			next = ds[0]
+		}
+		f.clk.Set(next)
+		f.clk.BlockUntil(f.idleTimers())
+		if !next.Before(end) {
+			return
+		}
+	}
+}
+
+// owners returns, from the table, how many unfinished leases each worker
+// owns ("" for unowned).
+func (f *fleet) owners() map[string]int {
+	all, err := f.store.List(context.Background())
+	require.NoError(f.t, err)
+	out := map[string]int{}
+	for _, l := range all {
+		if !l.Finished() {
+			out[l.Owner]++
+		}
+	}
+	return out
+}
+
+// requireConsistent checks that each worker's Held view matches the table.
+func (f *fleet) requireConsistent() {
+	all, err := f.store.List(context.Background())
+	require.NoError(f.t, err)
+	byOwner := map[string][]string{}
+	for _, l := range all {
+		byOwner[l.Owner] = append(byOwner[l.Owner], l.Key)
+	}
+	for id, w := range f.workers {
+		got := keys(w.c.Held())
+		want := byOwner[id]
+		sort.Strings(want)
+		require.Equal(f.t, want, got, "worker %s", id)
+	}
+}
+
+func (w *worker) eventsOf(t EventType) []Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []Event
+	for _, ev := range w.events {
+		if ev.Type == t {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
