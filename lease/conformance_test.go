@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/checkpoint"
@@ -148,6 +149,31 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		require.NoError(t, s.Delete(ctx, "k"))
 		_, err = s.Get(ctx, "k")
 		require.ErrorIs(t, err, ErrNotFound)
+	})
+
+	// KCL 3.x attributes are kept; a take or release ends a KCL 3.x
+	// hand-over (checkpointOwner) as KCL's own take does.
+	t.Run("KCL3Attributes", func(t *testing.T) {
+		s := newStore(t)
+		l := fresh("k")
+		l.Extra = map[string]types.AttributeValue{
+			"checkpointOwner": &types.AttributeValueMemberS{Value: "kcl-worker"},
+			"throughputKBps":  &types.AttributeValueMemberN{Value: "3"},
+		}
+		_, err := s.Create(ctx, l)
+		require.NoError(t, err)
+		got, err := s.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, l.Extra, got.Extra)
+		got, err = s.Take(ctx, got, "w1")
+		require.NoError(t, err)
+		require.Equal(t, map[string]types.AttributeValue{"throughputKBps": &types.AttributeValueMemberN{Value: "3"}}, got.Extra)
+		got, err = s.Get(ctx, "k")
+		require.NoError(t, err)
+		require.NotContains(t, got.Extra, "checkpointOwner")
+		got, err = s.Release(ctx, got)
+		require.NoError(t, err)
+		require.Contains(t, got.Extra, "throughputKBps")
 	})
 
 	// Many writers race on the same observed counter: exactly one wins.

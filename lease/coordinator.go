@@ -49,6 +49,10 @@ type Coordinator struct {
 	events  *eventQueue
 	running atomic.Bool
 	drain   atomic.Bool
+	// taking is a one-slot semaphore held across each store Take and the
+	// acquisition that follows it, so ReleaseAll can wait for a take in
+	// flight instead of missing the lease it brings in.
+	taking chan struct{}
 
 	mu   sync.Mutex
 	held map[string]*heldLease
@@ -60,7 +64,21 @@ type heldLease struct {
 	mu          sync.Mutex // serialises this lease's store writes
 	lease       Lease
 	lastWritten time.Time // when the last successful write was issued
-	lost        bool
+	// uncertainSince is when the first write whose outcome is unknown (a
+	// transient error: it may have landed) was issued since the last
+	// successful write; zero when every write's outcome is known.
+	uncertainSince time.Time
+	lost           bool
+	// view is a copy of lease for Held, which must not wait for h.mu (held
+	// across store calls).
+	view atomic.Pointer[Lease]
+}
+
+// set replaces the held lease; h.mu must be held.
+func (h *heldLease) set(l Lease) {
+	h.lease = l
+	v := l.Clone()
+	h.view.Store(&v)
 }
 
 type observation struct {
@@ -86,6 +104,7 @@ func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With("worker", cfg.WorkerID),
 		events: newEventQueue(),
+		taking: make(chan struct{}, 1),
 		held:   make(map[string]*heldLease),
 		seen:   make(map[string]observation),
 	}, nil
@@ -115,22 +134,15 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// Held returns the leases this worker holds, sorted by key.
+// Held returns the leases this worker holds, sorted by key. It never waits
+// for store calls in flight.
 func (c *Coordinator) Held() []Lease {
 	c.mu.Lock()
-	hs := make([]*heldLease, 0, len(c.held))
-	for _, h := range c.held {
-		hs = append(hs, h)
+	out := make([]Lease, 0, len(c.held))
+	for _, h := range c.held { // lost leases leave c.held as they are marked
+		out = append(out, h.view.Load().Clone())
 	}
 	c.mu.Unlock()
-	out := make([]Lease, 0, len(hs))
-	for _, h := range hs {
-		h.mu.Lock()
-		if !h.lost {
-			out = append(out, h.lease.Clone())
-		}
-		h.mu.Unlock()
-	}
 	slices.SortFunc(out, func(a, b Lease) int { return cmp.Compare(a.Key, b.Key) })
 	return out
 }
@@ -156,8 +168,8 @@ func (c *Coordinator) markLostLocked(h *heldLease, why error) {
 	if h.lost {
 		return
 	}
-	h.lost = true
 	c.mu.Lock()
+	h.lost = true
 	if c.held[h.lease.Key] == h {
 		delete(c.held, h.lease.Key)
 	}
@@ -169,12 +181,18 @@ func (c *Coordinator) markLostLocked(h *heldLease, why error) {
 }
 
 func (c *Coordinator) acquire(l Lease, issued time.Time) {
-	h := &heldLease{lease: l, lastWritten: issued}
+	h := &heldLease{lastWritten: issued}
+	h.set(l)
+	// Hold h.mu until Acquired is queued: the renewer (or ReleaseAll) can
+	// find h as soon as it is in c.held, and its Lost must come after the
+	// Acquired (or cancel it), never before.
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	c.mu.Lock()
 	c.held[l.Key] = h
 	c.mu.Unlock()
 	c.log.Info("lease acquired", "lease", l.Key, "counter", l.Counter)
-	c.events.push(Event{Type: Acquired, Lease: l.Clone(), Writer: &LeaseWriter{c: c, h: h}, held: h})
+	c.events.push(Event{Type: Acquired, Lease: l.Clone(), Writer: &LeaseWriter{c: c, h: h, key: l.Key}, held: h})
 }
 
 // isLoss reports whether a store error means the lease is no longer ours.
@@ -183,8 +201,10 @@ func isLoss(err error) bool { return errors.Is(err, ErrConflict) || errors.Is(er
 // write runs one fenced write on a held lease: conditional on the counter
 // and owner held, and on the lease not having expired locally. A failed
 // condition drops the lease and returns an error matching both
-// ErrLeaseLost and the store's error.
-func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Lease, error)) error {
+// ErrLeaseLost and the store's error. guard, if set, vets the write against
+// the lease as found in the table when an earlier write of unknown outcome
+// turns out to have landed (see do).
+func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Lease, error), guard func(Lease) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	key := h.lease.Key
@@ -196,9 +216,8 @@ func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Le
 		c.markLostLocked(h, ErrExpiredLocally)
 		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrExpiredLocally)
 	}
-	l, err := f(h.lease)
+	_, err := c.do(ctx, h, now, f, guard)
 	if err == nil {
-		h.lease, h.lastWritten = l, now
 		return nil
 	}
 	if isLoss(err) {
@@ -208,12 +227,66 @@ func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Le
 	return err
 }
 
-func (c *Coordinator) writeKey(ctx context.Context, key string, f func(Lease) (Lease, error)) error {
+// do runs one conditional store write on h (h.mu held), issued at now, and
+// keeps h.lease, h.lastWritten and h.uncertainSince up to date.
+//
+// A write that failed with a transient error may still have landed (a
+// timeout after DynamoDB applied it). The table then holds this worker as
+// owner at the held counter + 1, and the next write of another kind fails
+// its condition. Only this acquisition can have made that change: every
+// write of another worker sets another owner or removes it, and this
+// worker's taker never writes a lease it holds. So when a write fails its
+// condition after such an uncertain write, the lease is re-read, and if it
+// shows this worker at the held counter + 1 it is adopted (as written when
+// the uncertain write was issued, the conservative time) and the write is
+// tried once more; anything else is a loss.
+func (c *Coordinator) do(ctx context.Context, h *heldLease, now time.Time, f func(Lease) (Lease, error), guard func(Lease) error) (Lease, error) {
+	l, err := f(h.lease)
+	if err != nil && errors.Is(err, ErrConflict) && !h.uncertainSince.IsZero() {
+		cur, gerr := c.store.Get(ctx, h.lease.Key)
+		switch {
+		case errors.Is(gerr, ErrNotFound):
+			return Lease{}, gerr
+		case gerr != nil:
+			// Unknown again: keep the lease until it expires locally.
+			return Lease{}, fmt.Errorf("lease %s: re-read after failed condition: %w", h.lease.Key, gerr)
+		case cur.Owner == c.cfg.WorkerID && cur.Counter == h.lease.Counter+1:
+			h.set(cur)
+			h.lastWritten, h.uncertainSince = h.uncertainSince, time.Time{}
+			if guard != nil {
+				if err := guard(cur); err != nil {
+					return Lease{}, err
+				}
+			}
+			l, err = f(h.lease)
+		}
+	}
+	switch {
+	case err == nil:
+		h.set(l)
+		h.lastWritten, h.uncertainSince = now, time.Time{}
+	case !isLoss(err) && h.uncertainSince.IsZero():
+		h.uncertainSince = now
+	}
+	return l, err
+}
+
+func (c *Coordinator) writeKey(ctx context.Context, key string, f func(Lease) (Lease, error), guard func(Lease) error) error {
 	h := c.lookup(key)
 	if h == nil {
 		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrNotHeld)
 	}
-	return c.write(ctx, h, f)
+	return c.write(ctx, h, f, guard)
+}
+
+// notBehind refuses a checkpoint before the one found in the table.
+func notBehind(pos checkpoint.Position) func(Lease) error {
+	return func(cur Lease) error {
+		if pos.Compare(cur.Checkpoint) < 0 {
+			return fmt.Errorf("lease %s: %w: stored checkpoint is %s", cur.Key, checkpoint.ErrPositionBackwards, cur.Checkpoint)
+		}
+		return nil
+	}
 }
 
 // WriteCheckpoint implements checkpoint.Writer: it writes pos to the lease
@@ -227,34 +300,35 @@ func (c *Coordinator) writeKey(ctx context.Context, key string, f func(Lease) (L
 // new one; use Event.Writer, which is bound to one acquisition, for
 // processors.
 func (c *Coordinator) WriteCheckpoint(ctx context.Context, shardID string, pos checkpoint.Position) error {
-	return c.writeKey(ctx, shardID, func(l Lease) (Lease, error) { return c.store.UpdateCheckpoint(ctx, l, pos) })
+	return c.writeKey(ctx, shardID, func(l Lease) (Lease, error) { return c.store.UpdateCheckpoint(ctx, l, pos) }, notBehind(pos))
 }
 
 // WritePendingCheckpoint implements checkpoint.Writer like WriteCheckpoint.
 func (c *Coordinator) WritePendingCheckpoint(ctx context.Context, shardID string, pos checkpoint.Position, state []byte) error {
 	return c.writeKey(ctx, shardID, func(l Lease) (Lease, error) {
 		return c.store.UpdatePendingCheckpoint(ctx, l, &pos, state)
-	})
+	}, nil)
 }
 
 // UpdateChildShards records a finished shard's children on its lease,
 // fenced like WriteCheckpoint.
 func (c *Coordinator) UpdateChildShards(ctx context.Context, key string, children []string) error {
-	return c.writeKey(ctx, key, func(l Lease) (Lease, error) { return c.store.UpdateChildShards(ctx, l, children) })
+	return c.writeKey(ctx, key, func(l Lease) (Lease, error) { return c.store.UpdateChildShards(ctx, l, children) }, nil)
 }
 
 // LeaseWriter is a checkpoint.Writer bound to one acquisition of a lease
 // (see Event.Writer).
 type LeaseWriter struct {
-	c *Coordinator
-	h *heldLease
+	c   *Coordinator
+	h   *heldLease
+	key string // h.lease.Key, readable without h.mu
 }
 
 var _ checkpoint.Writer = (*LeaseWriter)(nil)
 
 func (w *LeaseWriter) check(shardID string) error {
-	if shardID != w.h.lease.Key { // Key never changes after acquisition
-		return fmt.Errorf("lease %s: writer is bound to %s: %w", shardID, w.h.lease.Key, ErrNotHeld)
+	if shardID != w.key {
+		return fmt.Errorf("lease %s: writer is bound to %s: %w", shardID, w.key, ErrNotHeld)
 	}
 	return nil
 }
@@ -264,7 +338,7 @@ func (w *LeaseWriter) WriteCheckpoint(ctx context.Context, shardID string, pos c
 	if err := w.check(shardID); err != nil {
 		return err
 	}
-	return w.c.write(ctx, w.h, func(l Lease) (Lease, error) { return w.c.store.UpdateCheckpoint(ctx, l, pos) })
+	return w.c.write(ctx, w.h, func(l Lease) (Lease, error) { return w.c.store.UpdateCheckpoint(ctx, l, pos) }, notBehind(pos))
 }
 
 // WritePendingCheckpoint implements checkpoint.Writer.
@@ -274,7 +348,7 @@ func (w *LeaseWriter) WritePendingCheckpoint(ctx context.Context, shardID string
 	}
 	return w.c.write(ctx, w.h, func(l Lease) (Lease, error) {
 		return w.c.store.UpdatePendingCheckpoint(ctx, l, &pos, state)
-	})
+	}, nil)
 }
 
 // Release gives up one held lease: its owner is removed in the table so
@@ -297,7 +371,7 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 	if h.lost {
 		return nil
 	}
-	_, err := c.store.Release(ctx, h.lease)
+	_, err := c.do(ctx, h, c.cfg.Clock.Now(), func(l Lease) (Lease, error) { return c.store.Release(ctx, l) }, nil)
 	switch {
 	case err == nil:
 		c.markLostLocked(h, ErrReleased)
@@ -315,6 +389,14 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 // after the processors have written their final checkpoints.
 func (c *Coordinator) ReleaseAll(ctx context.Context) error {
 	c.drain.Store(true)
+	// Wait for a take in flight: it acquires its lease before releasing the
+	// slot, and every later take sees drain.
+	select {
+	case c.taking <- struct{}{}:
+		<-c.taking
+	case <-ctx.Done():
+		return fmt.Errorf("lease: release all: waiting for a take in flight: %w", ctx.Err())
+	}
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -431,9 +513,11 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 		return lostLease, time.Time{}
 	}
 	// A checkpoint in the last half interval already moved the counter,
-	// which is all other workers look at; the next pass renews at the
-	// latest 1.5 intervals after it, well inside FailoverTime.
-	if now.Sub(h.lastWritten) < c.cfg.RenewInterval/2 {
+	// which is all other workers look at. Skip only if the next pass still
+	// comes within two thirds of FailoverTime of that write, leaving a third
+	// for retries: with KCL's timings (interval FailoverTime/3) that is
+	// always so, with a long RenewInterval it never is.
+	if el := now.Sub(h.lastWritten); el < c.cfg.RenewInterval/2 && el+c.cfg.RenewInterval <= c.cfg.FailoverTime*2/3 {
 		return skipped, time.Time{}
 	}
 	// Bound the call so a hung request cannot hold the lease's lock (and
@@ -441,10 +525,9 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	// wall clock, not lease timing.
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
 	defer cancel()
-	l, err := c.store.Renew(rctx, h.lease)
+	_, err := c.do(rctx, h, now, func(l Lease) (Lease, error) { return c.store.Renew(rctx, l) }, nil)
 	switch {
 	case err == nil:
-		h.lease, h.lastWritten = l, now
 		return renewed, time.Time{}
 	case isLoss(err):
 		c.markLostLocked(h, err)
@@ -519,11 +602,21 @@ func (c *Coordinator) takePass(ctx context.Context, balance bool) {
 	mine := plan.mine
 
 	take := func(l Lease) bool {
+		select {
+		case c.taking <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+		defer func() { <-c.taking }()
 		if c.drain.Load() {
 			return false
 		}
 		issued := clk.Now()
-		got, err := c.store.Take(ctx, l, c.cfg.WorkerID)
+		// An I/O deadline, as for renewals: a hung request must not stall
+		// the taker, nor ReleaseAll waiting for it.
+		tctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
+		got, err := c.store.Take(tctx, l, c.cfg.WorkerID)
+		cancel()
 		if err != nil {
 			st.Failed++
 			if !isLoss(err) && ctx.Err() == nil {

@@ -300,6 +300,8 @@ func (s *DynamoStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 		u.values[":zero"], u.values[":one"] = nAttr(0), nAttr(1)
 		u.set = append(u.set, "#sw = if_not_exists(#sw, :zero) + :one")
 	}
+	// A fresh owner ends any KCL 3.x hand-over in progress, as KCL's take does.
+	u.removeAttr(attrCheckpointOwner)
 	return s.apply(ctx, "take", l, u, expected(l, func(c *Lease) { c.Owner = owner }))
 }
 
@@ -310,6 +312,7 @@ func (s *DynamoStore) Release(ctx context.Context, l Lease) (Lease, error) {
 	}
 	u := newUpdate(l)
 	u.remove = append(u.remove, "#o")
+	u.removeAttr(attrCheckpointOwner)
 	return s.apply(ctx, "release", l, u, expected(l, func(c *Lease) { c.Owner = "" }))
 }
 

@@ -30,6 +30,11 @@ const (
 	AttrEntityType                   = "entityType"
 )
 
+// attrCheckpointOwner is KCL 3.x's checkpointOwner: set while a lease is
+// handed over gracefully between KCL 3.x workers. Kept in Extra, removed by
+// Take and Release as KCL does.
+const attrCheckpointOwner = "checkpointOwner"
+
 // EntityTypeLease is the entityType KCL 3.x gives lease items. Items with
 // another entityType (worker metrics, leader lock) are not leases.
 const EntityTypeLease = "LEASE"
@@ -69,7 +74,8 @@ type Lease struct {
 // Finished reports whether the lease's shard was processed to its end
 // (checkpoint SHARD_END). Finished leases are neither balanced nor taken;
 // the consumer deletes them once their children have started.
-func (l Lease) Finished() bool { return l.Checkpoint == checkpoint.ShardEnd }
+// A sub-sequence number stored with the sentinel does not matter, as in KCL.
+func (l Lease) Finished() bool { return l.Checkpoint.Sentinel == checkpoint.SentinelShardEnd }
 
 // Clone returns a deep copy of l.
 func (l Lease) Clone() Lease {
@@ -140,11 +146,19 @@ func MarshalItem(l Lease) (map[string]types.AttributeValue, error) {
 		OwnerSwitchesSinceCheckpoint: l.OwnerSwitchesSinceCheckpoint,
 		Checkpoint:                   positionAttr(l.Checkpoint),
 		CheckpointSubSequenceNumber:  l.Checkpoint.SubSequenceNumber,
-		PendingCheckpointState:       l.PendingCheckpointState,
-		ParentShardID:                l.ParentShardIDs,
-		ChildShardIDs:                l.ChildShardIDs,
 		StartingHashKey:              l.StartingHashKey,
 		EndingHashKey:                l.EndingHashKey,
+	}
+	// DynamoDB rejects empty and duplicate sets, and attributevalue would
+	// write an empty (non-nil) slice as NULL: empty values are omitted.
+	if len(l.ParentShardIDs) > 0 {
+		it.ParentShardID = sortedSet(l.ParentShardIDs)
+	}
+	if len(l.ChildShardIDs) > 0 {
+		it.ChildShardIDs = sortedSet(l.ChildShardIDs)
+	}
+	if len(l.PendingCheckpointState) > 0 {
+		it.PendingCheckpointState = l.PendingCheckpointState
 	}
 	if it.Checkpoint == "" {
 		return nil, fmt.Errorf("lease %s: no checkpoint (use checkpoint.TrimHorizon or another sentinel)", l.Key)
@@ -186,6 +200,8 @@ func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 		StartingHashKey:              it.StartingHashKey,
 		EndingHashKey:                it.EndingHashKey,
 	}
+	// Sets come back in any order; keep the one order MemoryStore uses.
+	l = normalize(l)
 	if it.Checkpoint == "" {
 		// KCL always writes a checkpoint; treat a missing one as the
 		// beginning so the shard is not skipped.

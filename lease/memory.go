@@ -141,6 +141,7 @@ func (s *MemoryStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 			c.OwnerSwitchesSinceCheckpoint++
 		}
 		c.Owner = owner
+		delete(c.Extra, attrCheckpointOwner)
 	})
 }
 
@@ -149,7 +150,10 @@ func (s *MemoryStore) Release(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
 		return Lease{}, fmt.Errorf("lease %s: release: no owner", l.Key)
 	}
-	return s.update(ctx, "release", l, func(c *Lease) { c.Owner = "" })
+	return s.update(ctx, "release", l, func(c *Lease) {
+		c.Owner = ""
+		delete(c.Extra, attrCheckpointOwner)
+	})
 }
 
 // UpdateCheckpoint implements Store.

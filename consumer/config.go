@@ -1,0 +1,260 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/shardflow/shardflow/internal/clock"
+)
+
+// InitialPosition says where a shard with no checkpoint starts.
+type InitialPosition struct {
+	// Type is Latest (the default), TrimHorizon or AtTimestamp.
+	Type InitialPositionType
+	// Timestamp is the start for AtTimestamp.
+	Timestamp time.Time
+}
+
+// InitialPositionType names a start position in a shard.
+type InitialPositionType int
+
+// Initial position types.
+const (
+	// Latest starts after the most recent record (KCL's default).
+	Latest InitialPositionType = iota
+	// TrimHorizon starts at the oldest record still retained.
+	TrimHorizon
+	// AtTimestamp starts at the first record at or after a timestamp.
+	AtTimestamp
+)
+
+func (t InitialPositionType) String() string {
+	switch t {
+	case Latest:
+		return "LATEST"
+	case TrimHorizon:
+		return "TRIM_HORIZON"
+	case AtTimestamp:
+		return "AT_TIMESTAMP"
+	}
+	return "InitialPositionType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Backoff is an exponential backoff: Initial, doubled after each failure up
+// to Max, with up to 50% random jitter subtracted.
+type Backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+}
+
+// Defaults (KCL 2.x's where KCL has the setting).
+const (
+	DefaultMaxRecords              = 10000
+	DefaultIdleTimeBetweenReads    = 1500 * time.Millisecond
+	MinIdleTimeBetweenReads        = 200 * time.Millisecond
+	DefaultShardSyncInterval       = 60 * time.Second
+	DefaultFailoverTime            = 10 * time.Second
+	DefaultParentShardPollInterval = 10 * time.Second
+	DefaultMaxPrefetchBatches      = 3
+	DefaultMaxPrefetchBytes        = 8 << 20
+	DefaultShutdownTimeout         = 30 * time.Second
+)
+
+// Config configures a Consumer. Zero fields take the documented defaults.
+type Config struct {
+	// ApplicationName names the application; it is the lease table name
+	// (as in KCL) and the default enhanced fan-out consumer name. Required.
+	ApplicationName string
+	// StreamName or StreamARN names the stream; one is required.
+	StreamName string
+	StreamARN  string
+	// WorkerID identifies this worker in the lease table. Default:
+	// "<hostname>:<pid>:<random hex>", unique per process and stable for its
+	// life (a restarted process is a new worker and takes leases over after
+	// FailoverTime or at once when the old one released them).
+	WorkerID string
+	// InitialPosition is where shards with no checkpoint start (default
+	// Latest).
+	InitialPosition InitialPosition
+
+	// MaxRecords is GetRecords' Limit (default and maximum 10000).
+	MaxRecords int32
+	// IdleTimeBetweenReads is the pause between two GetRecords calls on one
+	// shard (default 1.5 s, minimum 200 ms: Kinesis allows 5 reads/s/shard).
+	IdleTimeBetweenReads time.Duration
+	// MaxPrefetchBatches bounds the batches fetched ahead of the processor
+	// per shard (default 3); MaxPrefetchBytes bounds their data (default
+	// 8 MiB; a single batch larger than that is still fetched).
+	MaxPrefetchBatches int
+	MaxPrefetchBytes   int
+	// CallProcessRecordsEvenForEmptyList delivers empty batches too (KCL's
+	// callProcessRecordsEvenForEmptyRecordList), e.g. to observe
+	// MillisBehindLatest.
+	CallProcessRecordsEvenForEmptyList bool
+
+	// ShardSyncInterval is how often the worker lists shards and creates
+	// leases for new ones (default 60 s).
+	ShardSyncInterval time.Duration
+	// ParentShardPollInterval is how often a child shard re-checks its
+	// parents' leases while waiting for them to reach SHARD_END (default
+	// 10 s). Parents finished on this worker wake the child at once.
+	ParentShardPollInterval time.Duration
+
+	// FailoverTime, MaxLeasesForWorker and MaxLeasesToStealAtOneTime are
+	// passed to the lease coordinator (defaults 10 s as in KCL, unlimited,
+	// and "as many as reach the fair share" -- see lease.Config).
+	FailoverTime              time.Duration
+	MaxLeasesForWorker        int
+	MaxLeasesToStealAtOneTime int
+	// LeaseTakeInterval and LeaseExpiryScanInterval are passed to the lease
+	// coordinator as TakeInterval and ExpiryScanInterval (defaults
+	// (FailoverTime+25ms)*2 and FailoverTime+25ms); a short expiry scan
+	// makes released leases move sooner.
+	LeaseTakeInterval       time.Duration
+	LeaseExpiryScanInterval time.Duration
+
+	// KeepFinishedLeases keeps the leases of ended shards in the table. By
+	// default (as KCL's cleanupLeasesUponShardCompletion) the shard sync
+	// deletes a SHARD_END lease once every child shard has a lease, so the
+	// table does not grow with each reshard.
+	KeepFinishedLeases bool
+
+	// EnhancedFanOut reads with SubscribeToShard through a registered stream
+	// consumer instead of polling GetRecords. The Kinesis client must then
+	// implement FanOutKinesis.
+	EnhancedFanOut bool
+	// ConsumerName is the enhanced fan-out consumer name (default
+	// ApplicationName).
+	ConsumerName string
+
+	// ProcessorRetryBackoff paces retries of a failing processor call
+	// (default 1 s doubling to 30 s).
+	ProcessorRetryBackoff Backoff
+	// ThrottleBackoff paces retries of throttled or failed Kinesis calls
+	// (default 200 ms doubling to 10 s).
+	ThrottleBackoff Backoff
+
+	// Clock, Logger and Metrics default to the real clock, slog.Default()
+	// and no metrics.
+	Clock   clock.Clock
+	Logger  *slog.Logger
+	Metrics Metrics
+}
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("consumer: invalid config")
+
+func (c Config) withDefaults() (Config, error) {
+	bad := func(format string, a ...any) (Config, error) {
+		return c, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
+	}
+	if c.ApplicationName == "" {
+		return bad("ApplicationName is required")
+	}
+	if c.StreamName == "" && c.StreamARN == "" {
+		return bad("StreamName or StreamARN is required")
+	}
+	if c.WorkerID == "" {
+		c.WorkerID = DefaultWorkerID()
+	}
+	switch c.InitialPosition.Type {
+	case Latest, TrimHorizon:
+	case AtTimestamp:
+		if c.InitialPosition.Timestamp.IsZero() {
+			return bad("InitialPosition AT_TIMESTAMP needs a Timestamp")
+		}
+	default:
+		return bad("unknown InitialPosition type %d", c.InitialPosition.Type)
+	}
+	if c.MaxRecords == 0 {
+		c.MaxRecords = DefaultMaxRecords
+	}
+	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
+		return bad("MaxRecords %d not in [1, 10000]", c.MaxRecords)
+	}
+	if c.IdleTimeBetweenReads == 0 {
+		c.IdleTimeBetweenReads = DefaultIdleTimeBetweenReads
+	}
+	if c.IdleTimeBetweenReads < MinIdleTimeBetweenReads {
+		return bad("IdleTimeBetweenReads %v is under the %v minimum", c.IdleTimeBetweenReads, MinIdleTimeBetweenReads)
+	}
+	if c.MaxPrefetchBatches == 0 {
+		c.MaxPrefetchBatches = DefaultMaxPrefetchBatches
+	}
+	if c.MaxPrefetchBatches < 1 {
+		return bad("MaxPrefetchBatches %d < 1", c.MaxPrefetchBatches)
+	}
+	if c.MaxPrefetchBytes == 0 {
+		c.MaxPrefetchBytes = DefaultMaxPrefetchBytes
+	}
+	if c.MaxPrefetchBytes < 1 {
+		return bad("MaxPrefetchBytes %d < 1", c.MaxPrefetchBytes)
+	}
+	if c.ShardSyncInterval == 0 {
+		c.ShardSyncInterval = DefaultShardSyncInterval
+	}
+	if c.ShardSyncInterval < 0 {
+		return bad("ShardSyncInterval %v < 0", c.ShardSyncInterval)
+	}
+	if c.ParentShardPollInterval == 0 {
+		c.ParentShardPollInterval = DefaultParentShardPollInterval
+	}
+	if c.ParentShardPollInterval < 0 {
+		return bad("ParentShardPollInterval %v < 0", c.ParentShardPollInterval)
+	}
+	if c.FailoverTime == 0 {
+		c.FailoverTime = DefaultFailoverTime
+	}
+	if c.FailoverTime < 0 {
+		return bad("FailoverTime %v < 0", c.FailoverTime)
+	}
+	if c.MaxLeasesForWorker < 0 || c.MaxLeasesToStealAtOneTime < 0 {
+		return bad("MaxLeasesForWorker and MaxLeasesToStealAtOneTime must not be negative")
+	}
+	if c.ConsumerName == "" {
+		c.ConsumerName = c.ApplicationName
+	}
+	var err error
+	if c.ProcessorRetryBackoff, err = c.ProcessorRetryBackoff.withDefaults(time.Second, 30*time.Second); err != nil {
+		return bad("ProcessorRetryBackoff: %v", err)
+	}
+	if c.ThrottleBackoff, err = c.ThrottleBackoff.withDefaults(200*time.Millisecond, 10*time.Second); err != nil {
+		return bad("ThrottleBackoff: %v", err)
+	}
+	c.Clock = clock.OrReal(c.Clock)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NopMetrics{}
+	}
+	return c, nil
+}
+
+func (b Backoff) withDefaults(initial, max time.Duration) (Backoff, error) {
+	if b.Initial == 0 {
+		b.Initial = initial
+	}
+	if b.Max == 0 {
+		b.Max = max
+	}
+	if b.Initial < 0 || b.Max < b.Initial {
+		return b, fmt.Errorf("need 0 < Initial (%v) <= Max (%v)", b.Initial, b.Max)
+	}
+	return b, nil
+}
+
+// DefaultWorkerID returns "<hostname>:<pid>:<8 random hex digits>". The
+// random part keeps two processes with the same host name and pid (e.g. pid 1
+// in containers) apart.
+func DefaultWorkerID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s:%d:%08x", host, os.Getpid(), randUint32())
+}

@@ -1,0 +1,444 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/lease"
+)
+
+// Consumer is one worker of a consumer application: it holds shard leases
+// in the application's lease table (balanced with the other workers) and
+// runs one processor per held shard. Create it with New, start it with Run
+// and stop it with Shutdown (graceful) or by cancelling Run's context
+// (abrupt, like a crash).
+type Consumer struct {
+	cfg     Config
+	kc      Kinesis
+	store   lease.Store
+	factory ProcessorFactory
+	log     *slog.Logger
+	coord   *lease.Coordinator
+
+	// Set by Run before shards start.
+	streamARN   string
+	consumerARN string
+
+	syncNow chan struct{} // asks the shard sync loop to run now
+
+	mu          sync.Mutex
+	started     bool
+	stopping    bool                    // graceful shutdown in progress
+	shards      map[string]*shardHandle // running shard pipelines
+	ended       chan struct{}           // closed and replaced when a shard ends here
+	graceful    chan struct{}           // closed by Shutdown
+	shutdownCtx context.Context         // Shutdown's context, set with graceful
+	done        chan struct{}           // closed when Run has returned
+	runErr      error
+}
+
+// New returns a consumer that reads the stream through kc, keeps its leases
+// in store and gets a processor per shard from factory. For a lease table
+// in DynamoDB pass lease.NewDynamoStore's store (NewWithDynamoDB does that).
+func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*Consumer, error) {
+	if kc == nil || store == nil || factory == nil {
+		return nil, fmt.Errorf("%w: Kinesis client, lease store and processor factory are required", ErrInvalidConfig)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.EnhancedFanOut {
+		if _, ok := kc.(FanOutKinesis); !ok {
+			return nil, ErrFanOutUnsupported
+		}
+	}
+	log := cfg.Logger.With("worker", cfg.WorkerID, "stream", streamLabel(cfg))
+	coord, err := lease.NewCoordinator(store, lease.Config{
+		WorkerID:                  cfg.WorkerID,
+		FailoverTime:              cfg.FailoverTime,
+		MaxLeasesForWorker:        cfg.MaxLeasesForWorker,
+		MaxLeasesToStealAtOneTime: cfg.MaxLeasesToStealAtOneTime,
+		TakeInterval:              cfg.LeaseTakeInterval,
+		ExpiryScanInterval:        cfg.LeaseExpiryScanInterval,
+		Clock:                     cfg.Clock,
+		Logger:                    cfg.Logger.With("stream", streamLabel(cfg)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return &Consumer{
+		cfg:      cfg,
+		kc:       kc,
+		store:    store,
+		factory:  factory,
+		log:      log,
+		coord:    coord,
+		syncNow:  make(chan struct{}, 1),
+		shards:   make(map[string]*shardHandle),
+		ended:    make(chan struct{}),
+		graceful: make(chan struct{}),
+		done:     make(chan struct{}),
+	}, nil
+}
+
+func streamLabel(cfg Config) string {
+	if cfg.StreamName != "" {
+		return cfg.StreamName
+	}
+	return cfg.StreamARN
+}
+
+// NewWithDynamoDB is New with the lease table in DynamoDB: the table is
+// named cfg.ApplicationName and created (on-demand billing) when missing.
+func NewWithDynamoDB(ctx context.Context, kc Kinesis, ddb lease.DynamoDBAPI, factory ProcessorFactory, cfg Config) (*Consumer, error) {
+	if cfg.ApplicationName == "" {
+		return nil, fmt.Errorf("%w: ApplicationName is required", ErrInvalidConfig)
+	}
+	store, err := lease.NewDynamoStore(ctx, ddb, cfg.ApplicationName)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: lease table %s: %w", cfg.ApplicationName, err)
+	}
+	return New(kc, store, factory, cfg)
+}
+
+// Shards returns the ids of the shards this worker is processing (or
+// waiting to process, for children whose parents have not ended).
+func (c *Consumer) Shards() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]string, 0, len(c.shards))
+	for id := range c.shards {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// WorkerID returns the worker id this consumer holds leases under.
+func (c *Consumer) WorkerID() string { return c.cfg.WorkerID }
+
+// Run processes the stream until ctx ends, Shutdown completes, or a fatal
+// error (the stream or lease table cannot be used). After Shutdown it
+// returns nil; when ctx ends it stops every shard at once without calling
+// the processors or releasing leases (other workers take them after
+// FailoverTime, exactly as after a crash) and returns ctx.Err().
+// Run may be called once.
+func (c *Consumer) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return ErrStopped
+	}
+	c.started = true
+	c.mu.Unlock()
+	err := c.run(ctx)
+	c.mu.Lock()
+	c.runErr = err
+	c.mu.Unlock()
+	close(c.done)
+	return err
+}
+
+func (c *Consumer) run(ctx context.Context) error {
+	// Shutdown during start-up abandons it.
+	pctx, cancelPrepare := context.WithCancel(ctx)
+	stopWatch := make(chan struct{})
+	go func() {
+		select {
+		case <-c.graceful:
+			cancelPrepare()
+		case <-stopWatch:
+		}
+	}()
+	err := c.prepare(pctx)
+	close(stopWatch)
+	cancelPrepare()
+	if err != nil {
+		select {
+		case <-c.graceful:
+			return nil
+		default:
+			return err
+		}
+	}
+
+	// The coordinator and the loops that follow its decisions live until
+	// every shard pipeline has stopped (and, on Shutdown, leases are
+	// released), so renewals continue while processors checkpoint.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	g, gctx := errgroup.WithContext(bg)
+	g.Go(func() error { return c.coord.Run(gctx) })
+	g.Go(func() error { c.followLeases(gctx); return nil })
+	g.Go(func() error { c.syncLoop(gctx); return nil })
+
+	var result error
+	select {
+	case <-ctx.Done():
+		c.log.Info("context ended: stopping without releasing leases")
+		c.stopShards()
+		result = ctx.Err()
+	case <-c.graceful:
+		c.drain(ctx)
+	case <-gctx.Done():
+		// A fatal error from the coordinator.
+		c.stopShards()
+		result = context.Cause(gctx)
+	}
+	stopBG()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && result == nil {
+		result = err
+	}
+	c.waitShards()
+	return result
+}
+
+// prepare resolves the stream, registers the fan-out consumer and creates
+// the first leases.
+func (c *Consumer) prepare(ctx context.Context) error {
+	rt := retrier{b: c.cfg.ThrottleBackoff}
+	for {
+		in := &kinesis.DescribeStreamSummaryInput{}
+		if c.cfg.StreamARN != "" {
+			in.StreamARN = aws.String(c.cfg.StreamARN)
+		} else {
+			in.StreamName = aws.String(c.cfg.StreamName)
+		}
+		out, err := c.kc.DescribeStreamSummary(ctx, in)
+		if err == nil {
+			if d := out.StreamDescriptionSummary; d != nil {
+				c.streamARN = aws.ToString(d.StreamARN)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if isResourceNotFound(err) {
+			return fmt.Errorf("consumer: stream %s: %w", streamLabel(c.cfg), err)
+		}
+		c.log.Warn("DescribeStreamSummary failed; retrying", "err", err)
+		if err := clock.Sleep(ctx, c.cfg.Clock, rt.next()); err != nil {
+			return err
+		}
+	}
+	if c.cfg.EnhancedFanOut {
+		arn, err := c.registerConsumer(ctx, c.kc.(FanOutKinesis), c.streamARN)
+		if err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+		c.consumerARN = arn
+	}
+	rt.reset()
+	for {
+		n, err := c.syncShards(ctx)
+		if err == nil {
+			c.log.Info("shard sync done", "created", n)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.log.Warn("initial shard sync failed; retrying", "err", err)
+		if err := clock.Sleep(ctx, c.cfg.Clock, rt.next()); err != nil {
+			return err
+		}
+	}
+}
+
+// syncLoop runs the periodic shard sync, and an immediate one when a shard
+// ended without reporting its children.
+func (c *Consumer) syncLoop(ctx context.Context) {
+	t := c.cfg.Clock.NewTicker(c.cfg.ShardSyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		case <-c.syncNow:
+		}
+		if n, err := c.syncShards(ctx); err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("shard sync failed", "err", err)
+			}
+		} else if n > 0 {
+			c.log.Info("shard sync created leases", "created", n)
+		}
+	}
+}
+
+func (c *Consumer) requestSync() {
+	select {
+	case c.syncNow <- struct{}{}:
+	default:
+	}
+}
+
+// followLeases starts a pipeline for each lease the coordinator acquires
+// and stops it when the lease is lost.
+func (c *Consumer) followLeases(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-c.coord.Events():
+			if !ok {
+				return
+			}
+			switch ev.Type {
+			case lease.Acquired:
+				c.cfg.Metrics.LeaseTaken(ev.Lease.Key)
+				c.startShard(ctx, ev)
+			case lease.Lost:
+				c.cfg.Metrics.LeaseLost(ev.Lease.Key)
+				c.stopShard(ev.Lease.Key)
+			}
+		}
+	}
+}
+
+// shardHandle is one running shard pipeline.
+type shardHandle struct {
+	key    string
+	cancel context.CancelFunc
+	lost   chan struct{} // closed when the lease was lost
+	done   chan struct{} // closed when the pipeline has stopped
+	once   sync.Once
+}
+
+func (h *shardHandle) markLost() { h.once.Do(func() { close(h.lost) }) }
+
+func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
+	l := ev.Lease
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		// Acquired during shutdown: hand it back at once.
+		c.mu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.FailoverTime)
+		_ = c.coord.Release(rctx, l.Key)
+		cancel()
+		c.mu.Lock()
+		return
+	}
+	prev := c.shards[l.Key]
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &shardHandle{key: l.Key, cancel: cancel, lost: make(chan struct{}), done: make(chan struct{})}
+	c.shards[l.Key] = h
+	c.cfg.Metrics.LeasesHeld(len(c.shards))
+	go func() {
+		defer close(h.done)
+		defer cancel()
+		if prev != nil {
+			<-prev.done // a re-acquired lease waits for its old pipeline
+		}
+		var w checkpoint.Writer = c.coord
+		if ev.Writer != nil {
+			w = ev.Writer
+		}
+		c.runShard(ctx, h, l, w)
+		c.mu.Lock()
+		if c.shards[l.Key] == h {
+			delete(c.shards, l.Key)
+			c.cfg.Metrics.LeasesHeld(len(c.shards))
+		}
+		c.mu.Unlock()
+	}()
+}
+
+func (c *Consumer) stopShard(key string) {
+	c.mu.Lock()
+	h := c.shards[key]
+	c.mu.Unlock()
+	if h != nil {
+		h.markLost()
+		h.cancel()
+	}
+}
+
+// stopShards cancels every pipeline (abrupt stop).
+func (c *Consumer) stopShards() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopping = true
+	for _, h := range c.shards {
+		h.cancel()
+	}
+}
+
+func (c *Consumer) waitShards() {
+	for {
+		c.mu.Lock()
+		var h *shardHandle
+		for _, x := range c.shards {
+			h = x
+			break
+		}
+		c.mu.Unlock()
+		if h == nil {
+			return
+		}
+		<-h.done
+	}
+}
+
+// Shutdown stops the consumer gracefully: each processor finishes its
+// current batch and gets ShutdownRequested (to checkpoint), then every lease
+// is released so other workers take the shards at once, without waiting for
+// FailoverTime. It returns after all processing stopped and Run returned.
+// If ctx ends first, the remaining pipelines are stopped abruptly (and still
+// waited for) and ctx's error is returned. Shutdown is idempotent; on a
+// consumer that never ran it just prevents Run.
+func (c *Consumer) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.started {
+		c.started = true
+		c.stopping = true
+		close(c.done)
+		c.mu.Unlock()
+		return nil
+	}
+	if c.shutdownCtx == nil {
+		c.shutdownCtx = ctx
+		close(c.graceful)
+	}
+	c.mu.Unlock()
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		c.stopShards()
+		<-c.done
+		return ctx.Err()
+	}
+}
+
+// drain is Run's side of Shutdown: wait for every pipeline to finish its
+// ShutdownRequested, then release all leases.
+func (c *Consumer) drain(runCtx context.Context) {
+	c.mu.Lock()
+	c.stopping = true
+	sctx := c.shutdownCtx
+	c.mu.Unlock()
+	stop := context.AfterFunc(runCtx, c.stopShards)
+	defer stop()
+	c.waitShards()
+	// Leases of pipelines that stopped abruptly are released too: their
+	// checkpoints are what the next owner resumes from.
+	if err := c.coord.ReleaseAll(sctx); err != nil {
+		c.log.Warn("releasing leases on shutdown failed; others take them after the failover time", "err", err)
+	}
+	c.log.Info("shut down")
+}

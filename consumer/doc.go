@@ -1,0 +1,28 @@
+// Package consumer is shardflow's equivalent of the Kinesis Client Library:
+// a worker that processes every shard of a stream, in order per shard and at
+// least once, sharing the shards with the other workers of the application
+// through a KCL-compatible lease table.
+//
+// Each worker holds some shard leases (package lease balances them) and
+// runs one pipeline per held shard: GetRecords polling with bounded
+// prefetch (or enhanced fan-out with SubscribeToShard), KPL deaggregation,
+// and a RecordProcessor that checkpoints through a checkpoint.Checkpointer.
+// Resharding is followed: a child shard starts only after all its parents
+// checkpointed SHARD_END. A failing or panicking processor is retried with
+// backoff, never skipped. Shutdown hands the leases over at once; lease loss
+// stops a shard immediately and calls LeaseLost.
+//
+// The smallest use, one function per record:
+//
+//	store, _ := lease.NewDynamoStore(ctx, dynamodbClient, "my-app")
+//	c, err := consumer.New(kinesisClient, store,
+//		consumer.ProcessRecord(func(ctx context.Context, shardID string, r consumer.Record) error {
+//			fmt.Printf("%s %s\n", r.PartitionKey, r.Data)
+//			return nil
+//		}),
+//		consumer.Config{ApplicationName: "my-app", StreamName: "my-stream"})
+//	...
+//	go c.Run(ctx)
+//	...
+//	c.Shutdown(ctx) // on SIGTERM: checkpoint, release leases, stop
+package consumer

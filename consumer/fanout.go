@@ -1,0 +1,202 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
+
+	"github.com/shardflow/shardflow/internal/clock"
+)
+
+// registerConsumer registers the enhanced fan-out consumer, or finds it when
+// it already exists, and waits until it is ACTIVE. It returns its ARN.
+func (c *Consumer) registerConsumer(ctx context.Context, kc FanOutKinesis, streamARN string) (string, error) {
+	rt := retrier{b: c.cfg.ThrottleBackoff}
+	for {
+		arn, status, err := c.registerOnce(ctx, kc, streamARN)
+		if err == nil && status == types.ConsumerStatusActive {
+			c.log.Info("enhanced fan-out consumer active", "consumer", c.cfg.ConsumerName, "arn", arn)
+			return arn, nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			if !isThrottle(err) && !isResourceInUse(err) {
+				return "", fmt.Errorf("register stream consumer %s: %w", c.cfg.ConsumerName, err)
+			}
+		}
+		if err := clock.Sleep(ctx, c.cfg.Clock, rt.next()); err != nil {
+			return "", err
+		}
+	}
+}
+
+func (c *Consumer) registerOnce(ctx context.Context, kc FanOutKinesis, streamARN string) (string, types.ConsumerStatus, error) {
+	d, err := kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{
+		StreamARN:    aws.String(streamARN),
+		ConsumerName: aws.String(c.cfg.ConsumerName),
+	})
+	if err == nil && d.ConsumerDescription != nil {
+		return aws.ToString(d.ConsumerDescription.ConsumerARN), d.ConsumerDescription.ConsumerStatus, nil
+	}
+	if err != nil && !isResourceNotFound(err) {
+		return "", "", err
+	}
+	r, err := kc.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{
+		StreamARN:    aws.String(streamARN),
+		ConsumerName: aws.String(c.cfg.ConsumerName),
+	})
+	if err != nil {
+		// ResourceInUse: another worker registered it meanwhile; describe again.
+		return "", "", err
+	}
+	if r.Consumer == nil {
+		return "", "", fmt.Errorf("RegisterStreamConsumer returned no consumer")
+	}
+	return aws.ToString(r.Consumer.ConsumerARN), r.Consumer.ConsumerStatus, nil
+}
+
+// ownEventStreamCodec gives one SubscribeToShard call its own protocol
+// instance. aws-sdk-go-v2's awsJson protocol keeps a single event-stream
+// codec (decoder and payload buffer) per client and uses it, unsynchronised,
+// for every event stream of that client: concurrent subscriptions on one
+// *kinesis.Client race and can mix up events (the race detector shows it).
+// A protocol per call gives each subscription its own codec.
+func ownEventStreamCodec(o *kinesis.Options) {
+	o.Protocol = awsjson.New11(schemas.Kinesis_20131202)
+}
+
+// subscriber is the enhanced fan-out fetcher: SubscribeToShard, read the
+// event stream, and subscribe again from the last continuation sequence
+// number when the subscription ends (the service ends each after 5 minutes)
+// or fails.
+type subscriber struct {
+	shardReader
+	kc          FanOutKinesis
+	consumerARN string
+	start       startPos
+}
+
+func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
+	clk := s.cfg.Clock
+	pos := s.start
+	if pos.typ == types.ShardIteratorTypeLatest {
+		// See poller.run: resubscribing before the first event must not skip.
+		pos = startPos{typ: types.ShardIteratorTypeAtTimestamp, timestamp: clk.Now().Add(-5 * time.Second)}
+	}
+	first := true
+	lastSeq := "" // last record delivered: a resubscription never repeats it
+	rt := retrier{b: s.cfg.ThrottleBackoff}
+	for {
+		sp := &types.StartingPosition{Type: types.ShardIteratorType(pos.typ)}
+		use := pos
+		if first {
+			use = s.start
+		}
+		sp.Type = types.ShardIteratorType(use.typ)
+		switch use.typ {
+		case types.ShardIteratorTypeAtSequenceNumber, types.ShardIteratorTypeAfterSequenceNumber:
+			sp.SequenceNumber = aws.String(use.seq)
+		case types.ShardIteratorTypeAtTimestamp:
+			sp.Timestamp = aws.Time(use.timestamp)
+		}
+		res, err := s.kc.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{
+			ConsumerARN:      aws.String(s.consumerARN),
+			ShardId:          aws.String(s.shardID),
+			StartingPosition: sp,
+		}, ownEventStreamCodec)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			switch {
+			case isThrottle(err), isResourceInUse(err):
+				// One subscription per shard and consumer, one call per
+				// second: the previous one may still be closing.
+				s.cfg.Metrics.Throttled(s.shardID)
+			case isResourceNotFound(err) && s.consumerExists(ctx):
+				// The consumer is there, so the shard is gone (aged out of
+				// retention): it has ended, as with polling.
+				s.log.Warn("shard not found; treating it as ended", "err", err)
+				return s.deliver(ctx, out, nil, nil, true, nil)
+			default:
+				s.log.Warn("SubscribeToShard failed; retrying", "err", err)
+			}
+			if err := clock.Sleep(ctx, clk, rt.next()); err != nil {
+				return err
+			}
+			continue
+		}
+		first = false
+		end, next, err := s.read(ctx, res.GetStream(), out, &lastSeq, pos)
+		if end || err != nil {
+			return err
+		}
+		if next != pos {
+			rt.reset() // progress: the next failure starts from a short backoff
+		}
+		pos = next
+		if err := clock.Sleep(ctx, clk, rt.next()/4); err != nil {
+			return err
+		}
+	}
+}
+
+// consumerExists reports whether the fan-out consumer is still registered.
+func (s *subscriber) consumerExists(ctx context.Context) bool {
+	_, err := s.kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{ConsumerARN: aws.String(s.consumerARN)})
+	return err == nil
+}
+
+// read consumes one subscription. It returns the position to resubscribe
+// from, end=true after the shard's last event, or ctx's error.
+func (s *subscriber) read(ctx context.Context, es *kinesis.SubscribeToShardEventStream, out chan<- *batch, lastSeq *string, pos startPos) (end bool, next startPos, err error) {
+	defer es.Close()
+	next = pos
+	for {
+		var ev types.SubscribeToShardEventStream
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return false, next, ctx.Err()
+		case ev, ok = <-es.Events():
+		}
+		if !ok {
+			if err := es.Err(); err != nil && ctx.Err() == nil {
+				s.log.Info("subscription ended; resubscribing", "err", err)
+			}
+			return false, next, ctx.Err()
+		}
+		e, isEvent := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent)
+		if !isEvent {
+			continue
+		}
+		recs := e.Value.Records
+		// Drop anything at or before the last record already delivered, in
+		// case a resubscription overlaps.
+		for len(recs) > 0 && *lastSeq != "" && recs[0].SequenceNumber != nil && !seqLess(*lastSeq, *recs[0].SequenceNumber) {
+			recs = recs[1:]
+		}
+		if n := len(recs); n > 0 && recs[n-1].SequenceNumber != nil {
+			*lastSeq = *recs[n-1].SequenceNumber
+			next = startPos{typ: types.ShardIteratorTypeAfterSequenceNumber, seq: *lastSeq}
+		}
+		shardEnd := e.Value.ContinuationSequenceNumber == nil
+		if !shardEnd {
+			next = startPos{typ: types.ShardIteratorTypeAfterSequenceNumber, seq: *e.Value.ContinuationSequenceNumber}
+		}
+		if err := s.deliver(ctx, out, recs, e.Value.MillisBehindLatest, shardEnd, e.Value.ChildShards); err != nil {
+			return false, next, err
+		}
+		if shardEnd {
+			return true, next, nil
+		}
+	}
+}

@@ -1,0 +1,249 @@
+package consumer
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardflow/shardflow/internal/clock"
+)
+
+// startPos is where a fetcher starts reading a shard.
+type startPos struct {
+	typ       types.ShardIteratorType
+	seq       string
+	timestamp time.Time
+}
+
+// fetcher reads one shard and sends batches on out until the shard ends
+// (the last batch has shardEnd set) or ctx ends. Every batch it sends has
+// acquired its bytes from the budget; the receiver releases them.
+type fetcher interface {
+	run(ctx context.Context, out chan<- *batch) error
+}
+
+// byteBudget bounds the data fetched ahead of a shard's processor.
+type byteBudget struct {
+	mu    sync.Mutex
+	used  int
+	max   int
+	freed chan struct{}
+}
+
+func newByteBudget(max int) *byteBudget { return &byteBudget{max: max, freed: make(chan struct{})} }
+
+// acquire waits until n bytes fit. A batch larger than max is let through
+// when nothing else is outstanding, so progress never stalls.
+func (b *byteBudget) acquire(ctx context.Context, n int) error {
+	for {
+		b.mu.Lock()
+		if b.used == 0 || b.used+n <= b.max {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		ch := b.freed
+		b.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func (b *byteBudget) release(n int) {
+	b.mu.Lock()
+	b.used -= n
+	close(b.freed)
+	b.freed = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// shardReader holds what both fetchers share.
+type shardReader struct {
+	shardID    string
+	streamName string
+	streamARN  string
+	conv       *converter
+	budget     *byteBudget
+	cfg        *Config
+	log        *slog.Logger
+	// emptyToo sends batches without records (CallProcessRecordsEvenForEmptyList).
+	emptyToo    bool
+	warnedRange bool
+}
+
+// deliver converts raw records into a batch and sends it; it reports false
+// when ctx ended first.
+func (r *shardReader) deliver(ctx context.Context, out chan<- *batch, raw []types.Record, millisBehind *int64, shardEnd bool, children []types.ChildShard) error {
+	b := &batch{shardEnd: shardEnd, childShards: children}
+	if millisBehind != nil {
+		b.millisBehind = *millisBehind
+		r.cfg.Metrics.MillisBehindLatest(r.shardID, b.millisBehind)
+	}
+	var oor int
+	b.records, b.bytes, oor = r.conv.convert(make([]Record, 0, len(raw)), raw)
+	if oor > 0 {
+		r.cfg.Metrics.OutOfRangeRecords(r.shardID, oor)
+		level := slog.LevelDebug
+		if !r.warnedRange {
+			r.warnedRange, level = true, slog.LevelWarn // once per shard; the metric counts them all
+		}
+		r.log.Log(ctx, level, "sub-records outside the shard's hash range delivered (aggregated with a stale shard map)", "count", oor)
+	}
+	if len(b.records) == 0 && !shardEnd && !r.emptyToo {
+		return nil
+	}
+	if err := r.budget.acquire(ctx, b.bytes); err != nil {
+		return err
+	}
+	select {
+	case out <- b:
+		return nil
+	case <-ctx.Done():
+		r.budget.release(b.bytes)
+		return ctx.Err()
+	}
+}
+
+// poller is the GetRecords fetcher.
+type poller struct {
+	shardReader
+	kc    Kinesis
+	start startPos
+}
+
+func (p *poller) streamRef() (name, arn *string) {
+	if p.streamARN != "" {
+		return nil, aws.String(p.streamARN)
+	}
+	return aws.String(p.streamName), nil
+}
+
+// iterator gets a shard iterator, retrying throttling and transient errors.
+// ok is false when the shard no longer exists (trimmed or deleted), which
+// ends it.
+func (p *poller) iterator(ctx context.Context, pos startPos) (iter string, ok bool, err error) {
+	name, arn := p.streamRef()
+	in := &kinesis.GetShardIteratorInput{
+		StreamName:        name,
+		StreamARN:         arn,
+		ShardId:           aws.String(p.shardID),
+		ShardIteratorType: pos.typ,
+	}
+	switch pos.typ {
+	case types.ShardIteratorTypeAtSequenceNumber, types.ShardIteratorTypeAfterSequenceNumber:
+		in.StartingSequenceNumber = aws.String(pos.seq)
+	case types.ShardIteratorTypeAtTimestamp:
+		in.Timestamp = aws.Time(pos.timestamp)
+	}
+	rt := retrier{b: p.cfg.ThrottleBackoff}
+	for {
+		out, err := p.kc.GetShardIterator(ctx, in)
+		if err == nil {
+			if out.ShardIterator == nil {
+				return "", false, nil
+			}
+			return *out.ShardIterator, true, nil
+		}
+		if ctx.Err() != nil {
+			return "", false, ctx.Err()
+		}
+		if isResourceNotFound(err) {
+			p.log.Warn("shard not found; treating it as ended", "err", err)
+			return "", false, nil
+		}
+		if isThrottle(err) {
+			p.cfg.Metrics.Throttled(p.shardID)
+		} else {
+			p.log.Warn("GetShardIterator failed; retrying", "err", err)
+		}
+		if err := clock.Sleep(ctx, p.cfg.Clock, rt.next()); err != nil {
+			return "", false, err
+		}
+	}
+}
+
+func (p *poller) run(ctx context.Context, out chan<- *batch) error {
+	clk := p.cfg.Clock
+	pos := p.start
+	if pos.typ == types.ShardIteratorTypeLatest {
+		// An iterator that expires before any record arrived is renewed at
+		// the time of the first one, so records arriving in between are
+		// not skipped (a fresh LATEST would skip them). The margin covers
+		// clock skew; it can only add records, never lose them.
+		pos = startPos{typ: types.ShardIteratorTypeAtTimestamp, timestamp: clk.Now().Add(-5 * time.Second)}
+	}
+	iter, ok, err := p.iterator(ctx, p.start)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return p.deliver(ctx, out, nil, nil, true, nil)
+	}
+	rt := retrier{b: p.cfg.ThrottleBackoff}
+	_, arn := p.streamRef()
+	for {
+		callStart := clk.Now()
+		res, err := p.kc.GetRecords(ctx, &kinesis.GetRecordsInput{
+			ShardIterator: aws.String(iter),
+			Limit:         aws.Int32(p.cfg.MaxRecords),
+			StreamARN:     arn,
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			switch {
+			case isExpiredIterator(err):
+				p.cfg.Metrics.IteratorExpired(p.shardID)
+				p.log.Info("shard iterator expired; renewing after the last record read", "from", pos.typ, "seq", pos.seq)
+				iter, ok, err = p.iterator(ctx, pos)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return p.deliver(ctx, out, nil, nil, true, nil)
+				}
+				continue
+			case isResourceNotFound(err):
+				p.log.Warn("shard not found; treating it as ended", "err", err)
+				return p.deliver(ctx, out, nil, nil, true, nil)
+			case isThrottle(err):
+				p.cfg.Metrics.Throttled(p.shardID)
+			default:
+				p.log.Warn("GetRecords failed; retrying", "err", err)
+			}
+			if err := clock.Sleep(ctx, clk, rt.next()); err != nil {
+				return err
+			}
+			continue
+		}
+		rt.reset()
+		if n := len(res.Records); n > 0 && res.Records[n-1].SequenceNumber != nil {
+			pos = startPos{typ: types.ShardIteratorTypeAfterSequenceNumber, seq: *res.Records[n-1].SequenceNumber}
+		}
+		end := res.NextShardIterator == nil
+		if err := p.deliver(ctx, out, res.Records, res.MillisBehindLatest, end, res.ChildShards); err != nil {
+			return err
+		}
+		if end {
+			return nil
+		}
+		iter = *res.NextShardIterator
+		// At most one read per IdleTimeBetweenReads, counted from the start
+		// of the previous call (time spent blocked on a full prefetch
+		// buffer counts).
+		if wait := p.cfg.IdleTimeBetweenReads - clk.Now().Sub(callStart); wait > 0 {
+			if err := clock.Sleep(ctx, clk, wait); err != nil {
+				return err
+			}
+		}
+	}
+}

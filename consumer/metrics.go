@@ -1,0 +1,44 @@
+package consumer
+
+import "time"
+
+// Metrics receives the consumer's measurements. Implementations must be safe
+// for concurrent use and fast (they are called on the processing path);
+// Prometheus, OpenTelemetry or CloudWatch adapters plug in here. Embed
+// NopMetrics to implement only some methods.
+type Metrics interface {
+	// RecordsProcessed is called after each successful ProcessRecords call
+	// with the batch's record count, data bytes and processing time.
+	RecordsProcessed(shardID string, records, bytes int, took time.Duration)
+	// MillisBehindLatest reports each fetched batch's lag.
+	MillisBehindLatest(shardID string, millis int64)
+	// ProcessorError counts failed (or panicking) processor calls.
+	ProcessorError(shardID string)
+	// OutOfRangeRecords counts sub-records whose hash key lies outside the
+	// shard's range (delivered anyway; KCL would drop them).
+	OutOfRangeRecords(shardID string, n int)
+	// Throttled counts throttled Kinesis reads; IteratorExpired counts
+	// ExpiredIteratorException recoveries.
+	Throttled(shardID string)
+	IteratorExpired(shardID string)
+	// LeasesHeld reports how many shards this worker processes.
+	LeasesHeld(n int)
+	// LeaseTaken and LeaseLost count lease acquisitions and losses.
+	LeaseTaken(shardID string)
+	LeaseLost(shardID string)
+}
+
+// NopMetrics discards all measurements.
+type NopMetrics struct{}
+
+func (NopMetrics) RecordsProcessed(string, int, int, time.Duration) {}
+func (NopMetrics) MillisBehindLatest(string, int64)                 {}
+func (NopMetrics) ProcessorError(string)                            {}
+func (NopMetrics) OutOfRangeRecords(string, int)                    {}
+func (NopMetrics) Throttled(string)                                 {}
+func (NopMetrics) IteratorExpired(string)                           {}
+func (NopMetrics) LeasesHeld(int)                                   {}
+func (NopMetrics) LeaseTaken(string)                                {}
+func (NopMetrics) LeaseLost(string)                                 {}
+
+var _ Metrics = NopMetrics{}

@@ -1,0 +1,380 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/lease"
+)
+
+// errNoShardEndCheckpoint is what a ShardEnded that returned nil without
+// checkpointing is treated as.
+var errNoShardEndCheckpoint = errors.New("consumer: ShardEnded returned without checkpointing SHARD_END")
+
+// pipeline is the state of one shard being processed.
+type pipeline struct {
+	c   *Consumer
+	h   *shardHandle
+	l   lease.Lease
+	log *slog.Logger
+	p   RecordProcessor
+	cp  *checkpoint.Checkpointer
+}
+
+// outcome of a pipeline's main loop.
+type outcome int
+
+const (
+	outAbrupt   outcome = iota // Run's context ended, or Shutdown timed out
+	outLost                    // the lease was lost
+	outShutdown                // graceful shutdown requested
+	outShardEnd                // the shard ended and was checkpointed
+)
+
+func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, w checkpoint.Writer) {
+	log := c.log.With("shard", l.Key)
+	if l.Finished() {
+		// A shard finished earlier (possibly by a worker that died before
+		// releasing it): make sure its children get leases, hand it back.
+		log.Info("lease of a finished shard acquired; releasing it")
+		c.requestSync()
+		c.release(ctx, l.Key, log)
+		return
+	}
+	if !c.waitForParents(ctx, l, log) {
+		return
+	}
+	pl := &pipeline{c: c, h: h, l: l, log: log}
+	pl.p = c.factory.NewProcessor(l.Key)
+	pl.cp = checkpoint.NewCheckpointer(l.Key, w, l.Checkpoint)
+	defer pl.cp.Close()
+	log.Info("processing shard", "from", l.Checkpoint.String())
+
+	out := pl.run(ctx)
+	switch out {
+	case outLost:
+		pl.cp.LeaseLost()
+		log.Info("lease lost; processing stopped")
+		_ = safeCall(func() error {
+			pl.p.LeaseLost(context.WithoutCancel(ctx), LeaseLostInput{ShardID: l.Key})
+			return nil
+		})
+	case outShutdown:
+		err := safeCall(func() error {
+			return pl.p.ShutdownRequested(ctx, ShutdownRequestedInput{ShardID: l.Key, Checkpointer: pl.cp})
+		})
+		if err != nil {
+			log.Error("ShutdownRequested failed; releasing the lease anyway", "err", err)
+		}
+	case outShardEnd:
+		c.signalEnded()
+		c.release(ctx, l.Key, log)
+	}
+}
+
+func (c *Consumer) release(ctx context.Context, key string, log *slog.Logger) {
+	if err := c.coord.Release(context.WithoutCancel(ctx), key); err != nil {
+		log.Warn("releasing lease failed", "err", err)
+	}
+}
+
+func (c *Consumer) signalEnded() {
+	c.mu.Lock()
+	close(c.ended)
+	c.ended = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// waitForParents blocks until every parent shard has checkpointed SHARD_END
+// or has no lease; false means the pipeline must stop instead.
+func (c *Consumer) waitForParents(ctx context.Context, l lease.Lease, log *slog.Logger) bool {
+	for {
+		c.mu.Lock()
+		ended := c.ended
+		c.mu.Unlock()
+		pending := ""
+		for _, pid := range l.ParentShardIDs {
+			pl, err := c.store.Get(ctx, pid)
+			if errors.Is(err, lease.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return false
+				}
+				log.Warn("reading parent lease failed", "parent", pid, "err", err)
+				pending = pid
+				break
+			}
+			if !pl.Finished() {
+				pending = pid
+				break
+			}
+		}
+		if pending == "" {
+			return true
+		}
+		log.Debug("waiting for parent shard to end", "parent", pending)
+		t := c.cfg.Clock.NewTimer(c.cfg.ParentShardPollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-c.graceful:
+			t.Stop()
+			return false
+		case <-ended:
+			t.Stop()
+		case <-t.C():
+		}
+	}
+}
+
+func (pl *pipeline) start() startPos {
+	pos := pl.l.Checkpoint
+	switch pos.Sentinel {
+	case checkpoint.SentinelTrimHorizon:
+		return startPos{typ: types.ShardIteratorTypeTrimHorizon}
+	case checkpoint.SentinelLatest:
+		return startPos{typ: types.ShardIteratorTypeLatest}
+	case checkpoint.SentinelAtTimestamp:
+		if ts := pl.c.cfg.InitialPosition.Timestamp; !ts.IsZero() {
+			return startPos{typ: types.ShardIteratorTypeAtTimestamp, timestamp: ts}
+		}
+		// No timestamp configured here: reading more is safer than less.
+		return startPos{typ: types.ShardIteratorTypeTrimHorizon}
+	}
+	return startPos{typ: types.ShardIteratorTypeAtSequenceNumber, seq: pos.SequenceNumber}
+}
+
+func (pl *pipeline) newFetcher(budget *byteBudget) fetcher {
+	c := pl.c
+	rd := shardReader{
+		shardID:    pl.l.Key,
+		streamName: c.cfg.StreamName,
+		streamARN:  c.cfg.StreamARN,
+		conv:       newConverter(pl.l.Key, pl.l.StartingHashKey, pl.l.EndingHashKey, pl.l.Checkpoint),
+		budget:     budget,
+		cfg:        &c.cfg,
+		log:        pl.log,
+		emptyToo:   c.cfg.CallProcessRecordsEvenForEmptyList,
+	}
+	if c.cfg.EnhancedFanOut {
+		return &subscriber{shardReader: rd, kc: c.kc.(FanOutKinesis), consumerARN: c.consumerARN, start: pl.start()}
+	}
+	return &poller{shardReader: rd, kc: c.kc, start: pl.start()}
+}
+
+// stopReason reports why the pipeline must stop, or -1 to go on.
+func (pl *pipeline) stopReason(ctx context.Context) outcome {
+	select {
+	case <-pl.h.lost:
+		return outLost
+	default:
+	}
+	if ctx.Err() != nil {
+		return outAbrupt
+	}
+	select {
+	case <-pl.c.graceful:
+		return outShutdown
+	default:
+	}
+	return -1
+}
+
+func (pl *pipeline) run(ctx context.Context) outcome {
+	c := pl.c
+	in := InitializeInput{
+		ShardID:                pl.l.Key,
+		StartingPosition:       pl.l.Checkpoint,
+		PendingCheckpoint:      pl.l.PendingCheckpoint,
+		PendingCheckpointState: pl.l.PendingCheckpointState,
+	}
+	if out := pl.retry(ctx, "Initialize", func(ctx context.Context) error { return pl.p.Initialize(ctx, in) }); out >= 0 {
+		if out == outShutdown {
+			return outAbrupt // not initialised: nothing to shut down
+		}
+		return out
+	}
+
+	fctx, fcancel := context.WithCancel(ctx)
+	budget := newByteBudget(c.cfg.MaxPrefetchBytes)
+	batches := make(chan *batch, c.cfg.MaxPrefetchBatches)
+	fetchDone := make(chan struct{})
+	f := pl.newFetcher(budget)
+	go func() {
+		defer close(fetchDone)
+		if err := f.run(fctx, batches); err != nil && fctx.Err() == nil {
+			pl.log.Error("fetcher stopped", "err", err)
+		}
+	}()
+	defer func() {
+		fcancel()
+		<-fetchDone
+	}()
+
+	for {
+		if out := pl.stopReason(ctx); out >= 0 {
+			return out
+		}
+		var b *batch
+		select {
+		case <-ctx.Done():
+			continue
+		case <-pl.h.lost:
+			continue
+		case <-c.graceful:
+			continue
+		case b = <-batches:
+		}
+		out := pl.process(ctx, b)
+		budget.release(b.bytes)
+		if out >= 0 {
+			return out
+		}
+		if b.shardEnd {
+			return pl.shardEnd(ctx, b.childShards)
+		}
+	}
+}
+
+// process delivers one batch, retrying the processor until it succeeds.
+func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
+	c := pl.c
+	recs := b.records
+	if n := len(recs); n > 0 {
+		pl.cp.Delivered(recs[n-1].Position())
+	} else if !c.cfg.CallProcessRecordsEvenForEmptyList {
+		return -1
+	}
+	called := false
+	return pl.retry(ctx, "ProcessRecords", func(ctx context.Context) error {
+		if called {
+			// Records the processor already checkpointed are not redelivered.
+			last := pl.cp.Last()
+			for len(recs) > 0 && recs[0].Position().Compare(last) <= 0 {
+				recs = recs[1:]
+			}
+			if len(recs) == 0 {
+				return nil
+			}
+		}
+		called = true
+		start := c.cfg.Clock.Now()
+		err := pl.p.ProcessRecords(ctx, ProcessRecordsInput{
+			ShardID:            pl.l.Key,
+			Records:            recs,
+			MillisBehindLatest: b.millisBehind,
+			Checkpointer:       pl.cp,
+		})
+		if err == nil {
+			size := 0
+			for i := range recs {
+				size += len(recs[i].Data)
+			}
+			c.cfg.Metrics.RecordsProcessed(pl.l.Key, len(recs), size, c.cfg.Clock.Now().Sub(start))
+		}
+		return err
+	})
+}
+
+// retry calls f until it succeeds (-1) or the pipeline must stop.
+func (pl *pipeline) retry(ctx context.Context, what string, f func(context.Context) error) outcome {
+	return pl.retryCall(ctx, what, true, f)
+}
+
+// retryCall is retry; processor says whether failures count as processor
+// errors in the metrics.
+func (pl *pipeline) retryCall(ctx context.Context, what string, processor bool, f func(context.Context) error) outcome {
+	rt := retrier{b: pl.c.cfg.ProcessorRetryBackoff}
+	for {
+		err := safeCall(func() error { return f(ctx) })
+		if err == nil {
+			return -1
+		}
+		if errors.Is(err, checkpoint.ErrLeaseLost) {
+			pl.h.markLost()
+		}
+		if out := pl.stopReason(ctx); out >= 0 {
+			return out
+		}
+		d := rt.next()
+		if processor {
+			pl.c.cfg.Metrics.ProcessorError(pl.l.Key)
+			pl.log.Error("processor failed; retrying", "call", what, "err", err, "retry_in", d)
+		} else {
+			pl.log.Warn("retrying", "call", what, "err", err, "retry_in", d)
+		}
+		t := pl.c.cfg.Clock.NewTimer(d)
+		select {
+		case <-ctx.Done():
+		case <-pl.h.lost:
+		case <-pl.c.graceful:
+		case <-t.C():
+		}
+		t.Stop()
+		if out := pl.stopReason(ctx); out >= 0 {
+			return out
+		}
+	}
+}
+
+// shardEnd finishes a closed shard: child leases first (so a crash after
+// SHARD_END cannot strand the children), then the processor's SHARD_END
+// checkpoint, then the parent lease records its children.
+func (pl *pipeline) shardEnd(ctx context.Context, children []types.ChildShard) outcome {
+	c := pl.c
+	if len(children) > 0 {
+		if out := pl.retryCall(ctx, "create child leases", false, func(ctx context.Context) error {
+			return c.createChildLeases(ctx, children)
+		}); out >= 0 {
+			return out
+		}
+	} else {
+		c.requestSync() // e.g. kinesalite reports no ChildShards
+	}
+	pl.cp.ShardEnded()
+	pl.log.Info("shard ended", "children", len(children))
+	out := pl.retry(ctx, "ShardEnded", func(ctx context.Context) error {
+		if err := pl.p.ShardEnded(ctx, ShardEndedInput{ShardID: pl.l.Key, Checkpointer: pl.cp}); err != nil {
+			return err
+		}
+		if pl.cp.Last() != checkpoint.ShardEnd {
+			return errNoShardEndCheckpoint
+		}
+		return nil
+	})
+	if out == outShutdown {
+		return outAbrupt // ShardEnded was already called: no ShutdownRequested
+	}
+	if out >= 0 {
+		return out
+	}
+	if len(children) > 0 {
+		ids := make([]string, 0, len(children))
+		for _, ch := range children {
+			ids = append(ids, aws.ToString(ch.ShardId))
+		}
+		if err := c.coord.UpdateChildShards(ctx, pl.l.Key, ids); err != nil {
+			pl.log.Warn("recording child shards on the lease failed", "err", err)
+		}
+	}
+	return outShardEnd
+}
+
+// safeCall runs f, turning a panic into a *PanicError.
+func safeCall(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return f()
+}

@@ -1,0 +1,104 @@
+package consumer
+
+import (
+	"context"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/kinesistest"
+	"github.com/shardflow/shardflow/lease"
+)
+
+func TestSyncShards(t *testing.T) {
+	ctx := context.Background()
+	newStream := func(t *testing.T) *kinesistest.Server {
+		srv := kinesistest.New(kinesistest.Options{})
+		srv.MustCreateStream("s", 2)
+		// shardId-0 splits into shardId-2 and shardId-3.
+		_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("s"), ShardToSplit: aws.String("shardId-000000000000"), NewStartingHashKey: aws.String("1000")})
+		require.NoError(t, err)
+		return srv
+	}
+	sync := func(t *testing.T, srv *kinesistest.Server, store lease.Store, pos InitialPositionType) map[string]lease.Lease {
+		c, err := New(srv, store, ProcessRecord(nil), Config{ApplicationName: "a", StreamName: "s", InitialPosition: InitialPosition{Type: pos}})
+		require.NoError(t, err)
+		_, err = c.syncShards(ctx)
+		require.NoError(t, err)
+		ls, err := store.List(ctx)
+		require.NoError(t, err)
+		m := map[string]lease.Lease{}
+		for _, l := range ls {
+			m[l.Key] = l
+		}
+		return m
+	}
+
+	t.Run("TrimHorizon leases every shard, children after parents", func(t *testing.T) {
+		m := sync(t, newStream(t), lease.NewMemoryStore(), TrimHorizon)
+		require.Len(t, m, 4)
+		for _, k := range []string{"shardId-000000000000", "shardId-000000000001", "shardId-000000000002", "shardId-000000000003"} {
+			require.Equal(t, checkpoint.TrimHorizon, m[k].Checkpoint, k)
+		}
+		require.Equal(t, []string{"shardId-000000000000"}, m["shardId-000000000002"].ParentShardIDs)
+		require.NotEmpty(t, m["shardId-000000000002"].EndingHashKey)
+	})
+	t.Run("Latest skips closed history", func(t *testing.T) {
+		m := sync(t, newStream(t), lease.NewMemoryStore(), Latest)
+		require.Len(t, m, 3)
+		require.NotContains(t, m, "shardId-000000000000")
+		require.Equal(t, checkpoint.Latest, m["shardId-000000000002"].Checkpoint)
+	})
+	t.Run("Latest: children of a leased parent start at TRIM_HORIZON", func(t *testing.T) {
+		srv := kinesistest.New(kinesistest.Options{})
+		srv.MustCreateStream("s", 1)
+		store := lease.NewMemoryStore()
+		m := sync(t, srv, store, Latest)
+		require.Equal(t, checkpoint.Latest, m["shardId-000000000000"].Checkpoint)
+		_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("s"), ShardToSplit: aws.String("shardId-000000000000"), NewStartingHashKey: aws.String("1000")})
+		require.NoError(t, err)
+		m = sync(t, srv, store, Latest)
+		require.Len(t, m, 3)
+		require.Equal(t, checkpoint.TrimHorizon, m["shardId-000000000001"].Checkpoint)
+		require.Equal(t, checkpoint.TrimHorizon, m["shardId-000000000002"].Checkpoint)
+	})
+	t.Run("a parent whose child is leased is not leased again", func(t *testing.T) {
+		store := lease.NewMemoryStore()
+		_, err := store.Create(ctx, lease.Lease{Key: "shardId-000000000002", Checkpoint: checkpoint.At("5", 0), ParentShardIDs: []string{"shardId-000000000000"}})
+		require.NoError(t, err)
+		m := sync(t, newStream(t), store, Latest)
+		require.NotContains(t, m, "shardId-000000000000", "its lease was cleaned up after it finished")
+		// The sibling starts at TRIM_HORIZON even under LATEST: its parent
+		// was processed.
+		require.Equal(t, checkpoint.TrimHorizon, m["shardId-000000000003"].Checkpoint)
+		require.Equal(t, checkpoint.At("5", 0), m["shardId-000000000002"].Checkpoint)
+	})
+}
+
+func TestSyncShardsCleansFinishedLeases(t *testing.T) {
+	ctx := context.Background()
+	srv := kinesistest.New(kinesistest.Options{})
+	srv.MustCreateStream("s", 1)
+	store := lease.NewMemoryStore()
+	_, err := store.Create(ctx, lease.Lease{Key: "shardId-000000000000", Checkpoint: checkpoint.ShardEnd})
+	require.NoError(t, err)
+	_, err = srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("s"), ShardToSplit: aws.String("shardId-000000000000"), NewStartingHashKey: aws.String("1000")})
+	require.NoError(t, err)
+	c, err := New(srv, store, ProcessRecord(nil), Config{ApplicationName: "a", StreamName: "s"})
+	require.NoError(t, err)
+	// First pass creates the children; the parent goes once they exist.
+	_, err = c.syncShards(ctx)
+	require.NoError(t, err)
+	_, err = c.syncShards(ctx)
+	require.NoError(t, err)
+	ls, err := store.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, ls, 2)
+	for _, l := range ls {
+		require.NotEqual(t, "shardId-000000000000", l.Key)
+		require.Equal(t, checkpoint.TrimHorizon, l.Checkpoint, "children of a processed parent start at TRIM_HORIZON")
+	}
+}

@@ -1,0 +1,302 @@
+// Command quickstart runs shardflow's producer and consumer end to end and
+// reconciles what was produced with what was consumed.
+//
+//	go run ./examples/quickstart                       # in memory, no set-up
+//	go run ./examples/quickstart -target aws -stream demo -shards 4
+//
+// With -target aws it uses the default AWS configuration, which honours
+// AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL_DYNAMODB (kinesalite,
+// dynalite, LocalStack). The stream is created when missing, the lease table
+// (named by -app) too. The last line is
+//
+//	produced=N consumed=M unique=U lost=L duplicates=D elapsed=...
+//
+// and the exit status is 1 when anything was lost.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/kinesistest"
+	"github.com/shardflow/shardflow/lease"
+	"github.com/shardflow/shardflow/producer"
+)
+
+type options struct {
+	target  string
+	stream  string
+	shards  int
+	app     string
+	records int
+	workers int
+	timeout time.Duration
+	idle    time.Duration
+	verbose bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.target, "target", "memory", "memory (in-process Kinesis and lease table) or aws (default AWS configuration)")
+	flag.StringVar(&o.stream, "stream", "shardflow-quickstart", "stream name (created when missing)")
+	flag.IntVar(&o.shards, "shards", 4, "shard count of a stream created here")
+	flag.StringVar(&o.app, "app", "shardflow-quickstart", "application name: the lease table")
+	flag.IntVar(&o.records, "records", 10000, "records to produce")
+	flag.IntVar(&o.workers, "workers", 2, "consumer workers in this process")
+	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up waiting for records after this long")
+	flag.DurationVar(&o.idle, "idle", 200*time.Millisecond, "consumer pause between GetRecords calls per shard (min 200ms)")
+	flag.BoolVar(&o.verbose, "v", false, "log the library's info messages")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	lost, err := run(ctx, o, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(2)
+	}
+	if lost > 0 {
+		os.Exit(1)
+	}
+}
+
+// clients are what run needs from a target.
+type clients struct {
+	kinesis interface {
+		consumer.Kinesis
+		producer.Client
+		CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
+		DescribeStream(ctx context.Context, in *kinesis.DescribeStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamOutput, error)
+	}
+	store lease.Store
+}
+
+func setup(ctx context.Context, o options) (clients, error) {
+	switch o.target {
+	case "memory":
+		return clients{kinesis: kinesistest.New(kinesistest.Options{}), store: lease.NewMemoryStore()}, nil
+	case "aws":
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return clients{}, fmt.Errorf("load AWS configuration: %w", err)
+		}
+		store, err := lease.NewDynamoStore(ctx, dynamodb.NewFromConfig(cfg), o.app)
+		if err != nil {
+			return clients{}, fmt.Errorf("lease table %s: %w", o.app, err)
+		}
+		return clients{kinesis: kinesis.NewFromConfig(cfg), store: store}, nil
+	}
+	return clients{}, fmt.Errorf("unknown -target %q (memory or aws)", o.target)
+}
+
+// ensureStream creates the stream when missing and waits until it is ACTIVE.
+func ensureStream(ctx context.Context, kc clients, o options) error {
+	_, err := kc.kinesis.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(o.stream), ShardCount: aws.Int32(int32(o.shards))})
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("create stream %s: %w", o.stream, err)
+	}
+	w := kinesis.NewStreamExistsWaiter(kc.kinesis, func(wo *kinesis.StreamExistsWaiterOptions) {
+		wo.MinDelay, wo.MaxDelay = 100*time.Millisecond, 2*time.Second
+	})
+	return w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(o.stream)}, 5*time.Minute)
+}
+
+// waitBalanced waits until every shard is held and the workers' shares differ
+// by at most one (or the timeout passes); it returns the shares.
+func waitBalanced(ctx context.Context, cs []*consumer.Consumer, shards int, timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		held := make([]int, len(cs))
+		total, lo, hi := 0, shards, 0
+		for i, c := range cs {
+			held[i] = len(c.Shards())
+			total += held[i]
+			lo, hi = min(lo, held[i]), max(hi, held[i])
+		}
+		if (total >= shards && hi-lo <= 1) || time.Now().After(deadline) {
+			return held
+		}
+		select {
+		case <-ctx.Done():
+			return held
+		case <-tick.C:
+		}
+	}
+}
+
+// tally counts what the consumers saw of this run's records.
+type tally struct {
+	mu       sync.Mutex
+	seen     []uint32 // deliveries per record id
+	consumed atomic.Int64
+	unique   atomic.Int64
+}
+
+func (t *tally) add(id int) {
+	t.consumed.Add(1)
+	t.mu.Lock()
+	t.seen[id]++
+	first := t.seen[id] == 1
+	t.mu.Unlock()
+	if first {
+		t.unique.Add(1)
+	}
+}
+
+func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
+	if o.records < 0 || o.workers < 1 || o.shards < 1 {
+		return 0, errors.New("-records must be >= 0, -workers and -shards >= 1")
+	}
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	kc, err := setup(ctx, o)
+	if err != nil {
+		return 0, err
+	}
+	if err := ensureStream(ctx, kc, o); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	runID := strconv.FormatUint(rand.Uint64(), 36)
+	prefix := runID + ":"
+	t := &tally{seen: make([]uint32, o.records)}
+
+	// Consumers first, from TRIM_HORIZON: records of earlier runs in an
+	// existing stream are recognised by their run id and ignored.
+	handle := consumer.ProcessRecord(func(ctx context.Context, shardID string, r consumer.Record) error {
+		s := string(r.Data)
+		if !strings.HasPrefix(s, prefix) {
+			return nil
+		}
+		id, err := strconv.Atoi(s[len(prefix):])
+		if err == nil && id >= 0 && id < o.records {
+			t.add(id)
+		}
+		return nil
+	})
+	cctx, cancelConsumers := context.WithCancel(ctx)
+	defer cancelConsumers()
+	var wg sync.WaitGroup
+	var consumers []*consumer.Consumer
+	for i := 0; i < o.workers; i++ {
+		c, err := consumer.New(kc.kinesis, kc.store, handle, consumer.Config{
+			ApplicationName:      o.app,
+			StreamName:           o.stream,
+			WorkerID:             fmt.Sprintf("%s-%d-%s", o.app, i, runID),
+			InitialPosition:      consumer.InitialPosition{Type: consumer.TrimHorizon},
+			IdleTimeBetweenReads: o.idle,
+			FailoverTime:         2 * time.Second,
+			Logger:               logger,
+		})
+		if err != nil {
+			return 0, err
+		}
+		consumers = append(consumers, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Run(cctx); err != nil && !errors.Is(err, context.Canceled) {
+				fmt.Fprintln(os.Stderr, "consumer:", err)
+			}
+		}()
+	}
+
+	// Let the workers share the shards out before producing, so that the
+	// summary shows steady-state behaviour: records read by a worker that
+	// then loses the lease in the initial balancing are read again by the
+	// next owner (at-least-once), which would show up as duplicates.
+	balanced := waitBalanced(ctx, consumers, o.shards, 10*time.Second)
+	fmt.Fprintf(out, "workers hold shards %v\n", balanced)
+
+	p, err := producer.New(kc.kinesis, o.stream, producer.Config{Logger: logger})
+	if err != nil {
+		return 0, err
+	}
+	var produced, failed atomic.Int64
+	ok := make([]atomic.Bool, o.records)
+	for i := 0; i < o.records; i++ {
+		key := "key-" + strconv.Itoa(rand.IntN(1000))
+		_, err := p.PutRecord(ctx, producer.Record{PartitionKey: key, Data: []byte(prefix + strconv.Itoa(i))}, func(r *producer.Result) {
+			if r.Err == nil {
+				ok[i].Store(true)
+				produced.Add(1)
+			} else {
+				failed.Add(1)
+			}
+		})
+		if err != nil {
+			return 0, fmt.Errorf("put: %w", err)
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		return 0, fmt.Errorf("producer close: %w", err)
+	}
+	fmt.Fprintf(out, "produced %d records (%d failed) in %v\n", produced.Load(), failed.Load(), time.Since(start).Round(time.Millisecond))
+
+	// Wait until every produced record was consumed, printing progress.
+	deadline := time.NewTimer(o.timeout)
+	defer deadline.Stop()
+	progress := time.NewTicker(time.Second)
+	defer progress.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	want := produced.Load()
+wait:
+	for t.unique.Load() < want {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-deadline.C:
+			fmt.Fprintln(out, "timed out waiting for records")
+			break wait
+		case <-progress.C:
+			fmt.Fprintf(out, "consumed %d/%d (%d deliveries)\n", t.unique.Load(), want, t.consumed.Load())
+		case <-poll.C:
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range consumers {
+		if err := c.Shutdown(sctx); err != nil {
+			fmt.Fprintln(os.Stderr, "consumer shutdown:", err)
+		}
+	}
+	wg.Wait()
+
+	unique := t.unique.Load()
+	t.mu.Lock()
+	for i := range ok {
+		if ok[i].Load() && t.seen[i] == 0 {
+			lost++
+		}
+	}
+	t.mu.Unlock()
+	fmt.Fprintf(out, "produced=%d consumed=%d unique=%d lost=%d duplicates=%d elapsed=%v\n",
+		want, t.consumed.Load(), unique, lost, t.consumed.Load()-unique, time.Since(start).Round(time.Millisecond))
+	return lost, nil
+}
