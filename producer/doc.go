@@ -1,0 +1,92 @@
+// Package producer is a KPL-class Kinesis producer: Put returns at once,
+// records are aggregated (KPL format) per predicted shard, collected into
+// PutRecords calls, rate limited per shard, retried and reported back one
+// outcome per record.
+//
+//	p, err := producer.New(kinesisClient, "my-stream", producer.Config{})
+//	f, err := p.Put(ctx, "user-42", payload)   // buffered; f.Wait(ctx) for the Result
+//	err = p.Close(ctx)                          // flushes and waits for every outcome
+//
+// # Outcomes
+//
+// Every record accepted by Put gets exactly one outcome, through its
+// Future (Done, Wait, Result) and the optional callback of PutRecord: the
+// shard and sequence number Kinesis assigned, every attempt (time,
+// duration, error code and message), or a *RecordError matching one of
+// ErrRecordExpired, ErrThrottled (FailIfThrottled), ErrRejected
+// (validation, access denied, stream not found, KMS key unusable: never
+// retried), ErrCanceled (Put's context ended before the record was sent) or
+// ErrClosed (Close's context ended first). Bad input fails Put itself with
+// an error matching ErrInvalidRecord and enqueues nothing.
+//
+// A PutRecords call that fails as a whole (network error, timeout,
+// throttling, 5xx) is retried for all its records; a partially failed call
+// is retried for the failed entries only. Retries back off exponentially
+// with full jitter per shard, so a throttled shard slows down alone.
+// Delivery is at least once: a call whose response was lost (timeout,
+// connection reset after the service applied it) is retried and may store
+// records twice; the Result names the copy of the successful attempt.
+//
+// # Ordering
+//
+// Default mode: records are sent in Put order per predicted shard, but
+// several calls may be in flight for one shard and a failed record is
+// retried after later records may have succeeded, so records with the
+// same partition key can be stored out of Put order after a retry, as
+// with the KPL.
+//
+// Config.OrderedByPartitionKey: records with the same partition key and
+// explicit hash key, put from one goroutine (so Put order is defined), are
+// stored in Put order, also across retries and shard map changes, unless a
+// record fails for good (its successors still go) or a record is stored
+// twice (a lost response, or a re-send after a split, see below): the
+// extra copy may sit out of order.
+// This holds because at most one PutRecords call per shard is in flight,
+// a call carries at most one aggregate per shard (without aggregation, at
+// most one record per partition key), retries go to the front of the
+// shard's queue, and after the shard map changes nothing is sent until
+// calls built with the old map have finished. Throughput per shard is then
+// one aggregate (AggregationMaxSize) per round trip.
+//
+// # Shard map and resharding
+//
+// The producer predicts each record's shard from ListShards (MD5 of the
+// partition key, or the explicit hash key, against the open shards' hash
+// ranges) and aggregates per predicted shard; the carrier record's explicit
+// hash key is the shard's starting hash key. The map is re-read every
+// ShardMapRefreshInterval, when a result shows a record stored on another
+// shard than predicted, and when a record's hash key falls in no known
+// shard. On a change, queued records of shards that left the map are
+// re-routed in order, and retried records are routed by the current map.
+//
+// An aggregate sent just before a split lands on one child shard and may
+// carry records whose hash keys belong to the other. As in the KPL, those
+// records are sent again to their own shard (their Attempts show
+// "WrongShard"), because the KCL drops sub-records outside its shard's
+// range; the stored copy outside its range is a duplicate that shardflow's
+// consumer delivers. Set AcceptMisroutedAggregates to skip the re-send when
+// every consumer is shardflow's. While an aggregate's shard is not in the
+// map yet, its shard's queue waits for the refreshed map, so the records
+// are checked against the real ranges instead of being re-sent blindly.
+// The shard and sequence number in a Result always name a copy on the
+// record's own shard, unless AcceptMisroutedAggregates is set.
+//
+// # Defaults (KPL's where the KPL has the setting)
+//
+// AggregationMaxSize 51,200 B; AggregationMaxCount 4,294,967,295;
+// CollectionMaxCount 500; CollectionMaxSize 5 MiB; RecordMaxBufferedTime
+// 100 ms; RecordTTL 30 s; RequestTimeout 6 s; RateLimit 150 %;
+// MaxConnections 24; MaxBufferedRecords 1,000,000; MaxBufferedBytes
+// 256 MiB; retry backoff 100 ms doubling to 5 s; shard map refresh 60 s.
+// One record (data plus partition key) is at most 1 MiB.
+//
+// # Memory
+//
+// Records accepted and not yet resolved, including those in flight and
+// being retried, never exceed MaxBufferedRecords and MaxBufferedBytes
+// (data plus partition key): Put blocks (or returns ErrBufferFull), so a
+// stalled endpoint holds memory at the limit while records expire at
+// RecordTTL. Aggregates being sent hold a second copy of their records'
+// data, and each record costs about 400 bytes of bookkeeping, so plan for
+// roughly twice MaxBufferedBytes plus 400 B x MaxBufferedRecords.
+package producer

@@ -1,0 +1,78 @@
+package producer
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by Put and friends before anything is enqueued.
+var (
+	// ErrClosed is returned by Put after Close, and is the outcome of
+	// records still unsent when Close's context ends.
+	ErrClosed = errors.New("producer: closed")
+	// ErrBufferFull is returned by Put when the buffer is full and
+	// Config.FailWhenBufferFull is set.
+	ErrBufferFull = errors.New("producer: buffer full")
+	// ErrInvalidRecord is wrapped by every bad-input error from Put.
+	ErrInvalidRecord = errors.New("producer: invalid record")
+	// ErrEmptyPartitionKey, ErrPartitionKeyTooLong, ErrRecordTooLarge and
+	// ErrInvalidExplicitHashKey describe bad input; each also matches
+	// ErrInvalidRecord.
+	ErrEmptyPartitionKey      = &inputError{"empty partition key"}
+	ErrPartitionKeyTooLong    = &inputError{"partition key longer than 256 characters"}
+	ErrRecordTooLarge         = &inputError{"record (data plus partition key) larger than 1 MiB"}
+	ErrInvalidExplicitHashKey = &inputError{"explicit hash key is not a decimal integer in [0, 2^128)"}
+)
+
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string        { return "producer: invalid record: " + e.msg }
+func (e *inputError) Is(target error) bool { return target == ErrInvalidRecord }
+
+// Reasons a record failed; a Result's Err matches exactly one of them with
+// errors.Is (besides wrapped causes).
+var (
+	// ErrRecordExpired: the record was not put within Config.RecordTTL.
+	ErrRecordExpired = errors.New("producer: record expired")
+	// ErrThrottled: Kinesis throttled the record and FailIfThrottled is set.
+	ErrThrottled = errors.New("producer: record throttled")
+	// ErrRejected: Kinesis rejected the record or the request with an
+	// error that cannot succeed on retry (validation, access denied,
+	// stream not found, KMS key unusable).
+	ErrRejected = errors.New("producer: record rejected")
+	// ErrCanceled: the context given to Put ended before the record was
+	// sent.
+	ErrCanceled = errors.New("producer: record canceled")
+)
+
+// RecordError is the Err of a failed Result. Use errors.Is with the
+// sentinels above (ErrRecordExpired, ErrThrottled, ErrRejected,
+// ErrCanceled, ErrClosed) and errors.As for the SDK error behind it, if
+// any.
+type RecordError struct {
+	// Reason is one of the sentinel errors.
+	Reason error
+	// Code and Message are the last Kinesis error code and message
+	// (per-record ErrorCode or the request error's code), if any.
+	Code, Message string
+	// Cause is the request-level error of the last attempt, if it had one.
+	Cause error
+}
+
+func (e *RecordError) Error() string {
+	s := e.Reason.Error()
+	if e.Code != "" {
+		s += fmt.Sprintf(": %s: %s", e.Code, e.Message)
+	} else if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+// Unwrap returns the reason and the cause.
+func (e *RecordError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Reason, e.Cause}
+	}
+	return []error{e.Reason}
+}

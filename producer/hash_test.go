@@ -1,0 +1,84 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/require"
+)
+
+func FuzzParseHashKey(f *testing.F) {
+	for _, s := range []string{"0", "1", "340282366920938463463374607431768211455", "340282366920938463463374607431768211456", "", "-1", "00012", "1e3", "99999999999999999999999999999999999999999"} {
+		f.Add(s)
+	}
+	limit := new(big.Int).Lsh(big.NewInt(1), 128)
+	f.Fuzz(func(t *testing.T, s string) {
+		hi, lo, ok := parseHashKey(s)
+		b, isNum := new(big.Int).SetString(s, 10)
+		want := isNum && len(s) > 0 && s[0] != '-' && s[0] != '+' && b.Sign() >= 0 && b.Cmp(limit) < 0 && len(s) <= 39
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				want = false
+			}
+		}
+		require.Equal(t, want, ok, "%q", s)
+		if ok {
+			got := new(big.Int).Lsh(new(big.Int).SetUint64(hi), 64)
+			got.Or(got, new(big.Int).SetUint64(lo))
+			require.Zero(t, got.Cmp(b), "%q", s)
+		}
+	})
+}
+
+func TestLookup(t *testing.T) {
+	shards := []shardRange{
+		{id: "a", startHi: 0, startLo: 0, endHi: 0, endLo: 99},
+		{id: "b", startHi: 0, startLo: 100, endHi: 5, endLo: 0},
+		{id: "c", startHi: 6, startLo: 0, endHi: ^uint64(0), endLo: ^uint64(0)},
+	}
+	cases := []struct {
+		hi, lo uint64
+		want   int
+	}{{0, 0, 0}, {0, 99, 0}, {0, 100, 1}, {5, 0, 1}, {5, 1, -1}, {6, 0, 2}, {^uint64(0), ^uint64(0), 2}}
+	for _, c := range cases {
+		require.Equal(t, c.want, lookup(shards, c.hi, c.lo), "%d/%d", c.hi, c.lo)
+	}
+}
+
+func TestHashKeyMatchesKinesis(t *testing.T) {
+	// MD5("a") = 0cc175b9c0f1b6a831c399e269772661
+	hi, lo, err := hashKey("a", "")
+	require.NoError(t, err)
+	require.Equal(t, uint64(0x0cc175b9c0f1b6a8), hi)
+	require.Equal(t, uint64(0x31c399e269772661), lo)
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		err  error
+		want errClass
+		code string
+	}{
+		{&types.ProvisionedThroughputExceededException{Message: aws.String("x")}, classThrottled, "ProvisionedThroughputExceededException"},
+		{&types.ResourceNotFoundException{}, classRejected, "ResourceNotFoundException"},
+		{&types.AccessDeniedException{}, classRejected, "AccessDeniedException"},
+		{&types.InvalidArgumentException{}, classRejected, "InvalidArgumentException"},
+		{&types.KMSAccessDeniedException{}, classRejected, "KMSAccessDeniedException"},
+		{&types.KMSThrottlingException{}, classTransient, "KMSThrottlingException"},
+		{&types.InternalFailureException{}, classTransient, "InternalFailureException"},
+		{&smithy.GenericAPIError{Code: "ValidationException"}, classRejected, "ValidationException"},
+		{errors.New("dial tcp: connection refused"), classTransient, "NetworkError"},
+		{context.DeadlineExceeded, classTransient, "RequestCanceled"},
+		{ErrRequestTimeout, classTransient, "RequestTimeout"},
+	}
+	for _, c := range cases {
+		class, code, _ := classifyErr(c.err)
+		require.Equal(t, c.want, class, "%v", c.err)
+		require.Equal(t, c.code, code, "%v", c.err)
+	}
+}

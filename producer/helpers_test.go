@@ -1,0 +1,211 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shardflow/shardflow/aggregation"
+	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/kinesistest"
+)
+
+// fastConfig keeps real-clock tests quick.
+func fastConfig() Config {
+	return Config{
+		RecordMaxBufferedTime: time.Millisecond,
+		RetryBackoffBase:      time.Millisecond,
+		RetryBackoffMax:       10 * time.Millisecond,
+		Logger:                discardLogger(),
+	}
+}
+
+type put struct {
+	key, data string
+	f         *Future
+}
+
+// putN puts n records with distinct keys and payloads.
+func putN(t testing.TB, p *Producer, prefix string, n int) []put {
+	t.Helper()
+	out := make([]put, n)
+	for i := range out {
+		k, d := fmt.Sprintf("%s-k%d", prefix, i%997), fmt.Sprintf("%s-d%d", prefix, i)
+		f, err := p.Put(context.Background(), k, []byte(d))
+		require.NoError(t, err)
+		out[i] = put{k, d, f}
+	}
+	return out
+}
+
+// waitAll waits (real time bound) until every future is done.
+func waitAll(t testing.TB, puts []put) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range puts {
+		select {
+		case <-p.f.Done():
+		case <-ctx.Done():
+			t.Fatalf("record %s/%s has no outcome", p.key, p.data)
+		}
+	}
+}
+
+// driveUntil advances a fake clock in steps until cond holds, each step
+// only once quiet reports the producer has caught up.
+func driveUntil(t testing.TB, clk *clock.Fake, step time.Duration, quiet, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if cond() {
+			return
+		}
+		for n := 0; n < 3; {
+			if time.Now().After(deadline) {
+				t.Fatal("condition not reached", debugHook())
+			}
+			runtime.Gosched()
+			if cond() {
+				return
+			}
+			if quiet() {
+				n++
+			} else {
+				n = 0
+			}
+		}
+		clk.Advance(step)
+	}
+}
+
+func quietP(p *Producer) func() bool { return func() bool { return p.quiescent(0) } }
+
+// resent reports whether a record was sent again after an aggregate
+// carrying it landed on a sibling shard (a known duplicate).
+func resent(res *Result) bool {
+	for _, a := range res.Attempts {
+		if a.ErrorCode == "WrongShard" {
+			return true
+		}
+	}
+	return false
+}
+
+type stored struct {
+	shard, seq string
+	sub        int
+}
+
+// storedRecords deaggregates everything the fake holds for the stream,
+// keyed by data.
+func storedRecords(t testing.TB, srv *kinesistest.Server, stream string) map[string][]stored {
+	t.Helper()
+	out := map[string][]stored{}
+	for _, sh := range srv.ShardIDs(stream) {
+		for _, r := range srv.Records(stream, sh) {
+			recs, _ := aggregation.Deaggregate(nil, r.Data, aws.ToString(r.PartitionKey))
+			for i, ur := range recs {
+				out[string(ur.Data)] = append(out[string(ur.Data)], stored{sh, aws.ToString(r.SequenceNumber), i})
+			}
+		}
+	}
+	return out
+}
+
+// reconcile checks every put has exactly one outcome and every success is
+// stored exactly once where its Result says; it returns the failures.
+func reconcile(t testing.TB, srv *kinesistest.Server, stream string, puts []put, allowDup bool) (failed []put) {
+	t.Helper()
+	waitAll(t, puts)
+	st := storedRecords(t, srv, stream)
+	seen := map[string]bool{}
+	for _, p := range puts {
+		require.False(t, seen[p.data], "payload reused in test")
+		seen[p.data] = true
+		res := p.f.Result()
+		require.NotNil(t, res)
+		require.NotEmpty(t, res.Attempts, "record %s has no attempts: %v", p.data, res.Err)
+		if res.Err != nil {
+			require.Empty(t, res.SequenceNumber)
+			if !allowDup {
+				require.Empty(t, st[p.data], "failed record %s was stored", p.data)
+			}
+			failed = append(failed, p)
+			continue
+		}
+		require.True(t, res.Attempts[len(res.Attempts)-1].Success())
+		copies := st[p.data]
+		if !allowDup && !resent(res) {
+			require.Len(t, copies, 1, "record %s stored %d times", p.data, len(copies))
+		}
+		found := false
+		for _, c := range copies {
+			if c.shard == res.ShardID && c.seq == res.SequenceNumber {
+				found = true
+			}
+		}
+		require.True(t, found, "record %s not at reported %s/%s: %v", p.data, res.ShardID, res.SequenceNumber, copies)
+	}
+	for d := range st {
+		require.True(t, seen[d], "stored record %q was never put", d)
+	}
+	return failed
+}
+
+// countingClient only counts: PutRecords succeeds at once on a fixed set
+// of shards routed by hash key.
+type countingClient struct {
+	shards    []types.Shard
+	ranges    []shardRange
+	calls     atomic.Int64
+	entries   atomic.Int64
+	wireBytes atomic.Int64
+	ids       []*string
+	seq       *string
+	pool      sync.Pool
+}
+
+func newCountingClient(n int) *countingClient {
+	c := &countingClient{seq: aws.String("49590338271490256608559692538361571095921575989136588898")}
+	srv := kinesistest.New(kinesistest.Options{})
+	srv.MustCreateStream("s", n)
+	out, err := srv.ListShards(context.Background(), &kinesis.ListShardsInput{StreamName: aws.String("s")})
+	if err != nil {
+		panic(err)
+	}
+	c.shards = out.Shards
+	for _, s := range out.Shards {
+		r, _ := toRange(s)
+		c.ranges = append(c.ranges, r)
+		c.ids = append(c.ids, s.ShardId)
+	}
+	return c
+}
+
+func (c *countingClient) ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	return &kinesis.ListShardsOutput{Shards: c.shards}, nil
+}
+
+func (c *countingClient) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	c.calls.Add(1)
+	c.entries.Add(int64(len(in.Records)))
+	out := &kinesis.PutRecordsOutput{Records: make([]types.PutRecordsResultEntry, len(in.Records))}
+	var n int64
+	for i, e := range in.Records {
+		n += int64(len(e.Data) + len(*e.PartitionKey))
+		hi, lo, _ := hashKey(*e.PartitionKey, aws.ToString(e.ExplicitHashKey))
+		out.Records[i] = types.PutRecordsResultEntry{ShardId: c.ids[lookup(c.ranges, hi, lo)], SequenceNumber: c.seq}
+	}
+	c.wireBytes.Add(n)
+	return out, nil
+}

@@ -1,0 +1,128 @@
+package producer
+
+import (
+	"time"
+
+	"github.com/shardflow/shardflow/aggregation"
+)
+
+// kRecord is one Kinesis record: an aggregate of user records, or one user
+// record sent as is.
+type kRecord struct {
+	lane *lane
+	recs []*Future
+	agg  aggregation.Aggregator // used when aggregating
+	blob []byte
+
+	// set by build, outside the lock, once
+	built bool
+	data  []byte
+	pk    string
+	ehk   string
+
+	size     int       // bytes counted against PutRecords limits: data + key
+	deadline time.Time // when it must be sent (first record's buffering deadline)
+	expire   time.Time // earliest TTL of its records
+	hasCtx   bool      // some record carries a cancelable context
+}
+
+func (kr *kRecord) reset() {
+	kr.agg.Reset()
+	clear(kr.recs)
+	kr.recs = kr.recs[:0]
+	kr.lane = nil
+	kr.built = false
+	kr.data, kr.pk, kr.ehk = nil, "", ""
+	kr.size = 0
+	kr.hasCtx = false
+}
+
+// build fixes the wire form of kr. It runs in a worker, outside the lock,
+// while the request owns kr.
+func (kr *kRecord) build(aggregate bool) {
+	if kr.built {
+		return
+	}
+	kr.built = true
+	first := kr.recs[0]
+	if !aggregate || len(kr.recs) == 1 {
+		// A lone record goes as itself, as in the KPL: no aggregation
+		// overhead and any consumer can read it.
+		kr.data, kr.pk, kr.ehk = first.data, first.pk, first.ehk
+		return
+	}
+	kr.blob = kr.agg.AppendBlob(kr.blob[:0])
+	kr.data = kr.blob
+	kr.pk = first.pk
+	// The carrier's explicit hash key is the predicted shard's starting
+	// hash key, so the aggregate lands on the shard all its records were
+	// predicted for.
+	kr.ehk = kr.lane.shard.startKey
+}
+
+func (kr *kRecord) userBytes() (n int) {
+	for _, f := range kr.recs {
+		n += len(f.data)
+	}
+	return n
+}
+
+// krQueue is a FIFO of Kinesis records that also accepts retries at the
+// front.
+type krQueue struct {
+	buf     []*kRecord
+	head, n int
+}
+
+func (q *krQueue) len() int { return q.n }
+
+func (q *krQueue) grow() {
+	nb := make([]*kRecord, max(8, 2*len(q.buf)))
+	for i := 0; i < q.n; i++ {
+		nb[i] = q.buf[(q.head+i)%len(q.buf)]
+	}
+	q.buf, q.head = nb, 0
+}
+
+func (q *krQueue) pushBack(kr *kRecord) {
+	if q.n == len(q.buf) {
+		q.grow()
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = kr
+	q.n++
+}
+
+func (q *krQueue) pushFront(kr *kRecord) {
+	if q.n == len(q.buf) {
+		q.grow()
+	}
+	q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
+	q.buf[q.head] = kr
+	q.n++
+}
+
+func (q *krQueue) front() *kRecord { return q.buf[q.head] }
+
+func (q *krQueue) popFront() *kRecord {
+	kr := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	return kr
+}
+
+// lane holds the records predicted for one open shard.
+type lane struct {
+	shard   shardRange // zero for the unmapped lane
+	retired bool       // its shard left the map; in-flight records re-route on retry
+	stale   bool       // an aggregate landed on a shard unknown to the map: hold until refreshed
+
+	open      *kRecord // aggregate being filled
+	ready     krQueue  // sealed, waiting to be sent
+	pending   []*Future
+	inflight  int // Kinesis records in flight
+	failures  int // consecutive failed attempts, for backoff
+	notBefore time.Time
+
+	recTok, byteTok tokenBucket
+}

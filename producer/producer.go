@@ -1,0 +1,612 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardflow/shardflow/internal/clock"
+)
+
+// Client is the part of *kinesis.Client the producer uses.
+type Client interface {
+	PutRecords(ctx context.Context, params *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+	ListShards(ctx context.Context, params *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+}
+
+var _ Client = (*kinesis.Client)(nil)
+
+// Producer buffers, aggregates and sends records to one stream. It is safe
+// for concurrent use.
+type Producer struct {
+	client     Client
+	streamName *string
+	streamARN  *string
+	cfg        Config
+	aggregate  bool
+	clk        clock.Clock
+	log        *slog.Logger
+	met        Metrics
+
+	kick      chan struct{}
+	refreshCh chan struct{}
+	reqCh     chan *request
+	g         *errgroup.Group
+	runCancel context.CancelFunc
+	reqBase   context.Context
+	reqAbort  context.CancelCauseFunc
+	closedCh  chan struct{}
+	krPool    sync.Pool
+
+	// Test instrumentation (see quiescent).
+	parked atomic.Bool  // dispatcher waiting
+	active atomic.Int64 // requests and shard map reads in progress
+
+	mu              sync.Mutex
+	closed          bool // Put refuses
+	closeStarted    bool
+	aborting        bool // Close's context ended: fail instead of retry
+	flushing        int
+	waiting         int // Puts blocked for room
+	outRecords      int
+	outBytes        int
+	completing      int // records whose outcome is being published
+	completingBytes int
+	room            chan struct{}
+	drained         chan struct{}
+	shards          []shardRange
+	lanes           []*lane // parallel to shards
+	laneByID        map[string]*lane
+	unmapped        *lane
+	gen             uint64
+	readyN          int
+	readyBytes      int
+	nextWake        time.Time
+	inflight        []*request
+	allRanges       map[string]shardRange // every listed shard, open or closed
+	unverified      []unverifiedKR
+	rr              int
+	keysSeen        map[string]struct{}
+	doneScratch     []*Future
+}
+
+// New returns a Producer for the stream (a name or an ARN). It starts
+// loading the shard map in the background; records put before it is
+// loaded wait for it (within their TTL).
+func New(client Client, stream string, cfg Config) (*Producer, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", ErrInvalidConfig)
+	}
+	if stream == "" {
+		return nil, fmt.Errorf("%w: empty stream", ErrInvalidConfig)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{
+		client:    client,
+		cfg:       cfg,
+		aggregate: !cfg.DisableAggregation,
+		clk:       cfg.Clock,
+		log:       cfg.Logger.With("stream", stream),
+		met:       cfg.Metrics,
+		kick:      make(chan struct{}, 1),
+		refreshCh: make(chan struct{}, 1),
+		reqCh:     make(chan *request),
+		closedCh:  make(chan struct{}),
+		laneByID:  map[string]*lane{},
+		unmapped:  &lane{},
+		keysSeen:  map[string]struct{}{},
+	}
+	if strings.HasPrefix(stream, "arn:") {
+		p.streamARN = &stream
+	} else {
+		p.streamName = &stream
+	}
+	p.krPool.New = func() any { return new(kRecord) }
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.runCancel = cancel
+	p.reqBase, p.reqAbort = context.WithCancelCause(context.Background())
+	g, gctx := errgroup.WithContext(runCtx)
+	p.g = g
+	g.Go(func() error { return p.dispatchLoop(gctx) })
+	p.active.Add(1) // the first shard map load
+	g.Go(func() error { return p.refreshLoop(gctx) })
+	for i := 0; i < cfg.MaxConnections; i++ {
+		g.Go(func() error { return p.worker(gctx) })
+	}
+	return p, nil
+}
+
+// Put enqueues data under partitionKey. It returns once the record is
+// buffered; the Future reports its outcome. Put blocks while the buffer is
+// full until there is room or ctx ends (or fails with ErrBufferFull, see
+// Config.FailWhenBufferFull). If ctx can be canceled, canceling it also
+// withdraws the record while it has not been sent yet (its outcome is then
+// ErrCanceled). Bad input fails with an error matching ErrInvalidRecord
+// and enqueues nothing.
+func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*Future, error) {
+	return p.PutRecord(ctx, Record{PartitionKey: partitionKey, Data: data}, nil)
+}
+
+// PutRecord is Put for a full Record, with an optional callback run once
+// with the outcome. The callback runs on a producer goroutine and must not
+// block: a Put from a callback may wait for room when the buffer is full,
+// so give it a context with a deadline or set FailWhenBufferFull. It must
+// not call Flush or Close, which wait for callbacks to return.
+func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Result)) (*Future, error) {
+	hi, lo, err := checkRecord(rec.PartitionKey, rec.ExplicitHashKey, len(rec.Data))
+	if err != nil {
+		return nil, err
+	}
+	f := &Future{pk: rec.PartitionKey, ehk: rec.ExplicitHashKey, data: rec.Data, hi: hi, lo: lo, callback: callback}
+	if ctx.Done() != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f.ctx = ctx
+	}
+	size := f.size()
+	now := p.clk.Now()
+	p.mu.Lock()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if p.outRecords < p.cfg.MaxBufferedRecords && p.outBytes+size <= p.cfg.MaxBufferedBytes {
+			break
+		}
+		if p.cfg.FailWhenBufferFull {
+			p.mu.Unlock()
+			return nil, ErrBufferFull
+		}
+		if p.room == nil {
+			p.room = make(chan struct{})
+		}
+		room := p.room
+		p.waiting++
+		p.mu.Unlock()
+		p.wake() // send what is buffered now rather than at its deadline
+		var cerr error
+		select {
+		case <-room:
+		case <-ctx.Done():
+			cerr = ctx.Err()
+		}
+		p.mu.Lock()
+		p.waiting--
+		if cerr != nil {
+			p.mu.Unlock()
+			return nil, cerr
+		}
+		now = p.clk.Now()
+	}
+	f.enqueued = now
+	p.outRecords++
+	p.outBytes += size
+	kick := p.addLocked(f)
+	p.mu.Unlock()
+	if kick {
+		p.wake()
+	}
+	p.met.UserRecordReceived(len(rec.Data))
+	return f, nil
+}
+
+// PutSync puts one record and waits for its outcome.
+func (p *Producer) PutSync(ctx context.Context, rec Record) (*Result, error) {
+	f, err := p.PutRecord(ctx, rec, nil)
+	if err != nil {
+		return nil, err
+	}
+	return f.Wait(ctx)
+}
+
+// Outstanding returns the records, and their data plus key bytes, that
+// have been accepted and have no outcome yet.
+func (p *Producer) Outstanding() (records, bytes int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.outRecords + p.completing, p.outBytes + p.completingBytes
+}
+
+// Flush sends everything buffered without waiting for buffering deadlines
+// and waits until every accepted record has its outcome (including records
+// put by other goroutines meanwhile), or ctx ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	p.flushing++
+	p.mu.Unlock()
+	p.wake()
+	err := p.waitDrained(ctx)
+	p.mu.Lock()
+	p.flushing--
+	p.mu.Unlock()
+	return err
+}
+
+// Close stops accepting records, flushes, waits for every outstanding
+// record's outcome and stops all goroutines. If ctx ends first, records
+// not yet put fail with ErrClosed (records in flight may or may not have
+// been stored: their outcome says ErrClosed with the request's error) and
+// Close returns ctx's error after all goroutines stopped. Close is
+// idempotent; later calls wait for the first to finish.
+func (p *Producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closeStarted {
+		p.mu.Unlock()
+		select {
+		case <-p.closedCh:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.closeStarted = true
+	p.closed = true
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+	p.mu.Unlock()
+	p.wake()
+	err := p.waitDrained(ctx)
+	if err != nil {
+		p.abort()
+		_ = p.waitDrained(context.Background())
+	}
+	p.runCancel()
+	_ = p.g.Wait()
+	p.reqAbort(ErrClosed)
+	close(p.closedCh)
+	return err
+}
+
+func (p *Producer) abort() {
+	p.mu.Lock()
+	p.aborting = true
+	var failed []*Future
+	collect := func(l *lane) {
+		failed = append(failed, p.drainLaneLocked(l)...)
+	}
+	for _, l := range p.lanes {
+		collect(l)
+	}
+	collect(p.unmapped)
+	for _, r := range p.inflight {
+		r.cancel(ErrClosed)
+	}
+	// Aggregates awaiting a shard check were stored: report them as such.
+	var stored []*Future
+	for _, u := range p.unverified {
+		stored = append(stored, u.kr.recs...)
+	}
+	p.unverified = nil
+	p.mu.Unlock()
+	p.finish(stored)
+	for _, f := range failed {
+		f.res.Err = &RecordError{Reason: ErrClosed}
+	}
+	p.finish(failed)
+}
+
+func (p *Producer) waitDrained(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		if p.outRecords == 0 && p.completing == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		if p.drained == nil {
+			p.drained = make(chan struct{})
+		}
+		ch := p.drained
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *Producer) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Producer) requestRefresh() {
+	select {
+	case p.refreshCh <- struct{}{}:
+	default:
+	}
+}
+
+// finish publishes the outcomes of records whose Result is filled in, then
+// releases their buffer space.
+func (p *Producer) finish(fs []*Future) {
+	if len(fs) == 0 {
+		return
+	}
+	bytes := 0
+	for _, f := range fs {
+		bytes += f.size()
+	}
+	// Free the room before running callbacks, so a callback may Put.
+	p.mu.Lock()
+	p.outRecords -= len(fs)
+	p.outBytes -= bytes
+	p.completing += len(fs)
+	p.completingBytes += bytes
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+	pending, pendingBytes := p.outRecords, p.outBytes
+	p.mu.Unlock()
+	for _, f := range fs {
+		if n := len(f.res.Attempts); n > 1 {
+			p.met.RetriesPerRecord(f.res.ShardID, n-1)
+		} else {
+			p.met.RetriesPerRecord(f.res.ShardID, 0)
+		}
+		if f.res.Err != nil {
+			p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
+			if errors.Is(f.res.Err, ErrRecordExpired) {
+				p.met.UserRecordsExpired(f.res.ShardID, 1)
+			}
+		}
+		f.complete()
+	}
+	p.mu.Lock()
+	p.completing -= len(fs)
+	p.completingBytes -= bytes
+	if p.outRecords == 0 && p.completing == 0 && p.drained != nil {
+		close(p.drained)
+		p.drained = nil
+	}
+	p.mu.Unlock()
+	p.met.UserRecordsPending(pending, pendingBytes)
+}
+
+// ---- routing and buffering (all with p.mu held) ----
+
+func (p *Producer) route(f *Future) *lane {
+	if p.lanes == nil {
+		return p.unmapped
+	}
+	i := lookup(p.shards, f.hi, f.lo)
+	if i < 0 {
+		p.requestRefresh()
+		return p.unmapped
+	}
+	return p.lanes[i]
+}
+
+func (p *Producer) getKR(l *lane) *kRecord {
+	kr := p.krPool.Get().(*kRecord)
+	kr.lane = l
+	return kr
+}
+
+func (p *Producer) putKR(kr *kRecord) {
+	kr.reset()
+	p.krPool.Put(kr)
+}
+
+// addLocked appends f to its lane and reports whether the dispatcher
+// should be woken.
+func (p *Producer) addLocked(f *Future) bool {
+	l := p.route(f)
+	if l == p.unmapped {
+		l.pending = append(l.pending, f)
+		return false
+	}
+	kick := false
+	deadline := f.enqueued.Add(p.cfg.RecordMaxBufferedTime)
+	if !p.aggregate {
+		kr := p.getKR(l)
+		kr.recs = append(kr.recs, f)
+		kr.deadline, kr.expire, kr.hasCtx = deadline, f.enqueued.Add(p.cfg.RecordTTL), f.ctx != nil
+		kr.size = f.size()
+		return p.pushReadyLocked(kr) || p.earlierLocked(deadline)
+	}
+	kr := l.open
+	if kr != nil && !p.fits(kr, f) {
+		kick = p.sealLocked(l)
+		kr = nil
+	}
+	if kr == nil {
+		kr = p.getKR(l)
+		kr.deadline, kr.expire = deadline, f.enqueued.Add(p.cfg.RecordTTL)
+		l.open = kr
+		kick = kick || p.earlierLocked(deadline)
+	}
+	kr.agg.Add(f.pk, f.ehk, f.data)
+	kr.recs = append(kr.recs, f)
+	if f.ctx != nil {
+		kr.hasCtx = true
+	}
+	return kick
+}
+
+// fits reports whether f can join the aggregate kr within
+// AggregationMaxCount, AggregationMaxSize and, with the carrier's partition
+// key, the 1 MiB record limit.
+func (p *Producer) fits(kr *kRecord, f *Future) bool {
+	if int64(kr.agg.Len()) >= p.cfg.AggregationMaxCount {
+		return false
+	}
+	n := kr.agg.SizeWith(f.pk, f.ehk, len(f.data))
+	return n <= p.cfg.AggregationMaxSize && n+len(kr.recs[0].pk) <= MaxRecordSize
+}
+
+func (p *Producer) earlierLocked(t time.Time) bool {
+	return p.nextWake.IsZero() || t.Before(p.nextWake)
+}
+
+// sealLocked moves l's open aggregate to its ready queue.
+func (p *Producer) sealLocked(l *lane) bool {
+	kr := l.open
+	l.open = nil
+	if len(kr.recs) == 1 {
+		kr.size = kr.recs[0].size()
+	} else {
+		kr.size = kr.agg.Size() + len(kr.recs[0].pk)
+	}
+	return p.pushReadyLocked(kr)
+}
+
+func (p *Producer) pushReadyLocked(kr *kRecord) bool {
+	kr.lane.ready.pushBack(kr)
+	p.readyN++
+	p.readyBytes += kr.size
+	return p.readyN >= p.cfg.CollectionMaxCount || p.readyBytes >= p.cfg.CollectionMaxSize
+}
+
+func (p *Producer) popReadyLocked(l *lane) *kRecord {
+	kr := l.ready.popFront()
+	p.readyN--
+	p.readyBytes -= kr.size
+	return kr
+}
+
+func (p *Producer) pushFrontLocked(kr *kRecord) {
+	kr.lane.ready.pushFront(kr)
+	p.readyN++
+	p.readyBytes += kr.size
+}
+
+// drainLaneLocked removes every queued record of l, in order.
+func (p *Producer) drainLaneLocked(l *lane) []*Future {
+	var out []*Future
+	for l.ready.len() > 0 {
+		kr := p.popReadyLocked(l)
+		out = append(out, kr.recs...)
+		p.putKR(kr)
+	}
+	if l.open != nil {
+		out = append(out, l.open.recs...)
+		p.putKR(l.open)
+		l.open = nil
+	}
+	out = append(out, l.pending...)
+	l.pending = nil
+	return out
+}
+
+// requeueFrontLocked puts records (in their original order) back at the
+// front of the lanes the current map routes them to, re-aggregated. It
+// fails the expired and canceled ones into *done.
+func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Future) {
+	byLane := map[*lane][]*Future{}
+	var order []*lane
+	for _, f := range fs {
+		if err := p.deadErr(f, now); err != nil {
+			f.res.Err = err
+			*done = append(*done, f)
+			continue
+		}
+		l := p.route(f)
+		if _, ok := byLane[l]; !ok {
+			order = append(order, l)
+		}
+		byLane[l] = append(byLane[l], f)
+	}
+	for _, l := range order {
+		list := byLane[l]
+		if l == p.unmapped {
+			l.pending = append(list, l.pending...)
+			continue
+		}
+		var krs []*kRecord
+		var kr *kRecord
+		for _, f := range list {
+			if kr != nil && (!p.aggregate || !p.fits(kr, f)) {
+				krs = append(krs, kr)
+				kr = nil
+			}
+			if kr == nil {
+				kr = p.getKR(l)
+				kr.deadline = now
+				kr.expire = f.enqueued.Add(p.cfg.RecordTTL)
+			}
+			if p.aggregate {
+				kr.agg.Add(f.pk, f.ehk, f.data)
+			}
+			kr.recs = append(kr.recs, f)
+			kr.hasCtx = kr.hasCtx || f.ctx != nil
+			if e := f.enqueued.Add(p.cfg.RecordTTL); e.Before(kr.expire) {
+				kr.expire = e
+			}
+		}
+		krs = append(krs, kr)
+		for i := len(krs) - 1; i >= 0; i-- {
+			k := krs[i]
+			if len(k.recs) == 1 {
+				k.size = k.recs[0].size()
+			} else {
+				k.size = k.agg.Size() + len(k.recs[0].pk)
+			}
+			p.pushFrontLocked(k)
+		}
+	}
+}
+
+// deadErr returns the error a record fails with if it must not be sent any
+// more: expired, canceled or closed.
+func (p *Producer) deadErr(f *Future, now time.Time) error {
+	code, msg := "", ""
+	if n := len(f.res.Attempts); n > 0 {
+		code, msg = f.res.Attempts[n-1].ErrorCode, f.res.Attempts[n-1].ErrorMessage
+	}
+	if p.aborting {
+		return &RecordError{Reason: ErrClosed, Code: code, Message: msg}
+	}
+	if !now.Before(f.enqueued.Add(p.cfg.RecordTTL)) {
+		return &RecordError{Reason: ErrRecordExpired, Code: code, Message: msg}
+	}
+	if f.ctx != nil && f.ctx.Err() != nil {
+		return &RecordError{Reason: ErrCanceled, Code: code, Message: msg, Cause: context.Cause(f.ctx)}
+	}
+	return nil
+}
+
+func (p *Producer) backoff(failures int) time.Duration {
+	d := p.cfg.RetryBackoffBase
+	for i := 1; i < failures && d < p.cfg.RetryBackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, p.cfg.RetryBackoffMax)
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1) // full jitter
+}
+
+// quiescent reports whether the producer has nothing to do until the clock
+// moves, given that blocked requests are parked in the client waiting for
+// time. Tests on a fake clock use it to advance time only when the
+// producer has caught up.
+func (p *Producer) quiescent(blocked int64) bool {
+	if !p.parked.Load() || len(p.kick) > 0 || len(p.refreshCh) > 0 || p.active.Load() != blocked {
+		return false
+	}
+	p.mu.Lock()
+	nw := p.nextWake
+	p.mu.Unlock()
+	return nw.IsZero() || nw.After(p.clk.Now())
+}

@@ -1,0 +1,135 @@
+package producer
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Record is one user record.
+type Record struct {
+	// PartitionKey is required: 1 to 256 Unicode characters.
+	PartitionKey string
+	// ExplicitHashKey, if set, routes the record instead of the MD5 of its
+	// partition key: a decimal integer in [0, 2^128).
+	ExplicitHashKey string
+	// Data is the payload. The producer keeps a reference until the
+	// record's outcome is known: do not modify it before then.
+	Data []byte
+}
+
+// Attempt is one PutRecords call that carried the record.
+type Attempt struct {
+	// Time is when the call was sent and Duration how long it took.
+	Time     time.Time
+	Duration time.Duration
+	// ErrorCode and ErrorMessage are empty for a successful attempt; for a
+	// failed one they hold the record's ErrorCode, or the request error.
+	ErrorCode    string
+	ErrorMessage string
+}
+
+// Success reports whether the attempt put the record.
+func (a Attempt) Success() bool { return a.ErrorCode == "" }
+
+// Result is the outcome of one record.
+type Result struct {
+	// ShardID and SequenceNumber are where Kinesis stored the record (for
+	// an aggregated record, those of the Kinesis record carrying it).
+	ShardID        string
+	SequenceNumber string
+	// Attempts lists every PutRecords call that carried the record, in
+	// order. A record that failed without being sent (expired in the
+	// buffer, canceled, closed) may have none.
+	Attempts []Attempt
+	// Err is nil on success, else a *RecordError.
+	Err error
+}
+
+// Future is the outcome of one Put, available once Done is closed. It is
+// safe to use from many goroutines. A Future is never reused by the
+// producer.
+type Future struct {
+	// record state, owned by the producer until completion
+	pk, ehk  string
+	data     []byte
+	hi, lo   uint64
+	ctx      context.Context // only when it can be canceled
+	enqueued time.Time
+	callback func(*Result)
+
+	attemptsBuf [1]Attempt
+	res         Result
+
+	mu   sync.Mutex
+	done bool
+	ch   chan struct{}
+}
+
+// Done returns a channel closed when the outcome is known.
+func (f *Future) Done() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ch == nil {
+		f.ch = make(chan struct{})
+		if f.done {
+			close(f.ch)
+		}
+	}
+	return f.ch
+}
+
+// Wait blocks until the outcome is known or ctx ends. It returns the
+// Result and its Err; on ctx's end it returns (nil, ctx.Err()) and the
+// record stays in flight.
+func (f *Future) Wait(ctx context.Context) (*Result, error) {
+	f.mu.Lock()
+	if f.done {
+		f.mu.Unlock()
+		return &f.res, f.res.Err
+	}
+	f.mu.Unlock()
+	select {
+	case <-f.Done():
+		return &f.res, f.res.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Result returns the outcome, or nil if it is not known yet.
+func (f *Future) Result() *Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.done {
+		return nil
+	}
+	return &f.res
+}
+
+func (f *Future) size() int { return len(f.data) + len(f.pk) }
+
+func (f *Future) addAttempt(a Attempt) {
+	if f.res.Attempts == nil {
+		f.res.Attempts = f.attemptsBuf[:0]
+	}
+	f.res.Attempts = append(f.res.Attempts, a)
+}
+
+// complete publishes the outcome; the producer never touches f afterwards
+// except to read it.
+func (f *Future) complete() {
+	f.data = nil
+	f.ctx = nil
+	cb := f.callback
+	f.callback = nil
+	f.mu.Lock()
+	f.done = true
+	if f.ch != nil {
+		close(f.ch)
+	}
+	f.mu.Unlock()
+	if cb != nil {
+		cb(&f.res)
+	}
+}
