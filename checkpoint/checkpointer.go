@@ -206,7 +206,7 @@ func (c *Checkpointer) checkLocked(pos Position) error {
 		return err
 	}
 	if pos.IsSentinel() {
-		if pos != ShardEnd {
+		if pos.Sentinel != SentinelShardEnd {
 			// Rewriting the sentinel the shard started from is allowed
 			// (Checkpoint with nothing delivered); any other sentinel is
 			// not a place a processor can have reached.
@@ -215,7 +215,8 @@ func (c *Checkpointer) checkLocked(pos Position) error {
 			}
 			return fmt.Errorf("%w: %s is not a record position", ErrInvalidPosition, pos)
 		}
-		if !c.shardEnded {
+		// A shard whose checkpoint already is SHARD_END has ended too.
+		if !c.shardEnded && c.last.Sentinel != SentinelShardEnd {
 			return ErrNotAtShardEnd
 		}
 		return nil

@@ -176,6 +176,22 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		require.Contains(t, got.Extra, "throughputKBps")
 	})
 
+	// Non-lease items (KCL 3.x entityType) are invisible to List and Get.
+	t.Run("NonLeaseItemsSkipped", func(t *testing.T) {
+		s := newStore(t)
+		_, err := s.Create(ctx, fresh("a"))
+		require.NoError(t, err)
+		other := fresh("metrics")
+		other.Extra = map[string]types.AttributeValue{"entityType": &types.AttributeValueMemberS{Value: "WORKER_METRICS"}}
+		_, err = s.Create(ctx, other)
+		require.NoError(t, err)
+		all, err := s.List(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []string{"a"}, keys(all))
+		_, err = s.Get(ctx, "metrics")
+		require.ErrorIs(t, err, ErrNotFound)
+	})
+
 	// Many writers race on the same observed counter: exactly one wins.
 	t.Run("ConcurrentTakers", func(t *testing.T) {
 		s := newStore(t)

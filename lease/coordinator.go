@@ -385,8 +385,9 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 
 // ReleaseAll releases every held lease for a clean shutdown, so that other
 // workers take them at their next take pass instead of after FailoverTime.
-// From the first call on, the coordinator takes no more leases. Call it
-// after the processors have written their final checkpoints.
+// From the first call on, the coordinator takes no more leases; a take
+// already in flight is waited for (bounded by ctx) and its lease released
+// too. Call it after the processors have written their final checkpoints.
 func (c *Coordinator) ReleaseAll(ctx context.Context) error {
 	c.drain.Store(true)
 	// Wait for a take in flight: it acquires its lease before releasing the

@@ -33,7 +33,9 @@ func (s *MemoryStore) List(ctx context.Context) ([]Lease, error) {
 	defer s.mu.Unlock()
 	out := make([]Lease, 0, len(s.leases))
 	for _, l := range s.leases {
-		out = append(out, l.Clone())
+		if isLeaseItem(l.Extra) { // as DynamoStore: skip KCL 3.x non-lease items
+			out = append(out, l.Clone())
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
@@ -47,7 +49,7 @@ func (s *MemoryStore) Get(ctx context.Context, key string) (Lease, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.leases[key]
-	if !ok {
+	if !ok || !isLeaseItem(l.Extra) {
 		return Lease{}, fmt.Errorf("lease %s: %w", key, ErrNotFound)
 	}
 	return l.Clone(), nil

@@ -347,3 +347,45 @@ func TestHeldDoesNotWaitForStoreIO(t *testing.T) {
 	<-renewed
 	require.Equal(t, int64(2), c.Held()[0].Counter)
 }
+
+// Expiry is watched on the local clock from the first sighting of a
+// counter value: a lease owned by another worker and seen for the first
+// time is live; it expires only strictly after FailoverTime unchanged.
+func TestPlanExpiryEdges(t *testing.T) {
+	c, clk := manual(t, NewMemoryStore(), Config{WorkerID: "me"})
+	t0 := clk.Now()
+	owned := Lease{Key: "a", Owner: "other", Counter: 7, Checkpoint: checkpoint.TrimHorizon}
+	unowned := Lease{Key: "b", Counter: 3, Checkpoint: checkpoint.TrimHorizon}
+	all := []Lease{owned, unowned}
+
+	c.observe(all, t0)
+	p := c.plan(all, t0)
+	require.Equal(t, []string{"b"}, keys(p.available), "first sighting: owned is live, unowned is available")
+	require.Equal(t, 2, p.workers)
+
+	at := t0.Add(c.cfg.FailoverTime)
+	c.observe(all, at)
+	p = c.plan(all, at)
+	require.Equal(t, []string{"b"}, keys(p.available), "exactly FailoverTime unchanged is not yet expired")
+
+	at = at.Add(time.Nanosecond)
+	c.observe(all, at)
+	p = c.plan(all, at)
+	require.ElementsMatch(t, []string{"a", "b"}, keys(p.available), "strictly after FailoverTime it is")
+	require.Equal(t, 1, p.workers, "an owner whose leases all expired is not a worker")
+
+	// A counter change restarts the watch, on this worker's clock.
+	owned.Counter++
+	all = []Lease{owned, unowned}
+	c.observe(all, at)
+	p = c.plan(all, at.Add(c.cfg.FailoverTime))
+	require.Equal(t, []string{"b"}, keys(p.available))
+
+	// So does a new owner at the same counter (a re-created lease).
+	owned.Owner = "third"
+	all = []Lease{owned, unowned}
+	later := at.Add(c.cfg.FailoverTime)
+	c.observe(all, later)
+	p = c.plan(all, later.Add(c.cfg.FailoverTime))
+	require.Equal(t, []string{"b"}, keys(p.available))
+}
