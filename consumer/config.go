@@ -116,6 +116,12 @@ type Config struct {
 	// makes released leases move sooner.
 	LeaseTakeInterval       time.Duration
 	LeaseExpiryScanInterval time.Duration
+	// LeaseInitialTakeDelay is lease.Config.InitialTakeDelay (default the
+	// renew interval, FailoverTime/3 - 25ms): workers starting together on
+	// unowned leases each take one, then their share after this delay, so
+	// none steals from another at start-up (stolen leases redeliver
+	// records). Negative disables it.
+	LeaseInitialTakeDelay time.Duration
 
 	// KeepFinishedLeases keeps the leases of ended shards in the table. By
 	// default (as KCL's cleanupLeasesUponShardCompletion) the shard sync
@@ -125,7 +131,10 @@ type Config struct {
 
 	// EnhancedFanOut reads with SubscribeToShard through a registered stream
 	// consumer instead of polling GetRecords. The Kinesis client must then
-	// implement FanOutKinesis.
+	// implement FanOutKinesis. Each shard's subscription is renewed from
+	// its last continuation sequence number after 4m30s on Clock, before
+	// the service ends it at 5 minutes (and at once if the service ends it
+	// sooner).
 	EnhancedFanOut bool
 	// ConsumerName is the enhanced fan-out consumer name (default
 	// ApplicationName).

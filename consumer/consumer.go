@@ -71,6 +71,7 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 		MaxLeasesToStealAtOneTime: cfg.MaxLeasesToStealAtOneTime,
 		TakeInterval:              cfg.LeaseTakeInterval,
 		ExpiryScanInterval:        cfg.LeaseExpiryScanInterval,
+		InitialTakeDelay:          cfg.LeaseInitialTakeDelay,
 		Clock:                     cfg.Clock,
 		Logger:                    cfg.Logger.With("stream", streamLabel(cfg)),
 	})
@@ -275,6 +276,7 @@ func (c *Consumer) syncLoop(ctx context.Context) {
 			}
 		} else if n > 0 {
 			c.log.Info("shard sync created leases", "created", n)
+			c.coord.TakeNow()
 		}
 	}
 }

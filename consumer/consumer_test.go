@@ -29,6 +29,9 @@ func TestConfigValidation(t *testing.T) {
 		"max records over 10000": func(c *consumer.Config) { c.MaxRecords = 10001 },
 		"timestamp missing":      func(c *consumer.Config) { c.InitialPosition.Type = consumer.AtTimestamp },
 		"negative failover":      func(c *consumer.Config) { c.FailoverTime = -time.Second },
+		"initial take delay >= take interval": func(c *consumer.Config) {
+			c.LeaseTakeInterval, c.LeaseInitialTakeDelay = time.Second, time.Second
+		},
 		"backoff max < initial": func(c *consumer.Config) {
 			c.ProcessorRetryBackoff = consumer.Backoff{Initial: time.Second, Max: time.Millisecond}
 		},

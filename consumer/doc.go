@@ -8,9 +8,22 @@
 // prefetch (or enhanced fan-out with SubscribeToShard), KPL deaggregation,
 // and a RecordProcessor that checkpoints through a checkpoint.Checkpointer.
 // Resharding is followed: a child shard starts only after all its parents
-// checkpointed SHARD_END. A failing or panicking processor is retried with
-// backoff, never skipped. Shutdown hands the leases over at once; lease loss
-// stops a shard immediately and calls LeaseLost.
+// checkpointed SHARD_END; no worker takes a child's lease before that, and
+// the worker that finishes the last parent takes it at once (up to its fair
+// share; beyond it, another worker's next scan does) instead of at its next
+// take pass. Enhanced fan-out subscriptions are renewed from the last
+// continuation sequence number 30 s before the service's 5-minute limit. A
+// failing or panicking processor is retried with backoff, never skipped.
+// Shutdown hands the leases over at once; lease loss stops a shard
+// immediately and calls LeaseLost.
+//
+// Delivery is at least once: a record is delivered again only after its
+// lease moved (a crash, a lease taken for balance, a processor that failed
+// after its last checkpoint), from the last checkpoint on. Workers started
+// together on unowned leases each take one lease first and their share
+// LeaseInitialTakeDelay later, so start-up does not steal leases (and
+// redeliver records); a worker joining a running fleet steals its share
+// in its first pass, which redelivers each stolen shard's batch in flight.
 //
 // The smallest use, one function per record:
 //

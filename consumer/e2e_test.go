@@ -14,6 +14,7 @@ import (
 
 	"github.com/shardflow/shardflow/consumer"
 	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/internal/itest"
 	"github.com/shardflow/shardflow/kinesistest"
 )
 
@@ -23,7 +24,11 @@ const (
 )
 
 func e2eContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	limit := 90 * time.Second
+	if itest.Soak() {
+		limit = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	t.Cleanup(cancel)
 	return ctx
 }

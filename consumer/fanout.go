@@ -73,10 +73,19 @@ func ownEventStreamCodec(o *kinesis.Options) {
 	o.Protocol = awsjson.New11(schemas.Kinesis_20131202)
 }
 
+// fanOutResubscribeAfter is when, on the consumer's clock, a subscription
+// is replaced by a new one. The service ends every subscription 5 minutes
+// after the call; switching 30 s earlier, from the last continuation
+// sequence number, keeps records flowing without a gap at the limit and
+// leaves the switch to the consumer (the old stream is closed first; the
+// service lets a call made 5 s or more after the previous one take over).
+const fanOutResubscribeAfter = 5*time.Minute - 30*time.Second
+
 // subscriber is the enhanced fan-out fetcher: SubscribeToShard, read the
 // event stream, and subscribe again from the last continuation sequence
-// number when the subscription ends (the service ends each after 5 minutes)
-// or fails.
+// number before the service's 5-minute limit (fanOutResubscribeAfter), or
+// when the subscription ends (the service ends each after 5 minutes) or
+// fails.
 type subscriber struct {
 	shardReader
 	kc          FanOutKinesis
@@ -107,6 +116,7 @@ func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
 		case types.ShardIteratorTypeAtTimestamp:
 			sp.Timestamp = aws.Time(use.timestamp)
 		}
+		called := clk.Now()
 		res, err := s.kc.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{
 			ConsumerARN:      aws.String(s.consumerARN),
 			ShardId:          aws.String(s.shardID),
@@ -135,7 +145,7 @@ func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
 			continue
 		}
 		first = false
-		end, next, err := s.read(ctx, res.GetStream(), out, &lastSeq, pos)
+		end, planned, next, err := s.read(ctx, res.GetStream(), out, &lastSeq, pos, called.Add(fanOutResubscribeAfter))
 		if end || err != nil {
 			return err
 		}
@@ -143,6 +153,9 @@ func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
 			rt.reset() // progress: the next failure starts from a short backoff
 		}
 		pos = next
+		if planned {
+			continue // a planned switch: no backoff
+		}
 		if err := clock.Sleep(ctx, clk, rt.next()/4); err != nil {
 			return err
 		}
@@ -155,24 +168,32 @@ func (s *subscriber) consumerExists(ctx context.Context) bool {
 	return err == nil
 }
 
-// read consumes one subscription. It returns the position to resubscribe
-// from, end=true after the shard's last event, or ctx's error.
-func (s *subscriber) read(ctx context.Context, es *kinesis.SubscribeToShardEventStream, out chan<- *batch, lastSeq *string, pos startPos) (end bool, next startPos, err error) {
+// read consumes one subscription until renewAt (consumer clock). It returns
+// the position to resubscribe from, end=true after the shard's last event,
+// planned=true when it stopped at renewAt, or ctx's error. Events received
+// but not delivered are dropped with the stream: next is after the last
+// delivered one, so the new subscription sends them again.
+func (s *subscriber) read(ctx context.Context, es *kinesis.SubscribeToShardEventStream, out chan<- *batch, lastSeq *string, pos startPos, renewAt time.Time) (end, planned bool, next startPos, err error) {
 	defer es.Close()
+	renew := s.cfg.Clock.NewTimer(max(renewAt.Sub(s.cfg.Clock.Now()), 0))
+	defer renew.Stop()
 	next = pos
 	for {
 		var ev types.SubscribeToShardEventStream
 		var ok bool
 		select {
 		case <-ctx.Done():
-			return false, next, ctx.Err()
+			return false, false, next, ctx.Err()
+		case <-renew.C():
+			s.log.Debug("renewing subscription before the 5-minute limit")
+			return false, true, next, nil
 		case ev, ok = <-es.Events():
 		}
 		if !ok {
 			if err := es.Err(); err != nil && ctx.Err() == nil {
 				s.log.Info("subscription ended; resubscribing", "err", err)
 			}
-			return false, next, ctx.Err()
+			return false, false, next, ctx.Err()
 		}
 		e, isEvent := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent)
 		if !isEvent {
@@ -193,10 +214,10 @@ func (s *subscriber) read(ctx context.Context, es *kinesis.SubscribeToShardEvent
 			next = startPos{typ: types.ShardIteratorTypeAfterSequenceNumber, seq: *e.Value.ContinuationSequenceNumber}
 		}
 		if err := s.deliver(ctx, out, recs, e.Value.MillisBehindLatest, shardEnd, e.Value.ChildShards); err != nil {
-			return false, next, err
+			return false, false, next, err
 		}
 		if shardEnd {
-			return true, next, nil
+			return true, false, next, nil
 		}
 	}
 }

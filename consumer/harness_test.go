@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/internal/itest"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
 	"github.com/shardflow/shardflow/producer"
@@ -318,8 +319,13 @@ func (h *harness) owners() map[string]string {
 	return m
 }
 
+// recordCount scales an end-to-end test's record count: a tenth under
+// -short, three times on the soak path (itest.Soak, CI's long step).
 func recordCount(full int) int {
-	if testing.Short() {
+	switch {
+	case itest.Soak():
+		return 3 * full
+	case testing.Short():
 		return full / 10
 	}
 	return full

@@ -75,11 +75,20 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 	case outShardEnd:
 		c.signalEnded()
 		c.release(ctx, l.Key, log)
+		// The children's leases exist now and their parent is finished:
+		// take them (up to this worker's share) without waiting for the
+		// next scheduled take pass.
+		c.coord.TakeNow()
 	}
 }
 
 func (c *Consumer) release(ctx context.Context, key string, log *slog.Logger) {
-	if err := c.coord.Release(context.WithoutCancel(ctx), key); err != nil {
+	err := c.coord.Release(context.WithoutCancel(ctx), key)
+	switch {
+	case errors.Is(err, lease.ErrNotHeld):
+		// Taken by another worker meanwhile: nothing left to release.
+		log.Info("lease no longer held; nothing to release")
+	case err != nil:
 		log.Warn("releasing lease failed", "err", err)
 	}
 }

@@ -32,6 +32,16 @@ type Config struct {
 	// TakeInterval. It costs one extra consistent Scan per TakeInterval. A
 	// negative value disables it (KCL's behaviour).
 	ExpiryScanInterval time.Duration
+	// InitialTakeDelay applies when a worker's first take pass finds
+	// unowned leases (a fleet starting on a new table, or after all workers
+	// released their leases): it takes one of them, then waits this long
+	// before taking its share. Workers started within that time see each
+	// other's first lease and split the rest without stealing, so no
+	// records are redelivered at start-up. Default RenewInterval; must be
+	// below TakeInterval. A negative value disables it: the first pass
+	// takes everything up to the target at once (KCL's behaviour), and
+	// workers started a moment later steal their share.
+	InitialTakeDelay time.Duration
 	// MaxLeasesForWorker caps the leases this worker holds; 0 = unlimited
 	// (KCL's default).
 	MaxLeasesForWorker int
@@ -73,6 +83,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ExpiryScanInterval == 0 {
 		c.ExpiryScanInterval = c.FailoverTime + 25*time.Millisecond
+	}
+	if c.InitialTakeDelay == 0 {
+		c.InitialTakeDelay = min(c.RenewInterval, c.TakeInterval/2)
+	}
+	if c.InitialTakeDelay >= c.TakeInterval {
+		return c, fmt.Errorf("lease: Config.InitialTakeDelay %v must be below TakeInterval %v", c.InitialTakeDelay, c.TakeInterval)
 	}
 	if c.MaxLeasesForWorker < 0 || c.MaxLeasesToStealAtOneTime < 0 {
 		return c, errors.New("lease: Config.MaxLeasesForWorker and MaxLeasesToStealAtOneTime must not be negative")

@@ -53,6 +53,8 @@ type Coordinator struct {
 	// acquisition that follows it, so ReleaseAll can wait for a take in
 	// flight instead of missing the lease it brings in.
 	taking chan struct{}
+	// takeNow holds at most one pending TakeNow request.
+	takeNow chan struct{}
 
 	mu   sync.Mutex
 	held map[string]*heldLease
@@ -100,13 +102,14 @@ func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	return &Coordinator{
-		store:  store,
-		cfg:    cfg,
-		log:    cfg.Logger.With("worker", cfg.WorkerID),
-		events: newEventQueue(),
-		taking: make(chan struct{}, 1),
-		held:   make(map[string]*heldLease),
-		seen:   make(map[string]observation),
+		store:   store,
+		cfg:     cfg,
+		log:     cfg.Logger.With("worker", cfg.WorkerID),
+		events:  newEventQueue(),
+		taking:  make(chan struct{}, 1),
+		takeNow: make(chan struct{}, 1),
+		held:    make(map[string]*heldLease),
+		seen:    make(map[string]observation),
 	}, nil
 }
 
@@ -165,6 +168,13 @@ func (c *Coordinator) lookup(key string) *heldLease {
 
 // markLostLocked drops h and reports the loss; h.mu must be held.
 func (c *Coordinator) markLostLocked(h *heldLease, why error) {
+	c.markLostLockedAt(h, why, slog.LevelWarn)
+}
+
+// markLostLockedAt is markLostLocked logging at level: Info for the normal
+// hand-overs of balancing (another worker took the lease), Warn for
+// failures (a fenced checkpoint, renewals failing until expiry).
+func (c *Coordinator) markLostLockedAt(h *heldLease, why error, level slog.Level) {
 	if h.lost {
 		return
 	}
@@ -175,7 +185,11 @@ func (c *Coordinator) markLostLocked(h *heldLease, why error) {
 	}
 	c.mu.Unlock()
 	if !errors.Is(why, ErrReleased) {
-		c.log.Warn("lease lost", "lease", h.lease.Key, "counter", h.lease.Counter, "err", why)
+		msg := "lease lost"
+		if level < slog.LevelWarn {
+			msg = "lease taken by another worker"
+		}
+		c.log.Log(context.Background(), level, msg, "lease", h.lease.Key, "counter", h.lease.Counter, "err", why)
 	}
 	c.events.push(Event{Type: Lost, Lease: h.lease.Clone(), Err: why, held: h})
 }
@@ -377,7 +391,7 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 		c.markLostLocked(h, ErrReleased)
 		return nil
 	case isLoss(err):
-		c.markLostLocked(h, err)
+		c.markLostLockedAt(h, err, slog.LevelInfo)
 		return nil // not ours any more: nothing left to release
 	}
 	return fmt.Errorf("lease %s: release: %w", h.lease.Key, err)
@@ -530,6 +544,11 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	switch {
 	case err == nil:
 		return renewed, time.Time{}
+	case errors.Is(err, ErrConflict):
+		// Another worker took it (balancing, or it saw the lease expire):
+		// the normal way leases move.
+		c.markLostLockedAt(h, err, slog.LevelInfo)
+		return lostLease, time.Time{}
 	case isLoss(err):
 		c.markLostLocked(h, err)
 		return lostLease, time.Time{}
@@ -544,19 +563,51 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	return failed, h.lastWritten.Add(c.cfg.FailoverTime)
 }
 
+// TakeNow asks the taker to run a take pass (unowned, released and expired
+// leases, up to this worker's fair share; it never steals) as soon as the
+// pass in progress, if any, ends. It never blocks, and requests made before
+// that pass starts are coalesced into one. Call it when leases become
+// available that nobody will take until the next scheduled pass, such as the
+// child leases created when a shard ends. After ReleaseAll the pass takes
+// nothing; a request made before Run is served once Run has started.
+func (c *Coordinator) TakeNow() {
+	select {
+	case c.takeNow <- struct{}{}:
+	default:
+	}
+}
+
 // takeLoop runs a balancing pass at once and every TakeInterval, with
-// expiry scans every ExpiryScanInterval in between.
+// expiry scans every ExpiryScanInterval in between, and an extra
+// non-stealing pass on each TakeNow.
+//
+// Start-up: when the first pass finds unowned leases, it takes only one
+// (plus any this worker id already owns) and runs a balancing pass
+// InitialTakeDelay later. Workers started together each hold a lease by
+// then, so they count each other and split the rest without stealing:
+// stolen leases are what redeliver records (the victim's batch in flight
+// since its last checkpoint).
 func (c *Coordinator) takeLoop(ctx context.Context) error {
 	clk := c.cfg.Clock
 	lastScan := clk.Now()
 	lastBalance := lastScan
-	c.takePass(ctx, true)
-	t := clk.NewTimer(c.cfg.TakeInterval)
+	var warmUntil time.Time // end of the start-up wait; zero once over
+	first := lastBalance.Add(c.cfg.TakeInterval)
+	if c.takePassWarm(ctx, true, c.cfg.InitialTakeDelay > 0) {
+		warmUntil = lastScan.Add(c.cfg.InitialTakeDelay)
+		first = warmUntil
+	}
+	// Armed for the first scheduled pass right away (the loop re-arms it
+	// for the same time), so a fake clock sees the right deadline at once.
+	t := clk.NewTimer(max(first.Sub(clk.Now()), 0))
 	defer t.Stop()
 	for {
 		now := clk.Now()
 		next, balance := lastBalance.Add(c.cfg.TakeInterval), true
-		if c.cfg.ExpiryScanInterval > 0 {
+		switch {
+		case !warmUntil.IsZero():
+			next = warmUntil // before any other pass: InitialTakeDelay < TakeInterval
+		case c.cfg.ExpiryScanInterval > 0:
 			if s := lastScan.Add(c.cfg.ExpiryScanInterval); s.Before(next) {
 				next, balance = s, false
 			}
@@ -565,8 +616,21 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-c.takeNow:
+			// Off schedule: the scheduled passes keep their times. A
+			// scheduled pass that came due meanwhile is not lost: the
+			// timer is re-armed from the schedule and fires at once.
+			if !t.Stop() {
+				select {
+				case <-t.C():
+				default:
+				}
+			}
+			c.takePassWarm(ctx, false, !warmUntil.IsZero())
+			continue
 		case <-t.C():
 		}
+		warmUntil = time.Time{}
 		lastScan = next
 		if balance {
 			lastBalance = next
@@ -578,6 +642,13 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 // takePass scans the table, takes available leases up to this worker's
 // target and, when balance is set, steals from overloaded workers.
 func (c *Coordinator) takePass(ctx context.Context, balance bool) {
+	c.takePassWarm(ctx, balance, false)
+}
+
+// takePassWarm is takePass; with warm (start-up) it takes unowned or
+// expired leases only while it holds none, and steals nothing if it left
+// such leases. It reports whether it did (capped).
+func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (capped bool) {
 	clk := c.cfg.Clock
 	start := clk.Now()
 	st := TakeStats{Balance: balance}
@@ -635,12 +706,16 @@ func (c *Coordinator) takePass(ctx context.Context, balance bool) {
 		if mine >= plan.target || ctx.Err() != nil {
 			break
 		}
+		if warm && mine >= 1 && l.Owner != c.cfg.WorkerID {
+			capped = true
+			continue
+		}
 		if take(l) {
 			st.Taken++
 		}
 	}
 
-	if balance {
+	if balance && !capped {
 		counts, victims := plan.counts, plan.victims
 		for mine < plan.target && ctx.Err() == nil {
 			if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen >= n {
@@ -669,6 +744,7 @@ func (c *Coordinator) takePass(ctx context.Context, balance bool) {
 		}
 	}
 	st.Held = mine
+	return capped
 }
 
 // observe records when each lease's counter was first seen at its current
@@ -697,7 +773,10 @@ type takePlan struct {
 }
 
 // plan computes this worker's target and candidates from one scan.
-// Finished (SHARD_END) leases are left out: they need no processing.
+// Finished (SHARD_END) leases are left out: they need no processing. So are
+// unowned (or expired) leases whose parents have not finished: holding them
+// would only mean waiting, and a worker at its fair share that took one
+// would keep it from a worker that can start it the moment the parents end.
 func (c *Coordinator) plan(all []Lease, now time.Time) takePlan {
 	self := c.cfg.WorkerID
 	c.mu.Lock()
@@ -707,19 +786,43 @@ func (c *Coordinator) plan(all []Lease, now time.Time) takePlan {
 	}
 	c.mu.Unlock()
 
+	unfinished := make(map[string]bool, len(all))
+	for _, l := range all {
+		unfinished[l.Key] = !l.Finished()
+	}
+	// blocked: a parent's lease is in the table and not finished, so the
+	// shard cannot be processed yet (a child starts only after all its
+	// parents reached SHARD_END).
+	blocked := func(l Lease) bool {
+		for _, pk := range l.ParentShardIDs {
+			if unfinished[pk] {
+				return true
+			}
+		}
+		return false
+	}
+
 	p := takePlan{counts: map[string]int{}, victims: map[string][]Lease{}}
 	veryOld := map[string]bool{}
 	for _, l := range all {
 		if l.Finished() {
 			continue
 		}
-		p.leases++
 		if heldKeys[l.Key] {
+			p.leases++
 			p.mine++
 			continue
 		}
 		age := now.Sub(c.seen[l.Key].since)
 		expired := age > c.cfg.FailoverTime
+		if (l.Owner == "" || expired) && l.Owner != self && blocked(l) {
+			// Nobody works on it yet, and nobody can before its parents
+			// end: leave it out of the balance. The worker that finishes
+			// the last parent takes it at once (TakeNow), or any worker
+			// at its next pass.
+			continue
+		}
+		p.leases++
 		switch {
 		case l.Owner == "" || expired || l.Owner == self:
 			// Owned by self but not held: left over from an earlier run

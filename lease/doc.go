@@ -14,7 +14,15 @@
 // needs in one pass instead of one lease per 20 s; ReleaseAll hands leases
 // over at once on a clean shutdown instead of after the failover time; an
 // expiry scan between balancing passes moves a dead worker's leases within
-// FailoverTime plus one TakeInterval.
+// FailoverTime plus one TakeInterval; TakeNow takes leases created between
+// passes (a finished shard's children) at once; a child lease is taken only
+// once all its parents' leases are finished (so the worker that finishes the
+// last parent gets it); workers starting together split unowned leases
+// without stealing (Config.InitialTakeDelay).
+//
+// Tolerated in a shared table: a leaseOwner written as "" or NULL means
+// unowned, and DynamoStore.List skips (and logs) items it cannot read
+// instead of failing the scan.
 //
 // The smallest use:
 //

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -36,6 +38,18 @@ type DynamoOption func(*dynamoOptions)
 type dynamoOptions struct {
 	createTable bool
 	waitTimeout time.Duration
+	logger      *slog.Logger
+}
+
+// WithLogger sets where DynamoStore reports what it tolerates, such as
+// lease items it cannot read (default slog.Default()).
+func WithLogger(l *slog.Logger) DynamoOption {
+	return func(o *dynamoOptions) {
+		if l == nil {
+			l = slog.New(slog.NewTextHandler(io.Discard, nil))
+		}
+		o.logger = l
+	}
 }
 
 // WithoutTableCreation makes NewDynamoStore fail when the table is missing
@@ -54,6 +68,7 @@ func WithTableWaitTimeout(d time.Duration) DynamoOption {
 type DynamoStore struct {
 	client DynamoDBAPI
 	table  string
+	log    *slog.Logger
 }
 
 var _ Store = (*DynamoStore)(nil)
@@ -65,11 +80,11 @@ func NewDynamoStore(ctx context.Context, client DynamoDBAPI, table string, opts 
 	if client == nil || table == "" {
 		return nil, errors.New("lease: NewDynamoStore needs a client and a table name")
 	}
-	o := dynamoOptions{createTable: true, waitTimeout: 5 * time.Minute}
+	o := dynamoOptions{createTable: true, waitTimeout: 5 * time.Minute, logger: slog.Default()}
 	for _, f := range opts {
 		f(&o)
 	}
-	s := &DynamoStore{client: client, table: table}
+	s := &DynamoStore{client: client, table: table, log: o.logger.With("table", table)}
 	if err := s.ensureTable(ctx, o); err != nil {
 		return nil, err
 	}
@@ -117,7 +132,11 @@ func keyOf(key string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{AttrLeaseKey: &types.AttributeValueMemberS{Value: key}}
 }
 
-// List implements Store with a paginated, consistent Scan.
+// List implements Store with a paginated, consistent Scan. An item it
+// cannot read as a lease (a malformed checkpoint, a wrong attribute type,
+// written by another tool) is logged at Error and left out, so one bad row
+// cannot stop the fleet from balancing the others; the shard of such an
+// item is not processed until the item is fixed.
 func (s *DynamoStore) List(ctx context.Context) ([]Lease, error) {
 	var out []Lease
 	in := &dynamodb.ScanInput{TableName: aws.String(s.table), ConsistentRead: aws.Bool(true)}
@@ -132,7 +151,8 @@ func (s *DynamoStore) List(ctx context.Context) ([]Lease, error) {
 			}
 			l, err := UnmarshalItem(av)
 			if err != nil {
-				return nil, fmt.Errorf("lease table %s: %w", s.table, err)
+				s.logger().Error("skipping unreadable lease item", "lease", itemKey(av), "err", err)
+				continue
 			}
 			out = append(out, l)
 		}
@@ -143,6 +163,21 @@ func (s *DynamoStore) List(ctx context.Context) ([]Lease, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
+}
+
+func (s *DynamoStore) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.Default().With("table", s.table)
+	}
+	return s.log
+}
+
+// itemKey returns an item's leaseKey for logs, or "" if it has none.
+func itemKey(av map[string]types.AttributeValue) string {
+	if k, ok := av[AttrLeaseKey].(*types.AttributeValueMemberS); ok {
+		return k.Value
+	}
+	return ""
 }
 
 // Get implements Store with a consistent GetItem.
@@ -228,7 +263,11 @@ func (u *update) expression() string {
 func (s *DynamoStore) apply(ctx context.Context, op string, l Lease, u *update, want Lease) (Lease, error) {
 	cond := "#c = :c AND #o = :o"
 	if l.Owner == "" {
-		cond = "#c = :c AND attribute_not_exists(#o)"
+		// Unowned: the attribute absent (as KCL and this package write
+		// it), NULL or "" (as other tools may write it).
+		cond = "#c = :c AND (attribute_not_exists(#o) OR attribute_type(#o, :nullType) OR #o = :noOwner)"
+		u.values[":nullType"] = &types.AttributeValueMemberS{Value: "NULL"}
+		u.values[":noOwner"] = &types.AttributeValueMemberS{Value: ""}
 	} else {
 		u.values[":o"] = &types.AttributeValueMemberS{Value: l.Owner}
 	}

@@ -1,9 +1,11 @@
 package lease
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -132,7 +134,7 @@ func TestDynamoStoreErrorClassification(t *testing.T) {
 		for i, in := range d.updateSeen {
 			want := "#c = :c AND #o = :o"
 			if i == 6 {
-				want = "#c = :c AND attribute_not_exists(#o)"
+				want = "#c = :c AND (attribute_not_exists(#o) OR attribute_type(#o, :nullType) OR #o = :noOwner)"
 			}
 			require.Equal(t, want, aws.ToString(in.ConditionExpression))
 			require.Equal(t, &types.AttributeValueMemberN{Value: "5"}, in.ExpressionAttributeValues[":c"])
@@ -142,4 +144,47 @@ func TestDynamoStoreErrorClassification(t *testing.T) {
 			}
 		}
 	})
+}
+
+// One unreadable item (a malformed checkpoint written by another tool) must
+// not make List fail: the fleet keeps balancing every other lease.
+func TestDynamoStoreListSkipsMalformedItems(t *testing.T) {
+	d := &pagingDynamo{}
+	for i := range 3 {
+		d.items = append(d.items, mustMarshal(t, Lease{Key: fmt.Sprintf("s%d", i), Checkpoint: checkpoint.TrimHorizon}))
+	}
+	bad := mustMarshal(t, Lease{Key: "bad-checkpoint", Checkpoint: checkpoint.TrimHorizon})
+	bad[AttrCheckpoint] = &types.AttributeValueMemberS{Value: "not-a-sequence-number"}
+	badType := mustMarshal(t, Lease{Key: "bad-counter", Checkpoint: checkpoint.TrimHorizon})
+	badType[AttrLeaseCounter] = &types.AttributeValueMemberS{Value: "seven"}
+	d.items = append(d.items[:1], append([]map[string]types.AttributeValue{bad, badType}, d.items[1:]...)...)
+
+	var logs bytes.Buffer
+	s := &DynamoStore{client: d, table: "t"}
+	var o dynamoOptions
+	WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))(&o)
+	s.log = o.logger
+	all, err := s.List(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{"s0", "s1", "s2"}, keys(all))
+	require.Contains(t, logs.String(), "lease=bad-checkpoint")
+	require.Contains(t, logs.String(), "lease=bad-counter")
+	require.Contains(t, logs.String(), "level=ERROR")
+}
+
+// A take of an unowned lease accepts leaseOwner absent, NULL or "" (other
+// tools write those); only the counter must match.
+func TestDynamoStoreTakeConditionAcceptsEmptyOwner(t *testing.T) {
+	d := &pagingDynamo{updateErr: errors.New("recorded only")}
+	s := &DynamoStore{client: d, table: "t"}
+	_, err := s.Take(context.Background(), Lease{Key: "k", Counter: 3, Checkpoint: checkpoint.TrimHorizon}, "w1")
+	require.ErrorIs(t, err, d.updateErr)
+	require.Len(t, d.updateSeen, 1)
+	in := d.updateSeen[0]
+	cond := aws.ToString(in.ConditionExpression)
+	require.Contains(t, cond, "attribute_not_exists(#o)")
+	require.Contains(t, cond, "attribute_type(#o, :nullType)")
+	require.Contains(t, cond, "#o = :noOwner")
+	require.Equal(t, &types.AttributeValueMemberS{Value: "NULL"}, in.ExpressionAttributeValues[":nullType"])
+	require.Equal(t, &types.AttributeValueMemberS{Value: ""}, in.ExpressionAttributeValues[":noOwner"])
 }

@@ -59,7 +59,9 @@ func (p *passCounter) TakePass(s TakeStats) {
 func newFleet(t *testing.T, store Store, leases int) *fleet {
 	f := &fleet{
 		t: t, clk: clock.NewFake(time.Time{}), store: store, workers: map[string]*worker{},
-		cfg: Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		// Most tests check balancing and stealing from a first pass that
+		// takes a full share; the start-up wait has tests of its own.
+		cfg: Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), InitialTakeDelay: -1},
 	}
 	for i := range leases {
 		_, err := store.Create(context.Background(), Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: checkpoint.TrimHorizon})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/internal/itest"
 )
 
 // auditStore records every conditional write that landed. When flaky, some
@@ -98,10 +99,7 @@ type propProcessor struct {
 // counter, and a lease's checkpoint never goes backwards, although stale
 // processors keep checkpointing until they are told their lease is gone.
 func TestPropertyFencing(t *testing.T) {
-	seeds, steps := 150, 300
-	if testing.Short() {
-		seeds = 40
-	}
+	seeds, steps := propertySize()
 	for seed := range seeds {
 		runFencingProperty(t, uint64(seed), steps, false)
 		if t.Failed() {
@@ -115,16 +113,25 @@ func TestPropertyFencing(t *testing.T) {
 // from its own landed writes must not weaken fencing or move a checkpoint
 // backwards.
 func TestPropertyFencingFlakyStore(t *testing.T) {
-	seeds, steps := 150, 300
-	if testing.Short() {
-		seeds = 40
-	}
+	seeds, steps := propertySize()
 	for seed := range seeds {
 		runFencingProperty(t, uint64(seed), steps, true)
 		if t.Failed() {
 			t.Fatalf("seed %d", seed)
 		}
 	}
+}
+
+// propertySize returns how many seeds and steps the property tests run:
+// more of both on the soak path (itest.Soak), fewer under -short.
+func propertySize() (seeds, steps int) {
+	switch {
+	case itest.Soak():
+		return 2000, 500
+	case testing.Short():
+		return 40, 300
+	}
+	return 150, 300
 }
 
 func runFencingProperty(t *testing.T, seed uint64, steps int, flaky bool) {

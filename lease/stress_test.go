@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/internal/itest"
 )
 
 // launchProcessing runs a coordinator whose consumer starts, for every
@@ -82,7 +83,10 @@ func launchProcessing(f *fleet, id string, wg *sync.WaitGroup) *worker {
 
 func TestConcurrentProcessingStress(t *testing.T) {
 	rounds := 6
-	if testing.Short() {
+	switch {
+	case itest.Soak():
+		rounds = 60
+	case testing.Short():
 		rounds = 3
 	}
 	for r := range rounds {

@@ -52,6 +52,7 @@ type options struct {
 	timeout time.Duration
 	idle    time.Duration
 	verbose bool
+	logs    io.Writer // where library logs go; nil means os.Stderr
 }
 
 func main() {
@@ -173,7 +174,11 @@ func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
 	if o.verbose {
 		level = slog.LevelInfo
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logs := o.logs
+	if logs == nil {
+		logs = os.Stderr
+	}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	kc, err := setup(ctx, o)
 	if err != nil {
 		return 0, err
@@ -227,9 +232,10 @@ func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
 	}
 
 	// Let the workers share the shards out before producing, so that the
-	// summary shows steady-state behaviour: records read by a worker that
-	// then loses the lease in the initial balancing are read again by the
-	// next owner (at-least-once), which would show up as duplicates.
+	// summary shows steady-state behaviour. Workers started together split
+	// the shards without stealing; one started later would steal its share,
+	// and records read by a worker that then loses a lease are read again
+	// by the next owner (at-least-once), which would show up as duplicates.
 	balanced := waitBalanced(ctx, consumers, o.shards, 10*time.Second)
 	fmt.Fprintf(out, "workers hold shards %v\n", balanced)
 

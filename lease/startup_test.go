@@ -1,0 +1,100 @@
+package lease
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// newStartupFleet is newFleet with the start-up wait at its default.
+func newStartupFleet(t *testing.T, leases int) *fleet {
+	f := newFleet(t, NewMemoryStore(), leases)
+	f.cfg.InitialTakeDelay = 0
+	return f
+}
+
+func stolenAndLost(f *fleet) (stolen, lost int) {
+	for _, w := range f.workers {
+		w.passes.mu.Lock()
+		stolen += w.passes.stolen
+		w.passes.mu.Unlock()
+		lost += len(w.eventsOf(Lost))
+	}
+	return stolen, lost
+}
+
+// Workers started together on a new table split the leases without a
+// single steal: each takes one lease, and InitialTakeDelay later, seeing
+// the others, its share.
+func TestStartupSplitWithoutStealing(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stagger time.Duration
+	}{
+		{"SameInstant", 0},
+		{"OneSecondApart", time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 10 {
+				f := newStartupFleet(t, 12)
+				for i, id := range []string{"w1", "w2", "w3"} {
+					if tc.stagger == 0 {
+						f.launch(id) // all in the same instant, racing
+						continue
+					}
+					if i > 0 {
+						f.advance(tc.stagger)
+					}
+					f.start(id) // its first pass done before the clock moves
+				}
+				f.clk.BlockUntil(f.idleTimers())
+				f.settle()
+				require.Equal(t, 3, len(f.workers))
+				// w3's wait ends last.
+				f.advance(f.workers["w3"].c.Config().InitialTakeDelay)
+				f.settle()
+				require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
+				f.advance(2 * takeInterval)
+				require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
+				stolen, lost := stolenAndLost(f)
+				require.Zero(t, stolen, "no lease stolen at start-up")
+				require.Zero(t, lost, "no lease lost at start-up")
+				f.requireConsistent()
+				f.stopAll()
+			}
+		})
+	}
+}
+
+// A lone worker starts one shard at once and the rest InitialTakeDelay
+// later, well within one take interval.
+func TestStartupLoneWorkerTakesAllAfterDelay(t *testing.T) {
+	f := newStartupFleet(t, 8)
+	w := f.start("w1")
+	require.Len(t, w.c.Held(), 1)
+	require.Less(t, w.c.Config().InitialTakeDelay, takeInterval)
+	require.Equal(t, w.c.Config().RenewInterval, w.c.Config().InitialTakeDelay, "default")
+	f.advance(w.c.Config().InitialTakeDelay)
+	require.Len(t, w.c.Held(), 8)
+}
+
+// A worker joining a fleet that holds every lease has nothing to wait for:
+// it steals its share in its first pass, as before.
+func TestStartupJoinRunningFleetStealsAtOnce(t *testing.T) {
+	f := newStartupFleet(t, 8)
+	w1 := f.start("w1")
+	f.advance(w1.c.Config().InitialTakeDelay)
+	require.Len(t, w1.c.Held(), 8)
+	f.advance(3 * time.Second)
+	w2 := f.start("w2")
+	require.Len(t, w2.c.Held(), 4)
+}
+
+func TestInitialTakeDelayValidation(t *testing.T) {
+	_, err := NewCoordinator(NewMemoryStore(), Config{WorkerID: "w", TakeInterval: time.Second, InitialTakeDelay: 2 * time.Second})
+	require.ErrorContains(t, err, "InitialTakeDelay")
+	c, err := NewCoordinator(NewMemoryStore(), Config{WorkerID: "w", InitialTakeDelay: -1})
+	require.NoError(t, err)
+	require.Negative(t, c.Config().InitialTakeDelay)
+}
