@@ -18,14 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
 	"github.com/shardflow/shardflow/consumer"
-	"github.com/shardflow/shardflow/kinesistest"
+	"github.com/shardflow/shardflow/examples/internal/target"
 	"github.com/shardflow/shardflow/lease"
 	"github.com/shardflow/shardflow/producer"
 )
@@ -34,14 +28,6 @@ import (
 var magic = [4]byte{'S', 'F', 'L', 'D'}
 
 const throttleCode = "ProvisionedThroughputExceededException"
-
-// kinesisAPI is what the tool needs from a target's Kinesis.
-type kinesisAPI interface {
-	consumer.Kinesis
-	producer.Client
-	CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
-	DescribeStream(ctx context.Context, in *kinesis.DescribeStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamOutput, error)
-}
 
 // quantiles summarises a latency histogram.
 type quantiles struct {
@@ -160,8 +146,9 @@ type loadRun struct {
 	o      options
 	out    io.Writer
 	logger *slog.Logger
-	kc     kinesisAPI
+	kc     target.Kinesis
 	store  lease.Store
+	shards int // open shards of the stream
 	runID  uint32
 	st     *stats
 	filler []byte
@@ -204,44 +191,19 @@ func run(ctx context.Context, o options, out io.Writer) (summary, error) {
 
 func (l *loadRun) setup(ctx context.Context) error {
 	o := l.o
-	switch o.target {
-	case "memory":
-		srv := kinesistest.New(kinesistest.Options{Limits: o.limits})
-		l.kc, l.store = srv, lease.NewMemoryStore()
-	case "aws":
-		if o.limits {
-			fmt.Fprintln(l.out, "note: -limits applies to -target memory only; AWS enforces its own")
-		}
-		cfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return fmt.Errorf("load AWS configuration: %w", err)
-		}
-		l.kc = kinesis.NewFromConfig(cfg)
-		if o.consumes() {
-			store, err := lease.NewDynamoStore(ctx, dynamodb.NewFromConfig(cfg), o.app)
-			if err != nil {
-				return fmt.Errorf("lease table %s: %w", o.app, err)
-			}
-			l.store = store
-		}
+	if o.target == "aws" && o.limits {
+		fmt.Fprintln(l.out, "note: -limits applies to -target memory only; AWS enforces its own")
 	}
-	_, err := l.kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(o.stream), ShardCount: aws.Int32(int32(o.shards))})
-	var inUse *types.ResourceInUseException
-	if err != nil && !errors.As(err, &inUse) {
-		return fmt.Errorf("create stream %s: %w", o.stream, err)
-	}
-	w := kinesis.NewStreamExistsWaiter(l.kc, func(wo *kinesis.StreamExistsWaiterOptions) {
-		wo.MinDelay, wo.MaxDelay = 100*time.Millisecond, 2*time.Second
-	})
-	if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(o.stream)}, 5*time.Minute); err != nil {
-		return fmt.Errorf("stream %s: %w", o.stream, err)
-	}
-	sum, err := l.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(o.stream)})
+	tg, err := target.Open(ctx, target.Options{Target: o.target, App: o.app, Limits: o.limits, NoLeaseTable: !o.consumes()})
 	if err != nil {
-		return fmt.Errorf("describe stream %s: %w", o.stream, err)
+		return err
 	}
-	if n := aws.ToInt32(sum.StreamDescriptionSummary.OpenShardCount); int(n) != o.shards {
-		fmt.Fprintf(l.out, "note: stream %s exists with %d open shards (-shards %d ignored)\n", o.stream, n, o.shards)
+	l.kc, l.store = tg.Kinesis, tg.Store
+	if l.shards, err = tg.EnsureStream(ctx, o.stream, o.shards); err != nil {
+		return err
+	}
+	if l.shards != o.shards {
+		fmt.Fprintf(l.out, "note: stream %s exists with %d open shards (-shards %d ignored)\n", o.stream, l.shards, o.shards)
 	}
 	return nil
 }
@@ -335,7 +297,7 @@ func (l *loadRun) run(ctx context.Context) (summary, error) {
 	if o.mode == "both" {
 		// Producing before the workers share the shards out would show
 		// records re-read by a worker taking over a lease as duplicates.
-		held := l.waitBalanced(ctx, consumers, 15*time.Second)
+		held := target.WaitBalanced(ctx, consumers, l.shards, 15*time.Second)
 		fmt.Fprintf(l.out, "workers hold shards %v\n", held)
 		startMeasuring()
 	}
@@ -566,43 +528,6 @@ func (l *loadRun) waitConsumed(ctx context.Context, start time.Time, consumersDo
 }
 
 const maxDuration = time.Duration(1<<63 - 1)
-
-// waitBalanced waits until every shard is held and the workers' shares
-// differ by at most one (or timeout passes); it returns the shares.
-func (l *loadRun) waitBalanced(ctx context.Context, cs []*consumer.Consumer, timeout time.Duration) []int {
-	shards := l.openShards(ctx)
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		held := make([]int, len(cs))
-		total, lo, hi := 0, shards, 0
-		for i, c := range cs {
-			held[i] = len(c.Shards())
-			total += held[i]
-			lo, hi = min(lo, held[i]), max(hi, held[i])
-		}
-		if total >= shards && hi-lo <= 1 {
-			return held
-		}
-		select {
-		case <-ctx.Done():
-			return held
-		case <-deadline.C:
-			return held
-		case <-tick.C:
-		}
-	}
-}
-
-func (l *loadRun) openShards(ctx context.Context) int {
-	sum, err := l.kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(l.o.stream)})
-	if err != nil {
-		return l.o.shards
-	}
-	return int(aws.ToInt32(sum.StreamDescriptionSummary.OpenShardCount))
-}
 
 // sampleHeap tracks, every 20 ms and without stopping the world
 // (runtime/metrics), the peak of the heap in use (live objects plus garbage

@@ -30,15 +30,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
 	"github.com/shardflow/shardflow/consumer"
-	"github.com/shardflow/shardflow/kinesistest"
-	"github.com/shardflow/shardflow/lease"
+	"github.com/shardflow/shardflow/examples/internal/target"
 	"github.com/shardflow/shardflow/producer"
 )
 
@@ -80,73 +73,6 @@ func main() {
 	}
 }
 
-// clients are what run needs from a target.
-type clients struct {
-	kinesis interface {
-		consumer.Kinesis
-		producer.Client
-		CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
-		DescribeStream(ctx context.Context, in *kinesis.DescribeStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamOutput, error)
-	}
-	store lease.Store
-}
-
-func setup(ctx context.Context, o options) (clients, error) {
-	switch o.target {
-	case "memory":
-		return clients{kinesis: kinesistest.New(kinesistest.Options{}), store: lease.NewMemoryStore()}, nil
-	case "aws":
-		cfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return clients{}, fmt.Errorf("load AWS configuration: %w", err)
-		}
-		store, err := lease.NewDynamoStore(ctx, dynamodb.NewFromConfig(cfg), o.app)
-		if err != nil {
-			return clients{}, fmt.Errorf("lease table %s: %w", o.app, err)
-		}
-		return clients{kinesis: kinesis.NewFromConfig(cfg), store: store}, nil
-	}
-	return clients{}, fmt.Errorf("unknown -target %q (memory or aws)", o.target)
-}
-
-// ensureStream creates the stream when missing and waits until it is ACTIVE.
-func ensureStream(ctx context.Context, kc clients, o options) error {
-	_, err := kc.kinesis.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(o.stream), ShardCount: aws.Int32(int32(o.shards))})
-	var inUse *types.ResourceInUseException
-	if err != nil && !errors.As(err, &inUse) {
-		return fmt.Errorf("create stream %s: %w", o.stream, err)
-	}
-	w := kinesis.NewStreamExistsWaiter(kc.kinesis, func(wo *kinesis.StreamExistsWaiterOptions) {
-		wo.MinDelay, wo.MaxDelay = 100*time.Millisecond, 2*time.Second
-	})
-	return w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(o.stream)}, 5*time.Minute)
-}
-
-// waitBalanced waits until every shard is held and the workers' shares differ
-// by at most one (or the timeout passes); it returns the shares.
-func waitBalanced(ctx context.Context, cs []*consumer.Consumer, shards int, timeout time.Duration) []int {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		held := make([]int, len(cs))
-		total, lo, hi := 0, shards, 0
-		for i, c := range cs {
-			held[i] = len(c.Shards())
-			total += held[i]
-			lo, hi = min(lo, held[i]), max(hi, held[i])
-		}
-		if (total >= shards && hi-lo <= 1) || time.Now().After(deadline) {
-			return held
-		}
-		select {
-		case <-ctx.Done():
-			return held
-		case <-tick.C:
-		}
-	}
-}
-
 // tally counts what the consumers saw of this run's records.
 type tally struct {
 	mu       sync.Mutex
@@ -179,11 +105,12 @@ func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
 		logs = os.Stderr
 	}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
-	kc, err := setup(ctx, o)
+	tg, err := target.Open(ctx, target.Options{Target: o.target, App: o.app})
 	if err != nil {
 		return 0, err
 	}
-	if err := ensureStream(ctx, kc, o); err != nil {
+	shards, err := tg.EnsureStream(ctx, o.stream, o.shards)
+	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
@@ -209,7 +136,7 @@ func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
 	var wg sync.WaitGroup
 	var consumers []*consumer.Consumer
 	for i := 0; i < o.workers; i++ {
-		c, err := consumer.New(kc.kinesis, kc.store, handle, consumer.Config{
+		c, err := consumer.New(tg.Kinesis, tg.Store, handle, consumer.Config{
 			ApplicationName:      o.app,
 			StreamName:           o.stream,
 			WorkerID:             fmt.Sprintf("%s-%d-%s", o.app, i, runID),
@@ -236,10 +163,10 @@ func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
 	// the shards without stealing; one started later would steal its share,
 	// and records read by a worker that then loses a lease are read again
 	// by the next owner (at-least-once), which would show up as duplicates.
-	balanced := waitBalanced(ctx, consumers, o.shards, 10*time.Second)
+	balanced := target.WaitBalanced(ctx, consumers, shards, 10*time.Second)
 	fmt.Fprintf(out, "workers hold shards %v\n", balanced)
 
-	p, err := producer.New(kc.kinesis, o.stream, producer.Config{Logger: logger})
+	p, err := producer.New(tg.Kinesis, o.stream, producer.Config{Logger: logger})
 	if err != nil {
 		return 0, err
 	}
