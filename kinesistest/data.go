@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"time"
-	"unicode/utf8"
+	"unicode/utf16"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -34,7 +34,9 @@ func validateEntry(i int, pk string, ehk *string, data []byte) (putEntry, error)
 	if i >= 0 {
 		member = fmt.Sprintf("records.%d.member.", i+1)
 	}
-	if n := utf8.RuneCountInString(pk); n < 1 {
+	// Kinesis measures the key in UTF-16 code units (it is a Java service):
+	// a character outside the Basic Multilingual Plane counts twice.
+	if n := len(utf16.Encode([]rune(pk))); n < 1 {
 		return e, validationError(pk, member+"partitionKey", "Member must have length greater than or equal to 1")
 	} else if n > 256 {
 		return e, validationError(pk, member+"partitionKey", "Member must have length less than or equal to 256")

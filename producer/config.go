@@ -15,8 +15,8 @@ const (
 	// MaxRecordSize is the largest record Kinesis accepts: data plus
 	// partition key.
 	MaxRecordSize = 1 << 20
-	// MaxPartitionKeyLength is the longest partition key, in Unicode
-	// characters.
+	// MaxPartitionKeyLength is the longest partition key, in characters as
+	// Kinesis counts them (UTF-16 code units: an emoji counts twice).
 	MaxPartitionKeyLength = 256
 	// MaxPutRecordsCount is the most entries in one PutRecords call.
 	MaxPutRecordsCount = 500
@@ -72,7 +72,8 @@ type Config struct {
 	// RecordTTL is how long a record may remain unsent or be retried
 	// before it fails with ErrRecordExpired. Default 30 s (KPL RecordTtl).
 	RecordTTL time.Duration
-	// RequestTimeout bounds one PutRecords call. Default 6 s (KPL).
+	// RequestTimeout bounds one PutRecords (or ListShards) call. Default
+	// 6 s (KPL).
 	RequestTimeout time.Duration
 	// RateLimit caps the traffic sent to each shard at this percentage of
 	// the shard's limits (1,000 records/s and 1 MiB/s), with token buckets.

@@ -88,7 +88,7 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 				done = append(done, f)
 			} else {
 				keep = append(keep, f)
-				soonest(f.enqueued.Add(p.cfg.RecordTTL))
+				soonest(p.unmappedCheck(f, now))
 			}
 		}
 		clear(u.pending[len(keep):])
@@ -400,6 +400,11 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 			sid := kr.recs[0].res.ShardID
 			if rng, ok := p.allRanges[sid]; ok {
 				done = p.verifyLocked(kr, rng, true, now, done)
+			} else if p.aborting {
+				// Close gave up waiting: nothing will check the shard any
+				// more. The records are stored; report them so, as abort
+				// does for aggregates already held.
+				done = append(done, kr.recs...)
 			} else {
 				// Hold the aggregate, and the shard's queue, until the map
 				// names the shard.
@@ -479,7 +484,10 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 	t := p.clk.NewTimer(0)
 	defer t.Stop()
 	var backoff time.Duration
-	var last time.Time
+	// notBefore is the earliest a refresh request may read the map: at
+	// least minRefreshSpacing after the last read, and after the backoff
+	// of a failed one.
+	var notBefore time.Time
 	first := true
 	defer func() {
 		if first {
@@ -492,7 +500,7 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 			return nil
 		case <-t.C():
 		case <-p.refreshCh:
-			if wait := last.Add(minRefreshSpacing).Sub(p.clk.Now()); !last.IsZero() && wait > 0 {
+			if wait := notBefore.Sub(p.clk.Now()); !notBefore.IsZero() && wait > 0 {
 				t.Stop()
 				t.Reset(wait)
 				continue
@@ -507,12 +515,14 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 			p.active.Add(-1)
 			return nil
 		}
-		last = p.clk.Now()
+		last := p.clk.Now()
+		notBefore = last.Add(minRefreshSpacing)
 		if err == nil && len(shards) == 0 {
 			err = errors.New("producer: stream has no open shards")
 		}
 		if err != nil {
 			backoff = min(max(2*backoff, time.Second), maxRefreshBackoff)
+			notBefore = last.Add(backoff)
 			p.log.Warn("listing shards failed", "error", err, "retry_in", backoff)
 			if class, code, msg := classifyErr(err); class == classRejected {
 				p.failUnmapped(err, code, msg)

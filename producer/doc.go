@@ -89,4 +89,11 @@
 // RecordTTL. Aggregates being sent hold a second copy of their records'
 // data, and each record costs about 400 bytes of bookkeeping, so plan for
 // roughly twice MaxBufferedBytes plus 400 B x MaxBufferedRecords.
+//
+// Callbacks run one at a time on a goroutine of their own, after the
+// record's buffer space is freed, so a callback may Put (even into a full
+// buffer) without stalling sending. Records whose callback has not run yet
+// keep only their bookkeeping (not their data) and are counted by
+// Outstanding but not against the limits: callbacks slower than the
+// record rate let that backlog grow.
 package producer

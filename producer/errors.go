@@ -24,6 +24,9 @@ var (
 	ErrInvalidExplicitHashKey = &inputError{"explicit hash key is not a decimal integer in [0, 2^128)"}
 )
 
+// errPartitionKeyNotUTF8 matches ErrInvalidRecord.
+var errPartitionKeyNotUTF8 = &inputError{"partition key is not valid UTF-8"}
+
 type inputError struct{ msg string }
 
 func (e *inputError) Error() string        { return "producer: invalid record: " + e.msg }

@@ -63,12 +63,32 @@ func checkRecord(pk, ehk string, dataLen int) (hi, lo uint64, err error) {
 	switch {
 	case pk == "":
 		return 0, 0, ErrEmptyPartitionKey
-	case len(pk) > MaxPartitionKeyLength && utf8.RuneCountInString(pk) > MaxPartitionKeyLength:
+	case len(pk) > MaxPartitionKeyLength && keyLength(pk) > MaxPartitionKeyLength:
 		return 0, 0, ErrPartitionKeyTooLong
 	case dataLen+len(pk) > MaxRecordSize:
 		return 0, 0, ErrRecordTooLarge
+	case !utf8.ValidString(pk):
+		// The SDK would send U+FFFD in place of the bad bytes, so Kinesis
+		// would hash another key than the one predicted here.
+		return 0, 0, errPartitionKeyNotUTF8
 	}
 	return hashKey(pk, ehk)
+}
+
+// keyLength counts a partition key's characters the way Kinesis, a Java
+// service, does: in UTF-16 code units, so a character outside the Basic
+// Multilingual Plane (an emoji) counts twice. Counting code points instead
+// would let through a key the service rejects, and one such key fails a
+// whole PutRecords call of up to 500 records.
+func keyLength(pk string) int {
+	n := 0
+	for _, r := range pk {
+		n++
+		if r >= 0x10000 {
+			n++
+		}
+	}
+	return n
 }
 
 func less128(ahi, alo, bhi, blo uint64) bool {

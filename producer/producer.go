@@ -47,6 +47,14 @@ type Producer struct {
 	closedCh  chan struct{}
 	krPool    sync.Pool
 
+	// Callbacks run on their own goroutine, so that a callback blocked in
+	// Put (waiting for room) never holds up the dispatcher or a worker,
+	// whose progress is what frees the room.
+	cbMu    sync.Mutex
+	cbQueue []callbackCall
+	cbSpare []callbackCall
+	cbKick  chan struct{}
+
 	// Test instrumentation (see quiescent).
 	parked atomic.Bool  // dispatcher waiting
 	active atomic.Int64 // requests and shard map reads in progress
@@ -59,7 +67,7 @@ type Producer struct {
 	waiting         int // Puts blocked for room
 	outRecords      int
 	outBytes        int
-	completing      int // records whose outcome is being published
+	completing      int // resolved records whose callback has not returned
 	completingBytes int
 	room            chan struct{}
 	drained         chan struct{}
@@ -102,6 +110,7 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 		met:       cfg.Metrics,
 		kick:      make(chan struct{}, 1),
 		refreshCh: make(chan struct{}, 1),
+		cbKick:    make(chan struct{}, 1),
 		reqCh:     make(chan *request),
 		closedCh:  make(chan struct{}),
 		laneByID:  map[string]*lane{},
@@ -120,6 +129,7 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 	g, gctx := errgroup.WithContext(runCtx)
 	p.g = g
 	g.Go(func() error { return p.dispatchLoop(gctx) })
+	g.Go(func() error { return p.callbackLoop(gctx) })
 	p.active.Add(1) // the first shard map load
 	g.Go(func() error { return p.refreshLoop(gctx) })
 	for i := 0; i < cfg.MaxConnections; i++ {
@@ -140,10 +150,12 @@ func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*
 }
 
 // PutRecord is Put for a full Record, with an optional callback run once
-// with the outcome. The callback runs on a producer goroutine and must not
-// block: a Put from a callback may wait for room when the buffer is full,
-// so give it a context with a deadline or set FailWhenBufferFull. It must
-// not call Flush or Close, which wait for callbacks to return.
+// with the outcome, after the Future is done. Callbacks run one at a time,
+// in the order outcomes are known, on a producer goroutine that does
+// nothing else: a slow callback delays later callbacks (and Flush and
+// Close, which wait for callbacks to return) but not sending. A callback
+// may Put (it waits for room like any Put); it must not call Flush or
+// Close.
 func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Result)) (*Future, error) {
 	hi, lo, err := checkRecord(rec.PartitionKey, rec.ExplicitHashKey, len(rec.Data))
 	if err != nil {
@@ -341,22 +353,9 @@ func (p *Producer) finish(fs []*Future) {
 	if len(fs) == 0 {
 		return
 	}
-	bytes := 0
-	for _, f := range fs {
-		bytes += f.size()
-	}
-	// Free the room before running callbacks, so a callback may Put.
-	p.mu.Lock()
-	p.outRecords -= len(fs)
-	p.outBytes -= bytes
-	p.completing += len(fs)
-	p.completingBytes += bytes
-	if p.room != nil {
-		close(p.room)
-		p.room = nil
-	}
-	pending, pendingBytes := p.outRecords, p.outBytes
-	p.mu.Unlock()
+	var calls []callbackCall
+	locked := false
+	bytes, ncb, cbBytes := 0, 0, 0
 	for _, f := range fs {
 		if n := len(f.res.Attempts); n > 1 {
 			p.met.RetriesPerRecord(f.res.ShardID, n-1)
@@ -369,17 +368,102 @@ func (p *Producer) finish(fs []*Future) {
 				p.met.UserRecordsExpired(f.res.ShardID, 1)
 			}
 		}
-		f.complete()
+		sz := f.size()
+		bytes += sz
+		if cb := f.complete(); cb != nil {
+			if !locked {
+				locked = true
+				p.cbMu.Lock()
+				calls = p.cbQueue
+			}
+			calls = append(calls, callbackCall{f, cb, sz})
+			ncb++
+			cbBytes += sz
+		}
 	}
+	if locked {
+		p.cbQueue = calls
+		p.cbMu.Unlock()
+	}
+	// The outcomes are published: free the room. Records with a callback
+	// stay "completing" until it has returned (callbackLoop may already
+	// have run it, leaving completing briefly negative).
 	p.mu.Lock()
-	p.completing -= len(fs)
+	p.outRecords -= len(fs)
+	p.outBytes -= bytes
+	p.completing += ncb
+	p.completingBytes += cbBytes
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+	if p.outRecords == 0 && p.completing == 0 && p.drained != nil {
+		close(p.drained)
+		p.drained = nil
+	}
+	pending, pendingBytes := p.outRecords, p.outBytes
+	p.mu.Unlock()
+	if locked {
+		select {
+		case p.cbKick <- struct{}{}:
+		default:
+		}
+	}
+	p.met.UserRecordsPending(pending, pendingBytes)
+}
+
+// completed ends the completion of n records of the given size.
+func (p *Producer) completed(n, bytes int) {
+	p.mu.Lock()
+	p.completing -= n
 	p.completingBytes -= bytes
 	if p.outRecords == 0 && p.completing == 0 && p.drained != nil {
 		close(p.drained)
 		p.drained = nil
 	}
 	p.mu.Unlock()
-	p.met.UserRecordsPending(pending, pendingBytes)
+}
+
+// callbackCall is one callback waiting to run.
+type callbackCall struct {
+	f    *Future
+	cb   func(*Result)
+	size int
+}
+
+// callbackLoop runs callbacks in the order their outcomes were published.
+// Close cancels ctx only once every outcome, callbacks included, is
+// delivered, so nothing is left in the queue.
+func (p *Producer) callbackLoop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.cbKick:
+		}
+		for {
+			p.cbMu.Lock()
+			batch := p.cbQueue
+			if len(batch) == 0 {
+				p.cbMu.Unlock()
+				break
+			}
+			// Double buffering: the finishers fill one slice while this
+			// loop runs the other.
+			p.cbQueue = p.cbSpare[:0]
+			p.cbMu.Unlock()
+			bytes := 0
+			for i := range batch {
+				c := &batch[i]
+				c.cb(&c.f.res)
+				bytes += c.size
+			}
+			n := len(batch)
+			clear(batch)
+			p.cbSpare = batch[:0]
+			p.completed(n, bytes)
+		}
+	}
 }
 
 // ---- routing and buffering (all with p.mu held) ----
@@ -412,8 +496,10 @@ func (p *Producer) putKR(kr *kRecord) {
 func (p *Producer) addLocked(f *Future) bool {
 	l := p.route(f)
 	if l == p.unmapped {
+		// The dispatcher expires these records (and notices canceled
+		// contexts) on its own schedule: make sure it looks in time.
 		l.pending = append(l.pending, f)
-		return false
+		return p.earlierLocked(p.unmappedCheck(f, p.clk.Now()))
 	}
 	kick := false
 	deadline := f.enqueued.Add(p.cfg.RecordMaxBufferedTime)
@@ -453,6 +539,23 @@ func (p *Producer) fits(kr *kRecord, f *Future) bool {
 	n := kr.agg.SizeWith(f.pk, f.ehk, len(f.data))
 	return n <= p.cfg.AggregationMaxSize && n+len(kr.recs[0].pk) <= MaxRecordSize
 }
+
+// unmappedCheck is when the dispatcher must next look at f while it waits
+// for a shard map: at its TTL or, if its context can end, soon, since
+// nothing else notices the cancellation.
+func (p *Producer) unmappedCheck(f *Future, now time.Time) time.Time {
+	t := f.enqueued.Add(p.cfg.RecordTTL)
+	if f.ctx != nil {
+		if poll := now.Add(max(p.cfg.RecordMaxBufferedTime, minCancelPoll)); poll.Before(t) {
+			return poll
+		}
+	}
+	return t
+}
+
+// minCancelPoll bounds how often the dispatcher polls the contexts of
+// records waiting for a shard map.
+const minCancelPoll = 10 * time.Millisecond
 
 func (p *Producer) earlierLocked(t time.Time) bool {
 	return p.nextWake.IsZero() || t.Before(p.nextWake)

@@ -213,6 +213,8 @@ func TestPutValidation(t *testing.T) {
 		{Record{PartitionKey: "", Data: []byte("x")}, ErrEmptyPartitionKey},
 		{Record{PartitionKey: strings.Repeat("k", 257)}, ErrPartitionKeyTooLong},
 		{Record{PartitionKey: strings.Repeat("é", 257)}, ErrPartitionKeyTooLong},
+		// Kinesis counts UTF-16 code units: 129 emoji are 258 of them.
+		{Record{PartitionKey: strings.Repeat("😀", 129)}, ErrPartitionKeyTooLong},
 		{Record{PartitionKey: "k", Data: big}, ErrRecordTooLarge},
 		{Record{PartitionKey: "k", ExplicitHashKey: "abc"}, ErrInvalidExplicitHashKey},
 		{Record{PartitionKey: "k", ExplicitHashKey: "-1"}, ErrInvalidExplicitHashKey},
@@ -229,6 +231,7 @@ func TestPutValidation(t *testing.T) {
 	require.Zero(t, r, "nothing enqueued")
 	okCases := []Record{
 		{PartitionKey: strings.Repeat("é", 256), Data: []byte("a")},
+		{PartitionKey: strings.Repeat("😀", 128), Data: []byte("e")},
 		{PartitionKey: "k", ExplicitHashKey: "340282366920938463463374607431768211455", Data: []byte("b")},
 		{PartitionKey: "k", ExplicitHashKey: "0", Data: []byte("c")},
 		{PartitionKey: "k", Data: big[:MaxRecordSize-1]},

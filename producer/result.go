@@ -8,7 +8,7 @@ import (
 
 // Record is one user record.
 type Record struct {
-	// PartitionKey is required: 1 to 256 Unicode characters.
+	// PartitionKey is required: 1 to 256 characters as Kinesis counts them (UTF-16 code units), valid UTF-8.
 	PartitionKey string
 	// ExplicitHashKey, if set, routes the record instead of the MD5 of its
 	// partition key: a decimal integer in [0, 2^128).
@@ -116,9 +116,9 @@ func (f *Future) addAttempt(a Attempt) {
 	f.res.Attempts = append(f.res.Attempts, a)
 }
 
-// complete publishes the outcome; the producer never touches f afterwards
-// except to read it.
-func (f *Future) complete() {
+// complete publishes the outcome and returns the callback to run; the
+// producer never touches f afterwards except to read it.
+func (f *Future) complete() func(*Result) {
 	f.data = nil
 	f.ctx = nil
 	cb := f.callback
@@ -129,7 +129,5 @@ func (f *Future) complete() {
 		close(f.ch)
 	}
 	f.mu.Unlock()
-	if cb != nil {
-		cb(&f.res)
-	}
+	return cb
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -24,7 +25,7 @@ func (p *Producer) listOpenShards(ctx context.Context) ([]shardRange, map[string
 	all := map[string]shardRange{}
 	in := &kinesis.ListShardsInput{StreamName: p.streamName, StreamARN: p.streamARN}
 	for {
-		res, err := p.client.ListShards(ctx, in)
+		res, err := p.listShards(ctx, in)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -54,6 +55,34 @@ func (p *Producer) listOpenShards(ctx context.Context) ([]shardRange, map[string
 		return 1
 	})
 	return out, all, nil
+}
+
+// listShards is one ListShards call bounded by Config.RequestTimeout on
+// the producer's clock: a hung call would otherwise stop every shard map
+// refresh, and with it the records waiting for one.
+func (p *Producer) listShards(ctx context.Context, in *kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	t := p.clk.NewTimer(p.cfg.RequestTimeout)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer t.Stop()
+		select {
+		case <-t.C():
+			cancel(ErrRequestTimeout)
+		case <-done:
+		}
+	}()
+	res, err := p.client.ListShards(cctx, in)
+	close(done)
+	wg.Wait()
+	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("ListShards: %w: %w", context.Cause(cctx), err)
+	}
+	return res, err
 }
 
 func (r shardRange) contains(hi, lo uint64) bool {
