@@ -14,20 +14,53 @@ import (
 // The zero value is ready to use. An Aggregator is not safe for concurrent
 // use.
 type Aggregator struct {
-	pkIndex  map[string]uint64
-	pkTable  []string
-	ehkIndex map[string]uint64
-	ehkTable []string
-	records  []pendingRecord
+	pks     keyTable
+	ehks    keyTable
+	records []pendingRecord
 	// bodySize is the exact length of the protobuf body so far.
 	bodySize int
+}
+
+// keyTable is one of the aggregate's key tables, with an index for
+// finding a key already in it.
+type keyTable struct {
+	index map[string]uint64
+	keys  []string
+}
+
+// find returns key's index: the one it has, or the one it would get if
+// added now; and the bytes adding it would cost (0 if it is already in).
+func (t *keyTable) find(key string) (i uint64, cost int) {
+	if i, ok := t.index[key]; ok {
+		return i, 0
+	}
+	return uint64(len(t.keys)), tableEntrySize(key)
+}
+
+// add returns key's index, adding it if new, and the bytes that cost.
+func (t *keyTable) add(key string) (uint64, int) {
+	i, cost := t.find(key)
+	if cost != 0 {
+		if t.index == nil {
+			t.index = make(map[string]uint64)
+		}
+		t.index[key] = i
+		t.keys = append(t.keys, key)
+	}
+	return i, cost
+}
+
+func (t *keyTable) reset() {
+	clear(t.index)
+	clear(t.keys)
+	t.keys = t.keys[:0]
 }
 
 // pendingRecord is a user record waiting for AppendBlob.
 type pendingRecord struct {
 	data []byte
 	pk   uint64
-	ehk  uint64 // index+1 into ehkTable; 0 means no explicit hash key
+	ehk  uint64 // index+1 into ehks; 0 means no explicit hash key
 }
 
 // tableEntrySize is the encoded size of one key table entry.
@@ -54,52 +87,26 @@ func recordFieldSize(inner int) int {
 // record with these keys and dataLen bytes of data were added now. It does
 // not allocate. dataLen must not be negative.
 func (a *Aggregator) SizeWith(partitionKey, explicitHashKey string, dataLen int) int {
-	body := a.bodySize
-	pk, ok := a.pkIndex[partitionKey]
-	if !ok {
-		pk = uint64(len(a.pkTable))
-		body += tableEntrySize(partitionKey)
-	}
+	pk, body := a.pks.find(partitionKey)
 	var ehk uint64
 	if explicitHashKey != "" {
-		i, ok := a.ehkIndex[explicitHashKey]
-		if !ok {
-			i = uint64(len(a.ehkTable))
-			body += tableEntrySize(explicitHashKey)
-		}
-		ehk = i + 1
+		i, cost := a.ehks.find(explicitHashKey)
+		ehk, body = i+1, body+cost
 	}
-	body += recordFieldSize(recordSize(pk, ehk, dataLen))
-	return Overhead + body
+	return Overhead + a.bodySize + body + recordFieldSize(recordSize(pk, ehk, dataLen))
 }
 
 // Add appends a user record. An empty explicitHashKey means none. The
 // Aggregator keeps a reference to data (no copy) until Reset, so data must
 // not be modified before then.
 func (a *Aggregator) Add(partitionKey, explicitHashKey string, data []byte) {
-	pk, ok := a.pkIndex[partitionKey]
-	if !ok {
-		if a.pkIndex == nil {
-			a.pkIndex = make(map[string]uint64)
-		}
-		pk = uint64(len(a.pkTable))
-		a.pkIndex[partitionKey] = pk
-		a.pkTable = append(a.pkTable, partitionKey)
-		a.bodySize += tableEntrySize(partitionKey)
-	}
+	pk, cost := a.pks.add(partitionKey)
+	a.bodySize += cost
 	var ehk uint64
 	if explicitHashKey != "" {
-		i, ok := a.ehkIndex[explicitHashKey]
-		if !ok {
-			if a.ehkIndex == nil {
-				a.ehkIndex = make(map[string]uint64)
-			}
-			i = uint64(len(a.ehkTable))
-			a.ehkIndex[explicitHashKey] = i
-			a.ehkTable = append(a.ehkTable, explicitHashKey)
-			a.bodySize += tableEntrySize(explicitHashKey)
-		}
+		i, cost := a.ehks.add(explicitHashKey)
 		ehk = i + 1
+		a.bodySize += cost
 	}
 	a.records = append(a.records, pendingRecord{data: data, pk: pk, ehk: ehk})
 	a.bodySize += recordFieldSize(recordSize(pk, ehk, len(data)))
@@ -122,11 +129,11 @@ func (a *Aggregator) AppendBlob(dst []byte) []byte {
 	start := len(dst)
 	// Field order follows the protobuf serialisation the KPL uses: the
 	// tables, then the records, each record's fields in number order.
-	for _, k := range a.pkTable {
+	for _, k := range a.pks.keys {
 		dst = protowire.AppendTag(dst, fieldPartitionKeyTable, protowire.BytesType)
 		dst = protowire.AppendString(dst, k)
 	}
-	for _, k := range a.ehkTable {
+	for _, k := range a.ehks.keys {
 		dst = protowire.AppendTag(dst, fieldExplicitHashKeyTable, protowire.BytesType)
 		dst = protowire.AppendString(dst, k)
 	}
@@ -150,12 +157,8 @@ func (a *Aggregator) AppendBlob(dst []byte) []byte {
 // Reset forgets all records and keys, dropping the references to their
 // data, and keeps the buffers and maps for the next aggregate.
 func (a *Aggregator) Reset() {
-	clear(a.pkIndex)
-	clear(a.pkTable)
-	a.pkTable = a.pkTable[:0]
-	clear(a.ehkIndex)
-	clear(a.ehkTable)
-	a.ehkTable = a.ehkTable[:0]
+	a.pks.reset()
+	a.ehks.reset()
 	clear(a.records)
 	a.records = a.records[:0]
 	a.bodySize = 0

@@ -29,14 +29,16 @@ var (
 // Error is a refused or failed checkpoint. It unwraps to one of the
 // sentinel errors above or to the Writer's error.
 type Error struct {
-	Op       string // "checkpoint" or "prepare"
-	ShardID  string
-	Position Position
-	Err      error
+	Op       string   // "checkpoint" or "prepare"
+	ShardID  string   // the shard the Checkpointer writes for
+	Position Position // the position refused or not written
+	Err      error    // a sentinel above or the Writer's error
 }
 
+// Error names the operation, shard and position, then the cause.
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s shard %s at %s: %v", e.Op, e.ShardID, e.Position, e.Err)
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }

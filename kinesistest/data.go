@@ -30,19 +30,21 @@ type putEntry struct {
 // index in PutRecords (-1 for PutRecord), for ValidationException messages.
 func validateEntry(i int, pk string, ehk *string, data []byte) (putEntry, error) {
 	e := putEntry{pk: pk, data: data, size: len(data) + len(pk)}
-	member := ""
-	if i >= 0 {
-		member = fmt.Sprintf("records.%d.member.", i+1)
+	// member names the field in a ValidationException; built only on
+	// failure, since PutRecords validates up to 500 entries per call.
+	member := func(field string) string {
+		if i < 0 {
+			return field
+		}
+		return fmt.Sprintf("records.%d.member.%s", i+1, field)
 	}
-	// Kinesis measures the key in UTF-16 code units (it is a Java service):
-	// a character outside the Basic Multilingual Plane counts twice.
-	if n := len(utf16.Encode([]rune(pk))); n < 1 {
-		return e, validationError(pk, member+"partitionKey", "Member must have length greater than or equal to 1")
+	if n := utf16Len(pk); n < 1 {
+		return e, validationError(pk, member("partitionKey"), "Member must have length greater than or equal to 1")
 	} else if n > 256 {
-		return e, validationError(pk, member+"partitionKey", "Member must have length less than or equal to 256")
+		return e, validationError(pk, member("partitionKey"), "Member must have length less than or equal to 256")
 	}
 	if len(data) > maxRecordSize {
-		return e, validationError("java.nio.HeapByteBuffer[pos=0 lim="+fmt.Sprint(len(data))+"]", member+"data", "Member must have length less than or equal to 1048576")
+		return e, validationError("java.nio.HeapByteBuffer[pos=0 lim="+fmt.Sprint(len(data))+"]", member("data"), "Member must have length less than or equal to 1048576")
 	}
 	if e.size > maxRecordSize {
 		return e, errInvalidArg("Record size (data plus partition key) of %d bytes exceeds the limit of %d bytes.", e.size, maxRecordSize)
@@ -50,7 +52,7 @@ func validateEntry(i int, pk string, ehk *string, data []byte) (putEntry, error)
 	if ehk != nil {
 		k, wellFormed, inRange := parseHashKey(*ehk)
 		if !wellFormed {
-			return e, validationError(*ehk, member+"explicitHashKey", "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})")
+			return e, validationError(*ehk, member("explicitHashKey"), "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})")
 		}
 		if !inRange {
 			return e, errInvalidArg("Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was %s", *ehk)
@@ -60,6 +62,17 @@ func validateEntry(i int, pk string, ehk *string, data []byte) (putEntry, error)
 		e.hash = partitionKeyHash(pk)
 	}
 	return e, nil
+}
+
+// utf16Len is the length of s in UTF-16 code units: Kinesis measures
+// partition keys so (it is a Java service), and a character outside the
+// Basic Multilingual Plane counts twice.
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += max(utf16.RuneLen(r), 1) // an invalid byte becomes U+FFFD: one unit
+	}
+	return n
 }
 
 // arrivalTime is now at millisecond precision (the service's), never before
@@ -76,7 +89,7 @@ func arrivalTime(sh *shard, now time.Time) time.Time {
 func (s *Server) appendLocked(st *stream, sh *shard, e *putEntry, now time.Time) string {
 	c := uint64(len(sh.records)) + 1
 	seq := st.seq(sh.index, c)
-	sh.records = append(sh.records, record{counter: c, seq: seq, pk: e.pk, data: e.data, arrival: arrivalTime(sh, now)})
+	sh.records = append(sh.records, record{seq: seq, pk: e.pk, data: e.data, arrival: arrivalTime(sh, now)})
 	return seq
 }
 

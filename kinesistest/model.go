@@ -24,10 +24,10 @@ const (
 	maxGetRecordsN    = 10000
 )
 
-// record is one stored record. Records of a shard have consecutive counters
-// starting at 1, so the record with counter c sits at index c-1.
+// record is one stored record. Records of a shard are never removed, so
+// the record with counter c (the low digits of its sequence number) sits at
+// index c-1.
 type record struct {
-	counter uint64
 	seq     string
 	pk      string
 	data    []byte

@@ -59,9 +59,7 @@ func (s *Server) SplitShard(ctx context.Context, in *kinesis.SplitShardInput, _ 
 		return nil, s.shardLimitErr(cur, 1)
 	}
 	now := s.clk.Now()
-	st.closeShard(sh, now)
-	st.addShard(sh.start, key.sub(u128{0, 1}), sh.id, "", now)
-	st.addShard(key, sh.end, sh.id, "", now)
+	splitLocked(st, sh, key, now)
 	s.notifyLocked()
 	return &kinesis.SplitShardOutput{}, s.afterApply(OpSplitShard)
 }
@@ -99,6 +97,15 @@ func (s *Server) MergeShards(ctx context.Context, in *kinesis.MergeShardsInput, 
 	s.mergeLocked(st, a, b, s.clk.Now())
 	s.notifyLocked()
 	return &kinesis.MergeShardsOutput{}, s.afterApply(OpMergeShards)
+}
+
+// splitLocked closes sh and opens its two children, the right one starting
+// at key; s.mu must be held.
+func splitLocked(st *stream, sh *shard, key u128, now time.Time) (left, right *shard) {
+	st.closeShard(sh, now)
+	left = st.addShard(sh.start, key.sub(u128{0, 1}), sh.id, "", now)
+	right = st.addShard(key, sh.end, sh.id, "", now)
+	return left, right
 }
 
 func (s *Server) mergeLocked(st *stream, a, b *shard, now time.Time) *shard {
@@ -165,9 +172,7 @@ func (s *Server) UpdateShardCount(ctx context.Context, in *kinesis.UpdateShardCo
 		for _, r := range ranges[1:] {
 			b := r[0]
 			if cur.start.cmp(b) < 0 && b.cmp(cur.end) <= 0 {
-				st.closeShard(cur, now)
-				left := st.addShard(cur.start, b.sub(u128{0, 1}), cur.id, "", now)
-				right := st.addShard(b, cur.end, cur.id, "", now)
+				left, right := splitLocked(st, cur, b, now)
 				pieces = append(pieces, left)
 				cur = right
 			}

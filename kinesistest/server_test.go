@@ -549,7 +549,15 @@ func TestRecordAndCallSizeLimits(t *testing.T) {
 	// 256 characters is fine even at 2 bytes each.
 	_, err = s.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String(strings.Repeat("é", 256)), Data: []byte("x")})
 	require.NoError(t, err)
-	require.Len(t, s.Records("s", "shardId-000000000000"), 2, "rejected calls store nothing")
+	// Kinesis counts UTF-16 code units: a character outside the Basic
+	// Multilingual Plane counts twice, so 128 of them fit and 129 do not.
+	_, err = s.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String(strings.Repeat("😀", 128)), Data: []byte("x")})
+	require.NoError(t, err)
+	_, err = s.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String(strings.Repeat("😀", 129)), Data: []byte("x")})
+	e = requireErrType[*types.ValidationException](t, err)
+	require.Contains(t, e.ErrorMessage(), "partitionKey")
+	require.NotContains(t, e.ErrorMessage(), "records.", "PutRecord names the bare field")
+	require.Len(t, s.Records("s", "shardId-000000000000"), 3, "rejected calls store nothing")
 }
 
 func TestAddressingAndPaging(t *testing.T) {

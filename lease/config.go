@@ -59,27 +59,35 @@ type Config struct {
 	Metrics Metrics
 }
 
+// ErrInvalidConfig is wrapped by every configuration error from
+// NewCoordinator.
+var ErrInvalidConfig = errors.New("lease: invalid config")
+
+func invalidConfig(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if c.WorkerID == "" {
-		return c, errors.New("lease: Config.WorkerID is required")
+		return c, invalidConfig("WorkerID is required")
 	}
 	if c.FailoverTime == 0 {
 		c.FailoverTime = 10 * time.Second
 	}
 	if c.FailoverTime < 0 {
-		return c, fmt.Errorf("lease: Config.FailoverTime %v must be positive", c.FailoverTime)
+		return c, invalidConfig("FailoverTime %v must be positive", c.FailoverTime)
 	}
 	if c.RenewInterval == 0 {
 		c.RenewInterval = c.FailoverTime/3 - 25*time.Millisecond
 	}
 	if c.RenewInterval <= 0 || c.RenewInterval >= c.FailoverTime {
-		return c, fmt.Errorf("lease: Config.RenewInterval %v must be positive and below FailoverTime %v", c.RenewInterval, c.FailoverTime)
+		return c, invalidConfig("RenewInterval %v must be positive and below FailoverTime %v", c.RenewInterval, c.FailoverTime)
 	}
 	if c.TakeInterval == 0 {
 		c.TakeInterval = (c.FailoverTime + 25*time.Millisecond) * 2
 	}
 	if c.TakeInterval < 0 {
-		return c, fmt.Errorf("lease: Config.TakeInterval %v must be positive", c.TakeInterval)
+		return c, invalidConfig("TakeInterval %v must be positive", c.TakeInterval)
 	}
 	if c.ExpiryScanInterval == 0 {
 		c.ExpiryScanInterval = c.FailoverTime + 25*time.Millisecond
@@ -88,10 +96,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.InitialTakeDelay = min(c.RenewInterval, c.TakeInterval/2)
 	}
 	if c.InitialTakeDelay >= c.TakeInterval {
-		return c, fmt.Errorf("lease: Config.InitialTakeDelay %v must be below TakeInterval %v", c.InitialTakeDelay, c.TakeInterval)
+		return c, invalidConfig("InitialTakeDelay %v must be below TakeInterval %v", c.InitialTakeDelay, c.TakeInterval)
 	}
 	if c.MaxLeasesForWorker < 0 || c.MaxLeasesToStealAtOneTime < 0 {
-		return c, errors.New("lease: Config.MaxLeasesForWorker and MaxLeasesToStealAtOneTime must not be negative")
+		return c, invalidConfig("MaxLeasesForWorker and MaxLeasesToStealAtOneTime must not be negative")
 	}
 	c.Clock = clock.OrReal(c.Clock)
 	if c.Logger == nil {
@@ -115,17 +123,25 @@ type Metrics interface {
 
 // RenewStats describes one renewal pass.
 type RenewStats struct {
+	// Held is the leases held at the start of the pass. Each one was
+	// Renewed, Skipped (a recent checkpoint already moved its counter),
+	// Lost (taken by another worker or expired locally) or Failed (the
+	// write failed; the lease is kept and retried before it expires).
 	Held, Renewed, Skipped, Lost, Failed int
-	Duration                             time.Duration
+	// Duration is how long the pass took.
+	Duration time.Duration
 }
 
 // TakeStats describes one take pass.
 type TakeStats struct {
 	Balance                       bool // a balancing pass (may steal), not an expiry scan
 	Leases, Workers, Target, Held int  // as computed from the scan (Held after the pass)
-	Taken, Stolen, Failed         int
-	Err                           error // the scan's error, if it failed
-	Duration                      time.Duration
+	// Taken counts unowned or expired leases taken, Stolen leases taken
+	// from a worker above its share, Failed takes that did not succeed
+	// (mostly another worker winning the race).
+	Taken, Stolen, Failed int
+	Err                   error         // the scan's error, if it failed
+	Duration              time.Duration // how long the pass took
 }
 
 // NopMetrics discards everything.

@@ -95,7 +95,7 @@ var _ checkpoint.Writer = (*Coordinator)(nil)
 // nothing until Run.
 func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
 	if store == nil {
-		return nil, errors.New("lease: NewCoordinator needs a store")
+		return nil, invalidConfig("NewCoordinator needs a store")
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {

@@ -16,6 +16,7 @@ const (
 	Lost
 )
 
+// String returns "Acquired" or "Lost".
 func (t EventType) String() string {
 	switch t {
 	case Acquired:
@@ -28,6 +29,7 @@ func (t EventType) String() string {
 
 // Event reports a change in the leases this worker holds.
 type Event struct {
+	// Type says whether the lease was acquired or lost.
 	Type EventType
 	// Lease is the lease as held when acquired, or as last held when lost.
 	Lease Lease

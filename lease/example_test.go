@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/lease"
@@ -14,7 +15,10 @@ func ExampleCoordinator() {
 	for _, shard := range []string{"shardId-000000000000", "shardId-000000000001"} {
 		_, _ = store.Create(ctx, lease.Lease{Key: shard, Checkpoint: checkpoint.TrimHorizon})
 	}
-	coord, err := lease.NewCoordinator(store, lease.Config{WorkerID: "worker-1"})
+	// A short FailoverTime only keeps the example quick: a lone worker takes
+	// its second lease after InitialTakeDelay, which derives from it. The
+	// default is KCL's 10 s.
+	coord, err := lease.NewCoordinator(store, lease.Config{WorkerID: "worker-1", FailoverTime: time.Second})
 	if err != nil {
 		panic(err)
 	}

@@ -25,7 +25,7 @@ var (
 // errors.Is.
 type ConflictError struct {
 	Op  string // "renew", "take", "release", "checkpoint", ...
-	Key string
+	Key string // the lease key
 	// Counter and Owner are the values the write was conditional on.
 	Counter int64
 	Owner   string

@@ -128,33 +128,28 @@ type Config struct {
 // ErrInvalidConfig is wrapped by every configuration error from New.
 var ErrInvalidConfig = errors.New("producer: invalid config")
 
+// setDefault sets *v to d when it is zero (unset).
+func setDefault[T int | int64 | time.Duration](v *T, d T) {
+	if *v == 0 {
+		*v = d
+	}
+}
+
 func (c Config) withDefaults() (Config, error) {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defD := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.AggregationMaxCount == 0 {
-		c.AggregationMaxCount = DefaultAggregationMaxCount
-	}
-	def(&c.AggregationMaxSize, DefaultAggregationMaxSize)
-	def(&c.CollectionMaxCount, DefaultCollectionMaxCount)
-	def(&c.CollectionMaxSize, DefaultCollectionMaxSize)
-	def(&c.RateLimit, DefaultRateLimit)
-	def(&c.MaxConnections, DefaultMaxConnections)
-	def(&c.MaxBufferedRecords, DefaultMaxBufferedRecords)
-	def(&c.MaxBufferedBytes, DefaultMaxBufferedBytes)
-	defD(&c.RecordMaxBufferedTime, DefaultRecordMaxBufferedTime)
-	defD(&c.RecordTTL, DefaultRecordTTL)
-	defD(&c.RequestTimeout, DefaultRequestTimeout)
-	defD(&c.RetryBackoffBase, DefaultRetryBackoffBase)
-	defD(&c.RetryBackoffMax, DefaultRetryBackoffMax)
-	defD(&c.ShardMapRefreshInterval, DefaultShardMapRefreshInterval)
+	setDefault(&c.AggregationMaxCount, DefaultAggregationMaxCount)
+	setDefault(&c.AggregationMaxSize, DefaultAggregationMaxSize)
+	setDefault(&c.CollectionMaxCount, DefaultCollectionMaxCount)
+	setDefault(&c.CollectionMaxSize, DefaultCollectionMaxSize)
+	setDefault(&c.RateLimit, DefaultRateLimit)
+	setDefault(&c.MaxConnections, DefaultMaxConnections)
+	setDefault(&c.MaxBufferedRecords, DefaultMaxBufferedRecords)
+	setDefault(&c.MaxBufferedBytes, DefaultMaxBufferedBytes)
+	setDefault(&c.RecordMaxBufferedTime, DefaultRecordMaxBufferedTime)
+	setDefault(&c.RecordTTL, DefaultRecordTTL)
+	setDefault(&c.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&c.RetryBackoffBase, DefaultRetryBackoffBase)
+	setDefault(&c.RetryBackoffMax, DefaultRetryBackoffMax)
+	setDefault(&c.ShardMapRefreshInterval, DefaultShardMapRefreshInterval)
 	c.Clock = clock.OrReal(c.Clock)
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -45,12 +45,29 @@ type Metrics interface {
 // NopMetrics discards all metrics.
 type NopMetrics struct{}
 
-func (NopMetrics) UserRecordReceived(int)                 {}
-func (NopMetrics) UserRecordsPending(int, int)            {}
+// UserRecordReceived implements Metrics.
+func (NopMetrics) UserRecordReceived(int) {}
+
+// UserRecordsPending implements Metrics.
+func (NopMetrics) UserRecordsPending(int, int) {}
+
+// KinesisRecordPut implements Metrics.
 func (NopMetrics) KinesisRecordPut(string, int, int, int) {}
-func (NopMetrics) UserRecordsFailed(string, int, error)   {}
-func (NopMetrics) UserRecordsExpired(string, int)         {}
-func (NopMetrics) BufferingTime(string, time.Duration)    {}
-func (NopMetrics) RetriesPerRecord(string, int)           {}
-func (NopMetrics) RequestTime(time.Duration, int, error)  {}
-func (NopMetrics) ErrorsByCode(string, string, int)       {}
+
+// UserRecordsFailed implements Metrics.
+func (NopMetrics) UserRecordsFailed(string, int, error) {}
+
+// UserRecordsExpired implements Metrics.
+func (NopMetrics) UserRecordsExpired(string, int) {}
+
+// BufferingTime implements Metrics.
+func (NopMetrics) BufferingTime(string, time.Duration) {}
+
+// RetriesPerRecord implements Metrics.
+func (NopMetrics) RetriesPerRecord(string, int) {}
+
+// RequestTime implements Metrics.
+func (NopMetrics) RequestTime(time.Duration, int, error) {}
+
+// ErrorsByCode implements Metrics.
+func (NopMetrics) ErrorsByCode(string, string, int) {}

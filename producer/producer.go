@@ -60,8 +60,7 @@ type Producer struct {
 	active atomic.Int64 // requests and shard map reads in progress
 
 	mu              sync.Mutex
-	closed          bool // Put refuses
-	closeStarted    bool
+	closed          bool // Close was called: Put refuses
 	aborting        bool // Close's context ended: fail instead of retry
 	flushing        int
 	waiting         int // Puts blocked for room
@@ -84,7 +83,6 @@ type Producer struct {
 	unverified      []unverifiedKR
 	rr              int
 	keysSeen        map[string]struct{}
-	doneScratch     []*Future
 }
 
 // New returns a Producer for the stream (a name or an ARN). It starts
@@ -256,7 +254,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 // idempotent; later calls wait for the first to finish.
 func (p *Producer) Close(ctx context.Context) error {
 	p.mu.Lock()
-	if p.closeStarted {
+	if p.closed {
 		p.mu.Unlock()
 		select {
 		case <-p.closedCh:
@@ -265,7 +263,6 @@ func (p *Producer) Close(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	p.closeStarted = true
 	p.closed = true
 	if p.room != nil {
 		close(p.room)

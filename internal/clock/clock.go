@@ -1,8 +1,3 @@
-// Package clock abstracts time so that lease expiry, buffering deadlines and
-// iterator expiry can be tested deterministically with a fake clock.
-//
-// Production code takes a Clock (defaulting to Real()) and never calls
-// time.Now, time.After or time.NewTimer directly.
 package clock
 
 import (
@@ -12,6 +7,7 @@ import (
 
 // Clock is the source of time for everything in shardflow.
 type Clock interface {
+	// Now returns the current time.
 	Now() time.Time
 	// NewTimer returns a timer that fires once after d.
 	NewTimer(d time.Duration) Timer
@@ -21,6 +17,7 @@ type Clock interface {
 
 // Timer is the subset of *time.Timer used by shardflow.
 type Timer interface {
+	// C delivers the time when the timer fires.
 	C() <-chan time.Time
 	// Stop prevents the timer from firing; it reports whether it was active.
 	Stop() bool
@@ -30,8 +27,11 @@ type Timer interface {
 
 // Ticker is the subset of *time.Ticker used by shardflow.
 type Ticker interface {
+	// C delivers the time at each tick; a tick nobody reads is dropped.
 	C() <-chan time.Time
+	// Stop turns the ticker off.
 	Stop()
+	// Reset changes the period to d and restarts the ticker.
 	Reset(d time.Duration)
 }
 

@@ -3,6 +3,10 @@
 // and dynalite. A test that needs an emulator whose endpoint is not set is
 // skipped locally and fails under CI (CI=true), so CI can never pass by
 // skipping.
+//
+//	client := itest.Kinesis(t, itest.Kinesalite)
+//	stream := itest.Name("producer") // unique per run
+//	itest.CreateStream(t, client, stream, 4)
 package itest
 
 import (

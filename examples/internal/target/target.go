@@ -51,7 +51,7 @@ type Options struct {
 
 // Target is an opened stream service and lease table.
 type Target struct {
-	Kinesis Kinesis
+	Kinesis Kinesis     // *kinesis.Client or *kinesistest.Server
 	Store   lease.Store // nil with Options.NoLeaseTable
 }
 
