@@ -144,7 +144,8 @@ type Config struct {
 	// (default 1 s doubling to 30 s).
 	ProcessorRetryBackoff Backoff
 	// ThrottleBackoff paces retries of throttled or failed Kinesis calls
-	// (default 200 ms doubling to 10 s).
+	// (default 200 ms doubling to 10 s). In both, a zero Initial or Max
+	// takes its default, clamped to the other bound when that one is set.
 	ThrottleBackoff Backoff
 
 	// Clock, Logger and Metrics default to the real clock, slog.Default()
@@ -244,12 +245,15 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-func (b Backoff) withDefaults(initial, max time.Duration) (Backoff, error) {
-	if b.Initial == 0 {
-		b.Initial = initial
-	}
-	if b.Max == 0 {
-		b.Max = max
+func (b Backoff) withDefaults(initial, maxDelay time.Duration) (Backoff, error) {
+	// One bound set: the other's default is adjusted to keep the pair valid.
+	switch {
+	case b.Initial == 0 && b.Max == 0:
+		b.Initial, b.Max = initial, maxDelay
+	case b.Initial == 0:
+		b.Initial = min(initial, b.Max)
+	case b.Max == 0:
+		b.Max = max(maxDelay, b.Initial)
 	}
 	if b.Initial < 0 || b.Max < b.Initial {
 		return b, fmt.Errorf("need 0 < Initial (%v) <= Max (%v)", b.Initial, b.Max)

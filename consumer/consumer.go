@@ -30,7 +30,8 @@ type Consumer struct {
 	log     *slog.Logger
 	coord   *lease.Coordinator
 
-	// Set by Run before shards start.
+	// Set by Run before shards start; consumerARN changes (under mu) when
+	// a deregistered fan-out consumer is registered again.
 	streamARN   string
 	consumerARN string
 
@@ -40,6 +41,7 @@ type Consumer struct {
 	started     bool
 	stopping    bool                    // graceful shutdown in progress
 	shards      map[string]*shardHandle // running shard pipelines
+	pipelines   sync.WaitGroup          // every pipeline goroutine
 	ended       chan struct{}           // closed and replaced when a shard ends here
 	graceful    chan struct{}           // closed by Shutdown
 	shutdownCtx context.Context         // Shutdown's context, set with graceful
@@ -202,6 +204,9 @@ func (c *Consumer) run(ctx context.Context) error {
 		result = err
 	}
 	c.waitShards()
+	// Each pipeline leaves the map just before its goroutine ends: wait
+	// for the goroutines too, so nothing of this consumer is left running.
+	c.pipelines.Wait()
 	return result
 }
 
@@ -239,7 +244,9 @@ func (c *Consumer) prepare(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}
+		c.mu.Lock()
 		c.consumerARN = arn
+		c.mu.Unlock()
 	}
 	rt.reset()
 	for {
@@ -304,7 +311,10 @@ func (c *Consumer) followLeases(ctx context.Context) {
 				c.cfg.Metrics.LeaseTaken(ev.Lease.Key)
 				c.startShard(ctx, ev)
 			case lease.Lost:
-				c.cfg.Metrics.LeaseLost(ev.Lease.Key)
+				if !errors.Is(ev.Err, lease.ErrReleased) {
+					// Handed back (shard end, shutdown): not a loss.
+					c.cfg.Metrics.LeaseLost(ev.Lease.Key)
+				}
 				c.stopShard(ev.Lease.Key)
 			}
 		}
@@ -340,7 +350,9 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 	h := &shardHandle{key: l.Key, cancel: cancel, lost: make(chan struct{}), done: make(chan struct{})}
 	c.shards[l.Key] = h
 	c.cfg.Metrics.LeasesHeld(len(c.shards))
+	c.pipelines.Add(1)
 	go func() {
+		defer c.pipelines.Done()
 		defer close(h.done)
 		defer cancel()
 		if prev != nil {

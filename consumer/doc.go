@@ -12,7 +12,8 @@
 // the worker that finishes the last parent takes it at once (up to its fair
 // share; beyond it, another worker's next scan does) instead of at its next
 // take pass. Enhanced fan-out subscriptions are renewed from the last
-// continuation sequence number 30 s before the service's 5-minute limit. A
+// continuation sequence number 30 s before the service's 5-minute limit,
+// and a deregistered fan-out consumer is registered again. A
 // failing or panicking processor is retried with backoff, never skipped.
 // Shutdown hands the leases over at once; lease loss stops a shard
 // immediately and calls LeaseLost.
@@ -24,6 +25,10 @@
 // LeaseInitialTakeDelay later, so start-up does not steal leases (and
 // redeliver records); a worker joining a running fleet steals its share
 // in its first pass, which redelivers each stolen shard's batch in flight.
+// A shard not checkpointed yet resumes from its initial position: with
+// LATEST (as in KCL) a lease that moves before the first checkpoint
+// resumes at the then-latest record, skipping what the old owner fetched
+// but did not checkpoint, so checkpoint the first batches early.
 //
 // The smallest use, one function per record:
 //

@@ -38,6 +38,28 @@ func (c *Consumer) registerConsumer(ctx context.Context, kc FanOutKinesis, strea
 	}
 }
 
+// fanOutConsumerARN returns the registered fan-out consumer's ARN.
+func (c *Consumer) fanOutConsumerARN() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.consumerARN
+}
+
+// reregisterConsumer registers the fan-out consumer again after it was
+// deregistered (by an operator, or another application sharing its name)
+// and returns its new ARN. Every shard's subscriber may call it: the
+// registration is idempotent.
+func (c *Consumer) reregisterConsumer(ctx context.Context) (string, error) {
+	arn, err := c.registerConsumer(ctx, c.kc.(FanOutKinesis), c.streamARN)
+	if err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.consumerARN = arn
+	c.mu.Unlock()
+	return arn, nil
+}
+
 func (c *Consumer) registerOnce(ctx context.Context, kc FanOutKinesis, streamARN string) (string, types.ConsumerStatus, error) {
 	d, err := kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{
 		StreamARN:    aws.String(streamARN),
@@ -91,6 +113,8 @@ type subscriber struct {
 	kc          FanOutKinesis
 	consumerARN string
 	start       startPos
+	// reregister registers the consumer again when it no longer exists.
+	reregister func(context.Context) (string, error)
 }
 
 func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
@@ -136,6 +160,20 @@ func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
 				// retention): it has ended, as with polling.
 				s.log.Warn("shard not found; treating it as ended", "err", err)
 				return s.deliver(ctx, out, nil, nil, true, nil)
+			case isResourceNotFound(err) && s.reregister != nil:
+				// The consumer was deregistered: without registering it
+				// again this shard would never be read.
+				s.log.Warn("enhanced fan-out consumer not found; registering it again", "err", err)
+				arn, rerr := s.reregister(ctx)
+				if rerr != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					s.log.Warn("registering the enhanced fan-out consumer failed; retrying", "err", rerr)
+					break
+				}
+				s.consumerARN = arn
+				continue
 			default:
 				s.log.Warn("SubscribeToShard failed; retrying", "err", err)
 			}

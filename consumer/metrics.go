@@ -23,7 +23,9 @@ type Metrics interface {
 	IteratorExpired(shardID string)
 	// LeasesHeld reports how many shards this worker processes.
 	LeasesHeld(n int)
-	// LeaseTaken and LeaseLost count lease acquisitions and losses.
+	// LeaseTaken and LeaseLost count lease acquisitions and losses (to
+	// another worker, expiry or a fenced write); leases this worker hands
+	// back itself, at shard end or on Shutdown, are not losses.
 	LeaseTaken(shardID string)
 	LeaseLost(shardID string)
 }

@@ -50,6 +50,16 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 	if !c.waitForParents(ctx, l, log) {
 		return
 	}
+	select {
+	case <-h.lost:
+		// Lost before it started (e.g. while the previous pipeline of a
+		// re-acquired lease was stopping): no processor to tell.
+		return
+	default:
+	}
+	if ctx.Err() != nil {
+		return
+	}
 	pl := &pipeline{c: c, h: h, l: l, log: log}
 	pl.p = c.factory.NewProcessor(l.Key)
 	pl.cp = checkpoint.NewCheckpointer(l.Key, w, l.Checkpoint)
@@ -175,7 +185,7 @@ func (pl *pipeline) newFetcher(budget *byteBudget) fetcher {
 		emptyToo:   c.cfg.CallProcessRecordsEvenForEmptyList,
 	}
 	if c.cfg.EnhancedFanOut {
-		return &subscriber{shardReader: rd, kc: c.kc.(FanOutKinesis), consumerARN: c.consumerARN, start: pl.start()}
+		return &subscriber{shardReader: rd, kc: c.kc.(FanOutKinesis), consumerARN: c.fanOutConsumerARN(), start: pl.start(), reregister: c.reregisterConsumer}
 	}
 	return &poller{shardReader: rd, kc: c.kc, start: pl.start()}
 }
@@ -342,7 +352,7 @@ func (pl *pipeline) shardEnd(ctx context.Context, children []types.ChildShard) o
 	c := pl.c
 	if len(children) > 0 {
 		if out := pl.retryCall(ctx, "create child leases", false, func(ctx context.Context) error {
-			return c.createChildLeases(ctx, children)
+			return c.createChildLeases(ctx, pl.l.Key, children)
 		}); out >= 0 {
 			return out
 		}

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -205,7 +206,40 @@ func shardParents(s *types.Shard) []string {
 // createChildLeases creates the leases of a finished shard's children from
 // GetRecords' (or SubscribeToShard's) ChildShards, before the parent
 // checkpoints SHARD_END, so a crash in between cannot strand them.
-func (c *Consumer) createChildLeases(ctx context.Context, children []types.ChildShard) error {
+//
+// A merge child has another parent, which may have no lease yet: a split
+// child whose own parent is still being processed gets its lease at that
+// parent's end or at the next shard sync. A child lease created first
+// would let the child start without waiting for it (a missing parent lease
+// counts as processed) and would make the shard sync skip that parent for
+// good (a shard with a leased descendant counts as processed). So when
+// another parent has no lease, a full shard sync runs first: it creates
+// leases parents before children.
+func (c *Consumer) createChildLeases(ctx context.Context, shardID string, children []types.ChildShard) error {
+	sync := false
+	for _, ch := range children {
+		for _, p := range ch.ParentShards {
+			if p == shardID {
+				continue
+			}
+			_, err := c.store.Get(ctx, p)
+			switch {
+			case errors.Is(err, lease.ErrNotFound):
+				sync = true
+			case err != nil:
+				return fmt.Errorf("read lease of parent shard %s: %w", p, err)
+			}
+		}
+	}
+	if sync {
+		n, err := c.syncShards(ctx)
+		if err != nil {
+			return fmt.Errorf("shard sync for a merge child: %w", err)
+		}
+		if n > 0 {
+			c.log.Info("shard sync for a merge child created leases", "created", n)
+		}
+	}
 	for _, ch := range children {
 		l := lease.Lease{
 			Key:            aws.ToString(ch.ShardId),

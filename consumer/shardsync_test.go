@@ -102,3 +102,22 @@ func TestSyncShardsCleansFinishedLeases(t *testing.T) {
 		require.Equal(t, checkpoint.TrimHorizon, l.Checkpoint, "children of a processed parent start at TRIM_HORIZON")
 	}
 }
+
+// ListShards pages (1000 shards a page) are followed with NextToken alone.
+func TestSyncShardsManyShards(t *testing.T) {
+	ctx := context.Background()
+	srv := kinesistest.New(kinesistest.Options{ShardLimit: 3000})
+	srv.MustCreateStream("s", 2500)
+	store := lease.NewMemoryStore()
+	c, err := New(srv, store, ProcessRecord(nil), Config{ApplicationName: "a", StreamName: "s", InitialPosition: InitialPosition{Type: TrimHorizon}})
+	require.NoError(t, err)
+	n, err := c.syncShards(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2500, n)
+	n, err = c.syncShards(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "a second sync creates nothing")
+	ls, err := store.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, ls, 2500)
+}
