@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	smithy "github.com/aws/smithy-go"
@@ -78,12 +79,69 @@ func (s *Server) Client(optFns ...func(*kinesis.Options)) *kinesis.Client {
 //	cfg.BaseEndpoint = aws.String(ts.URL)
 //
 // Requests are not authenticated; signatures are ignored.
+//
+// Over plain HTTP (HTTP/1.1), give the SDK client an HTTPClient wrapped by
+// [HTTPClient]:
+//
+//	cfg.HTTPClient = kinesistest.HTTPClient(nil)
+//
+// Without it, a SubscribeToShard event stream over HTTP/1.1 now and then dies
+// right after it starts with "use of closed network connection". The pinned
+// smithy-go closes the request body as soon as the HTTP client's Do returns
+// (transport/http.ClientHandler), and its body wrapper then answers WriteTo
+// with io.EOF where io.WriterTo requires a nil error. When net/http has not
+// yet finished writing the request (after Content-Length bytes it checks for
+// more with io.Copy, which prefers WriteTo), it takes that io.EOF for a write
+// failure and closes the connection under the streaming response; a unary
+// call usually just loses its keep-alive connection. The server is not at
+// fault (it reads the whole request before answering, as any server may), so
+// this happens against any HTTP/1.1 endpoint, emulators included. HTTP/2,
+// which real AWS speaks for SubscribeToShard, reads request bodies with Read
+// and is not affected.
 func (s *Server) Handler() http.Handler {
 	return &wireHandler{
 		s:   s,
 		ops: wireOperations(s),
 	}
 }
+
+// HTTPClient wraps next (the SDK's default HTTP client when nil) so that
+// request bodies reach net/http with Read and Close only, which keeps
+// HTTP/1.1 connections alive under the SDK's early request-body Close (see
+// [Server.Handler]). Use it for SDK clients that reach a Handler, or any
+// other HTTP/1.1 Kinesis endpoint, over plain HTTP:
+//
+//	client := kinesis.New(kinesis.Options{
+//		BaseEndpoint: aws.String(ts.URL),
+//		HTTPClient:   kinesistest.HTTPClient(nil),
+//		// ...
+//	})
+func HTTPClient(next kinesis.HTTPClient) kinesis.HTTPClient {
+	if next == nil {
+		next = awshttp.NewBuildableClient()
+	}
+	return readOnlyBodyClient{next: next}
+}
+
+type readOnlyBodyClient struct{ next kinesis.HTTPClient }
+
+func (c readOnlyBodyClient) Do(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return c.next.Do(req)
+	}
+	r := new(http.Request)
+	*r = *req
+	r.Body = readOnlyBody{req.Body}
+	return c.next.Do(r)
+}
+
+// readOnlyBody hides every method of a request body but Read and Close, in
+// particular the SDK body's WriteTo, which fails with io.EOF once closed.
+// Read after Close returns a clean io.EOF.
+type readOnlyBody struct{ rc io.ReadCloser }
+
+func (b readOnlyBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
+func (b readOnlyBody) Close() error               { return b.rc.Close() }
 
 // wireOp decodes an operation's input from body, calls s and returns the
 // output shape to encode.

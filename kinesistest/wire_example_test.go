@@ -81,6 +81,7 @@ func ExampleServer_Handler() {
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(ts.URL),
 		Credentials:  aws.AnonymousCredentials{},
+		HTTPClient:   kinesistest.HTTPClient(nil), // see Server.Handler
 	})
 	srv.MustCreateStream("orders", 3)
 	out, err := client.ListShards(context.Background(), &kinesis.ListShardsInput{StreamName: aws.String("orders")})

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -424,6 +427,7 @@ func TestHandlerOverHTTP(t *testing.T) {
 		BaseEndpoint: aws.String(ts.URL),
 		Credentials:  aws.AnonymousCredentials{},
 		Retryer:      aws.NopRetryer{},
+		HTTPClient:   HTTPClient(nil),
 	})
 	ctx := context.Background()
 	createStream(t, c, "http", 1)
@@ -476,4 +480,146 @@ func TestWireContextCancelled(t *testing.T) {
 	fake.BlockUntil(1) // the call waits on the injected latency
 	cancel()
 	require.ErrorIs(t, <-errc, context.Canceled)
+}
+
+// closingBody models the SDK's request body: once closed, WriteTo answers
+// io.EOF (and Read a clean io.EOF). Past its content, a read waits for Close,
+// which makes deterministic the race in which the SDK closes the body (after
+// the response headers arrived) before net/http has finished writing the
+// request. drained is closed when that read returns.
+type closingBody struct {
+	r       *strings.Reader
+	closed  chan struct{}
+	drained chan struct{}
+}
+
+func newClosingBody(s string) *closingBody {
+	return &closingBody{r: strings.NewReader(s), closed: make(chan struct{}), drained: make(chan struct{})}
+}
+
+func (b *closingBody) wait() bool {
+	if b.r.Len() > 0 {
+		return false
+	}
+	<-b.closed
+	select {
+	case <-b.drained:
+	default:
+		close(b.drained)
+	}
+	return true
+}
+
+func (b *closingBody) Read(p []byte) (int, error) {
+	if b.wait() {
+		return 0, io.EOF
+	}
+	return b.r.Read(p)
+}
+
+func (b *closingBody) WriteTo(w io.Writer) (int64, error) {
+	if b.wait() {
+		return 0, io.EOF
+	}
+	return b.r.WriteTo(w)
+}
+
+func (b *closingBody) Close() error {
+	select {
+	case <-b.closed:
+	default:
+		close(b.closed)
+	}
+	return nil
+}
+
+// closeSignalConn closes closed when the transport closes the connection.
+type closeSignalConn struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *closeSignalConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// roundTripFunc adapts a function to http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestHTTPClientKeepsStreamAlive shows why HTTPClient exists: over HTTP/1.1,
+// net/http drains a request body past Content-Length with io.Copy, which
+// calls WriteTo; an io.EOF from a body closed early makes it close the
+// connection under the streaming response. HTTPClient hides WriteTo so the
+// stream survives. If the bare case stops failing, net/http no longer needs
+// the workaround.
+func TestHTTPClientKeepsStreamAlive(t *testing.T) {
+	for _, wrap := range []bool{false, true} {
+		t.Run(fmt.Sprint("wrap=", wrap), func(t *testing.T) {
+			release := make(chan struct{})
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body) // the whole request, then the response
+				_, _ = io.WriteString(w, "first,")
+				w.(http.Flusher).Flush()
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+				_, _ = io.WriteString(w, "second")
+			}))
+			defer ts.Close()
+			connClosed := make(chan struct{})
+			tr := ts.Client().Transport.(*http.Transport).Clone()
+			tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return &closeSignalConn{Conn: c, closed: connClosed}, nil
+			}
+			defer tr.CloseIdleConnections()
+			var sawWriterTo atomic.Bool
+			var doer kinesis.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				_, ok := r.Body.(io.WriterTo)
+				sawWriterTo.Store(ok)
+				return tr.RoundTrip(r)
+			})}
+			if wrap {
+				doer = HTTPClient(doer)
+			}
+
+			body := newClosingBody(`{"k":"v"}`)
+			req, err := http.NewRequest(http.MethodPost, ts.URL, body)
+			require.NoError(t, err)
+			req.ContentLength = int64(body.r.Len())
+			resp, err := doer.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			require.NoError(t, body.Close()) // what the SDK does once Do returns
+			<-body.drained
+			require.Equal(t, !wrap, sawWriterTo.Load())
+			first := make([]byte, len("first,"))
+			_, err = io.ReadFull(resp.Body, first)
+			require.NoError(t, err)
+			if !wrap {
+				<-connClosed // net/http took the io.EOF for a write error
+				close(release)
+				_, err = io.ReadAll(resp.Body)
+				require.ErrorIs(t, err, net.ErrClosed)
+				return
+			}
+			close(release)
+			rest, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, "first,second", string(first)+string(rest))
+			select {
+			case <-connClosed:
+				t.Fatal("the transport closed the connection")
+			default:
+			}
+		})
+	}
 }
