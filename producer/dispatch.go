@@ -9,6 +9,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardflow/shardflow/internal/clock"
 )
 
 // request is one PutRecords call.
@@ -30,6 +32,8 @@ func (p *Producer) dispatchLoop(ctx context.Context) error {
 	t := p.clk.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		// Every wake-up requested up to here is served by this pass.
+		seen := p.wakes.Load()
 		reqs, done, wake := p.plan()
 		p.finish(done)
 		for _, r := range reqs {
@@ -39,18 +43,30 @@ func (p *Producer) dispatchLoop(ctx context.Context) error {
 				return nil
 			}
 		}
-		t.Stop()
+		stopTimer(t)
 		if !wake.IsZero() {
 			t.Reset(max(wake.Sub(p.clk.Now()), 0))
 		}
-		p.parked.Store(true)
+		p.idleAt.Store(seen + 1)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-p.kick:
 		case <-t.C():
 		}
-		p.parked.Store(false)
+		p.idleAt.Store(0)
+	}
+}
+
+// stopTimer stops t and discards a tick it delivered that nobody read, so
+// that a later Reset is not followed by a spurious early wake-up. (Timers
+// of the runtime since Go 1.23 never hold a stale tick; a fake one can.)
+func stopTimer(t clock.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C():
+		default:
+		}
 	}
 }
 
@@ -483,26 +499,46 @@ const (
 func (p *Producer) refreshLoop(ctx context.Context) error {
 	t := p.clk.NewTimer(0)
 	defer t.Stop()
+	p.refreshDue.Store(p.clk.Now().UnixNano())
+	arm := func(d time.Duration) {
+		stopTimer(t)
+		t.Reset(d)
+		p.refreshDue.Store(p.clk.Now().Add(d).UnixNano())
+	}
 	var backoff time.Duration
 	// notBefore is the earliest a refresh request may read the map: at
 	// least minRefreshSpacing after the last read, and after the backoff
 	// of a failed one.
 	var notBefore time.Time
 	first := true
+	// end closes a pass: the next timer is armed and recorded before the
+	// pass stops counting as busy.
+	end := func() {
+		p.refreshBusy.Store(false)
+		p.active.Add(-1)
+	}
 	defer func() {
 		if first {
 			p.active.Add(-1)
 		}
 	}()
 	for {
+		requested := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C():
 		case <-p.refreshCh:
+			requested = true
+		}
+		// Every request made up to here is served by this pass, or by the
+		// timer armed for notBefore. Record that only once the pass or the
+		// timer is accounted for (see quiescent).
+		n := p.refreshes.Load()
+		if requested {
 			if wait := notBefore.Sub(p.clk.Now()); !notBefore.IsZero() && wait > 0 {
-				t.Stop()
-				t.Reset(wait)
+				arm(wait)
+				p.refreshServed.Store(n)
 				continue
 			}
 		}
@@ -510,9 +546,11 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 			p.active.Add(1) // the first pass was counted by New
 		}
 		first = false
+		p.refreshBusy.Store(true)
+		p.refreshServed.Store(n)
 		shards, all, err := p.listOpenShards(ctx)
 		if ctx.Err() != nil {
-			p.active.Add(-1)
+			end()
 			return nil
 		}
 		last := p.clk.Now()
@@ -528,16 +566,14 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 				p.failUnmapped(err, code, msg)
 			}
 			p.resendUnverified()
-			t.Stop()
-			t.Reset(backoff)
-			p.active.Add(-1)
+			arm(backoff)
+			end()
 			continue
 		}
 		backoff = 0
 		p.installMap(shards, all)
-		t.Stop()
-		t.Reset(p.cfg.ShardMapRefreshInterval)
-		p.active.Add(-1)
+		arm(p.cfg.ShardMapRefreshInterval)
+		end()
 	}
 }
 

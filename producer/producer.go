@@ -55,9 +55,18 @@ type Producer struct {
 	cbSpare []callbackCall
 	cbKick  chan struct{}
 
-	// Test instrumentation (see quiescent).
-	parked atomic.Bool  // dispatcher waiting
-	active atomic.Int64 // requests and shard map reads in progress
+	// Test instrumentation (see quiescent). A wake-up handed to a goroutine
+	// blocked in select leaves the channel empty while that goroutine is
+	// runnable but has not run yet, so idleness is tracked with wake-up
+	// generations rather than channel lengths: a loop is idle only if it
+	// parked after seeing every wake-up requested so far.
+	active        atomic.Int64  // requests and shard map reads in progress
+	wakes         atomic.Uint64 // dispatcher wake-ups requested (wake)
+	idleAt        atomic.Uint64 // 1 + wakes seen by the parked dispatcher; 0 while it runs
+	refreshes     atomic.Uint64 // shard map reads requested (requestRefresh)
+	refreshServed atomic.Uint64 // refreshes the refresh loop has accounted for
+	refreshBusy   atomic.Bool   // a shard map read is in progress (and counted in active)
+	refreshDue    atomic.Int64  // UnixNano at which the refresh loop's timer fires
 
 	mu              sync.Mutex
 	closed          bool // Close was called: Put refuses
@@ -331,6 +340,7 @@ func (p *Producer) waitDrained(ctx context.Context) error {
 }
 
 func (p *Producer) wake() {
+	p.wakes.Add(1)
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -338,6 +348,7 @@ func (p *Producer) wake() {
 }
 
 func (p *Producer) requestRefresh() {
+	p.refreshes.Add(1)
 	select {
 	case p.refreshCh <- struct{}{}:
 	default:
@@ -701,12 +712,35 @@ func (p *Producer) backoff(failures int) time.Duration {
 // moves, given that blocked requests are parked in the client waiting for
 // time. Tests on a fake clock use it to advance time only when the
 // producer has caught up.
+//
+// It holds only if the dispatcher is parked having seen every wake-up
+// requested of it and the refresh loop has accounted for every refresh
+// requested (a wake-up delivered to a parked goroutine that has not run yet
+// does not count as idle), neither's timer is due, the calls in progress
+// are all blocked ones, and none of them has had its context end (its
+// worker is about to return without the clock moving).
 func (p *Producer) quiescent(blocked int64) bool {
-	if !p.parked.Load() || len(p.kick) > 0 || len(p.refreshCh) > 0 || p.active.Load() != blocked {
+	if idle := p.idleAt.Load(); idle == 0 || idle != p.wakes.Load()+1 {
+		return false
+	}
+	// A request made during a read is served once the read is over; the
+	// read itself is counted in active.
+	if !p.refreshBusy.Load() && p.refreshServed.Load() != p.refreshes.Load() {
+		return false
+	}
+	if p.active.Load() != blocked {
+		return false
+	}
+	now := p.clk.Now()
+	if !now.Before(time.Unix(0, p.refreshDue.Load())) {
 		return false
 	}
 	p.mu.Lock()
-	nw := p.nextWake
-	p.mu.Unlock()
-	return nw.IsZero() || nw.After(p.clk.Now())
+	defer p.mu.Unlock()
+	for _, r := range p.inflight {
+		if r.ctx.Err() != nil {
+			return false
+		}
+	}
+	return p.nextWake.IsZero() || p.nextWake.After(now)
 }

@@ -681,8 +681,7 @@ func TestStreamNotFound(t *testing.T) {
 		require.NoError(t, err)
 		puts = append(puts, put{"k", string(rune(i)), f})
 	}
-	quiet := func() bool { return p.parked.Load() && p.active.Load() == 0 }
-	driveUntil(t, clk, 100*time.Millisecond, quiet, func() bool { r, _ := p.Outstanding(); return r == 0 })
+	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { r, _ := p.Outstanding(); return r == 0 })
 	for _, pu := range puts {
 		err := pu.f.Result().Err
 		require.ErrorIs(t, err, ErrRejected)
