@@ -158,6 +158,15 @@ type Config struct {
 // ErrInvalidConfig is wrapped by every configuration error.
 var ErrInvalidConfig = errors.New("consumer: invalid config")
 
+// orDefault sets *v to def when it is zero (unset) and reports whether the
+// result is at least min.
+func orDefault[T int | int32 | time.Duration](v *T, def, min T) bool {
+	if *v == 0 {
+		*v = def
+	}
+	return *v >= min
+}
+
 func (c Config) withDefaults() (Config, error) {
 	bad := func(format string, a ...any) (Config, error) {
 		return c, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, a...))
@@ -186,40 +195,22 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
 		return bad("MaxRecords %d not in [1, 10000]", c.MaxRecords)
 	}
-	if c.IdleTimeBetweenReads == 0 {
-		c.IdleTimeBetweenReads = DefaultIdleTimeBetweenReads
-	}
-	if c.IdleTimeBetweenReads < MinIdleTimeBetweenReads {
+	if !orDefault(&c.IdleTimeBetweenReads, DefaultIdleTimeBetweenReads, MinIdleTimeBetweenReads) {
 		return bad("IdleTimeBetweenReads %v is under the %v minimum", c.IdleTimeBetweenReads, MinIdleTimeBetweenReads)
 	}
-	if c.MaxPrefetchBatches == 0 {
-		c.MaxPrefetchBatches = DefaultMaxPrefetchBatches
-	}
-	if c.MaxPrefetchBatches < 1 {
+	if !orDefault(&c.MaxPrefetchBatches, DefaultMaxPrefetchBatches, 1) {
 		return bad("MaxPrefetchBatches %d < 1", c.MaxPrefetchBatches)
 	}
-	if c.MaxPrefetchBytes == 0 {
-		c.MaxPrefetchBytes = DefaultMaxPrefetchBytes
-	}
-	if c.MaxPrefetchBytes < 1 {
+	if !orDefault(&c.MaxPrefetchBytes, DefaultMaxPrefetchBytes, 1) {
 		return bad("MaxPrefetchBytes %d < 1", c.MaxPrefetchBytes)
 	}
-	if c.ShardSyncInterval == 0 {
-		c.ShardSyncInterval = DefaultShardSyncInterval
-	}
-	if c.ShardSyncInterval < 0 {
+	if !orDefault(&c.ShardSyncInterval, DefaultShardSyncInterval, 0) {
 		return bad("ShardSyncInterval %v < 0", c.ShardSyncInterval)
 	}
-	if c.ParentShardPollInterval == 0 {
-		c.ParentShardPollInterval = DefaultParentShardPollInterval
-	}
-	if c.ParentShardPollInterval < 0 {
+	if !orDefault(&c.ParentShardPollInterval, DefaultParentShardPollInterval, 0) {
 		return bad("ParentShardPollInterval %v < 0", c.ParentShardPollInterval)
 	}
-	if c.FailoverTime == 0 {
-		c.FailoverTime = DefaultFailoverTime
-	}
-	if c.FailoverTime < 0 {
+	if !orDefault(&c.FailoverTime, DefaultFailoverTime, 0) {
 		return bad("FailoverTime %v < 0", c.FailoverTime)
 	}
 	if c.MaxLeasesForWorker < 0 || c.MaxLeasesToStealAtOneTime < 0 {

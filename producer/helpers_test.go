@@ -209,3 +209,20 @@ func (c *countingClient) PutRecords(_ context.Context, in *kinesis.PutRecordsInp
 	c.wireBytes.Add(n)
 	return out, nil
 }
+
+// stall makes every call of op block until its context ends (a stalled
+// endpoint) and returns the number of calls blocked right now, which fake-clock
+// tests pass to Producer.quiescent.
+func stall(srv *kinesistest.Server, op string) *atomic.Int64 {
+	blocked := new(atomic.Int64)
+	srv.SetHook(func(ctx context.Context, o string) error {
+		if o != op {
+			return nil
+		}
+		blocked.Add(1)
+		defer blocked.Add(-1)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	return blocked
+}

@@ -362,16 +362,7 @@ func TestCloseContextEndsWhileStalled(t *testing.T) {
 func TestStalledEndpoint(t *testing.T) {
 	clk := clock.NewFake(time.Time{})
 	srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
-	var blocked atomic.Int64
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpPutRecords {
-			blocked.Add(1)
-			defer blocked.Add(-1)
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
-	})
+	blocked := stall(srv, kinesistest.OpPutRecords)
 	cfg := Config{Clock: clk, Logger: discardLogger(), MaxBufferedRecords: 1000}
 	p := newProducer(t, srv, stream, cfg)
 	debugHook = p.debugState
@@ -630,16 +621,7 @@ func waitMapped(t *testing.T, clk *clock.Fake, p *Producer) {
 func TestExpireWhileQueued(t *testing.T) {
 	clk := clock.NewFake(time.Time{})
 	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	var blocked atomic.Int64
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpPutRecords {
-			blocked.Add(1)
-			defer blocked.Add(-1)
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
-	})
+	blocked := stall(srv, kinesistest.OpPutRecords)
 	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), MaxConnections: 1, DisableAggregation: true, CollectionMaxCount: 10})
 	waitMapped(t, clk, p)
 	puts := putN(t, p, "q", 200)

@@ -437,16 +437,7 @@ func TestListShardsStallsAfterSplit(t *testing.T) {
 	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
 	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: 10 * time.Second})
 	waitMapped(t, clk, p)
-	var blocked atomic.Int64
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpListShards {
-			blocked.Add(1)
-			defer blocked.Add(-1)
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
-	})
+	blocked := stall(srv, kinesistest.OpListShards)
 	ctx := context.Background()
 	_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &stream, ShardToSplit: aws.String(srv.ShardIDs(stream)[0]),
 		NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
