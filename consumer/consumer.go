@@ -156,8 +156,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) run(ctx context.Context) error {
 	// Shutdown during start-up abandons it.
 	pctx, cancelPrepare := context.WithCancel(ctx)
-	stopWatch := make(chan struct{})
+	stopWatch, watchDone := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(watchDone)
 		select {
 		case <-c.graceful:
 			cancelPrepare()
@@ -166,6 +167,7 @@ func (c *Consumer) run(ctx context.Context) error {
 	}()
 	err := c.prepare(pctx)
 	close(stopWatch)
+	<-watchDone
 	cancelPrepare()
 	if err != nil {
 		select {

@@ -419,19 +419,7 @@ func TestExpiredIteratorWithPrefetchedRecords(t *testing.T) {
 func TestFanOutSubscriptionErrors(t *testing.T) {
 	srv := kinesistest.New(kinesistest.Options{})
 	srv.MustCreateStream("s", 1)
-	seen := make(chan string, 64)
-	c, err := consumer.New(srv.Client(), lease.NewMemoryStore(), consumer.ProcessRecord(func(_ context.Context, _ string, r consumer.Record) error {
-		seen <- string(r.Data)
-		return nil
-	}), consumer.Config{
-		ApplicationName: "app", StreamName: "s", WorkerID: "w",
-		InitialPosition: consumer.InitialPosition{Type: consumer.TrimHorizon},
-		EnhancedFanOut:  true,
-		FailoverTime:    time.Second,
-		ThrottleBackoff: consumer.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond},
-		Logger:          testLogger(t),
-	})
-	require.NoError(t, err)
+	c, seen := newFanOutConsumer(t, srv)
 	// (Throttling and internal errors are retried by the SDK client first,
 	// slowly; the consumer handles them in the same branch as this one.)
 	srv.FailNext(kinesistest.OpSubscribeToShard, 3, &types.ResourceInUseException{Message: aws.String("in use")})
@@ -457,26 +445,14 @@ func TestFanOutSubscriptionErrors(t *testing.T) {
 func TestFanOutConsumerReregistered(t *testing.T) {
 	srv := kinesistest.New(kinesistest.Options{})
 	arn := srv.MustCreateStream("s", 1)
-	seen := make(chan string, 64)
-	c, err := consumer.New(srv.Client(), lease.NewMemoryStore(), consumer.ProcessRecord(func(_ context.Context, _ string, r consumer.Record) error {
-		seen <- string(r.Data)
-		return nil
-	}), consumer.Config{
-		ApplicationName: "app", StreamName: "s", WorkerID: "w",
-		InitialPosition: consumer.InitialPosition{Type: consumer.TrimHorizon},
-		EnhancedFanOut:  true,
-		FailoverTime:    time.Second,
-		ThrottleBackoff: consumer.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond},
-		Logger:          testLogger(t),
-	})
-	require.NoError(t, err)
+	c, seen := newFanOutConsumer(t, srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	put(t, srv, "a")
 	require.Equal(t, "a", <-seen)
-	_, err = srv.DeregisterStreamConsumer(ctx, &kinesis.DeregisterStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String("app")})
+	_, err := srv.DeregisterStreamConsumer(ctx, &kinesis.DeregisterStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String("app")})
 	require.NoError(t, err)
 	put(t, srv, "b")
 	select {
@@ -569,4 +545,25 @@ func TestResumeInsideAggregate(t *testing.T) {
 	require.NoError(t, err)
 	recs := srv.Records("s", key)
 	require.Equal(t, checkpoint.At(aws.ToString(recs[1].SequenceNumber), 0), l.Checkpoint)
+}
+
+// newFanOutConsumer returns an enhanced fan-out consumer of stream "s" on
+// srv's real SDK client, and the channel its processor sends each record's
+// data to.
+func newFanOutConsumer(t *testing.T, srv *kinesistest.Server) (*consumer.Consumer, chan string) {
+	t.Helper()
+	seen := make(chan string, 64)
+	c, err := consumer.New(srv.Client(), lease.NewMemoryStore(), consumer.ProcessRecord(func(_ context.Context, _ string, r consumer.Record) error {
+		seen <- string(r.Data)
+		return nil
+	}), consumer.Config{
+		ApplicationName: "app", StreamName: "s", WorkerID: "w",
+		InitialPosition: consumer.InitialPosition{Type: consumer.TrimHorizon},
+		EnhancedFanOut:  true,
+		FailoverTime:    time.Second,
+		ThrottleBackoff: consumer.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond},
+		Logger:          testLogger(t),
+	})
+	require.NoError(t, err)
+	return c, seen
 }

@@ -226,3 +226,16 @@ func stall(srv *kinesistest.Server, op string) *atomic.Int64 {
 	})
 	return blocked
 }
+
+// waitPutBlocked returns once some Put is waiting for buffer space.
+func waitPutBlocked(p *Producer) {
+	for {
+		p.mu.Lock()
+		w := p.waiting
+		p.mu.Unlock()
+		if w > 0 {
+			return
+		}
+		runtime.Gosched()
+	}
+}

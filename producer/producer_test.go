@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -376,15 +375,7 @@ func TestStalledEndpoint(t *testing.T) {
 		_, err := p.Put(ctx, "k", []byte("blocked"))
 		errc <- err
 	}()
-	for {
-		p.mu.Lock()
-		w := p.waiting
-		p.mu.Unlock()
-		if w > 0 {
-			break
-		}
-		runtime.Gosched()
-	}
+	waitPutBlocked(p)
 	cancel()
 	require.ErrorIs(t, <-errc, context.Canceled)
 	r, b := p.Outstanding()
@@ -414,13 +405,7 @@ func TestStalledEndpoint(t *testing.T) {
 
 func TestCloseReleasesBlockedPut(t *testing.T) {
 	srv, stream := newFake(t, 1, kinesistest.Options{})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpPutRecords {
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
-	})
+	stall(srv, kinesistest.OpPutRecords)
 	cfg := fastConfig()
 	cfg.MaxBufferedRecords = 10
 	p, err := New(srv, stream, cfg)
@@ -431,15 +416,7 @@ func TestCloseReleasesBlockedPut(t *testing.T) {
 		_, err := p.Put(context.Background(), "k", []byte("waits"))
 		errc <- err
 	}()
-	for {
-		p.mu.Lock()
-		w := p.waiting
-		p.mu.Unlock()
-		if w > 0 {
-			break
-		}
-		runtime.Gosched()
-	}
+	waitPutBlocked(p)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	require.ErrorIs(t, p.Close(ctx), context.DeadlineExceeded)
@@ -449,13 +426,7 @@ func TestCloseReleasesBlockedPut(t *testing.T) {
 
 func TestBufferFullFailsFast(t *testing.T) {
 	srv, stream := newFake(t, 1, kinesistest.Options{})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpPutRecords {
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
-	})
+	stall(srv, kinesistest.OpPutRecords)
 	cfg := fastConfig()
 	cfg.MaxBufferedRecords = 10
 	cfg.FailWhenBufferFull = true
