@@ -44,8 +44,6 @@ func (s *fakeSink) notifyLocked() {
 // waitUntil blocks until cond holds for the sink's state.
 func (s *fakeSink) waitUntil(t *testing.T, cond func(puts, confirmed []string, outstanding int) bool) {
 	t.Helper()
-	timeout := time.NewTimer(20 * time.Second)
-	defer timeout.Stop()
 	for {
 		s.mu.Lock()
 		ok := cond(s.puts, s.confirmed, len(s.outstanding))
@@ -54,11 +52,7 @@ func (s *fakeSink) waitUntil(t *testing.T, cond func(puts, confirmed []string, o
 		if ok {
 			return
 		}
-		select {
-		case <-ch:
-		case <-timeout.C:
-			t.Fatal("fake sink: condition not reached")
-		}
+		<-ch // go test -timeout bounds a hang
 	}
 }
 
@@ -150,19 +144,12 @@ func (s *fakeSink) snapshot() (puts, confirmed []string, outstanding int) {
 	return append([]string(nil), s.puts...), append([]string(nil), s.confirmed...), len(s.outstanding)
 }
 
-// waitFor receives from ch, failing the test instead of hanging when
-// nothing arrives within 20 seconds.
+// waitFor receives from ch.
 func waitFor[T any](t *testing.T, ch <-chan T) T {
 	t.Helper()
-	timer := time.NewTimer(20 * time.Second)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatal("timed out waiting")
-		panic("unreachable")
-	}
+	// No timer of its own: go test -timeout bounds a hang, and a slow machine
+	// must not fail the test.
+	return <-ch
 }
 
 func testLogger(testing.TB) *slog.Logger {

@@ -33,7 +33,7 @@ func TestCrashBetweenCommitAndCheckpoint(t *testing.T) {
 
 	// KPL-aggregated records of 10 user records each, so rows are told apart
 	// by sub-sequence number too. Every 40th record is not JSON.
-	ctx, cancelAll := context.WithTimeout(context.Background(), 50*time.Second)
+	ctx, cancelAll := context.WithCancel(t.Context()) // go test -timeout is the only bound
 	defer cancelAll()
 	p, err := producer.New(srv, stream, producer.Config{AggregationMaxCount: 10, Logger: quietLogger()})
 	require.NoError(t, err)
@@ -137,9 +137,7 @@ func TestCrashBetweenCommitAndCheckpoint(t *testing.T) {
 			t.Fatalf("timed out: %d of %d rows, %d of %d dead letters", count(t, pool, s1.table), good, count(t, pool, s1.dead), bad)
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	require.NoError(t, w2.Shutdown(sctx))
+	require.NoError(t, w2.Shutdown(ctx))
 	require.NoError(t, <-done)
 
 	// Exactly once: every id present, none twice, every bad record kept.

@@ -29,8 +29,7 @@ func testPool(t *testing.T) *pgxpool.Pool {
 		}
 		t.Skip("PGSINK_TEST_DSN not set; run ./ci.sh to test against a real PostgreSQL")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	pool, err := pgxpool.New(ctx, dsn)
 	require.NoError(t, err)
 	require.NoError(t, pool.Ping(ctx))

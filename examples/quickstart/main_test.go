@@ -36,7 +36,7 @@ func (s *syncBuffer) String() string {
 func TestQuickstartInMemory(t *testing.T) {
 	var out bytes.Buffer
 	var logs syncBuffer
-	o := options{target: "memory", stream: "qs", shards: 4, app: "qs", records: 5000, workers: 3, timeout: time.Minute, idle: 200 * time.Millisecond, logs: &logs}
+	o := options{target: "memory", stream: "qs", shards: 4, app: "qs", records: 5000, workers: 3, timeout: 10 * time.Minute, idle: 200 * time.Millisecond, logs: &logs}
 	lost, err := run(context.Background(), o, &out)
 	require.NoError(t, err)
 	require.Zero(t, lost)
