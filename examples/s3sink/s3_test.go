@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http/httptest"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeS3 starts gofakes3, a real S3 REST API server, on 127.0.0.1 for the
+// test, and returns an aws-sdk-go-v2 client for it with bucket created.
+// The sink talks to it over HTTP exactly as to AWS.
+func fakeS3(t testing.TB, bucket string) *s3.Client {
+	t.Helper()
+	faker := gofakes3.New(s3mem.New(), gofakes3.WithLogger(gofakes3.DiscardLog()))
+	srv := httptest.NewServer(faker.Server())
+	t.Cleanup(srv.Close)
+	c := newS3Client(aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	}, srv.URL)
+	_, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	require.NoError(t, err)
+	return c
+}
+
+// object is one object read back from S3.
+type object struct {
+	Key  string
+	Body []byte
+	ETag string
+}
+
+// listAll reads every object under prefix back, in key order.
+func listAll(t testing.TB, c *s3.Client, bucket, prefix string) []object {
+	t.Helper()
+	ctx := context.Background()
+	var objs []object
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		require.NoError(t, err)
+		for _, o := range page.Contents {
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			require.NoError(t, err)
+			body, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			require.NoError(t, err)
+			objs = append(objs, object{Key: aws.ToString(o.Key), Body: body, ETag: aws.ToString(o.ETag)})
+		}
+	}
+	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+	return objs
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestUploadSingleAndMultipart(t *testing.T) {
+	c := fakeS3(t, "bkt")
+	ctx := context.Background()
+	small := bytes.Repeat([]byte("a"), 100)
+	big := make([]byte, 2*MinPartSize+12345)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	cs := &countingS3{S3: c}
+	require.NoError(t, upload(ctx, cs, "bkt", "small", "text/plain", small, MinPartSize))
+	require.Equal(t, map[string]int{"PutObject": 1}, cs.snapshot())
+	require.NoError(t, upload(ctx, cs, "bkt", "big", "application/octet-stream", big, MinPartSize))
+	require.Equal(t, map[string]int{"PutObject": 1, "CreateMultipartUpload": 1, "UploadPart": 3, "CompleteMultipartUpload": 1}, cs.snapshot())
+	objs := listAll(t, c, "bkt", "")
+	require.Len(t, objs, 2)
+	require.Equal(t, "big", objs[0].Key)
+	require.Equal(t, big, objs[0].Body)
+	require.Equal(t, small, objs[1].Body)
+
+	// Writing a key again replaces it whole.
+	require.NoError(t, upload(ctx, c, "bkt", "big", "application/octet-stream", small, MinPartSize))
+	objs = listAll(t, c, "bkt", "big")
+	require.Equal(t, small, objs[0].Body)
+}
+
+// countingS3 counts the calls that reach S3 by operation. before, when
+// set, runs first and its error fails the call without sending it; after
+// runs when a call succeeded and its error replaces the result (the call
+// landed, the caller sees a failure: a crash right after an upload).
+type countingS3 struct {
+	S3
+	before func(op string) error
+	after  func(op string) error
+	mu     sync.Mutex
+	calls  map[string]int
+}
+
+func (c *countingS3) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.calls)
+}
+
+func call[O any](c *countingS3, op string, f func() (O, error)) (O, error) {
+	var zero O
+	if c.before != nil {
+		if err := c.before(op); err != nil {
+			return zero, err
+		}
+	}
+	out, err := f()
+	if err != nil {
+		return out, err
+	}
+	c.mu.Lock()
+	if c.calls == nil {
+		c.calls = map[string]int{}
+	}
+	c.calls[op]++
+	c.mu.Unlock()
+	if c.after != nil {
+		if err := c.after(op); err != nil {
+			return zero, err
+		}
+	}
+	return out, nil
+}
+
+func (c *countingS3) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	return call(c, "PutObject", func() (*s3.PutObjectOutput, error) { return c.S3.PutObject(ctx, in, optFns...) })
+}
+
+func (c *countingS3) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	return call(c, "CreateMultipartUpload", func() (*s3.CreateMultipartUploadOutput, error) { return c.S3.CreateMultipartUpload(ctx, in, optFns...) })
+}
+
+func (c *countingS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	return call(c, "UploadPart", func() (*s3.UploadPartOutput, error) { return c.S3.UploadPart(ctx, in, optFns...) })
+}
+
+func (c *countingS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	return call(c, "CompleteMultipartUpload", func() (*s3.CompleteMultipartUploadOutput, error) { return c.S3.CompleteMultipartUpload(ctx, in, optFns...) })
+}
+
+func (c *countingS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	return call(c, "AbortMultipartUpload", func() (*s3.AbortMultipartUploadOutput, error) { return c.S3.AbortMultipartUpload(ctx, in, optFns...) })
+}
