@@ -178,7 +178,7 @@ func TestBadRecordsGoToErrorPrefix(t *testing.T) {
 func TestSuccessorHonoursPlannedCut(t *testing.T) {
 	h := newHarness(t, Config{BufferInterval: MinBufferInterval})
 	crashed := false
-	h.cs.after = func(op string) error {
+	h.cs.after = func(op, _ string) error {
 		if op == "PutObject" && !crashed {
 			crashed = true
 			return fmt.Errorf("worker killed after %s", op)
@@ -222,7 +222,7 @@ func TestSuccessorHonoursPlannedCut(t *testing.T) {
 func TestRetryAfterUploadFailure(t *testing.T) {
 	h := newHarness(t, Config{BufferSize: MinBufferSize, PartSize: MinPartSize})
 	down := true
-	h.cs.before = func(op string) error {
+	h.cs.before = func(op, _ string) error {
 		if down {
 			return errS3Down
 		}

@@ -98,8 +98,8 @@ func TestUploadSingleAndMultipart(t *testing.T) {
 // landed, the caller sees a failure: a crash right after an upload).
 type countingS3 struct {
 	S3
-	before func(op string) error
-	after  func(op string) error
+	before func(op, key string) error
+	after  func(op, key string) error
 	mu     sync.Mutex
 	calls  map[string]int
 }
@@ -110,10 +110,10 @@ func (c *countingS3) snapshot() map[string]int {
 	return maps.Clone(c.calls)
 }
 
-func call[O any](c *countingS3, op string, f func() (O, error)) (O, error) {
+func call[O any](c *countingS3, op string, key *string, f func() (O, error)) (O, error) {
 	var zero O
 	if c.before != nil {
-		if err := c.before(op); err != nil {
+		if err := c.before(op, aws.ToString(key)); err != nil {
 			return zero, err
 		}
 	}
@@ -128,7 +128,7 @@ func call[O any](c *countingS3, op string, f func() (O, error)) (O, error) {
 	c.calls[op]++
 	c.mu.Unlock()
 	if c.after != nil {
-		if err := c.after(op); err != nil {
+		if err := c.after(op, aws.ToString(key)); err != nil {
 			return zero, err
 		}
 	}
@@ -136,21 +136,21 @@ func call[O any](c *countingS3, op string, f func() (O, error)) (O, error) {
 }
 
 func (c *countingS3) PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
-	return call(c, "PutObject", func() (*s3.PutObjectOutput, error) { return c.S3.PutObject(ctx, in, optFns...) })
+	return call(c, "PutObject", in.Key, func() (*s3.PutObjectOutput, error) { return c.S3.PutObject(ctx, in, optFns...) })
 }
 
 func (c *countingS3) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
-	return call(c, "CreateMultipartUpload", func() (*s3.CreateMultipartUploadOutput, error) { return c.S3.CreateMultipartUpload(ctx, in, optFns...) })
+	return call(c, "CreateMultipartUpload", in.Key, func() (*s3.CreateMultipartUploadOutput, error) { return c.S3.CreateMultipartUpload(ctx, in, optFns...) })
 }
 
 func (c *countingS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
-	return call(c, "UploadPart", func() (*s3.UploadPartOutput, error) { return c.S3.UploadPart(ctx, in, optFns...) })
+	return call(c, "UploadPart", in.Key, func() (*s3.UploadPartOutput, error) { return c.S3.UploadPart(ctx, in, optFns...) })
 }
 
 func (c *countingS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
-	return call(c, "CompleteMultipartUpload", func() (*s3.CompleteMultipartUploadOutput, error) { return c.S3.CompleteMultipartUpload(ctx, in, optFns...) })
+	return call(c, "CompleteMultipartUpload", in.Key, func() (*s3.CompleteMultipartUploadOutput, error) { return c.S3.CompleteMultipartUpload(ctx, in, optFns...) })
 }
 
 func (c *countingS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
-	return call(c, "AbortMultipartUpload", func() (*s3.AbortMultipartUploadOutput, error) { return c.S3.AbortMultipartUpload(ctx, in, optFns...) })
+	return call(c, "AbortMultipartUpload", in.Key, func() (*s3.AbortMultipartUploadOutput, error) { return c.S3.AbortMultipartUpload(ctx, in, optFns...) })
 }
