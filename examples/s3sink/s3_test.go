@@ -148,7 +148,9 @@ func (c *countingS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, opt
 }
 
 func (c *countingS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
-	return call(c, "CompleteMultipartUpload", in.Key, func() (*s3.CompleteMultipartUploadOutput, error) { return c.S3.CompleteMultipartUpload(ctx, in, optFns...) })
+	return call(c, "CompleteMultipartUpload", in.Key, func() (*s3.CompleteMultipartUploadOutput, error) {
+		return c.S3.CompleteMultipartUpload(ctx, in, optFns...)
+	})
 }
 
 func (c *countingS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
