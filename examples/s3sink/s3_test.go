@@ -7,11 +7,15 @@ import (
 	"log/slog"
 	"maps"
 	"net/http/httptest"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
@@ -27,10 +31,16 @@ func fakeS3(t testing.TB, bucket string) *s3.Client {
 	faker := gofakes3.New(s3mem.New(), gofakes3.WithLogger(gofakes3.DiscardLog()))
 	srv := httptest.NewServer(faker.Server())
 	t.Cleanup(srv.Close)
+	return fakeS3At(t, srv.URL, bucket)
+}
+
+// fakeS3At returns a client for the S3 server at url, with bucket created.
+func fakeS3At(t testing.TB, url, bucket string) *s3.Client {
+	t.Helper()
 	c := newS3Client(aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-	}, srv.URL)
+	}, url)
 	_, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)})
 	require.NoError(t, err)
 	return c
@@ -155,4 +165,31 @@ func (c *countingS3) CompleteMultipartUpload(ctx context.Context, in *s3.Complet
 
 func (c *countingS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
 	return call(c, "AbortMultipartUpload", in.Key, func() (*s3.AbortMultipartUploadOutput, error) { return c.S3.AbortMultipartUpload(ctx, in, optFns...) })
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// AWS_ENDPOINT_URL_S3 alone aims the client at a local server, with
+// path-style addressing (a virtual-hosted bucket.127.0.0.1 name would not
+// resolve).
+func TestS3EndpointFromEnvironment(t *testing.T) {
+	srv := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
+	t.Cleanup(srv.Close)
+	// A host name, not an IP address: the SDK picks path-style by itself
+	// for IP endpoints only.
+	t.Setenv("AWS_ENDPOINT_URL_S3", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1))
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	require.NoError(t, err)
+	c := newS3Client(cfg, "")
+	_, err = c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("env-bucket")})
+	require.NoError(t, err)
+	require.NoError(t, upload(context.Background(), c, "env-bucket", "k", "text/plain", []byte("v"), MinPartSize))
+	objs := listAll(t, c, "env-bucket", "")
+	require.Len(t, objs, 1)
+	require.Equal(t, "v", string(objs[0].Body))
 }

@@ -105,7 +105,8 @@ type converter struct {
 	cols   []Column
 	schema *parquet.Schema
 	// index[i] is the Parquet column index of cols[i]: parquet-go orders a
-	// group's leaves by name, not in the order the user gave.
+	// group's leaves by name, not in the order the user gave, and a row's
+	// values must be in column order.
 	index []int
 	// byField maps each column's JSON field to its position in cols, and
 	// lowerField its lower-cased field, for the case-insensitive match.
@@ -200,7 +201,7 @@ func (cv *converter) convert(data []byte, row parquet.Row) (parquet.Row, error) 
 		if err != nil {
 			return row, fmt.Errorf("%w: field %q (column %s %s): %v", ErrBadRecord, key, cv.cols[i].Name, cv.cols[i].Type, err)
 		}
-		row[i], set[i] = v, true
+		row[cv.index[i]], set[i] = v, true
 	}
 	if _, err := dec.Token(); err != nil {
 		return row, fmt.Errorf("%w: not JSON: %v", ErrBadRecord, err)
@@ -208,12 +209,14 @@ func (cv *converter) convert(data []byte, row parquet.Row) (parquet.Row, error) 
 	if _, err := dec.Token(); err == nil {
 		return row, fmt.Errorf("%w: data after the JSON object", ErrBadRecord)
 	}
+	// A parquet.Row holds its values in column order; each of our columns
+	// is one optional leaf, so column i is row[i].
 	for i := range row {
 		def := 1
 		if row[i].IsNull() {
 			def = 0
 		}
-		row[i] = row[i].Level(0, def, cv.index[i])
+		row[i] = row[i].Level(0, def, i)
 	}
 	return row, nil
 }
