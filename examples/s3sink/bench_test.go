@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +13,17 @@ import (
 
 // benchRecords are 200-byte JSON records of a typical event table.
 func benchRecords(n int) []consumer.Record {
+	words := strings.Fields("order shipped delayed customer refund paid card express standard warehouse berlin paris lisbon tokyo gift wrap returned priority")
+	rng := rand.New(rand.NewPCG(1, 2))
 	recs := make([]consumer.Record, n)
 	for i := range recs {
 		data := fmt.Sprintf(`{"id":%d,"customer":"customer-%06d","total":%d.25,"paid":true,"ts":"2026-12-01T07:%02d:%02d.123Z","note":"`,
 			1_000_000+i, i%100_000, i%1000, i/60%60, i%60)
-		data += strings.Repeat("n", 198-len(data)) + `"}`
+		// A note that compresses like text, not like a run of one byte.
+		for len(data) < 198 {
+			data += words[rng.IntN(len(words))] + " "
+		}
+		data = data[:198] + `"}`
 		recs[i] = rec(i+1, t0, data)
 	}
 	return recs

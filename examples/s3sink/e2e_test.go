@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"path"
@@ -31,12 +32,13 @@ import (
 )
 
 // e2eKinesis is what the end-to-end scenario needs from a Kinesis: the
-// consumer's and producer's calls and SplitShard. *kinesis.Client (for
+// consumer's and producer's calls, SplitShard and MergeShards. *kinesis.Client (for
 // kinesalite) and *kinesistest.Server satisfy it.
 type e2eKinesis interface {
 	consumer.Kinesis
 	producer.Client
 	SplitShard(ctx context.Context, in *kinesis.SplitShardInput, optFns ...func(*kinesis.Options)) (*kinesis.SplitShardOutput, error)
+	MergeShards(ctx context.Context, in *kinesis.MergeShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.MergeShardsOutput, error)
 }
 
 type e2eEnv struct {
@@ -59,7 +61,7 @@ const e2eSchema = "id:bigint,name:string,ts:timestamp"
 
 // runE2E produces records (some malformed), runs the sink with two
 // workers, kills one between an upload and its checkpoint, splits a shard,
-// produces more, and then reads every object back and queries the lake with
+// produces more, merges the two children, produces more, and then reads every object back and queries the lake with
 // DuckDB: every good record exactly once, every bad one in the error prefix.
 func runE2E(t *testing.T, env e2eEnv) {
 	ctx, cancelAll := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -207,6 +209,27 @@ func runE2E(t *testing.T, env e2eEnv) {
 	waitActive(t, ctx, env.kinesis, env.stream)
 	produce(env.phase2)
 
+	// Then merge the two children back: a child with two parents.
+	after, err := env.kinesis.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(env.stream)})
+	require.NoError(t, err)
+	var kids []types.Shard
+	for _, s := range after.Shards {
+		if aws.ToString(s.ParentShardId) == aws.ToString(parent.ShardId) && s.SequenceNumberRange.EndingSequenceNumber == nil {
+			kids = append(kids, s)
+		}
+	}
+	require.Len(t, kids, 2)
+	slices.SortFunc(kids, func(a, b types.Shard) int {
+		x, _ := new(big.Int).SetString(aws.ToString(a.HashKeyRange.StartingHashKey), 10)
+		y, _ := new(big.Int).SetString(aws.ToString(b.HashKeyRange.StartingHashKey), 10)
+		return x.Cmp(y)
+	})
+	_, err = env.kinesis.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(env.stream),
+		ShardToMerge: kids[0].ShardId, AdjacentShardToMerge: kids[1].ShardId})
+	require.NoError(t, err)
+	waitActive(t, ctx, env.kinesis, env.stream)
+	produce(env.phase2 / 2)
+
 	// Run until every record is in the lake.
 	for {
 		rows, errs := lakeContents(t, client)
@@ -250,16 +273,15 @@ func runE2E(t *testing.T, env e2eEnv) {
 	require.True(t, slices.ContainsFunc(objs, func(o object) bool { return o.Key == crashedKey }), "crashed upload %s kept", crashedKey)
 	crashMu.Unlock()
 	require.Positive(t, w2.sink.Stats().Recovered, "worker 2 cut where worker 1 had planned")
-	children := 0
+	children := map[string]bool{}
 	for _, o := range objs {
-		if shard, _, _ := parseKey(t, o.Key); shard != aws.ToString(parent.ShardId) && !strings.HasPrefix(o.Key, DefaultErrorPrefix) {
-			if !slices.ContainsFunc(shards.Shards, func(s types.Shard) bool { return aws.ToString(s.ShardId) == shard }) {
-				children++
-			}
+		shard, _, _ := parseKey(t, o.Key)
+		if !slices.ContainsFunc(shards.Shards, func(s types.Shard) bool { return aws.ToString(s.ShardId) == shard }) {
+			children[shard] = true
 		}
 	}
-	require.Positive(t, children, "objects from the child shards")
-	t.Logf("objects %d (%d from child shards), rows %d, bad %d; worker 1 %+v; worker 2 %+v", len(objs), children, len(rows), len(errs), w1.sink.Stats(), w2.sink.Stats())
+	require.Len(t, children, 3, "objects from the split's two children and the merge's child")
+	t.Logf("objects %d (child shards %v), rows %d, bad %d; worker 1 %+v; worker 2 %+v", len(objs), slices.Sorted(maps.Keys(children)), len(rows), len(errs), w1.sink.Stats(), w2.sink.Stats())
 
 	// Query the lake like an Athena user: DuckDB over the Hive partitions.
 	dir := t.TempDir()

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -170,44 +171,30 @@ func (cv *converter) convert(data []byte, row parquet.Row) (parquet.Row, error) 
 	for range cv.cols {
 		row = append(row, parquet.Value{})
 	}
-	set := make([]bool, len(cv.cols))
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return row, fmt.Errorf("%w: not a JSON object", ErrBadRecord)
+		}
 		return row, fmt.Errorf("%w: not JSON: %v", ErrBadRecord, err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if fields == nil {
 		return row, fmt.Errorf("%w: not a JSON object", ErrBadRecord)
 	}
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return row, fmt.Errorf("%w: not JSON: %v", ErrBadRecord, err)
-		}
-		key, _ := kt.(string)
-		i, ok := cv.byField[key]
+	for i, c := range cv.cols {
+		key := c.Field
+		raw, ok := fields[key]
 		if !ok {
-			i, ok = cv.lowerField[strings.ToLower(key)]
+			if key, raw, ok = foldLookup(fields, c.Field); !ok {
+				continue // missing: NULL
+			}
 		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return row, fmt.Errorf("%w: not JSON: %v", ErrBadRecord, err)
-		}
-		if !ok || (set[i] && key != cv.cols[i].Field) {
-			continue // not in the schema, or a case-insensitive duplicate of an exact match
-		}
-		v, err := convertValue(cv.cols[i].Type, raw)
+		v, err := convertValue(c.Type, raw)
 		if err != nil {
-			return row, fmt.Errorf("%w: field %q (column %s %s): %v", ErrBadRecord, key, cv.cols[i].Name, cv.cols[i].Type, err)
+			return row, fmt.Errorf("%w: field %q (column %s %s): %v", ErrBadRecord, key, c.Name, c.Type, err)
 		}
-		row[cv.index[i]], set[i] = v, true
-	}
-	if _, err := dec.Token(); err != nil {
-		return row, fmt.Errorf("%w: not JSON: %v", ErrBadRecord, err)
-	}
-	if _, err := dec.Token(); err == nil {
-		return row, fmt.Errorf("%w: data after the JSON object", ErrBadRecord)
+		row[cv.index[i]] = v
 	}
 	// A parquet.Row holds its values in column order; each of our columns
 	// is one optional leaf, so column i is row[i].
@@ -221,6 +208,18 @@ func (cv *converter) convert(data []byte, row parquet.Row) (parquet.Row, error) 
 	return row, nil
 }
 
+// foldLookup finds field case-insensitively. Of several matches it takes
+// the smallest key, so the choice never depends on map order (a rewritten
+// file must hold the same values).
+func foldLookup(fields map[string]json.RawMessage, field string) (key string, raw json.RawMessage, ok bool) {
+	for k, v := range fields {
+		if strings.EqualFold(k, field) && (!ok || k < key) {
+			key, raw, ok = k, v, true
+		}
+	}
+	return key, raw, ok
+}
+
 const timestampLayout = "2006-01-02 15:04:05.999999999"
 
 func convertValue(t ColumnType, raw json.RawMessage) (parquet.Value, error) {
@@ -228,8 +227,11 @@ func convertValue(t ColumnType, raw json.RawMessage) (parquet.Value, error) {
 		return parquet.NullValue(), nil
 	}
 	str := func() (string, error) {
-		if len(raw) == 0 || raw[0] != '"' {
+		if len(raw) < 2 || raw[0] != '"' {
 			return "", fmt.Errorf("want a string, got %s", abbrev(raw))
+		}
+		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner), nil // no escapes: the common case, without a second decode
 		}
 		var s string
 		err := json.Unmarshal(raw, &s)
