@@ -25,6 +25,7 @@ import (
 
 	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/examples/internal/target"
 	"github.com/shardflow/shardflow/internal/clock"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
@@ -170,6 +171,8 @@ func runE2E(t *testing.T, env e2eEnv) {
 	w1 := newWorker("worker-1", true)
 	w2 := newWorker("worker-2", false)
 	t.Cleanup(func() { w1.cancel(); w2.cancel(); <-w1.done; <-w2.done })
+	held := target.WaitBalanced(ctx, []*consumer.Consumer{w1.c, w2.c}, 2, time.Minute)
+	require.Equal(t, []int{1, 1}, held, "each worker holds a shard before the crash")
 
 	// tick advances both workers' clocks past the buffer interval, so every
 	// shard with buffered records cuts at its next batch: cut points that
