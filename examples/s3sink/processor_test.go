@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -245,4 +246,45 @@ func TestRetryAfterUploadFailure(t *testing.T) {
 	require.Len(t, readParquet(t, objs[1].Body), 1)
 	require.Equal(t, checkpoint.ShardEnd, cp.Last())
 	require.Equal(t, map[string]int{"PutObject": 2}, h.cs.snapshot(), "each file uploaded once")
+}
+
+// A worker that lost the lease cannot record a cut, so it uploads nothing:
+// the next owner's cuts are the only ones.
+func TestNoUploadWithoutRecordedCut(t *testing.T) {
+	h := newHarness(t, Config{BufferSize: MinBufferSize})
+	p, cp := h.start()
+	pad := strings.Repeat("z", 600_000)
+	require.NoError(t, h.process(p, cp, rec(1, t0, `{"id":1,"name":"`+pad+`"}`)))
+	cp.LeaseLost()
+	err := h.process(p, cp, rec(2, t0, `{"id":2,"name":"`+pad+`"}`))
+	require.ErrorIs(t, err, checkpoint.ErrLeaseLost)
+	require.Empty(t, h.cs.snapshot(), "nothing uploaded")
+	require.Empty(t, h.w.writes)
+}
+
+// A file over PartSize goes up in a multipart upload and reads back whole.
+func TestLargeFileMultipart(t *testing.T) {
+	h := newHarness(t, Config{PartSize: MinPartSize})
+	p, cp := h.start()
+	rng := rand.New(rand.NewPCG(7, 7))
+	var recs []consumer.Record
+	for i := 1; i <= 80; i++ {
+		noise := make([]byte, 75_000) // incompressible: the file exceeds 5 MiB
+		for j := range noise {
+			noise[j] = byte(rng.Uint32())
+		}
+		recs = append(recs, rec(i, t0, fmt.Sprintf(`{"id":%d,"name":"%s"}`, i, base64.StdEncoding.EncodeToString(noise))))
+	}
+	require.NoError(t, h.process(p, cp, recs...))
+	require.NoError(t, p.ShutdownRequested(context.Background(), consumer.ShutdownRequestedInput{Checkpointer: cp}))
+	calls := h.cs.snapshot()
+	require.Equal(t, 1, calls["CreateMultipartUpload"])
+	require.Equal(t, 1, calls["CompleteMultipartUpload"])
+	require.GreaterOrEqual(t, calls["UploadPart"], 2)
+	objs := listAll(t, h.s3, bucket, "")
+	require.Len(t, objs, 1)
+	require.Greater(t, len(objs[0].Body), MinPartSize)
+	rows := readParquet(t, objs[0].Body)
+	require.Len(t, rows, 80)
+	require.Equal(t, string(recs[79].Data[len(`{"id":80,"name":"`):len(recs[79].Data)-2]), rows[79]["name"].String())
 }
