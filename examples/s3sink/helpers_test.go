@@ -23,6 +23,15 @@ type memWriter struct {
 	pending      *checkpoint.Position
 	pendingState []byte
 	writes       []string // "prepare <pos>" / "checkpoint <pos>", in order
+	// lostReply, when set, is returned by the next write after it landed
+	// (the reply was lost), then cleared.
+	lostReply error
+}
+
+func (w *memWriter) reply() error {
+	err := w.lostReply
+	w.lostReply = nil
+	return err
 }
 
 func (w *memWriter) WriteCheckpoint(_ context.Context, _ string, pos checkpoint.Position) error {
@@ -30,7 +39,7 @@ func (w *memWriter) WriteCheckpoint(_ context.Context, _ string, pos checkpoint.
 	defer w.mu.Unlock()
 	w.checkpoint, w.pending, w.pendingState = pos, nil, nil
 	w.writes = append(w.writes, "checkpoint "+pos.String())
-	return nil
+	return w.reply()
 }
 
 func (w *memWriter) WritePendingCheckpoint(_ context.Context, _ string, pos checkpoint.Position, state []byte) error {
@@ -39,7 +48,7 @@ func (w *memWriter) WritePendingCheckpoint(_ context.Context, _ string, pos chec
 	p := pos
 	w.pending, w.pendingState = &p, state
 	w.writes = append(w.writes, "prepare "+pos.String())
-	return nil
+	return w.reply()
 }
 
 // readParquet decodes a Parquet file into rows of column name to value,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -287,4 +288,85 @@ func TestLargeFileMultipart(t *testing.T) {
 	rows := readParquet(t, objs[0].Body)
 	require.Len(t, rows, 80)
 	require.Equal(t, string(recs[79].Data[len(`{"id":80,"name":"`):len(recs[79].Data)-2]), rows[79]["name"].String())
+}
+
+// Worker 1 dies at each point of a delivery; worker 2 starts from what the
+// lease table then holds and gets every record again in one batch. The lake
+// must hold each record exactly once whatever the point.
+func TestCrashAtEveryStep(t *testing.T) {
+	for _, point := range []string{"prepare reply lost", "after data upload", "after error upload", "checkpoint reply lost"} {
+		t.Run(point, func(t *testing.T) {
+			h := newHarness(t, Config{BufferInterval: MinBufferInterval})
+			errKilled := fmt.Errorf("killed: %s", point)
+			dead := false
+			h.cs.before = func(string, string) error {
+				if dead {
+					return errKilled
+				}
+				return nil
+			}
+			h.cs.after = func(op, key string) error {
+				if (point == "after data upload" && strings.HasSuffix(key, ".parquet")) ||
+					(point == "after error upload" && strings.HasSuffix(key, ".json")) {
+					dead = true
+					return errKilled
+				}
+				return nil
+			}
+			var recs []consumer.Record
+			for i := 1; i <= 12; i++ {
+				data := fmt.Sprintf(`{"id":%d}`, i)
+				if i%4 == 0 {
+					data = "bad " + fmt.Sprint(i)
+				}
+				recs = append(recs, rec(i, t0, data))
+			}
+			p1, cp1 := h.start()
+			require.NoError(t, h.process(p1, cp1, recs[:5]...))
+			h.clk.Advance(MinBufferInterval)
+			switch point {
+			case "prepare reply lost":
+				h.w.lostReply = errKilled
+			case "checkpoint reply lost":
+				// The prepare succeeds; the checkpoint after the uploads
+				// lands and its reply is lost.
+				h.cs.after = func(op, key string) error {
+					if strings.HasSuffix(key, ".json") {
+						h.w.lostReply = errKilled
+					}
+					return nil
+				}
+			}
+			require.ErrorIs(t, h.process(p1, cp1, recs[5:7]...), errKilled)
+			dead, h.cs.after = false, nil // worker 2 reaches S3
+
+			p2, cp2 := h.start()
+			require.NoError(t, h.process(p2, cp2, recs...))
+			require.NoError(t, p2.ShutdownRequested(context.Background(), consumer.ShutdownRequestedInput{Checkpointer: cp2}))
+
+			objs := listAll(t, h.s3, bucket, "")
+			checkNoOverlap(t, objs)
+			var ids []int64
+			var bad []string
+			for _, o := range objs {
+				if strings.HasSuffix(o.Key, ".json") {
+					for _, l := range strings.Split(strings.TrimSpace(string(o.Body)), "\n") {
+						var e errorLine
+						require.NoError(t, json.Unmarshal([]byte(l), &e))
+						raw, _ := base64.StdEncoding.DecodeString(e.RawData)
+						bad = append(bad, string(raw))
+					}
+					continue
+				}
+				for _, r := range readParquet(t, o.Body) {
+					ids = append(ids, r["id"].Int64())
+				}
+			}
+			slices.Sort(ids)
+			require.Equal(t, []int64{1, 2, 3, 5, 6, 7, 9, 10, 11}, ids)
+			slices.Sort(bad)
+			require.Equal(t, []string{"bad 12", "bad 4", "bad 8"}, bad)
+			require.Equal(t, checkpoint.At(seq(12), 0), cp2.Last())
+		})
+	}
 }
