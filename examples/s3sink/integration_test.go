@@ -27,8 +27,7 @@ func TestEndToEndAgainstEmulators(t *testing.T) {
 	ddb := itest.DynamoDB(t)
 	stream, app := itest.Name("s3sink"), itest.Name("s3sink-app")
 	itest.CreateStream(t, kc, stream, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := t.Context() // go test -timeout is the only bound
 	store, err := lease.NewDynamoStore(ctx, ddb, app)
 	require.NoError(t, err)
 	runE2E(t, e2eEnv{kinesis: kc, store: store, stream: stream, app: app, phase1: 600, phase2: 1200})
@@ -53,8 +52,7 @@ func TestRunAgainstEmulators(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := t.Context() // go test -timeout is the only bound
 	const total = 300
 	p, err := producer.New(kc, stream, producer.Config{Logger: quietLogger()})
 	require.NoError(t, err)

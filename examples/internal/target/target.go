@@ -105,12 +105,16 @@ func (t *Target) EnsureStream(ctx context.Context, stream string, shards int) (i
 }
 
 // WaitBalanced waits until the consumers hold all shards between them with
-// shares that differ by at most one, or until timeout or ctx ends, and
-// returns how many shards each holds. Examples call it before producing so
+// shares that differ by at most one, or until timeout (none if zero) or ctx
+// ends, and returns how many shards each holds. Examples call it before producing so
 // their figures show steady state rather than the initial lease hand-out.
 func WaitBalanced(ctx context.Context, cs []*consumer.Consumer, shards int, timeout time.Duration) []int {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -127,7 +131,7 @@ func WaitBalanced(ctx context.Context, cs []*consumer.Consumer, shards int, time
 		select {
 		case <-ctx.Done():
 			return held
-		case <-deadline.C:
+		case <-deadline:
 			return held
 		case <-tick.C:
 		}
