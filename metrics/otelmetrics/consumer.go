@@ -6,14 +6,13 @@ import (
 	"time"
 
 	"github.com/shardflow/shardflow/consumer"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
 
 // Consumer implements consumer.Metrics on OpenTelemetry instruments. Call
 // Close when the consumer is gone, to stop reporting its shards' lag.
 type Consumer struct {
-	stream metric.MeasurementOption
+	stream *attrs
 	shards shardAttrs
 
 	processed, processedSize, processorErrors metric.Int64Counter
@@ -43,7 +42,7 @@ func NewConsumer(mp metric.MeterProvider, stream string) (*Consumer, error) {
 	b := newBuilder(mp)
 	s := keyStream.String(stream)
 	c := &Consumer{
-		stream:          metric.WithAttributeSet(attribute.NewSet(s)),
+		stream:          newAttrs(s),
 		shards:          shardAttrs{base: s},
 		processed:       b.counter(cProcessed),
 		processedSize:   b.counter(cProcessedSize),
@@ -73,7 +72,7 @@ func (c *Consumer) observe(_ context.Context, o metric.Observer) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for shard, ms := range c.lag {
-		o.ObserveFloat64(c.behindLatest, float64(ms)/1000, c.shards.of(shard))
+		o.ObserveFloat64(c.behindLatest, float64(ms)/1000, c.shards.of(shard).obs...)
 	}
 	return nil
 }
@@ -92,9 +91,9 @@ func (c *Consumer) Close() error {
 // RecordsProcessed implements consumer.Metrics.
 func (c *Consumer) RecordsProcessed(shardID string, records, bytes int, took time.Duration) {
 	at := c.shards.of(shardID)
-	c.processed.Add(bg, int64(records), at)
-	c.processedSize.Add(bg, int64(bytes), at)
-	c.processTime.Record(bg, took.Seconds(), c.stream)
+	c.processed.Add(bg, int64(records), at.add...)
+	c.processedSize.Add(bg, int64(bytes), at.add...)
+	c.processTime.Record(bg, took.Seconds(), c.stream.rec...)
 }
 
 // MillisBehindLatest implements consumer.Metrics.
@@ -106,38 +105,38 @@ func (c *Consumer) MillisBehindLatest(shardID string, millis int64) {
 
 // ProcessorError implements consumer.Metrics.
 func (c *Consumer) ProcessorError(shardID string) {
-	c.processorErrors.Add(bg, 1, c.shards.of(shardID))
+	c.processorErrors.Add(bg, 1, c.shards.of(shardID).add...)
 }
 
 // OutOfRangeRecords implements consumer.Metrics.
 func (c *Consumer) OutOfRangeRecords(shardID string, n int) {
-	c.outOfRange.Add(bg, int64(n), c.shards.of(shardID))
+	c.outOfRange.Add(bg, int64(n), c.shards.of(shardID).add...)
 }
 
 // Throttled implements consumer.Metrics.
 func (c *Consumer) Throttled(shardID string) {
-	c.throttles.Add(bg, 1, c.shards.of(shardID))
+	c.throttles.Add(bg, 1, c.shards.of(shardID).add...)
 }
 
 // IteratorExpired implements consumer.Metrics.
 func (c *Consumer) IteratorExpired(shardID string) {
-	c.expiredIters.Add(bg, 1, c.shards.of(shardID))
+	c.expiredIters.Add(bg, 1, c.shards.of(shardID).add...)
 }
 
 // LeasesHeld implements consumer.Metrics.
 func (c *Consumer) LeasesHeld(n int) {
-	c.leasesHeld.Record(bg, int64(n), c.stream)
+	c.leasesHeld.Record(bg, int64(n), c.stream.rec...)
 }
 
 // LeaseTaken implements consumer.Metrics.
 func (c *Consumer) LeaseTaken(string) {
-	c.leasesTaken.Add(bg, 1, c.stream)
+	c.leasesTaken.Add(bg, 1, c.stream.add...)
 }
 
 // LeaseLost implements consumer.Metrics. The shard's lag is no longer
 // reported: another worker reports it now.
 func (c *Consumer) LeaseLost(shardID string) {
-	c.leasesLost.Add(bg, 1, c.stream)
+	c.leasesLost.Add(bg, 1, c.stream.add...)
 	c.mu.Lock()
 	delete(c.lag, shardID)
 	c.mu.Unlock()

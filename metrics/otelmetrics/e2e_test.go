@@ -92,7 +92,7 @@ func TestProducerAndConsumerOnKinesistest(t *testing.T) {
 		sumPut += n
 	}
 	require.Equal(t, int64(records), sumPut)
-	require.Equal(t, int64(records), sum(t, ms, pReceived, attrs(keyStream.String(stream))))
+	require.Equal(t, int64(records), sum(t, ms, pReceived, set(keyStream.String(stream))))
 	var throttled int64
 	for _, p := range ms[pErrorsByCode.name].Data.(metricdata.Sum[int64]).DataPoints {
 		code, _ := p.Attributes.Value(keyCode)

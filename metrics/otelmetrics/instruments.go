@@ -64,25 +64,38 @@ func (b *builder) observableSeconds(s spec) metric.Float64ObservableGauge {
 	return g
 }
 
-// shardAttrs caches the attribute set of each shard: building a set sorts
-// and copies, and per-shard calls are on the put and fetch paths.
-type shardAttrs struct {
-	base attribute.KeyValue
-	m    sync.Map // shard id -> metric.MeasurementOption
+// attrs is one attribute set as the option slices the instruments take.
+// Passing a prepared slice to a variadic method does not allocate; a
+// single option would, on every call of the put and fetch paths.
+type attrs struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+	obs []metric.ObserveOption
 }
 
-func (a *shardAttrs) of(shardID string) metric.MeasurementOption {
+func newAttrs(kv ...attribute.KeyValue) *attrs {
+	o := metric.WithAttributeSet(attribute.NewSet(kv...))
+	return &attrs{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}, obs: []metric.ObserveOption{o}}
+}
+
+// shardAttrs caches the attributes of each shard.
+type shardAttrs struct {
+	base attribute.KeyValue
+	m    sync.Map // shard id -> *attrs
+}
+
+func (a *shardAttrs) of(shardID string) *attrs {
 	if o, ok := a.m.Load(shardID); ok {
-		return o.(metric.MeasurementOption)
+		return o.(*attrs)
 	}
-	o, _ := a.m.LoadOrStore(shardID, metric.WithAttributeSet(attribute.NewSet(a.base, keyShard.String(shardID))))
-	return o.(metric.MeasurementOption)
+	o, _ := a.m.LoadOrStore(shardID, newAttrs(a.base, keyShard.String(shardID)))
+	return o.(*attrs)
 }
 
 // with is the shard's attributes plus extra ones, for the rarer calls
 // (failures, error codes) that are not worth caching.
-func (a *shardAttrs) with(shardID string, extra ...attribute.KeyValue) metric.MeasurementOption {
-	return metric.WithAttributes(append([]attribute.KeyValue{a.base, keyShard.String(shardID)}, extra...)...)
+func (a *shardAttrs) with(shardID string, extra ...attribute.KeyValue) *attrs {
+	return newAttrs(append([]attribute.KeyValue{a.base, keyShard.String(shardID)}, extra...)...)
 }
 
 // maxCodes caps the distinct error.type values per adapter: Kinesis has a

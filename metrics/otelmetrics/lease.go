@@ -2,14 +2,12 @@ package otelmetrics
 
 import (
 	"github.com/shardflow/shardflow/lease"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
 
 // Lease implements lease.Metrics on OpenTelemetry instruments.
 type Lease struct {
-	app                metric.MeasurementOption
-	balance, expiryRun metric.MeasurementOption
+	app, balance, expiryRun *attrs
 
 	renewed, renewSkipped, lost, renewFailed metric.Int64Counter
 	taken, stolen, takeFailed, scanErrors    metric.Int64Counter
@@ -28,9 +26,9 @@ func NewLease(mp metric.MeterProvider, application string) (*Lease, error) {
 	b := newBuilder(mp)
 	a := keyApp.String(application)
 	l := &Lease{
-		app:          metric.WithAttributeSet(attribute.NewSet(a)),
-		balance:      metric.WithAttributeSet(attribute.NewSet(a, keyPass.String("balance"))),
-		expiryRun:    metric.WithAttributeSet(attribute.NewSet(a, keyPass.String("expiry_scan"))),
+		app:          newAttrs(a),
+		balance:      newAttrs(a, keyPass.String("balance")),
+		expiryRun:    newAttrs(a, keyPass.String("expiry_scan")),
 		renewTime:    b.seconds(lRenewTime),
 		renewed:      b.counter(lRenewed),
 		renewSkipped: b.counter(lRenewSkipped),
@@ -54,12 +52,12 @@ func NewLease(mp metric.MeterProvider, application string) (*Lease, error) {
 
 // RenewPass implements lease.Metrics.
 func (l *Lease) RenewPass(s lease.RenewStats) {
-	l.renewTime.Record(bg, s.Duration.Seconds(), l.app)
-	l.renewed.Add(bg, int64(s.Renewed), l.app)
-	l.renewSkipped.Add(bg, int64(s.Skipped), l.app)
-	l.lost.Add(bg, int64(s.Lost), l.app)
-	l.renewFailed.Add(bg, int64(s.Failed), l.app)
-	l.held.Record(bg, int64(s.Held-s.Lost), l.app)
+	l.renewTime.Record(bg, s.Duration.Seconds(), l.app.rec...)
+	l.renewed.Add(bg, int64(s.Renewed), l.app.add...)
+	l.renewSkipped.Add(bg, int64(s.Skipped), l.app.add...)
+	l.lost.Add(bg, int64(s.Lost), l.app.add...)
+	l.renewFailed.Add(bg, int64(s.Failed), l.app.add...)
+	l.held.Record(bg, int64(s.Held-s.Lost), l.app.rec...)
 }
 
 // TakePass implements lease.Metrics. The scan's figures are kept from the
@@ -69,16 +67,16 @@ func (l *Lease) TakePass(s lease.TakeStats) {
 	if s.Balance {
 		pass = l.balance
 	}
-	l.takeTime.Record(bg, s.Duration.Seconds(), pass)
+	l.takeTime.Record(bg, s.Duration.Seconds(), pass.rec...)
 	if s.Err != nil {
-		l.scanErrors.Add(bg, 1, pass)
+		l.scanErrors.Add(bg, 1, pass.add...)
 		return
 	}
-	l.taken.Add(bg, int64(s.Taken), l.app)
-	l.stolen.Add(bg, int64(s.Stolen), l.app)
-	l.takeFailed.Add(bg, int64(s.Failed), l.app)
-	l.held.Record(bg, int64(s.Held), l.app)
-	l.workers.Record(bg, int64(s.Workers), l.app)
-	l.target.Record(bg, int64(s.Target), l.app)
-	l.tableLeases.Record(bg, int64(s.Leases), l.app)
+	l.taken.Add(bg, int64(s.Taken), l.app.add...)
+	l.stolen.Add(bg, int64(s.Stolen), l.app.add...)
+	l.takeFailed.Add(bg, int64(s.Failed), l.app.add...)
+	l.held.Record(bg, int64(s.Held), l.app.rec...)
+	l.workers.Record(bg, int64(s.Workers), l.app.rec...)
+	l.target.Record(bg, int64(s.Target), l.app.rec...)
+	l.tableLeases.Record(bg, int64(s.Leases), l.app.rec...)
 }

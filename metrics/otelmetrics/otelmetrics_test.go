@@ -39,7 +39,7 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]metricdata.Metr
 	return out
 }
 
-func attrs(kv ...attribute.KeyValue) attribute.Set { return attribute.NewSet(kv...) }
+func set(kv ...attribute.KeyValue) attribute.Set { return attribute.NewSet(kv...) }
 
 func stream(s string) attribute.KeyValue { return keyStream.String(s) }
 func shard(s string) attribute.KeyValue  { return keyShard.String(s) }
@@ -112,20 +112,20 @@ func TestProducerInstruments(t *testing.T) {
 	p.ErrorsByCode(s1, "ProvisionedThroughputExceededException", 2)
 
 	ms := collect(t, r)
-	st := attrs(stream("orders"))
+	st := set(stream("orders"))
 	require.Equal(t, int64(2), sum(t, ms, pReceived, st))
 	require.Equal(t, int64(150), sum(t, ms, pReceivedSize, st))
 	require.Equal(t, int64(7), gauge[int64](t, ms, pPending)[st.Equivalent()])
 	require.Equal(t, int64(700), gauge[int64](t, ms, pPendingSize)[st.Equivalent()])
-	require.Equal(t, int64(3), sum(t, ms, pUserPut, attrs(stream("orders"), shard(s0))))
-	require.Equal(t, int64(3), sum(t, ms, pUserPut, attrs(stream("orders"), shard(s1))))
-	require.Equal(t, int64(30), sum(t, ms, pUserPutSize, attrs(stream("orders"), shard(s1))))
-	require.Equal(t, int64(2), sum(t, ms, pKinesisPut, attrs(stream("orders"), shard(s1))))
-	require.Equal(t, int64(36), sum(t, ms, pKinesisPutSize, attrs(stream("orders"), shard(s1))))
-	require.Equal(t, int64(2), sum(t, ms, pFailed, attrs(stream("orders"), shard(s0), keyReason.String("expired"))))
-	require.Equal(t, int64(1), sum(t, ms, pFailed, attrs(stream("orders"), shard(s0), keyReason.String("other"))))
-	require.Equal(t, int64(2), sum(t, ms, pExpired, attrs(stream("orders"), shard(s0))))
-	require.Equal(t, int64(2), sum(t, ms, pErrorsByCode, attrs(stream("orders"), shard(s1), keyCode.String("ProvisionedThroughputExceededException"))))
+	require.Equal(t, int64(3), sum(t, ms, pUserPut, set(stream("orders"), shard(s0))))
+	require.Equal(t, int64(3), sum(t, ms, pUserPut, set(stream("orders"), shard(s1))))
+	require.Equal(t, int64(30), sum(t, ms, pUserPutSize, set(stream("orders"), shard(s1))))
+	require.Equal(t, int64(2), sum(t, ms, pKinesisPut, set(stream("orders"), shard(s1))))
+	require.Equal(t, int64(36), sum(t, ms, pKinesisPutSize, set(stream("orders"), shard(s1))))
+	require.Equal(t, int64(2), sum(t, ms, pFailed, set(stream("orders"), shard(s0), keyReason.String("expired"))))
+	require.Equal(t, int64(1), sum(t, ms, pFailed, set(stream("orders"), shard(s0), keyReason.String("other"))))
+	require.Equal(t, int64(2), sum(t, ms, pExpired, set(stream("orders"), shard(s0))))
+	require.Equal(t, int64(2), sum(t, ms, pErrorsByCode, set(stream("orders"), shard(s1), keyCode.String("ProvisionedThroughputExceededException"))))
 
 	upk := hist[int64](t, ms, pUserPerKinesis, st)
 	require.Equal(t, uint64(3), upk.Count)
@@ -144,8 +144,8 @@ func TestConsumerInstruments(t *testing.T) {
 	r, mp := newReader(t)
 	c, err := NewConsumer(mp, "orders")
 	require.NoError(t, err)
-	st := attrs(stream("orders"))
-	a0, a1 := attrs(stream("orders"), shard(s0)), attrs(stream("orders"), shard(s1))
+	st := set(stream("orders"))
+	a0, a1 := set(stream("orders"), shard(s0)), set(stream("orders"), shard(s1))
 
 	c.LeaseTaken(s0)
 	c.LeaseTaken(s1)
@@ -192,7 +192,7 @@ func TestLeaseInstruments(t *testing.T) {
 	r, mp := newReader(t)
 	l, err := NewLease(mp, "orders-app")
 	require.NoError(t, err)
-	app := attrs(keyApp.String("orders-app"))
+	app := set(keyApp.String("orders-app"))
 
 	l.RenewPass(lease.RenewStats{Held: 5, Renewed: 3, Skipped: 1, Lost: 1, Duration: 40 * time.Millisecond})
 	l.TakePass(lease.TakeStats{Balance: true, Leases: 12, Workers: 3, Target: 4, Held: 4, Stolen: 1, Failed: 1, Duration: time.Second})
@@ -204,15 +204,15 @@ func TestLeaseInstruments(t *testing.T) {
 	require.Equal(t, int64(1), sum(t, ms, lLost, app))
 	require.Equal(t, int64(1), sum(t, ms, lStolen, app))
 	require.Equal(t, int64(1), sum(t, ms, lTakeFailed, app))
-	require.Equal(t, int64(1), sum(t, ms, lScanErrors, attrs(keyApp.String("orders-app"), keyPass.String("expiry_scan"))))
+	require.Equal(t, int64(1), sum(t, ms, lScanErrors, set(keyApp.String("orders-app"), keyPass.String("expiry_scan"))))
 	// The failed scan left the table figures of the last good one.
 	require.Equal(t, int64(4), gauge[int64](t, ms, lHeld)[app.Equivalent()])
 	require.Equal(t, int64(3), gauge[int64](t, ms, lWorkers)[app.Equivalent()])
 	require.Equal(t, int64(4), gauge[int64](t, ms, lTarget)[app.Equivalent()])
 	require.Equal(t, int64(12), gauge[int64](t, ms, lTableLeases)[app.Equivalent()])
 	require.InDelta(t, 0.04, hist[float64](t, ms, lRenewTime, app).Sum, 1e-9)
-	require.Equal(t, uint64(1), hist[float64](t, ms, lTakeTime, attrs(keyApp.String("orders-app"), keyPass.String("balance"))).Count)
-	require.Equal(t, uint64(1), hist[float64](t, ms, lTakeTime, attrs(keyApp.String("orders-app"), keyPass.String("expiry_scan"))).Count)
+	require.Equal(t, uint64(1), hist[float64](t, ms, lTakeTime, set(keyApp.String("orders-app"), keyPass.String("balance"))).Count)
+	require.Equal(t, uint64(1), hist[float64](t, ms, lTakeTime, set(keyApp.String("orders-app"), keyPass.String("expiry_scan"))).Count)
 }
 
 func TestErrorCodesBounded(t *testing.T) {
@@ -224,7 +224,7 @@ func TestErrorCodesBounded(t *testing.T) {
 	}
 	ms := collect(t, r)
 	require.Len(t, ms[pErrorsByCode.name].Data.(metricdata.Sum[int64]).DataPoints, maxCodes+1)
-	require.Equal(t, int64(10), sum(t, ms, pErrorsByCode, attrs(stream("s"), shard(s0), keyCode.String(overflowCode))))
+	require.Equal(t, int64(10), sum(t, ms, pErrorsByCode, set(stream("s"), shard(s0), keyCode.String(overflowCode))))
 }
 
 func TestNilProvider(t *testing.T) {

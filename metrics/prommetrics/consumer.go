@@ -9,7 +9,6 @@ import (
 
 // Consumer implements consumer.Metrics on Prometheus collectors.
 type Consumer struct {
-	stream                                     string
 	processTime                                prometheus.Observer
 	leasesHeld                                 prometheus.Gauge
 	leasesTaken, leasesLost                    prometheus.Counter
@@ -30,7 +29,6 @@ func NewConsumer(reg prometheus.Registerer, stream string) (*Consumer, error) {
 	}
 	s := prometheus.Labels{lStream: stream}
 	return &Consumer{
-		stream:          stream,
 		processTime:     v.processTime.With(s),
 		leasesHeld:      v.leasesHeld.With(s),
 		leasesTaken:     v.leasesTaken.With(s),

@@ -9,7 +9,6 @@ import (
 
 // Producer implements producer.Metrics on Prometheus collectors.
 type Producer struct {
-	v     producerVecs
 	codes codeSet
 	// Children resolved once: these are called per user record.
 	received, receivedBytes          prometheus.Counter
@@ -33,7 +32,6 @@ func NewProducer(reg prometheus.Registerer, stream string) (*Producer, error) {
 	}
 	s := prometheus.Labels{lStream: stream}
 	return &Producer{
-		v:               v,
 		received:        v.received.With(s),
 		receivedBytes:   v.receivedBytes.With(s),
 		pending:         v.pending.With(s),
