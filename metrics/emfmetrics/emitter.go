@@ -1,7 +1,6 @@
 package emfmetrics
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -41,7 +40,8 @@ type Options struct {
 	// Dimensions are added to every metric, like KPL's additional
 	// dimensions (for example a service or host name: mind that every
 	// distinct value is a distinct custom metric). At most 6; names must
-	// not be one of StreamName, ShardId, ErrorCode, Operation.
+	// not be one of StreamName, ShardId, ErrorCode, Operation, nor a
+	// metric name.
 	Dimensions map[string]string
 	// Now stamps each flush. Default time.Now.
 	Now func() time.Time
@@ -64,9 +64,10 @@ const (
 
 // Emitter aggregates metrics in memory and writes them as CloudWatch
 // Embedded Metric Format lines, one JSON object per line and per dimension
-// group, on each Flush. On Lambda, ECS (awslogs) and EKS (CloudWatch
-// agent or Fluent Bit) writing to stdout is enough for CloudWatch to
-// extract the metrics. Safe for concurrent use.
+// group, on each Flush, each line in one Write call (so it can share stdout
+// with the application's logs). On Lambda, ECS (awslogs) and EKS
+// (CloudWatch agent or Fluent Bit) writing to stdout is enough for
+// CloudWatch to extract the metrics. Safe for concurrent use.
 type Emitter struct {
 	w           io.Writer
 	now         func() time.Time
@@ -214,17 +215,17 @@ func (e *Emitter) Flush() error {
 			cmp.Compare(a.stream, b.stream), cmp.Compare(a.shard, b.shard), cmp.Compare(a.code, b.code))
 	})
 	ts := e.now().UnixMilli()
-	var buf bytes.Buffer
 	for _, k := range keys {
 		line, err := e.line(ts, k, groups[k])
 		if err != nil {
 			return fmt.Errorf("emfmetrics: %w", err)
 		}
-		buf.Write(line)
-		buf.WriteByte('\n')
-	}
-	if _, err := e.w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("emfmetrics: write: %w", err)
+		// One Write per line: the application's own logs may share the
+		// writer (stdout), and a small write to a pipe is not interleaved
+		// with other writes, whereas one large one may be split.
+		if _, err := e.w.Write(append(line, '\n')); err != nil {
+			return fmt.Errorf("emfmetrics: write: %w", err)
+		}
 	}
 	return nil
 }
