@@ -195,12 +195,15 @@ func TestSharedRegistry(t *testing.T) {
 	require.NoError(t, err)
 
 	// A different collector under one of our names is an error, not a
-	// silent reuse.
+	// silent reuse, and leaves the registry as it was.
 	clash := prometheus.NewRegistry()
-	clash.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "shardflow_producer_user_records_received_total", Help: "someone else's"}))
+	clash.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "shardflow_producer_user_records_pending_bytes", Help: "someone else's"}))
 	_, err = NewProducer(clash, "a")
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "prommetrics:")
+	// Registering what the failed call had registered before the clash
+	// works: it was unregistered.
+	require.NoError(t, clash.Register(newProducerVecs().received))
 }
 
 // Error codes are capped so that free-form codes cannot grow the series

@@ -12,9 +12,14 @@ import (
 // the same descriptor: two producers (or a producer re-created after a
 // restart) on one registry then share the vectors, told apart by their
 // stream label, instead of failing with a duplicate registration.
+//
+// On a failure (a different collector under one of our names) the ones
+// this call registered are unregistered again, so a failed constructor
+// leaves the registry as it found it.
 type registrar struct {
-	reg prometheus.Registerer
-	err error
+	reg   prometheus.Registerer
+	added []prometheus.Collector
+	err   error
 }
 
 func use[C prometheus.Collector](r *registrar, c *C) {
@@ -23,6 +28,7 @@ func use[C prometheus.Collector](r *registrar, c *C) {
 	}
 	err := r.reg.Register(*c)
 	if err == nil {
+		r.added = append(r.added, *c)
 		return
 	}
 	var are prometheus.AlreadyRegisteredError
@@ -31,6 +37,9 @@ func use[C prometheus.Collector](r *registrar, c *C) {
 			*c = existing
 			return
 		}
+	}
+	for _, a := range r.added {
+		r.reg.Unregister(a)
 	}
 	r.err = fmt.Errorf("prommetrics: %w", err)
 }
