@@ -26,7 +26,7 @@ type ColumnType string
 
 // The column types a schema may use, with the JSON values each accepts.
 const (
-	TypeString    ColumnType = "string"    // a JSON string
+	TypeString    ColumnType = "string"    // a JSON string, valid UTF-8
 	TypeBigint    ColumnType = "bigint"    // an integral JSON number within int64 (Parquet INT64)
 	TypeInt       ColumnType = "int"       // an integral JSON number within int32 (Parquet INT32)
 	TypeDouble    ColumnType = "double"    // a JSON number (Parquet DOUBLE)
@@ -230,7 +230,13 @@ func convertValue(t ColumnType, raw json.RawMessage) (parquet.Value, error) {
 		if len(raw) < 2 || raw[0] != '"' {
 			return "", fmt.Errorf("want a string, got %s", abbrev(raw))
 		}
-		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		inner := raw[1 : len(raw)-1]
+		if !utf8.Valid(inner) {
+			// JSON text is UTF-8; decoding would replace the bytes with
+			// U+FFFD, and the row would silently not hold what was sent.
+			return "", fmt.Errorf("string is not valid UTF-8: %q", abbrev(raw))
+		}
+		if bytes.IndexByte(inner, '\\') < 0 {
 			return string(inner), nil // no escapes: the common case, without a second decode
 		}
 		var s string

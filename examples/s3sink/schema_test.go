@@ -71,9 +71,13 @@ func TestConvertRejects(t *testing.T) {
 		`{"ratio":1e39}`:             "out of range for float",
 		`{"ok":"true"}`:              "want true or false",
 		`{"name":5}`:                 "want a string",
-		`{"ts":"yesterday"}`:         "is not RFC 3339",
-		`{"ts":1.5}`:                 "not integral epoch milliseconds",
-		`{"day":"2026-13-01"}`:       "is not YYYY-MM-DD",
+		// JSON text is UTF-8 (RFC 8259); decoding would silently turn the
+		// bytes into U+FFFD, so the row would not hold what was sent.
+		"{\"name\":\"a\xffb\"}":    "not valid UTF-8",
+		"{\"name\":\"a\\n\xffb\"}": "not valid UTF-8",
+		`{"ts":"yesterday"}`:       "is not RFC 3339",
+		`{"ts":1.5}`:               "not integral epoch milliseconds",
+		`{"day":"2026-13-01"}`:     "is not YYYY-MM-DD",
 	} {
 		_, err := cv.convert([]byte(in), nil)
 		require.ErrorIs(t, err, ErrBadRecord, in)
