@@ -168,6 +168,10 @@ func (c *countingS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMulti
 	return call(c, "AbortMultipartUpload", in.Key, func() (*s3.AbortMultipartUploadOutput, error) { return c.S3.AbortMultipartUpload(ctx, in, optFns...) })
 }
 
+func (c *countingS3) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
+	return call(c, "DeleteObject", in.Key, func() (*s3.DeleteObjectOutput, error) { return c.S3.DeleteObject(ctx, in, optFns...) })
+}
+
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // AWS_ENDPOINT_URL_S3 alone aims the client at a local server, with

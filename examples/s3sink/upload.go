@@ -20,6 +20,7 @@ type S3 interface {
 	UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error)
 	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
 
 // abortTimeout bounds the abort of a failed multipart upload, which runs
@@ -81,6 +82,15 @@ func upload(ctx context.Context, c S3, bucket, key, contentType string, body []b
 	})
 	if err != nil {
 		return fail(fmt.Errorf("complete: %w", err))
+	}
+	return nil
+}
+
+// remove deletes key; deleting a key that does not exist succeeds, so a
+// repeated removal is harmless.
+func remove(ctx context.Context, c S3, bucket, key string) error {
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+		return fmt.Errorf("s3sink: delete s3://%s/%s: %w", bucket, key, err)
 	}
 	return nil
 }
