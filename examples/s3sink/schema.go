@@ -239,6 +239,10 @@ func convertValue(t ColumnType, raw json.RawMessage) (parquet.Value, error) {
 		if bytes.IndexByte(inner, '\\') < 0 {
 			return string(inner), nil // no escapes: the common case, without a second decode
 		}
+		if loneSurrogate(inner) {
+			// Decoded as U+FFFD too: the same silent change.
+			return "", fmt.Errorf("string has a lone surrogate escape: %s", abbrev(raw))
+		}
 		var s string
 		err := json.Unmarshal(raw, &s)
 		return s, err
@@ -325,6 +329,41 @@ func convertValue(t ColumnType, raw json.RawMessage) (parquet.Value, error) {
 		return parquet.Int32Value(int32(d.Unix() / 86400)), nil
 	}
 	return parquet.Value{}, fmt.Errorf("unknown type %q", t)
+}
+
+// loneSurrogate reports whether a JSON string's contents (valid JSON)
+// hold a \uXXXX escape of a UTF-16 surrogate that is not half of a pair.
+func loneSurrogate(inner []byte) bool {
+	hex := func(i int) (rune, bool) { // the escape \uXXXX at inner[i:]
+		if i+6 > len(inner) || inner[i] != '\\' || inner[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(inner[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(inner); i++ {
+		if inner[i] != '\\' {
+			continue
+		}
+		r, ok := hex(i)
+		if !ok {
+			i++ // a two-character escape such as \\ or \"
+			continue
+		}
+		switch {
+		case r >= 0xd800 && r < 0xdc00: // high: a low one must follow
+			lo, ok := hex(i + 6)
+			if !ok || lo < 0xdc00 || lo >= 0xe000 {
+				return true
+			}
+			i += 11
+		case r >= 0xdc00 && r < 0xe000:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 func abbrev(raw []byte) string {
