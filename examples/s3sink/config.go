@@ -23,7 +23,9 @@ const (
 )
 
 // Firehose's limits and defaults for S3 delivery with record format
-// conversion.
+// conversion, except MinBufferSize: with format conversion Firehose starts
+// the buffer size at 64 MiB; this sink accepts Firehose's general minimum,
+// 1 MiB, for small or latency-sensitive streams.
 const (
 	MinBufferSize         = 1 << 20
 	MaxBufferSize         = 128 << 20
@@ -56,7 +58,7 @@ type Config struct {
 	Schema []Column
 	// BufferSize: a shard's file is cut once the records buffered for it
 	// reach this many bytes of input. 1-128 MiB, default 128 MiB (Firehose's
-	// with format conversion).
+	// default with format conversion, where its own minimum is 64 MiB).
 	BufferSize int64
 	// BufferInterval: a shard's file is cut when this long has passed since
 	// its first record was buffered. 60-900 s, default 300 s. Checked when

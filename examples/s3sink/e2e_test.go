@@ -108,7 +108,8 @@ func runE2E(t *testing.T, env e2eEnv) {
 	produce(env.phase1)
 
 	// Two workers, each with its own sink, S3 wrapper and clock. Worker 1
-	// dies right after its first data object landed: the upload is in S3,
+	// dies right after its first data object landed once both workers hold
+	// a shard: the upload is in S3,
 	// the checkpoint is not, and from then on it does nothing.
 	type worker struct {
 		sink   *Sink
@@ -120,6 +121,7 @@ func runE2E(t *testing.T, env e2eEnv) {
 	}
 	var (
 		crashMu    sync.Mutex
+		armed      bool // set once both workers hold a shard
 		crashed    bool
 		crashedKey string
 	)
@@ -139,7 +141,7 @@ func runE2E(t *testing.T, env e2eEnv) {
 			w.cs.after = func(op, key string) error {
 				crashMu.Lock()
 				defer crashMu.Unlock()
-				if op == "PutObject" && strings.HasSuffix(key, ".parquet") && !crashed {
+				if op == "PutObject" && strings.HasSuffix(key, ".parquet") && armed && !crashed {
 					crashed, crashedKey = true, key
 					cancel()
 					return fmt.Errorf("worker %s killed after uploading %s", id, key)
@@ -173,6 +175,12 @@ func runE2E(t *testing.T, env e2eEnv) {
 	t.Cleanup(func() { w1.cancel(); w2.cancel(); <-w1.done; <-w2.done })
 	held := target.WaitBalanced(ctx, []*consumer.Consumer{w1.c, w2.c}, 2, 0)
 	require.Equal(t, []int{1, 1}, held, "each worker holds a shard before the crash")
+	// Only now: a cut before the balance (records on both sides of an hour
+	// boundary) would kill worker 1 before worker 2 held any shard, and
+	// WaitBalanced would wait forever.
+	crashMu.Lock()
+	armed = true
+	crashMu.Unlock()
 
 	// tick advances both workers' clocks past the buffer interval, so every
 	// shard with buffered records cuts at its next batch: cut points that
@@ -241,9 +249,7 @@ func runE2E(t *testing.T, env e2eEnv) {
 		}
 		tick()
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(t, w2.c.Shutdown(sctx))
+	require.NoError(t, w2.c.Shutdown(context.Background())) // go test -timeout is the only bound
 	require.NoError(t, <-w2.done)
 	w2.done <- nil
 

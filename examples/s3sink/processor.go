@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/consumer"
@@ -15,11 +16,12 @@ import (
 // Parquet object and, when some records failed conversion, the error
 // object) and delivers each cut in three steps:
 //
-//  1. PrepareCheckpoint at the cut's last record: the cut is recorded in
-//     the lease table before anything is uploaded, with a conditional
-//     write that fails if the lease was lost;
+//  1. PrepareCheckpoint at the cut's last record: the cut and its objects'
+//     keys are recorded in the lease table before anything is uploaded,
+//     with a conditional write that fails if the lease was lost;
 //  2. upload the objects, named after the shard and their first and last
-//     records;
+//     records (then delete any an earlier owner recorded for the same cut
+//     under another layout);
 //  3. checkpoint at the cut's last record, which clears the prepared cut.
 //
 // A worker that dies anywhere in between leaves either nothing uploaded
@@ -45,27 +47,48 @@ type Processor struct {
 	// record added to a segment. Records at or before either are ones the
 	// consumer delivers again after a retry, and are skipped.
 	start, appended checkpoint.Position
-	// planned is the cut a previous owner prepared and did not checkpoint.
-	planned *checkpoint.Position
+	// planned is the cut a previous owner prepared and did not checkpoint,
+	// until it is reached; recovering is what that owner recorded with it,
+	// until the cut is checkpointed.
+	planned    *checkpoint.Position
+	recovering *recovery
 
 	open   *segment
 	sealed *segment // cut, not yet checkpointed
 }
 
-// cutState is stored with a prepared cut, for operators reading the lease
-// table; recovery needs only the position.
+// cutState is stored with a prepared cut. Keys are the objects any owner
+// may have uploaded for the cut: a successor whose layout (prefix,
+// partitioning, schema) differs names the cut's objects differently and
+// deletes those of the others, or the cut's records would be in two
+// objects. First and Records are for operators reading the lease table.
 type cutState struct {
-	First   string `json:"first"`
-	Records int    `json:"records"`
+	First   string   `json:"first"`
+	Records int      `json:"records"`
+	Keys    []string `json:"keys,omitempty"`
+}
+
+// recovery is a previous owner's prepared cut and its state.
+type recovery struct {
+	at    checkpoint.Position
+	state cutState
 }
 
 // Initialize implements consumer.RecordProcessor.
 func (p *Processor) Initialize(ctx context.Context, in consumer.InitializeInput) error {
-	p.start, p.appended, p.planned, p.open, p.sealed = in.StartingPosition, checkpoint.Position{}, nil, nil, nil
+	p.start, p.appended, p.planned, p.recovering, p.open, p.sealed = in.StartingPosition, checkpoint.Position{}, nil, nil, nil, nil
 	if in.PendingCheckpoint != nil && !in.PendingCheckpoint.IsSentinel() &&
 		(in.StartingPosition.IsSentinel() || in.PendingCheckpoint.Compare(in.StartingPosition) > 0) {
 		pc := *in.PendingCheckpoint
 		p.planned = &pc
+		p.recovering = &recovery{at: pc}
+		if len(in.PendingCheckpointState) > 0 {
+			if err := json.Unmarshal(in.PendingCheckpointState, &p.recovering.state); err != nil {
+				// Not ours (or older): the cut is still honoured, only
+				// objects under another layout cannot be found.
+				p.log.Warn("s3sink: unreadable state of the planned cut", "cut", pc, "err", err)
+			}
+		}
 		p.log.Info("s3sink: resuming a cut planned by the previous owner", "from", in.StartingPosition, "cut", pc)
 	}
 	return nil
@@ -152,19 +175,56 @@ func (p *Processor) deliverSealed(ctx context.Context, cp *checkpoint.Checkpoint
 	if seg == nil {
 		return nil
 	}
-	state, _ := json.Marshal(cutState{First: seg.first.String(), Records: seg.good + seg.bad})
+	cut := cutState{First: seg.first.String(), Records: seg.good + seg.bad, Keys: p.sink.objectKeysOf(p.shardID, seg)}
+	stale := p.staleKeys(seg, cut)
+	cut.Keys = append(cut.Keys, stale...)
+	state, _ := json.Marshal(cut)
 	if err := cp.PrepareCheckpoint(ctx, seg.last, state); err != nil {
 		return fmt.Errorf("s3sink: shard %s: recording the cut at %v: %w", p.shardID, seg.last, err)
 	}
 	if err := p.sink.deliver(ctx, p.shardID, seg); err != nil {
 		return fmt.Errorf("s3sink: shard %s: %w", p.shardID, err)
 	}
+	// Only after this cut's own objects are in: a crash in between leaves
+	// records twice for the next owner to clean up, never in none.
+	for _, k := range stale {
+		if err := remove(ctx, p.sink.s3, p.sink.cfg.Bucket, k); err != nil {
+			return fmt.Errorf("s3sink: shard %s: object of the cut under another layout: %w", p.shardID, err)
+		}
+	}
 	if err := cp.CheckpointAt(ctx, seg.last); err != nil {
 		return fmt.Errorf("s3sink: shard %s: checkpoint after upload: %w", p.shardID, err)
 	}
-	p.log.Debug("s3sink: delivered", "first", seg.first, "last", seg.last, "records", seg.good, "bad", seg.bad, "bytes", seg.pq.Len())
+	p.log.Debug("s3sink: delivered", "first", seg.first, "last", seg.last, "records", seg.good, "bad", seg.bad, "bytes", seg.pq.Len(), "replaced", len(stale))
 	p.sealed = nil
+	if p.recovering != nil && seg.last.Compare(p.recovering.at) >= 0 {
+		p.recovering = nil
+	}
 	return nil
+}
+
+// staleKeys returns the keys an earlier owner may have written for the
+// same cut that this one names differently (its layout changed). Only for
+// the very same records: if the cut's first record is not the earlier
+// owner's (records trimmed from the stream meanwhile), its objects are
+// the only copy of those records and are kept.
+func (p *Processor) staleKeys(seg *segment, cut cutState) []string {
+	r := p.recovering
+	if r == nil || seg.last.Compare(r.at) != 0 {
+		return nil
+	}
+	if r.state.First != "" && r.state.First != cut.First {
+		p.log.Warn("s3sink: the planned cut starts at another record; objects written for it under another layout are kept",
+			"cut", r.at, "planned_first", r.state.First, "first", cut.First)
+		return nil
+	}
+	var stale []string
+	for _, k := range r.state.Keys {
+		if !slices.Contains(cut.Keys, k) && !slices.Contains(stale, k) {
+			stale = append(stale, k)
+		}
+	}
+	return stale
 }
 
 // flush cuts and delivers whatever is buffered.
@@ -184,7 +244,7 @@ func (p *Processor) flush(ctx context.Context, cp *checkpoint.Checkpointer) erro
 // LeaseLost implements consumer.RecordProcessor: the new owner resumes from
 // the last checkpoint, or from the cut this worker prepared.
 func (p *Processor) LeaseLost(ctx context.Context, in consumer.LeaseLostInput) {
-	p.open, p.sealed, p.planned = nil, nil, nil
+	p.open, p.sealed, p.planned, p.recovering = nil, nil, nil, nil
 	p.log.Info("s3sink: lease lost; buffered records are left to the next owner")
 }
 

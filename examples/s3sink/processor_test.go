@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -58,15 +59,22 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // start makes a processor the way the consumer does after taking the lease:
 // from the writer's checkpoint and pending checkpoint.
 func (h *harness) start() (*Processor, *checkpoint.Checkpointer) {
+	return h.startWith(h.sink)
+}
+
+// startWith is start for a processor of sink (another worker's
+// configuration over the same S3, lease table and clock).
+func (h *harness) startWith(sink *Sink) (*Processor, *checkpoint.Checkpointer) {
 	h.w.mu.Lock()
-	start, pending := h.w.checkpoint, h.w.pending
+	start, pending, state := h.w.checkpoint, h.w.pending, h.w.pendingState
 	h.w.mu.Unlock()
 	if start.IsZero() {
 		start = checkpoint.TrimHorizon
 	}
-	p := h.sink.Factory().NewProcessor("shardId-000000000001").(*Processor)
+	p := sink.Factory().NewProcessor("shardId-000000000001").(*Processor)
 	cp := checkpoint.NewCheckpointer("shardId-000000000001", h.w, start)
-	require.NoError(h.t, p.Initialize(context.Background(), consumer.InitializeInput{ShardID: "shardId-000000000001", StartingPosition: start, PendingCheckpoint: pending}))
+	require.NoError(h.t, p.Initialize(context.Background(), consumer.InitializeInput{ShardID: "shardId-000000000001",
+		StartingPosition: start, PendingCheckpoint: pending, PendingCheckpointState: state}))
 	return p, cp
 }
 
@@ -369,4 +377,66 @@ func TestCrashAtEveryStep(t *testing.T) {
 			require.Equal(t, checkpoint.At(seq(12), 0), cp2.Last())
 		})
 	}
+}
+
+// A deploy changes the layout (here the partitioning) while a cut is
+// pending: worker 1 (default layout) uploaded the cut's data object and
+// died; worker 2 (Hive layout) rewrites the cut under its own keys and
+// dies before the checkpoint; worker 3 (the default layout again, a
+// rollback) finishes. Every owner's keys for the cut but the last one's
+// must be gone, or records 1-5 are in two objects.
+func TestLayoutChangeWhileCutPending(t *testing.T) {
+	h := newHarness(t, Config{BufferInterval: MinBufferInterval})
+	cols, err := ParseSchema("id:bigint,name:string")
+	require.NoError(t, err)
+	hive, err := NewSink(h.cs, Config{Bucket: bucket, Partitioning: PartitionHive, Schema: cols, BufferInterval: MinBufferInterval, Clock: h.clk, Logger: quietLogger()})
+	require.NoError(t, err)
+	errKilled := errors.New("killed")
+	var recs []consumer.Record
+	for i := 1; i <= 10; i++ {
+		data := fmt.Sprintf(`{"id":%d}`, i)
+		if i == 2 || i == 8 {
+			data = "bad " + fmt.Sprint(i)
+		}
+		recs = append(recs, rec(i, t0, data))
+	}
+
+	// Worker 1: cut 1-5 on its interval, data object up, dead.
+	h.cs.after = func(op, key string) error {
+		if op == "PutObject" && strings.HasSuffix(key, ".parquet") {
+			return errKilled
+		}
+		return nil
+	}
+	p1, cp1 := h.start()
+	require.NoError(t, h.process(p1, cp1, recs[:3]...))
+	h.clk.Advance(MinBufferInterval)
+	require.ErrorIs(t, h.process(p1, cp1, recs[3:5]...), errKilled)
+	require.Equal(t, []string{key("2026/12/01/07/", 1, 5, ".parquet")}, keys(listAll(t, h.s3, bucket, "")))
+
+	// Worker 2, Hive layout: both objects of the cut up, dead right after
+	// the second, before anything else.
+	h.cs.after = func(op, key string) error {
+		if strings.HasSuffix(key, ".json") {
+			return errKilled
+		}
+		return nil
+	}
+	p2, cp2 := h.startWith(hive)
+	require.ErrorIs(t, h.process(p2, cp2, recs...), errKilled)
+	require.Len(t, listAll(t, h.s3, bucket, ""), 3)
+	require.True(t, h.w.checkpoint.IsZero(), "no checkpoint yet")
+
+	// Worker 3, the default layout again, gets everything.
+	h.cs.before, h.cs.after = nil, nil
+	p3, cp3 := h.start()
+	require.NoError(t, h.process(p3, cp3, recs...))
+	require.NoError(t, p3.ShutdownRequested(context.Background(), consumer.ShutdownRequestedInput{Checkpointer: cp3}))
+	require.Equal(t, checkpoint.At(seq(10), 0), cp3.Last())
+	require.Equal(t, []string{
+		key("2026/12/01/07/", 1, 5, ".parquet"),
+		key("2026/12/01/07/", 6, 10, ".parquet"),
+		key("format-conversion-failed/2026/12/01/07/", 2, 2, ".json"),
+		key("format-conversion-failed/2026/12/01/07/", 8, 8, ".json"),
+	}, keys(listAll(t, h.s3, bucket, "")), "worker 2's Hive objects of the cut deleted")
 }

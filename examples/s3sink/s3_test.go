@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -167,6 +168,10 @@ func (c *countingS3) AbortMultipartUpload(ctx context.Context, in *s3.AbortMulti
 	return call(c, "AbortMultipartUpload", in.Key, func() (*s3.AbortMultipartUploadOutput, error) { return c.S3.AbortMultipartUpload(ctx, in, optFns...) })
 }
 
+func (c *countingS3) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
+	return call(c, "DeleteObject", in.Key, func() (*s3.DeleteObjectOutput, error) { return c.S3.DeleteObject(ctx, in, optFns...) })
+}
+
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // AWS_ENDPOINT_URL_S3 alone aims the client at a local server, with
@@ -192,4 +197,46 @@ func TestS3EndpointFromEnvironment(t *testing.T) {
 	objs := listAll(t, c, "env-bucket", "")
 	require.Len(t, objs, 1)
 	require.Equal(t, "v", string(objs[0].Body))
+}
+
+// stuckAbortS3 fails a multipart upload's first part because the caller's
+// context ended (a shutdown), and then never answers AbortMultipartUpload
+// until the abort's own context ends: an S3 endpoint that accepts the
+// connection and hangs.
+type stuckAbortS3 struct {
+	S3
+	cancel   context.CancelFunc
+	abortErr chan error
+}
+
+func (s *stuckAbortS3) CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	return &s3.CreateMultipartUploadOutput{UploadId: aws.String("u1")}, nil
+}
+
+func (s *stuckAbortS3) UploadPart(ctx context.Context, _ *s3.UploadPartInput, _ ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	s.cancel()
+	return nil, ctx.Err()
+}
+
+func (s *stuckAbortS3) AbortMultipartUpload(ctx context.Context, _ *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	<-ctx.Done()
+	s.abortErr <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+// The abort of a failed multipart upload outlives the caller's context
+// (its parts would be billed forever otherwise) but not forever: a hung
+// endpoint must not keep a shard's processor, and so the consumer's
+// Shutdown, from returning. In a synctest bubble, so the bound passes in
+// fake time.
+func TestMultipartAbortIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		s := &stuckAbortS3{cancel: cancel, abortErr: make(chan error, 1)}
+		err := upload(ctx, s, "bkt", "k", "application/octet-stream", make([]byte, MinPartSize+1), MinPartSize)
+		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorContains(t, err, "abort failed too")
+		require.ErrorIs(t, <-s.abortErr, context.DeadlineExceeded)
+	})
 }

@@ -26,7 +26,7 @@ type ColumnType string
 
 // The column types a schema may use, with the JSON values each accepts.
 const (
-	TypeString    ColumnType = "string"    // a JSON string
+	TypeString    ColumnType = "string"    // a JSON string, valid UTF-8
 	TypeBigint    ColumnType = "bigint"    // an integral JSON number within int64 (Parquet INT64)
 	TypeInt       ColumnType = "int"       // an integral JSON number within int32 (Parquet INT32)
 	TypeDouble    ColumnType = "double"    // a JSON number (Parquet DOUBLE)
@@ -230,8 +230,18 @@ func convertValue(t ColumnType, raw json.RawMessage) (parquet.Value, error) {
 		if len(raw) < 2 || raw[0] != '"' {
 			return "", fmt.Errorf("want a string, got %s", abbrev(raw))
 		}
-		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		inner := raw[1 : len(raw)-1]
+		if !utf8.Valid(inner) {
+			// JSON text is UTF-8; decoding would replace the bytes with
+			// U+FFFD, and the row would silently not hold what was sent.
+			return "", fmt.Errorf("string is not valid UTF-8: %q", abbrev(raw))
+		}
+		if bytes.IndexByte(inner, '\\') < 0 {
 			return string(inner), nil // no escapes: the common case, without a second decode
+		}
+		if loneSurrogate(inner) {
+			// Decoded as U+FFFD too: the same silent change.
+			return "", fmt.Errorf("string has a lone surrogate escape: %s", abbrev(raw))
 		}
 		var s string
 		err := json.Unmarshal(raw, &s)
@@ -319,6 +329,41 @@ func convertValue(t ColumnType, raw json.RawMessage) (parquet.Value, error) {
 		return parquet.Int32Value(int32(d.Unix() / 86400)), nil
 	}
 	return parquet.Value{}, fmt.Errorf("unknown type %q", t)
+}
+
+// loneSurrogate reports whether a JSON string's contents (valid JSON)
+// hold a \uXXXX escape of a UTF-16 surrogate that is not half of a pair.
+func loneSurrogate(inner []byte) bool {
+	hex := func(i int) (rune, bool) { // the escape \uXXXX at inner[i:]
+		if i+6 > len(inner) || inner[i] != '\\' || inner[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(inner[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(inner); i++ {
+		if inner[i] != '\\' {
+			continue
+		}
+		r, ok := hex(i)
+		if !ok {
+			i++ // a two-character escape such as \\ or \"
+			continue
+		}
+		switch {
+		case r >= 0xd800 && r < 0xdc00: // high: a low one must follow
+			lo, ok := hex(i + 6)
+			if !ok || lo < 0xdc00 || lo >= 0xe000 {
+				return true
+			}
+			i += 11
+		case r >= 0xdc00 && r < 0xe000:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 func abbrev(raw []byte) string {

@@ -53,6 +53,16 @@ func TestConvertEveryType(t *testing.T) {
 	require.True(t, rows[2]["z_name"].IsNull())
 }
 
+// Escapes that decode to what was sent are kept: a surrogate pair, an
+// escaped U+FFFD, an escaped backslash before "ud800" (not an escape).
+func TestConvertStringEscapes(t *testing.T) {
+	cv, err := newConverter([]Column{{Name: "s", Field: "s", Type: TypeString}})
+	require.NoError(t, err)
+	row, err := cv.convert([]byte(`{"s":"\ud83d\ude00 \ufffd \\ud800 \u00e9\n"}`), nil)
+	require.NoError(t, err)
+	require.Equal(t, "\U0001F600 \uFFFD \\ud800 \u00e9\n", row[0].String())
+}
+
 func TestConvertRejects(t *testing.T) {
 	cols, err := ParseSchema(allTypes)
 	require.NoError(t, err)
@@ -71,9 +81,15 @@ func TestConvertRejects(t *testing.T) {
 		`{"ratio":1e39}`:             "out of range for float",
 		`{"ok":"true"}`:              "want true or false",
 		`{"name":5}`:                 "want a string",
-		`{"ts":"yesterday"}`:         "is not RFC 3339",
-		`{"ts":1.5}`:                 "not integral epoch milliseconds",
-		`{"day":"2026-13-01"}`:       "is not YYYY-MM-DD",
+		// JSON text is UTF-8 (RFC 8259); decoding would silently turn the
+		// bytes into U+FFFD, so the row would not hold what was sent.
+		"{\"name\":\"a\xffb\"}":    "not valid UTF-8",
+		"{\"name\":\"a\\n\xffb\"}": "not valid UTF-8",
+		`{"name":"a\ud800b"}`:      "lone surrogate",
+		`{"name":"\udc00"}`:        "lone surrogate",
+		`{"ts":"yesterday"}`:       "is not RFC 3339",
+		`{"ts":1.5}`:               "not integral epoch milliseconds",
+		`{"day":"2026-13-01"}`:     "is not YYYY-MM-DD",
 	} {
 		_, err := cv.convert([]byte(in), nil)
 		require.ErrorIs(t, err, ErrBadRecord, in)

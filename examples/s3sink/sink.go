@@ -183,12 +183,36 @@ func (s *Sink) finish(seg *segment) {
 	}
 }
 
-// deliver uploads a finished segment's objects.
-func (s *Sink) deliver(ctx context.Context, shardID string, seg *segment) error {
+// objectKeys returns the keys of a segment's data object and error object
+// under this sink's layout ("" for one the segment does not have).
+func (s *Sink) objectKeys(shardID string, seg *segment) (data, errs string) {
 	part := partitionPath(s.cfg.Partitioning, seg.hour)
 	if seg.good > 0 {
-		key := objectKey(s.cfg.Prefix, part, shardID, seg.goodFirst, seg.goodLast, ".parquet")
-		if err := upload(ctx, s.s3, s.cfg.Bucket, key, "application/vnd.apache.parquet", seg.pq.Bytes(), s.cfg.PartSize); err != nil {
+		data = objectKey(s.cfg.Prefix, part, shardID, seg.goodFirst, seg.goodLast, ".parquet")
+	}
+	if seg.bad > 0 {
+		errs = objectKey(s.cfg.ErrorPrefix, part, shardID, seg.badFirst, seg.badLast, ".json")
+	}
+	return data, errs
+}
+
+// objectKeysOf is objectKeys as a list of the keys the segment has.
+func (s *Sink) objectKeysOf(shardID string, seg *segment) []string {
+	var keys []string
+	data, errs := s.objectKeys(shardID, seg)
+	for _, k := range []string{data, errs} {
+		if k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// deliver uploads a finished segment's objects.
+func (s *Sink) deliver(ctx context.Context, shardID string, seg *segment) error {
+	dataKey, errKey := s.objectKeys(shardID, seg)
+	if seg.good > 0 {
+		if err := upload(ctx, s.s3, s.cfg.Bucket, dataKey, "application/vnd.apache.parquet", seg.pq.Bytes(), s.cfg.PartSize); err != nil {
 			return err
 		}
 		s.objects.Add(1)
@@ -196,8 +220,7 @@ func (s *Sink) deliver(ctx context.Context, shardID string, seg *segment) error 
 		s.bytesOut.Add(int64(seg.pq.Len()))
 	}
 	if seg.bad > 0 {
-		key := objectKey(s.cfg.ErrorPrefix, part, shardID, seg.badFirst, seg.badLast, ".json")
-		if err := upload(ctx, s.s3, s.cfg.Bucket, key, "application/x-ndjson", seg.errs.Bytes(), s.cfg.PartSize); err != nil {
+		if err := upload(ctx, s.s3, s.cfg.Bucket, errKey, "application/x-ndjson", seg.errs.Bytes(), s.cfg.PartSize); err != nil {
 			return err
 		}
 		s.errorObjects.Add(1)

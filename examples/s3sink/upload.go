@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -19,7 +20,12 @@ type S3 interface {
 	UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error)
 	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
+
+// abortTimeout bounds the abort of a failed multipart upload, which runs
+// even after the caller's context ended.
+const abortTimeout = 30 * time.Second
 
 // upload writes body to key: one PutObject up to partSize, a multipart
 // upload above. Writing the same key again replaces the object whole (S3
@@ -44,8 +50,13 @@ func upload(ctx context.Context, c S3, bucket, key, contentType string, body []b
 		return fmt.Errorf("s3sink: create multipart upload s3://%s/%s: %w", bucket, key, err)
 	}
 	fail := func(err error) error {
-		// The abort must run even when ctx is what failed.
-		_, aerr := c.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{
+		// The abort must run even when ctx is what failed, but not for
+		// ever: a hung endpoint would hold the shard's processor, and the
+		// consumer's Shutdown with it. Parts of an upload the abort missed
+		// are S3's lifecycle rule's (AbortIncompleteMultipartUpload).
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		_, aerr := c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 			Bucket: aws.String(bucket), Key: aws.String(key), UploadId: created.UploadId,
 		})
 		if aerr != nil {
@@ -71,6 +82,15 @@ func upload(ctx context.Context, c S3, bucket, key, contentType string, body []b
 	})
 	if err != nil {
 		return fail(fmt.Errorf("complete: %w", err))
+	}
+	return nil
+}
+
+// remove deletes key; deleting a key that does not exist succeeds, so a
+// repeated removal is harmless.
+func remove(ctx context.Context, c S3, bucket, key string) error {
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+		return fmt.Errorf("s3sink: delete s3://%s/%s: %w", bucket, key, err)
 	}
 	return nil
 }
