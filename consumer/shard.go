@@ -268,9 +268,7 @@ func (pl *pipeline) run(ctx context.Context) outcome {
 func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
 	c := pl.c
 	recs := b.records
-	if n := len(recs); n > 0 {
-		pl.cp.Delivered(recs[n-1].Position())
-	} else if !c.cfg.CallProcessRecordsEvenForEmptyList {
+	if len(recs) == 0 && !c.cfg.CallProcessRecordsEvenForEmptyList {
 		return -1
 	}
 	called := false
@@ -287,12 +285,21 @@ func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
 		}
 		called = true
 		start := c.cfg.Clock.Now()
-		err := pl.p.ProcessRecords(ctx, ProcessRecordsInput{
-			ShardID:            pl.l.Key,
-			Records:            recs,
-			MillisBehindLatest: b.millisBehind,
-			Checkpointer:       pl.cp,
+		// The checkpointer knows which batch the processor works on and
+		// whether it finished it, so that Checkpoint() after a failure
+		// (in ShutdownRequested, say) never covers the failed batch.
+		if n := len(recs); n > 0 {
+			pl.cp.Delivered(recs[n-1].Position())
+		}
+		err := safeCall(func() error {
+			return pl.p.ProcessRecords(ctx, ProcessRecordsInput{
+				ShardID:            pl.l.Key,
+				Records:            recs,
+				MillisBehindLatest: b.millisBehind,
+				Checkpointer:       pl.cp,
+			})
 		})
+		pl.cp.Returned(err)
 		if err == nil {
 			size := 0
 			for i := range recs {
