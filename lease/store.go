@@ -63,7 +63,9 @@ type Store interface {
 	// Renew increments the counter of a lease held by l.Owner.
 	Renew(ctx context.Context, l Lease) (Lease, error)
 	// Take makes owner the holder of the lease observed as l, incrementing
-	// ownerSwitchesSinceCheckpoint when the owner changes.
+	// ownerSwitchesSinceCheckpoint when it had another owner (not when it
+	// was unowned), as KCL does. A lease item without leaseCounter reads
+	// as counter 0 and can be taken on it.
 	Take(ctx context.Context, l Lease, owner string) (Lease, error)
 	// Release removes the owner, so any worker can take the lease at once.
 	Release(ctx context.Context, l Lease) (Lease, error)
