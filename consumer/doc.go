@@ -23,8 +23,12 @@
 // after its last checkpoint), from the last checkpoint on. Workers started
 // together on unowned leases each take one lease first and their share
 // LeaseInitialTakeDelay later, so start-up does not steal leases (and
-// redeliver records); a worker joining a running fleet steals its share
-// in its first pass, which redelivers each stolen shard's batch in flight.
+// redeliver records). A worker joining a running fleet first takes only
+// unowned and expired leases, and steals for balance only after watching
+// the lease table for a full FailoverTime (before that a crashed worker's
+// leases look alive); each stolen shard's batch in flight since its last
+// checkpoint is delivered again. A worker shutting down takes no leases,
+// and Shutdown releases them even when its context is already done.
 // A shard not checkpointed yet resumes from its initial position: with
 // LATEST (as in KCL) a lease that moves before the first checkpoint
 // resumes at the then-latest record, skipping what the old owner fetched

@@ -12,6 +12,8 @@ import (
 
 	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/kinesistest"
+	"github.com/shardflow/shardflow/lease"
 )
 
 // docStyleProc is a processor in the package's documented style: it
@@ -82,4 +84,95 @@ func TestShutdownDuringFailingBatchKeepsIt(t *testing.T) {
 	require.Equal(t, checkpoint.At(aws.ToString(recs[0].SequenceNumber), 0), l.Checkpoint,
 		"checkpoint stays at a, the last batch that succeeded; b is delivered again")
 	require.Empty(t, l.Owner, "released")
+}
+
+// Shutdown with a context already done still releases the leases (a short
+// bounded write), so other workers need not wait for them to expire.
+func TestShutdownWithDoneContextReleasesLeases(t *testing.T) {
+	p := &docStyleProc{done: make(chan string, 16), failed: make(chan struct{})}
+	srv, store, c, done := single(t, p, func(cfg *consumer.Config) { cfg.FailoverTime = time.Hour })
+	put(t, srv, "a")
+	require.Equal(t, "a", <-p.done)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, c.Shutdown(ctx), context.Canceled)
+	require.NoError(t, <-done)
+	done <- nil
+	l, err := store.Get(context.Background(), "shardId-000000000000")
+	require.NoError(t, err)
+	require.Empty(t, l.Owner, "released although Shutdown's context was done")
+}
+
+// takeWatch is a lease store that reports takes of one key.
+type takeWatch struct {
+	lease.Store
+	key   string
+	taken chan struct{}
+	once  sync.Once
+}
+
+func (s *takeWatch) Take(ctx context.Context, l lease.Lease, owner string) (lease.Lease, error) {
+	if l.Key == s.key {
+		s.once.Do(func() { close(s.taken) })
+	}
+	return s.Store.Take(ctx, l, owner)
+}
+
+// shutdownBlocker blocks in ShutdownRequested until released.
+type shutdownBlocker struct {
+	*chanProc
+	inShutdown chan struct{}
+	proceed    chan struct{}
+}
+
+func (p *shutdownBlocker) ShutdownRequested(ctx context.Context, in consumer.ShutdownRequestedInput) error {
+	close(p.inShutdown)
+	<-p.proceed
+	return in.Checkpointer.Checkpoint(ctx)
+}
+
+// A worker that is shutting down takes no leases, even while its
+// processors finish.
+func TestShuttingDownWorkerTakesNoLeases(t *testing.T) {
+	srv := kinesistest.New(kinesistest.Options{})
+	srv.MustCreateStream("s", 1)
+	store := &takeWatch{Store: lease.NewMemoryStore(), key: "shardId-000000000099", taken: make(chan struct{})}
+	p := &shutdownBlocker{chanProc: newChanProc(), inShutdown: make(chan struct{}), proceed: make(chan struct{})}
+	c, err := consumer.New(srv, store, consumer.ProcessorFactoryFunc(func(string) consumer.RecordProcessor { return p }), consumer.Config{
+		ApplicationName: "app", StreamName: "s", WorkerID: "w",
+		InitialPosition:      consumer.InitialPosition{Type: consumer.TrimHorizon},
+		IdleTimeBetweenReads: consumer.MinIdleTimeBetweenReads,
+		FailoverTime:         time.Hour,
+		// Take passes back to back (real time is irrelevant: the test
+		// waits for passes to happen, whenever they do).
+		LeaseExpiryScanInterval: time.Millisecond,
+		Logger:                  testLogger(t),
+	})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(context.Background()) }()
+	put(t, srv, "a")
+	<-p.batches
+	p.release <- nil
+
+	shut := make(chan error, 1)
+	go func() { shut <- c.Shutdown(context.Background()) }()
+	<-p.inShutdown
+	_, err = store.Create(context.Background(), lease.Lease{Key: "shardId-000000000099", Checkpoint: checkpoint.TrimHorizon})
+	require.NoError(t, err)
+	// A negative check, so a window of real time: before the fix a take
+	// pass every millisecond takes the lease at once. A slow machine can
+	// only make this miss the bug, never fail.
+	select {
+	case <-store.taken:
+		t.Error("a worker shutting down took a lease")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(p.proceed)
+	require.NoError(t, <-shut)
+	require.NoError(t, <-done)
+	l, err := store.Get(context.Background(), store.key)
+	require.NoError(t, err)
+	require.Empty(t, l.Owner)
 }

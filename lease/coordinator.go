@@ -60,6 +60,9 @@ type Coordinator struct {
 	held map[string]*heldLease
 
 	seen map[string]observation // owned by the take loop
+	// watchingSince is when the take loop first scanned the table; zero
+	// before. It is owned by the take loop.
+	watchingSince time.Time
 }
 
 type heldLease struct {
@@ -397,6 +400,12 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 	return fmt.Errorf("lease %s: release: %w", h.lease.Key, err)
 }
 
+// StopTaking makes the coordinator take no more leases, for good: a worker
+// that is shutting down must not take leases it would only hand back. A
+// take already in flight may still bring one lease in (reported as
+// Acquired); ReleaseAll waits for it and releases it. It never blocks.
+func (c *Coordinator) StopTaking() { c.drain.Store(true) }
+
 // ReleaseAll releases every held lease for a clean shutdown, so that other
 // workers take them at their next take pass instead of after FailoverTime.
 // From the first call on, the coordinator takes no more leases; a take
@@ -668,6 +677,9 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		return
 	}
 	now := clk.Now()
+	if c.watchingSince.IsZero() {
+		c.watchingSince = now
+	}
 	c.observe(all, now)
 	plan := c.plan(all, now)
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
@@ -715,7 +727,15 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		}
 	}
 
-	if balance && !capped {
+	// A worker that has watched the table for less than a failover time
+	// cannot tell live workers from dead ones: a dead worker's leases look
+	// held until they expire. Stealing then would take leases from live
+	// workers (whose batches in flight get processed twice) while the dead
+	// worker's leases, about to expire, are what it should take. So it
+	// steals only after watching for longer than FailoverTime, when every
+	// lease of a dead worker shows as expired (available) and the workers
+	// still counted are alive.
+	if balance && !capped && now.Sub(c.watchingSince) > c.cfg.FailoverTime {
 		counts, victims := plan.counts, plan.victims
 		for mine < plan.target && ctx.Err() == nil {
 			if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen >= n {

@@ -52,7 +52,10 @@ func startBalanced(t *testing.T, f *fleet) {
 func TestThreeWorkersTwelveLeasesBalanceWithinTwoTakeCycles(t *testing.T) {
 	f := newFleet(t, NewMemoryStore(), 12)
 	startBalanced(t, f)
-	// Each worker has run one balancing pass (its first, at start).
+	// Joining workers steal only once they have watched the table for a
+	// failover time: at their first balancing pass after that.
+	require.Equal(t, map[string]int{"w1": 12}, f.owners(), "nothing stolen by a worker that just started")
+	f.advance(takeInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
 	f.advance(f.workers["w1"].c.Config().RenewInterval) // victims learn of steals at their next renewal
 	f.requireConsistent()
@@ -78,6 +81,7 @@ func TestNewWorkerGetsItsShareWithinTwoCycles(t *testing.T) {
 	startBalanced(t, f)
 	f.advance(takeInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
+	f.advance(f.workers["w1"].c.Config().RenewInterval) // victims learn of steals at their next renewal
 
 	lostBefore := func() int {
 		n := 0
@@ -253,8 +257,8 @@ func TestFinishedLeasesAreNotTaken(t *testing.T) {
 	w1 := f.start("w1")
 	require.Len(t, w1.c.Held(), 4)
 	w2 := f.start("w2")
-	require.Len(t, w2.c.Held(), 2, "SHARD_END leases are not counted for balance")
 	f.advance(takeInterval)
+	require.Len(t, w2.c.Held(), 2, "SHARD_END leases are not counted for balance")
 	for _, k := range []string{"a", "b"} {
 		l, err := store.Get(ctx, k)
 		require.NoError(t, err)
