@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -175,4 +176,71 @@ func TestShuttingDownWorkerTakesNoLeases(t *testing.T) {
 	l, err := store.Get(context.Background(), store.key)
 	require.NoError(t, err)
 	require.Empty(t, l.Owner)
+}
+
+// unreadableParentStore leaves out one lease item it cannot read, as
+// lease.DynamoStore does with a malformed item, and reports releases.
+type unreadableParentStore struct {
+	lease.Store
+	bad      string
+	released chan string
+}
+
+func (s *unreadableParentStore) List(ctx context.Context) ([]lease.Lease, error) {
+	all, err := s.Store.List(ctx)
+	out := all[:0]
+	for _, l := range all {
+		if l.Key != s.bad {
+			out = append(out, l)
+		}
+	}
+	return out, err
+}
+
+func (s *unreadableParentStore) Get(ctx context.Context, key string) (lease.Lease, error) {
+	if key == s.bad {
+		return lease.Lease{}, fmt.Errorf("lease %s: %w: checkpoint: malformed", key, lease.ErrUnreadable)
+	}
+	return s.Store.Get(ctx, key)
+}
+
+func (s *unreadableParentStore) Release(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+	got, err := s.Store.Release(ctx, l)
+	if err == nil {
+		s.released <- l.Key
+	}
+	return got, err
+}
+
+// A child lease this worker holds (left over from its earlier run) whose
+// parent's lease item cannot be read is reported and released, instead of
+// waiting forever and holding a slot of the worker's share.
+func TestChildOfUnreadableParentIsReleased(t *testing.T) {
+	ctx := context.Background()
+	store := &unreadableParentStore{Store: lease.NewMemoryStore(), bad: "parent", released: make(chan string, 4)}
+	for _, l := range []lease.Lease{
+		{Key: "parent", Checkpoint: checkpoint.TrimHorizon},
+		{Key: "child", Checkpoint: checkpoint.TrimHorizon, ParentShardIDs: []string{"parent"}},
+	} {
+		_, err := store.Create(ctx, l)
+		require.NoError(t, err)
+	}
+	l, err := store.Get(ctx, "child")
+	require.NoError(t, err)
+	_, err = store.Take(ctx, l, "w")
+	require.NoError(t, err)
+
+	srv := kinesistest.New(kinesistest.Options{})
+	srv.MustCreateStream("s", 1)
+	c, err := consumer.New(srv, store, consumer.ProcessRecord(func(context.Context, string, consumer.Record) error { return nil }), consumer.Config{
+		ApplicationName: "app", StreamName: "s", WorkerID: "w",
+		FailoverTime: time.Hour,
+		Logger:       testLogger(t),
+	})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	require.Equal(t, "child", <-store.released)
+	require.NoError(t, c.Shutdown(ctx))
+	require.NoError(t, <-done)
 }

@@ -681,7 +681,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		c.watchingSince = now
 	}
 	c.observe(all, now)
-	plan := c.plan(all, now)
+	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
 	mine := plan.mine
 
@@ -792,12 +792,69 @@ type takePlan struct {
 	victims                       map[string][]Lease // their leases, in steal order
 }
 
+// parentsUnknown returns the leases this worker could take (unowned or
+// expired, not finished) that have a parent whose lease is missing from the
+// scan but not confirmed gone: List leaves out items it cannot read, and a
+// child must not start before its parent ended, nor be held waiting for a
+// parent that may never be readable (holding a slot of this worker's
+// share). Such a parent is reported at Error with both keys on every pass
+// until the item is fixed; a parent that could not be read for a transient
+// reason blocks the child for this pass only.
+func (c *Coordinator) parentsUnknown(ctx context.Context, all []Lease, now time.Time) map[string]bool {
+	listed := make(map[string]bool, len(all))
+	for _, l := range all {
+		listed[l.Key] = true
+	}
+	var blocked map[string]bool
+	gone := map[string]bool{} // parents confirmed absent, read at most once per pass
+	for _, l := range all {
+		if l.Finished() || len(l.ParentShardIDs) == 0 {
+			continue
+		}
+		if l.Owner != "" && now.Sub(c.seen[l.Key].since) <= c.cfg.FailoverTime {
+			continue // held by a live worker, or by this one: not a take candidate
+		}
+		for _, pk := range l.ParentShardIDs {
+			if listed[pk] || gone[pk] {
+				continue
+			}
+			_, err := c.store.Get(ctx, pk)
+			if err == nil || errors.Is(err, ErrNotFound) {
+				// Not found: the parent was processed and its lease
+				// cleaned up. Found now: created since the scan; either
+				// way the next pass decides on a consistent scan.
+				gone[pk] = err != nil
+				if err == nil {
+					blocked = setKey(blocked, l.Key)
+				}
+				continue
+			}
+			blocked = setKey(blocked, l.Key)
+			switch {
+			case errors.Is(err, ErrUnreadable):
+				c.log.Error("parent lease unreadable: not taking its child until the item is fixed", "lease", l.Key, "parent", pk, "err", err)
+			case ctx.Err() == nil:
+				c.log.Warn("reading parent lease failed: not taking its child in this pass", "lease", l.Key, "parent", pk, "err", err)
+			}
+		}
+	}
+	return blocked
+}
+
+func setKey(m map[string]bool, k string) map[string]bool {
+	if m == nil {
+		m = map[string]bool{}
+	}
+	m[k] = true
+	return m
+}
+
 // plan computes this worker's target and candidates from one scan.
 // Finished (SHARD_END) leases are left out: they need no processing. So are
 // unowned (or expired) leases whose parents have not finished: holding them
 // would only mean waiting, and a worker at its fair share that took one
 // would keep it from a worker that can start it the moment the parents end.
-func (c *Coordinator) plan(all []Lease, now time.Time) takePlan {
+func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string]bool) takePlan {
 	self := c.cfg.WorkerID
 	c.mu.Lock()
 	heldKeys := make(map[string]bool, len(c.held))
@@ -814,6 +871,9 @@ func (c *Coordinator) plan(all []Lease, now time.Time) takePlan {
 	// shard cannot be processed yet (a child starts only after all its
 	// parents reached SHARD_END).
 	blocked := func(l Lease) bool {
+		if parentsUnknown[l.Key] {
+			return true
+		}
 		for _, pk := range l.ParentShardIDs {
 			if unfinished[pk] {
 				return true

@@ -330,7 +330,7 @@ func TestPlanTakesLongExpiredFirst(t *testing.T) {
 		"live":          {counter: 3, owner: "other", since: t0.Add(-time.Second)},
 		"done":          {counter: 3, owner: "other", since: t0.Add(-time.Hour)},
 	}
-	p := c.plan(all, t0)
+	p := c.plan(all, t0, nil)
 	require.Equal(t, []string{"long-expired", "unowned", "fresh-expired"}, keys(p.available))
 	require.Equal(t, 4, p.leases, "finished leases do not count")
 	require.Equal(t, 2, p.workers, "dead owners are not workers")

@@ -359,18 +359,18 @@ func TestPlanExpiryEdges(t *testing.T) {
 	all := []Lease{owned, unowned}
 
 	c.observe(all, t0)
-	p := c.plan(all, t0)
+	p := c.plan(all, t0, nil)
 	require.Equal(t, []string{"b"}, keys(p.available), "first sighting: owned is live, unowned is available")
 	require.Equal(t, 2, p.workers)
 
 	at := t0.Add(c.cfg.FailoverTime)
 	c.observe(all, at)
-	p = c.plan(all, at)
+	p = c.plan(all, at, nil)
 	require.Equal(t, []string{"b"}, keys(p.available), "exactly FailoverTime unchanged is not yet expired")
 
 	at = at.Add(time.Nanosecond)
 	c.observe(all, at)
-	p = c.plan(all, at)
+	p = c.plan(all, at, nil)
 	require.ElementsMatch(t, []string{"a", "b"}, keys(p.available), "strictly after FailoverTime it is")
 	require.Equal(t, 1, p.workers, "an owner whose leases all expired is not a worker")
 
@@ -378,7 +378,7 @@ func TestPlanExpiryEdges(t *testing.T) {
 	owned.Counter++
 	all = []Lease{owned, unowned}
 	c.observe(all, at)
-	p = c.plan(all, at.Add(c.cfg.FailoverTime))
+	p = c.plan(all, at.Add(c.cfg.FailoverTime), nil)
 	require.Equal(t, []string{"b"}, keys(p.available))
 
 	// So does a new owner at the same counter (a re-created lease).
@@ -386,6 +386,6 @@ func TestPlanExpiryEdges(t *testing.T) {
 	all = []Lease{owned, unowned}
 	later := at.Add(c.cfg.FailoverTime)
 	c.observe(all, later)
-	p = c.plan(all, later.Add(c.cfg.FailoverTime))
+	p = c.plan(all, later.Add(c.cfg.FailoverTime), nil)
 	require.Equal(t, []string{"b"}, keys(p.available))
 }

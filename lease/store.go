@@ -16,6 +16,12 @@ var (
 	// owner is no longer what the caller observed. For the holder this means
 	// the lease is lost.
 	ErrConflict = errors.New("lease: conditional write failed")
+	// ErrUnreadable means a lease item exists but cannot be read as a
+	// lease (written by another tool: a malformed checkpoint, a wrong
+	// attribute type). List leaves such items out (and logs them); Get
+	// returns this error for them. It is not transient: the item must be
+	// fixed.
+	ErrUnreadable = errors.New("lease: unreadable lease item")
 	// ErrLeaseLost is checkpoint.ErrLeaseLost, returned by the Coordinator's
 	// checkpoint writes when the lease is not (or no longer) held.
 	ErrLeaseLost = checkpoint.ErrLeaseLost
