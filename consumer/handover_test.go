@@ -26,6 +26,7 @@ type docStyleProc struct {
 	done      chan string   // each record processed
 	failed    chan struct{} // closed at the first failure
 	once      sync.Once
+	ended     chan struct{} // if set, closed in ShardEnded
 }
 
 func (p *docStyleProc) Initialize(context.Context, consumer.InitializeInput) error { return nil }
@@ -54,6 +55,9 @@ func (p *docStyleProc) ProcessRecords(ctx context.Context, in consumer.ProcessRe
 func (p *docStyleProc) LeaseLost(context.Context, consumer.LeaseLostInput) {}
 
 func (p *docStyleProc) ShardEnded(ctx context.Context, in consumer.ShardEndedInput) error {
+	if p.ended != nil {
+		close(p.ended)
+	}
 	return in.Checkpointer.Checkpoint(ctx)
 }
 

@@ -205,6 +205,7 @@ func (pl *pipeline) newFetcher(budget *byteBudget) fetcher {
 		cfg:        &c.cfg,
 		log:        pl.log,
 		emptyToo:   c.cfg.CallProcessRecordsEvenForEmptyList,
+		listShards: c.listShards,
 	}
 	if c.cfg.EnhancedFanOut {
 		return &subscriber{shardReader: rd, kc: c.kc.(FanOutKinesis), consumerARN: c.fanOutConsumerARN(), start: pl.start(), reregister: c.reregisterConsumer}
