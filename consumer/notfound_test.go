@@ -136,4 +136,3 @@ func TestCheckpointOlderThanRetentionRestartsAtTrimHorizon(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, checkpoint.At(aws.ToString(last.SequenceNumber), 0), l.Checkpoint)
 }
-
