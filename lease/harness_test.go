@@ -113,10 +113,10 @@ func (f *fleet) launch(id string) *worker {
 // it holds (events are delivered asynchronously; an Acquired still queued
 // when its Lost arrives is cancelled, which tests counting events avoid).
 func (f *fleet) settle() {
-	for id, w := range f.workers {
-		require.Eventually(f.t, func() bool {
+	for _, w := range f.workers {
+		waitFor(f.t, func() bool {
 			return len(w.eventsOf(Acquired))-len(w.eventsOf(Lost)) == len(w.c.Held())
-		}, 5*time.Second, time.Millisecond, "worker %s events", id)
+		})
 	}
 }
 
@@ -193,4 +193,14 @@ func (w *worker) eventsOf(t EventType) []Event {
 		}
 	}
 	return out
+}
+
+// waitFor polls cond until it holds, however long that takes: a slow
+// machine makes it wait longer, never fail. A condition that never holds
+// is reported by the test binary's -timeout, with every goroutine's stack.
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		time.Sleep(time.Millisecond)
+	}
 }
