@@ -136,3 +136,60 @@ func TestCheckpointOlderThanRetentionRestartsAtTrimHorizon(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, checkpoint.At(aws.ToString(last.SequenceNumber), 0), l.Checkpoint)
 }
+
+// Enhanced fan-out: a ResourceNotFoundException from SubscribeToShard for
+// a shard ListShards shows open is retried, not taken for its end.
+func TestFanOutResourceNotFoundOnOpenShardIsRetried(t *testing.T) {
+	srv := kinesistest.New(kinesistest.Options{})
+	srv.MustCreateStream("s", 1)
+	c, seen := newFanOutConsumer(t, srv)
+	srv.FailNext(kinesistest.OpSubscribeToShard, 2, &types.ResourceNotFoundException{Message: aws.String("Shard shardId-000000000000 does not exist")})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	put(t, srv, "a")
+	require.Equal(t, "a", <-seen, "the open shard is still read")
+	require.NoError(t, c.Shutdown(ctx))
+}
+
+// Enhanced fan-out: a starting position the service refuses as past the
+// retention restarts the subscription at TRIM_HORIZON.
+func TestFanOutCheckpointOlderThanRetentionRestartsAtTrimHorizon(t *testing.T) {
+	ctx := context.Background()
+	kclk := kinesistest.NewFakeClock(time.Time{})
+	srv := kinesistest.New(kinesistest.Options{Clock: kclk})
+	srv.MustCreateStream("s", 1)
+	put(t, srv, "a")
+	old := srv.Records("s", "shardId-000000000000")
+	kclk.Advance(25 * time.Hour)
+	put(t, srv, "b")
+
+	seen := make(chan string, 16)
+	m := &retentionMetrics{}
+	store := lease.NewMemoryStore()
+	_, err := store.Create(ctx, lease.Lease{Key: "shardId-000000000000", Checkpoint: checkpoint.At(aws.ToString(old[0].SequenceNumber), 0)})
+	require.NoError(t, err)
+	c, err := consumer.New(srv.Client(), store, consumer.ProcessRecord(func(_ context.Context, _ string, r consumer.Record) error {
+		seen <- string(r.Data)
+		return nil
+	}), consumer.Config{
+		ApplicationName: "app", StreamName: "s", WorkerID: "w",
+		EnhancedFanOut:  true,
+		FailoverTime:    time.Hour,
+		ThrottleBackoff: consumer.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond},
+		Metrics:         m,
+		Logger:          testLogger(t),
+	})
+	require.NoError(t, err)
+	srv.FailNext(kinesistest.OpSubscribeToShard, 1, &types.InvalidArgumentException{Message: aws.String("StartingSequenceNumber is past the stream's retention")})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Equal(t, "b", <-seen, "resumed at the trim horizon")
+	m.mu.Lock()
+	require.Equal(t, 1, m.restarts)
+	m.mu.Unlock()
+	require.NoError(t, c.Shutdown(ctx))
+}
