@@ -73,7 +73,8 @@ type Lease struct {
 
 // Finished reports whether the lease's shard was processed to its end
 // (checkpoint SHARD_END). Finished leases are neither balanced nor taken;
-// the consumer deletes them once their children have started.
+// the consumer deletes them once every child has checkpointed past its
+// starting position.
 // A sub-sequence number stored with the sentinel does not matter, as in KCL.
 func (l Lease) Finished() bool { return l.Checkpoint.Sentinel == checkpoint.SentinelShardEnd }
 
