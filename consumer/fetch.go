@@ -130,7 +130,7 @@ func (r *shardReader) trimmed(ctx context.Context, pos startPos, err error) (sta
 	}
 	r.cfg.Metrics.RetentionRestart(r.shardID)
 	r.lostAfter = pos.seq
-	r.log.Error("position older than the stream's retention; restarting at TRIM_HORIZON, records after it up to the trim horizon are lost",
+	r.log.Error("position refused, older than the stream's retention; restarting at TRIM_HORIZON (the lost range is logged with the first record read)",
 		"position", pos.seq, "err", err)
 	return startPos{typ: types.ShardIteratorTypeTrimHorizon}, true
 }
@@ -144,7 +144,13 @@ func (r *shardReader) deliver(ctx context.Context, out chan<- *batch, raw []type
 		r.cfg.Metrics.MillisBehindLatest(r.shardID, b.millisBehind)
 	}
 	if r.lostAfter != "" && len(raw) > 0 {
-		r.log.Error("records lost to the stream's retention", "lost_after", r.lostAfter, "lost_before", aws.ToString(raw[0].SequenceNumber))
+		if first := aws.ToString(raw[0].SequenceNumber); seqLess(r.lostAfter, first) {
+			r.log.Error("records lost to the stream's retention", "lost_after", r.lostAfter, "lost_before", first)
+		} else {
+			// Refused for another reason: what follows the position is
+			// still there (the records up to it are skipped as before).
+			r.log.Warn("position refused but still retained: nothing lost", "position", r.lostAfter, "first", first)
+		}
 		r.lostAfter = ""
 	}
 	var oor int
