@@ -137,7 +137,10 @@ func (f *fleet) stopAll() {
 }
 
 // advance moves the clock by d, one timer deadline at a time, letting every
-// pass triggered at a deadline finish before moving on.
+// pass triggered at a deadline finish, and its events reach the workers,
+// before moving on. Without the latter, how fast the event readers run
+// (real time) would decide whether a Lost cancels a still undelivered
+// Acquired, and so what the tests count.
 func (f *fleet) advance(d time.Duration) {
 	end := f.clk.Now().Add(d)
 	for {
@@ -147,6 +150,7 @@ func (f *fleet) advance(d time.Duration) {
 		}
 		f.clk.Set(next)
 		f.clk.BlockUntil(f.idleTimers())
+		f.settle()
 		if !next.Before(end) {
 			return
 		}
