@@ -18,7 +18,6 @@ import (
 	"github.com/shardflow/shardflow/internal/clock"
 )
 
-
 const shard0 = "shardId-000000000000"
 
 // ownCodec gives one SubscribeToShard call its own protocol instance. The
