@@ -21,10 +21,18 @@ type Writer interface {
 }
 
 // Checkpointer is what a record processor calls to record its progress in
-// one shard. The consumer tells it which records were delivered (Delivered)
-// and when the shard ended (ShardEnded); it refuses checkpoints that go
-// backwards, beyond what was delivered, or to SHARD_END early, and it stops
-// for good once the lease is lost or it is closed.
+// one shard. The consumer tells it which records it hands to the processor
+// (Delivered), whether the processor finished them (Returned) and when the
+// shard ended (ShardEnded); it refuses checkpoints that go backwards, beyond
+// what was delivered, or to SHARD_END early, and it stops for good once the
+// lease is lost or it is closed.
+//
+// Checkpoint without a position means "everything the processor has
+// finished": while a batch is being processed, that batch (the processor
+// checkpoints it as it completes it); at any other time, the last batch the
+// processor returned from successfully. A batch that failed is therefore
+// never checkpointed by a later Checkpoint, e.g. in ShutdownRequested while
+// the batch waits for its retry.
 //
 // A Checkpointer is safe for concurrent use. Writes are serialised, so the
 // stored checkpoint never goes backwards even when a processor checkpoints
@@ -35,10 +43,16 @@ type Checkpointer struct {
 
 	writeMu sync.Mutex // held across a write, serialises writes
 
-	mu         sync.Mutex // guards the fields below; never held across a write
-	last       Position
-	pending    *Position
-	delivered  Position // zero until Delivered is called
+	mu        sync.Mutex // guards the fields below; never held across a write
+	last      Position
+	pending   *Position
+	delivered Position // zero until Delivered is called
+	// finished is the last record of the last batch the processor
+	// returned from without error; zero until then.
+	finished Position
+	// inBatch is set from Delivered until Returned: the processor is
+	// working on the records up to delivered.
+	inBatch    bool
 	shardEnded bool
 	lost       bool
 	closed     bool
@@ -55,8 +69,10 @@ func NewCheckpointer(shardID string, w Writer, start Position) *Checkpointer {
 func (c *Checkpointer) ShardID() string { return c.shardID }
 
 // Delivered records that the records up to and including pos were handed to
-// the processor. The consumer calls it before handing a batch whose last
-// record is pos. Positions before an earlier Delivered are ignored.
+// the processor, which is now working on them. The consumer calls it before
+// each call that hands over a batch whose last record is pos (again before
+// each retry of it), and Returned after the call. Positions before an
+// earlier Delivered are ignored.
 func (c *Checkpointer) Delivered(pos Position) {
 	if pos.IsSentinel() || pos.Validate() != nil {
 		return
@@ -66,6 +82,20 @@ func (c *Checkpointer) Delivered(pos Position) {
 	if c.delivered.IsZero() || pos.Compare(c.delivered) > 0 {
 		c.delivered = pos
 	}
+	c.inBatch = true
+}
+
+// Returned records that the processor returned from the batch handed over
+// by the last Delivered; err is what it returned. With nil the batch is
+// finished and Checkpoint covers it from now on; with an error it is not,
+// and Checkpoint covers only the batches finished before it.
+func (c *Checkpointer) Returned(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inBatch && err == nil {
+		c.finished = c.delivered
+	}
+	c.inBatch = false
 }
 
 // ShardEnded records that every record of the shard was delivered. From then
@@ -122,12 +152,17 @@ func (c *Checkpointer) LastDelivered() Position {
 	return c.delivered
 }
 
-// Checkpoint records the last record delivered as the checkpoint, or
-// SHARD_END once the shard has ended. With nothing delivered yet it rewrites
-// the current checkpoint, which still proves the lease is held.
+// Checkpoint records everything the processor has finished as the
+// checkpoint: the batch being processed while the processor works on it,
+// else the last batch it finished (see Returned); SHARD_END once the shard
+// has ended. With nothing finished yet it rewrites the current checkpoint,
+// which still proves the lease is held.
 func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 	c.mu.Lock()
-	pos := c.delivered
+	pos := c.finished
+	if c.inBatch {
+		pos = c.delivered
+	}
 	switch {
 	case c.shardEnded:
 		pos = ShardEnd

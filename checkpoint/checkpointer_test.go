@@ -238,3 +238,33 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+// Checkpoint() means "everything the processor finished": the batch in
+// progress while it runs, the last successful batch after a failure.
+func TestCheckpointCoversOnlyFinishedBatches(t *testing.T) {
+	ctx := context.Background()
+	w := &fencedWriter{held: true}
+	c := NewCheckpointer("s", w, TrimHorizon)
+
+	c.Delivered(At("10", 0))
+	require.NoError(t, c.Checkpoint(ctx), "inside the batch: the batch")
+	require.Equal(t, At("10", 0), w.cp)
+	c.Returned(nil)
+
+	c.Delivered(At("20", 0))
+	c.Returned(errors.New("processor failed"))
+	require.NoError(t, c.Checkpoint(ctx), "after a failure: the last finished batch")
+	require.Equal(t, At("10", 0), w.cp, "the failed batch is not checkpointed")
+
+	c.Delivered(At("20", 0)) // the retry
+	c.Returned(nil)
+	require.NoError(t, c.Checkpoint(ctx))
+	require.Equal(t, At("20", 0), w.cp, "retried successfully: checkpointed")
+
+	// A failure before any batch finished rewrites the start.
+	c2 := NewCheckpointer("s", w, TrimHorizon)
+	c2.Delivered(At("30", 0))
+	c2.Returned(errors.New("boom"))
+	require.NoError(t, c2.Checkpoint(ctx))
+	require.Equal(t, TrimHorizon, w.cp)
+}

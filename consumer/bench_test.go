@@ -254,18 +254,6 @@ func BenchmarkRebalance(b *testing.B) {
 	}
 }
 
-// waitFor polls cond (benchmarks observe wall-clock latencies here).
-func waitFor(b *testing.B, cond func() bool) {
-	b.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatal("condition not reached within a minute")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type initProc struct {
 	consumer.RecordProcessor
 	onInit func()

@@ -125,8 +125,9 @@ type Config struct {
 
 	// KeepFinishedLeases keeps the leases of ended shards in the table. By
 	// default (as KCL's cleanupLeasesUponShardCompletion) the shard sync
-	// deletes a SHARD_END lease once every child shard has a lease, so the
-	// table does not grow with each reshard.
+	// deletes a SHARD_END lease once every child shard's lease has a
+	// checkpoint past its starting position (KCL's rule), so the table does
+	// not grow with each reshard.
 	KeepFinishedLeases bool
 
 	// EnhancedFanOut reads with SubscribeToShard through a registered stream

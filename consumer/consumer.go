@@ -339,9 +339,10 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopping {
-		// Acquired during shutdown: hand it back at once.
+		// Acquired during shutdown (a take in flight when it began): hand
+		// it back at once.
 		c.mu.Unlock()
-		rctx, cancel := context.WithTimeout(ctx, c.cfg.FailoverTime)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.coord.Config().RenewInterval)
 		_ = c.coord.Release(rctx, l.Key)
 		cancel()
 		c.mu.Lock()
@@ -414,8 +415,10 @@ func (c *Consumer) waitShards() {
 // current batch and gets ShutdownRequested (to checkpoint), then every lease
 // is released so other workers take the shards at once, without waiting for
 // FailoverTime. It returns after all processing stopped and Run returned.
-// If ctx ends first, the remaining pipelines are stopped abruptly (and still
-// waited for) and ctx's error is returned. Shutdown is idempotent; on a
+// From its start the worker takes no more leases. If ctx ends first, the
+// remaining pipelines are stopped abruptly (and still waited for), the
+// leases are still released (a short write with its own bound, the lease
+// renew interval) and ctx's error is returned. Shutdown is idempotent; on a
 // consumer that never ran it just prevents Run.
 func (c *Consumer) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
@@ -448,12 +451,21 @@ func (c *Consumer) drain(runCtx context.Context) {
 	c.stopping = true
 	sctx := c.shutdownCtx
 	c.mu.Unlock()
+	// A worker shutting down takes no more leases: each would only be
+	// handed back, after another worker could have started it.
+	c.coord.StopTaking()
 	stop := context.AfterFunc(runCtx, c.stopShards)
 	defer stop()
 	c.waitShards()
 	// Leases of pipelines that stopped abruptly are released too: their
-	// checkpoints are what the next owner resumes from.
-	if err := c.coord.ReleaseAll(sctx); err != nil {
+	// checkpoints are what the next owner resumes from. The release is a
+	// short write bounded on its own, not by Shutdown's context: a context
+	// already done (Shutdown's deadline passed while processors finished)
+	// would otherwise leave every lease to expire, a failover time with
+	// nobody processing the shards.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(sctx), c.coord.Config().RenewInterval)
+	defer cancel()
+	if err := c.coord.ReleaseAll(rctx); err != nil {
 		c.log.Warn("releasing leases on shutdown failed; others take them after the failover time", "err", err)
 	}
 	c.log.Info("shut down")

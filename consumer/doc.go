@@ -13,18 +13,35 @@
 // share; beyond it, another worker's next scan does) instead of at its next
 // take pass. Enhanced fan-out subscriptions are renewed from the last
 // continuation sequence number 30 s before the service's 5-minute limit,
-// and a deregistered fan-out consumer is registered again. A
-// failing or panicking processor is retried with backoff, never skipped.
-// Shutdown hands the leases over at once; lease loss stops a shard
-// immediately and calls LeaseLost.
+// and a deregistered fan-out consumer is registered again. A failing or
+// panicking processor is retried with backoff, never skipped, and
+// Checkpoint() without a position never covers a batch that failed (see
+// ProcessRecordsInput.Checkpointer), so a shutdown or hand-over while a
+// batch fails leaves it to be delivered again. Shutdown hands the leases
+// over at once; lease loss stops a shard immediately and calls LeaseLost.
+//
+// A ResourceNotFoundException while reading a shard ends it only when
+// ListShards confirms the shard is closed (or gone); for an open shard it
+// is logged at Error and retried with backoff. A checkpoint older than the
+// stream's retention, which the service refuses, restarts the shard at
+// TRIM_HORIZON as KCL does: the records in between are lost, logged at
+// Error with their range and counted in Metrics.RetentionRestart. A child
+// whose parent's lease item cannot be read (lease.ErrUnreadable) is not
+// taken, and is reported at Error, until the item is fixed. A finished
+// parent's lease is deleted only once every child has checkpointed past
+// its starting position (KCL's cleanup rule).
 //
 // Delivery is at least once: a record is delivered again only after its
 // lease moved (a crash, a lease taken for balance, a processor that failed
 // after its last checkpoint), from the last checkpoint on. Workers started
 // together on unowned leases each take one lease first and their share
 // LeaseInitialTakeDelay later, so start-up does not steal leases (and
-// redeliver records); a worker joining a running fleet steals its share
-// in its first pass, which redelivers each stolen shard's batch in flight.
+// redeliver records). A worker joining a running fleet first takes only
+// unowned and expired leases, and steals for balance only after watching
+// the lease table for a full FailoverTime (before that a crashed worker's
+// leases look alive); each stolen shard's batch in flight since its last
+// checkpoint is delivered again. A worker shutting down takes no leases,
+// and Shutdown releases them even when its context is already done.
 // A shard not checkpointed yet resumes from its initial position: with
 // LATEST (as in KCL) a lease that moves before the first checkpoint
 // resumes at the then-latest record, skipping what the old owner fetched

@@ -156,10 +156,11 @@ func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
 				// second: the previous one may still be closing.
 				s.cfg.Metrics.Throttled(s.shardID)
 			case isResourceNotFound(err) && s.consumerExists(ctx):
-				// The consumer is there, so the shard is gone (aged out of
-				// retention): it has ended, as with polling.
-				s.log.Warn("shard not found; treating it as ended", "err", err)
-				return s.deliver(ctx, out, nil, nil, true, nil)
+				// The consumer is there, so the shard is not found: it has
+				// ended if ListShards confirms it, as with polling.
+				if s.notFound(ctx, "SubscribeToShard", err) {
+					return s.deliver(ctx, out, nil, nil, true, nil)
+				}
 			case isResourceNotFound(err) && s.reregister != nil:
 				// The consumer was deregistered: without registering it
 				// again this shard would never be read.
@@ -175,6 +176,10 @@ func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
 				s.consumerARN = arn
 				continue
 			default:
+				if next, ok := s.trimmed(ctx, use, err); ok {
+					s.start, pos = next, next
+					continue
+				}
 				s.log.Warn("SubscribeToShard failed; retrying", "err", err)
 			}
 			if err := clock.Sleep(ctx, clk, rt.next()); err != nil {

@@ -77,6 +77,62 @@ type shardReader struct {
 	// emptyToo sends batches without records (CallProcessRecordsEvenForEmptyList).
 	emptyToo    bool
 	warnedRange bool
+	// listShards lists the stream's shards, to confirm a shard is closed.
+	listShards func(ctx context.Context) ([]types.Shard, error)
+	// lostAfter is the checkpoint a retention restart left behind, until
+	// the first record read after it bounds the lost range; "" otherwise.
+	lostAfter string
+}
+
+// notFound handles a ResourceNotFoundException for the shard. It means the
+// shard ended only when ListShards confirms it: the shard is closed, or
+// gone (a closed shard aged out of retention). Ending an open shard would
+// checkpoint SHARD_END and drop every later record of it for good, so
+// otherwise (open, or the listing failed) the caller retries with backoff.
+func (r *shardReader) notFound(ctx context.Context, call string, err error) (ended bool) {
+	shards, lerr := r.listShards(ctx)
+	if lerr != nil {
+		if ctx.Err() == nil {
+			r.log.Error(call+" reported the shard not found and ListShards failed; retrying", "err", err, "list_err", lerr)
+		}
+		return false
+	}
+	for i := range shards {
+		if aws.ToString(shards[i].ShardId) != r.shardID {
+			continue
+		}
+		if rg := shards[i].SequenceNumberRange; rg != nil && rg.EndingSequenceNumber != nil {
+			r.log.Warn(call+" reported the shard not found; it is closed, so it has ended", "err", err)
+			return true
+		}
+		r.log.Error(call+" reported an open shard not found; retrying", "err", err)
+		return false
+	}
+	r.log.Warn(call+" reported the shard not found and ListShards no longer lists it; it has ended", "err", err)
+	return true
+}
+
+// trimmed reports whether err from an iterator call at pos means the
+// position can no longer be read (a checkpoint older than the stream's
+// retention: the service refuses it as an invalid argument). Retrying
+// would fail forever, so, as KCL does, reading restarts at TRIM_HORIZON:
+// the records between the checkpoint and the trim horizon are lost, which
+// is logged at Error (with the range once the first record is read) and
+// counted in Metrics.RetentionRestart.
+func (r *shardReader) trimmed(ctx context.Context, pos startPos, err error) (startPos, bool) {
+	switch pos.typ {
+	case types.ShardIteratorTypeAtSequenceNumber, types.ShardIteratorTypeAfterSequenceNumber:
+	default:
+		return pos, false
+	}
+	if !isInvalidArgument(err) {
+		return pos, false
+	}
+	r.cfg.Metrics.RetentionRestart(r.shardID)
+	r.lostAfter = pos.seq
+	r.log.Error("position refused, older than the stream's retention; restarting at TRIM_HORIZON (the lost range is logged with the first record read)",
+		"position", pos.seq, "err", err)
+	return startPos{typ: types.ShardIteratorTypeTrimHorizon}, true
 }
 
 // deliver converts raw records into a batch and sends it; it reports false
@@ -86,6 +142,16 @@ func (r *shardReader) deliver(ctx context.Context, out chan<- *batch, raw []type
 	if millisBehind != nil {
 		b.millisBehind = *millisBehind
 		r.cfg.Metrics.MillisBehindLatest(r.shardID, b.millisBehind)
+	}
+	if r.lostAfter != "" && len(raw) > 0 {
+		if first := aws.ToString(raw[0].SequenceNumber); seqLess(r.lostAfter, first) {
+			r.log.Error("records lost to the stream's retention", "lost_after", r.lostAfter, "lost_before", first)
+		} else {
+			// Refused for another reason: what follows the position is
+			// still there (the records up to it are skipped as before).
+			r.log.Warn("position refused but still retained: nothing lost", "position", r.lostAfter, "first", first)
+		}
+		r.lostAfter = ""
 	}
 	var oor int
 	b.records, b.bytes, oor = r.conv.convert(make([]Record, 0, len(raw)), raw)
@@ -126,46 +192,51 @@ func (p *poller) streamRef() (name, arn *string) {
 	return aws.String(p.streamName), nil
 }
 
-// iterator gets a shard iterator, retrying throttling and transient errors.
-// ok is false when the shard no longer exists (trimmed or deleted), which
-// ends it.
-func (p *poller) iterator(ctx context.Context, pos startPos) (iter string, ok bool, err error) {
+// iterator gets a shard iterator at pos, retrying throttling and transient
+// errors; used is pos, or TRIM_HORIZON after a retention restart. ok is
+// false when the shard has ended (ListShards confirms it is closed or gone).
+func (p *poller) iterator(ctx context.Context, pos startPos) (iter string, used startPos, ok bool, err error) {
 	name, arn := p.streamRef()
-	in := &kinesis.GetShardIteratorInput{
-		StreamName:        name,
-		StreamARN:         arn,
-		ShardId:           aws.String(p.shardID),
-		ShardIteratorType: pos.typ,
-	}
-	switch pos.typ {
-	case types.ShardIteratorTypeAtSequenceNumber, types.ShardIteratorTypeAfterSequenceNumber:
-		in.StartingSequenceNumber = aws.String(pos.seq)
-	case types.ShardIteratorTypeAtTimestamp:
-		in.Timestamp = aws.Time(pos.timestamp)
-	}
 	rt := retrier{b: p.cfg.ThrottleBackoff}
 	for {
+		in := &kinesis.GetShardIteratorInput{
+			StreamName:        name,
+			StreamARN:         arn,
+			ShardId:           aws.String(p.shardID),
+			ShardIteratorType: pos.typ,
+		}
+		switch pos.typ {
+		case types.ShardIteratorTypeAtSequenceNumber, types.ShardIteratorTypeAfterSequenceNumber:
+			in.StartingSequenceNumber = aws.String(pos.seq)
+		case types.ShardIteratorTypeAtTimestamp:
+			in.Timestamp = aws.Time(pos.timestamp)
+		}
 		out, err := p.kc.GetShardIterator(ctx, in)
 		if err == nil {
 			if out.ShardIterator == nil {
-				return "", false, nil
+				return "", pos, false, nil
 			}
-			return *out.ShardIterator, true, nil
+			return *out.ShardIterator, pos, true, nil
 		}
 		if ctx.Err() != nil {
-			return "", false, ctx.Err()
+			return "", pos, false, ctx.Err()
 		}
-		if isResourceNotFound(err) {
-			p.log.Warn("shard not found; treating it as ended", "err", err)
-			return "", false, nil
+		if next, ok := p.trimmed(ctx, pos, err); ok {
+			pos = next
+			continue
 		}
-		if isThrottle(err) {
+		switch {
+		case isResourceNotFound(err):
+			if p.notFound(ctx, "GetShardIterator", err) {
+				return "", pos, false, nil
+			}
+		case isThrottle(err):
 			p.cfg.Metrics.Throttled(p.shardID)
-		} else {
+		default:
 			p.log.Warn("GetShardIterator failed; retrying", "err", err)
 		}
 		if err := clock.Sleep(ctx, p.cfg.Clock, rt.next()); err != nil {
-			return "", false, err
+			return "", pos, false, err
 		}
 	}
 }
@@ -180,12 +251,15 @@ func (p *poller) run(ctx context.Context, out chan<- *batch) error {
 		// clock skew; it can only add records, never lose them.
 		pos = startPos{typ: types.ShardIteratorTypeAtTimestamp, timestamp: clk.Now().Add(-5 * time.Second)}
 	}
-	iter, ok, err := p.iterator(ctx, p.start)
+	iter, used, ok, err := p.iterator(ctx, p.start)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return p.deliver(ctx, out, nil, nil, true, nil)
+	}
+	if used != p.start {
+		pos = used // a retention restart: renewals start there too
 	}
 	rt := retrier{b: p.cfg.ThrottleBackoff}
 	_, arn := p.streamRef()
@@ -204,7 +278,7 @@ func (p *poller) run(ctx context.Context, out chan<- *batch) error {
 			case isExpiredIterator(err):
 				p.cfg.Metrics.IteratorExpired(p.shardID)
 				p.log.Info("shard iterator expired; renewing after the last record read", "from", pos.typ, "seq", pos.seq)
-				iter, ok, err = p.iterator(ctx, pos)
+				iter, pos, ok, err = p.iterator(ctx, pos)
 				if err != nil {
 					return err
 				}
@@ -213,8 +287,22 @@ func (p *poller) run(ctx context.Context, out chan<- *batch) error {
 				}
 				continue
 			case isResourceNotFound(err):
-				p.log.Warn("shard not found; treating it as ended", "err", err)
-				return p.deliver(ctx, out, nil, nil, true, nil)
+				if p.notFound(ctx, "GetRecords", err) {
+					return p.deliver(ctx, out, nil, nil, true, nil)
+				}
+				// Open: after the backoff, read on from a fresh iterator
+				// at the last position read.
+				if err := clock.Sleep(ctx, clk, rt.next()); err != nil {
+					return err
+				}
+				iter, pos, ok, err = p.iterator(ctx, pos)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return p.deliver(ctx, out, nil, nil, true, nil)
+				}
+				continue
 			case isThrottle(err):
 				p.cfg.Metrics.Throttled(p.shardID)
 			default:

@@ -86,6 +86,15 @@ func isResourceNotFound(err error) bool {
 	return errors.As(err, &ae) && ae.ErrorCode() == "ResourceNotFoundException"
 }
 
+func isInvalidArgument(err error) bool {
+	var e *types.InvalidArgumentException
+	if errors.As(err, &e) {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "InvalidArgumentException"
+}
+
 func isResourceInUse(err error) bool {
 	var e *types.ResourceInUseException
 	if errors.As(err, &e) {

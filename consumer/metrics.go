@@ -21,6 +21,10 @@ type Metrics interface {
 	// ExpiredIteratorException recoveries.
 	Throttled(shardID string)
 	IteratorExpired(shardID string)
+	// RetentionRestart counts restarts at TRIM_HORIZON because the shard's
+	// checkpoint was older than the stream's retention: the records between
+	// the checkpoint and the trim horizon were lost (logged at Error).
+	RetentionRestart(shardID string)
 	// LeasesHeld reports how many shards this worker processes.
 	LeasesHeld(n int)
 	// LeaseTaken and LeaseLost count lease acquisitions and losses (to
@@ -39,6 +43,7 @@ func (NopMetrics) ProcessorError(string)                            {}
 func (NopMetrics) OutOfRangeRecords(string, int)                    {}
 func (NopMetrics) Throttled(string)                                 {}
 func (NopMetrics) IteratorExpired(string)                           {}
+func (NopMetrics) RetentionRestart(string)                          {}
 func (NopMetrics) LeasesHeld(int)                                   {}
 func (NopMetrics) LeaseTaken(string)                                {}
 func (NopMetrics) LeaseLost(string)                                 {}

@@ -62,7 +62,11 @@ type ProcessRecordsInput struct {
 	// MillisBehindLatest is how far the batch is behind the tip of the shard.
 	MillisBehindLatest int64
 	// Checkpointer records progress. Checkpointing is up to the processor;
-	// Checkpoint() marks everything delivered so far (this batch included).
+	// during ProcessRecords, Checkpoint() marks everything delivered so far
+	// (this batch included). Once ProcessRecords has returned, Checkpoint()
+	// marks only the batches it returned nil for: after an error (while the
+	// batch waits for its retry, in ShutdownRequested) it covers the
+	// batches before the failed one.
 	Checkpointer *checkpoint.Checkpointer
 }
 
@@ -78,7 +82,8 @@ type ShardEndedInput struct {
 type ShutdownRequestedInput struct {
 	ShardID string
 	// Checkpointer lets the processor checkpoint what it has finished before
-	// the lease is released.
+	// the lease is released: Checkpoint() writes the end of the last batch
+	// ProcessRecords returned nil for, never a batch that failed.
 	Checkpointer *checkpoint.Checkpointer
 }
 

@@ -47,7 +47,15 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 		c.release(ctx, l.Key, log)
 		return
 	}
-	if !c.waitForParents(ctx, l, log) {
+	switch c.waitForParents(ctx, l, log) {
+	case parentsEnded:
+	case parentUnreadable:
+		// It cannot start, and waiting would hold a slot of this worker's
+		// share for good; the coordinator does not take it again while
+		// the parent cannot be read.
+		c.release(ctx, l.Key, log)
+		return
+	default:
 		return
 	}
 	select {
@@ -110,9 +118,19 @@ func (c *Consumer) signalEnded() {
 	c.mu.Unlock()
 }
 
+// parentsWait is how waitForParents ended.
+type parentsWait int
+
+const (
+	parentsEnded     parentsWait = iota // every parent ended: start the shard
+	parentsStopped                      // the pipeline must stop
+	parentUnreadable                    // a parent's lease item cannot be read
+)
+
 // waitForParents blocks until every parent shard has checkpointed SHARD_END
-// or has no lease; false means the pipeline must stop instead.
-func (c *Consumer) waitForParents(ctx context.Context, l lease.Lease, log *slog.Logger) bool {
+// or has no lease. A parent lease item that cannot be read (not a transient
+// error: the item must be fixed) is reported at Error and ends the wait.
+func (c *Consumer) waitForParents(ctx context.Context, l lease.Lease, log *slog.Logger) parentsWait {
 	for {
 		c.mu.Lock()
 		ended := c.ended
@@ -125,7 +143,11 @@ func (c *Consumer) waitForParents(ctx context.Context, l lease.Lease, log *slog.
 			}
 			if err != nil {
 				if ctx.Err() != nil {
-					return false
+					return parentsStopped
+				}
+				if errors.Is(err, lease.ErrUnreadable) {
+					log.Error("parent lease unreadable: releasing the shard's lease until the item is fixed", "parent", pid, "err", err)
+					return parentUnreadable
 				}
 				log.Warn("reading parent lease failed", "parent", pid, "err", err)
 				pending = pid
@@ -137,17 +159,17 @@ func (c *Consumer) waitForParents(ctx context.Context, l lease.Lease, log *slog.
 			}
 		}
 		if pending == "" {
-			return true
+			return parentsEnded
 		}
 		log.Debug("waiting for parent shard to end", "parent", pending)
 		t := c.cfg.Clock.NewTimer(c.cfg.ParentShardPollInterval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return false
+			return parentsStopped
 		case <-c.graceful:
 			t.Stop()
-			return false
+			return parentsStopped
 		case <-ended:
 			t.Stop()
 		case <-t.C():
@@ -183,6 +205,7 @@ func (pl *pipeline) newFetcher(budget *byteBudget) fetcher {
 		cfg:        &c.cfg,
 		log:        pl.log,
 		emptyToo:   c.cfg.CallProcessRecordsEvenForEmptyList,
+		listShards: c.listShards,
 	}
 	if c.cfg.EnhancedFanOut {
 		return &subscriber{shardReader: rd, kc: c.kc.(FanOutKinesis), consumerARN: c.fanOutConsumerARN(), start: pl.start(), reregister: c.reregisterConsumer}
@@ -268,9 +291,7 @@ func (pl *pipeline) run(ctx context.Context) outcome {
 func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
 	c := pl.c
 	recs := b.records
-	if n := len(recs); n > 0 {
-		pl.cp.Delivered(recs[n-1].Position())
-	} else if !c.cfg.CallProcessRecordsEvenForEmptyList {
+	if len(recs) == 0 && !c.cfg.CallProcessRecordsEvenForEmptyList {
 		return -1
 	}
 	called := false
@@ -287,12 +308,21 @@ func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
 		}
 		called = true
 		start := c.cfg.Clock.Now()
-		err := pl.p.ProcessRecords(ctx, ProcessRecordsInput{
-			ShardID:            pl.l.Key,
-			Records:            recs,
-			MillisBehindLatest: b.millisBehind,
-			Checkpointer:       pl.cp,
+		// The checkpointer knows which batch the processor works on and
+		// whether it finished it, so that Checkpoint() after a failure
+		// (in ShutdownRequested, say) never covers the failed batch.
+		if n := len(recs); n > 0 {
+			pl.cp.Delivered(recs[n-1].Position())
+		}
+		err := safeCall(func() error {
+			return pl.p.ProcessRecords(ctx, ProcessRecordsInput{
+				ShardID:            pl.l.Key,
+				Records:            recs,
+				MillisBehindLatest: b.millisBehind,
+				Checkpointer:       pl.cp,
+			})
 		})
+		pl.cp.Returned(err)
 		if err == nil {
 			size := 0
 			for i := range recs {

@@ -158,13 +158,19 @@ func (c *Consumer) syncShards(ctx context.Context) (created int, err error) {
 	return created, nil
 }
 
-// cleanFinished deletes SHARD_END leases whose children all have leases:
-// nothing needs them any more (a child whose parent lease is gone starts,
-// and the sync never recreates a lease above a leased descendant).
+// cleanFinished deletes SHARD_END leases whose children have all
+// checkpointed past their initial position (KCL's lease cleanup rule). Only
+// then is the parent's lease certainly not needed: a child whose parent
+// lease is gone starts at once, and the sync never recreates a lease above
+// a leased descendant. Deleting it as soon as the children have leases
+// would also make a KCL worker reading the table (a fleet moving back to
+// KCL) see children without their parent's SHARD_END before they started.
 func (c *Consumer) cleanFinished(ctx context.Context, leases []lease.Lease, children map[string][]string) {
-	exists := make(map[string]bool, len(leases))
+	started := make(map[string]bool, len(leases))
 	for _, l := range leases {
-		exists[l.Key] = true
+		// A real position or SHARD_END; a sentinel start position
+		// (TRIM_HORIZON, AT_TIMESTAMP, LATEST) means not started yet.
+		started[l.Key] = !l.Checkpoint.IsSentinel() || l.Finished()
 	}
 	for _, l := range leases {
 		if !l.Finished() {
@@ -179,7 +185,7 @@ func (c *Consumer) cleanFinished(ctx context.Context, leases []lease.Lease, chil
 		}
 		all := true
 		for _, k := range kids {
-			all = all && exists[k]
+			all = all && started[k]
 		}
 		if !all {
 			continue

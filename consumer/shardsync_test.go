@@ -89,18 +89,38 @@ func TestSyncShardsCleansFinishedLeases(t *testing.T) {
 	require.NoError(t, err)
 	c, err := New(srv, store, ProcessRecord(nil), Config{ApplicationName: "a", StreamName: "s"})
 	require.NoError(t, err)
-	// First pass creates the children; the parent goes once they exist.
+	// First pass creates the children; the parent goes only once every
+	// child has checkpointed past its initial position (KCL's rule).
 	_, err = c.syncShards(ctx)
 	require.NoError(t, err)
 	_, err = c.syncShards(ctx)
 	require.NoError(t, err)
 	ls, err := store.List(ctx)
 	require.NoError(t, err)
-	require.Len(t, ls, 2)
-	for _, l := range ls {
-		require.NotEqual(t, "shardId-000000000000", l.Key)
+	require.Len(t, ls, 3, "children have leases but have not started: the parent stays")
+	for _, l := range ls[1:] {
 		require.Equal(t, checkpoint.TrimHorizon, l.Checkpoint, "children of a processed parent start at TRIM_HORIZON")
 	}
+	checkpointChild := func(key string, pos checkpoint.Position) {
+		t.Helper()
+		l, err := store.Get(ctx, key)
+		require.NoError(t, err)
+		l, err = store.Take(ctx, l, "w")
+		require.NoError(t, err)
+		_, err = store.UpdateCheckpoint(ctx, l, pos)
+		require.NoError(t, err)
+	}
+	checkpointChild("shardId-000000000001", checkpoint.At("7", 0))
+	_, err = c.syncShards(ctx)
+	require.NoError(t, err)
+	_, err = store.Get(ctx, "shardId-000000000000")
+	require.NoError(t, err, "one child has not checkpointed yet: the parent stays")
+
+	checkpointChild("shardId-000000000002", checkpoint.ShardEnd) // an empty child that ended counts
+	_, err = c.syncShards(ctx)
+	require.NoError(t, err)
+	_, err = store.Get(ctx, "shardId-000000000000")
+	require.ErrorIs(t, err, lease.ErrNotFound, "every child checkpointed past its start: the parent is deleted")
 }
 
 // ListShards pages (1000 shards a page) are followed with NextToken alone.

@@ -22,7 +22,9 @@ type Config struct {
 	// FailoverTime/3 - 25ms (KCL). Must be below FailoverTime.
 	RenewInterval time.Duration
 	// TakeInterval is how often the taker balances: takes available leases
-	// and steals from overloaded workers. Default (FailoverTime+25ms)*2 (KCL).
+	// and steals from overloaded workers (the latter only once it has
+	// watched the table for longer than FailoverTime). Default
+	// (FailoverTime+25ms)*2 (KCL).
 	TakeInterval time.Duration
 	// ExpiryScanInterval is how often, between balancing passes, the taker
 	// scans only to take available leases (unowned, released or expired),
@@ -40,7 +42,9 @@ type Config struct {
 	// records are redelivered at start-up. Default RenewInterval; must be
 	// below TakeInterval. A negative value disables it: the first pass
 	// takes everything up to the target at once (KCL's behaviour), and
-	// workers started a moment later steal their share.
+	// workers started a moment later steal their share once they have
+	// watched the table for longer than FailoverTime (no worker steals
+	// before that: until then it cannot tell live workers from dead ones).
 	InitialTakeDelay time.Duration
 	// MaxLeasesForWorker caps the leases this worker holds; 0 = unlimited
 	// (KCL's default).

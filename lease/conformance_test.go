@@ -16,8 +16,9 @@ import (
 
 // testStoreConformance checks the semantics every Store must share. It runs
 // against MemoryStore here and against DynamoStore on dynalite under the
-// integration tag. newStore returns an empty store.
-func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
+// integration tag. newStore returns an empty store; putItem stores a raw
+// lease table item as another tool could have written it.
+func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store, putItem func(t *testing.T, s Store, item map[string]types.AttributeValue)) {
 	ctx := context.Background()
 	fresh := func(key string) Lease {
 		return Lease{Key: key, Checkpoint: checkpoint.TrimHorizon, ParentShardIDs: []string{"p0"}, StartingHashKey: "0", EndingHashKey: "10"}
@@ -57,7 +58,7 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		require.NoError(t, err)
 		require.Equal(t, "w1", a.Owner)
 		require.Equal(t, int64(1), a.Counter)
-		require.Equal(t, int64(1), a.OwnerSwitchesSinceCheckpoint)
+		require.Equal(t, int64(0), a.OwnerSwitchesSinceCheckpoint, "taking an unowned lease is no owner switch (KCL)")
 
 		_, err = s.Take(ctx, l, "w2")
 		var ce *ConflictError
@@ -73,7 +74,7 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		b, err := s.Take(ctx, a, "w2")
 		require.NoError(t, err)
 		require.Equal(t, int64(3), b.Counter)
-		require.Equal(t, int64(2), b.OwnerSwitchesSinceCheckpoint)
+		require.Equal(t, int64(1), b.OwnerSwitchesSinceCheckpoint, "taken from another owner")
 		_, err = s.Renew(ctx, a)
 		require.ErrorIs(t, err, ErrConflict, "old holder cannot renew")
 		_, err = s.UpdateCheckpoint(ctx, a, checkpoint.At("5", 0))
@@ -97,6 +98,7 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		require.NoError(t, err)
 		require.Equal(t, "w1", c.Owner)
 		require.Equal(t, int64(5), c.Counter)
+		require.Equal(t, int64(1), c.OwnerSwitchesSinceCheckpoint, "taken after a release: no switch")
 
 		_, err = s.Renew(ctx, Lease{Key: "missing", Owner: "w1"})
 		require.ErrorIs(t, err, ErrNotFound)
@@ -174,6 +176,29 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		got, err = s.Release(ctx, got)
 		require.NoError(t, err)
 		require.Contains(t, got.Extra, "throughputKBps")
+	})
+
+	// An item without leaseCounter (another tool wrote it) is listed with
+	// counter 0 and can be taken on it: its shard is not silently skipped.
+	t.Run("MissingLeaseCounterTakeable", func(t *testing.T) {
+		s := newStore(t)
+		putItem(t, s, map[string]types.AttributeValue{
+			AttrLeaseKey:   &types.AttributeValueMemberS{Value: "k"},
+			AttrCheckpoint: &types.AttributeValueMemberS{Value: checkpoint.SentinelTrimHorizon},
+		})
+		all, err := s.List(ctx)
+		require.NoError(t, err)
+		require.Len(t, all, 1)
+		require.Equal(t, int64(0), all[0].Counter)
+		got, err := s.Take(ctx, all[0], "w1")
+		require.NoError(t, err)
+		require.Equal(t, "w1", got.Owner)
+		require.Equal(t, int64(1), got.Counter)
+		_, err = s.Renew(ctx, got)
+		require.NoError(t, err)
+		// Once it has a counter, counter 0 no longer matches.
+		_, err = s.Take(ctx, all[0], "w2")
+		require.ErrorIs(t, err, ErrConflict)
 	})
 
 	// Non-lease items (KCL 3.x entityType) are invisible to List and Get.
@@ -279,5 +304,13 @@ func keys(ls []Lease) []string {
 }
 
 func TestMemoryStoreConformance(t *testing.T) {
-	testStoreConformance(t, func(*testing.T) Store { return NewMemoryStore() })
+	testStoreConformance(t, func(*testing.T) Store { return NewMemoryStore() },
+		func(t *testing.T, s Store, item map[string]types.AttributeValue) {
+			l, err := UnmarshalItem(item)
+			require.NoError(t, err)
+			m := s.(*MemoryStore)
+			m.mu.Lock()
+			m.leases[l.Key] = normalize(l)
+			m.mu.Unlock()
+		})
 }

@@ -60,6 +60,9 @@ type Coordinator struct {
 	held map[string]*heldLease
 
 	seen map[string]observation // owned by the take loop
+	// watchingSince is when the take loop first scanned the table; zero
+	// before. It is owned by the take loop.
+	watchingSince time.Time
 }
 
 type heldLease struct {
@@ -397,6 +400,12 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 	return fmt.Errorf("lease %s: release: %w", h.lease.Key, err)
 }
 
+// StopTaking makes the coordinator take no more leases, for good: a worker
+// that is shutting down must not take leases it would only hand back. A
+// take already in flight may still bring one lease in (reported as
+// Acquired); ReleaseAll waits for it and releases it. It never blocks.
+func (c *Coordinator) StopTaking() { c.drain.Store(true) }
+
 // ReleaseAll releases every held lease for a clean shutdown, so that other
 // workers take them at their next take pass instead of after FailoverTime.
 // From the first call on, the coordinator takes no more leases; a take
@@ -668,8 +677,11 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		return
 	}
 	now := clk.Now()
+	if c.watchingSince.IsZero() {
+		c.watchingSince = now
+	}
 	c.observe(all, now)
-	plan := c.plan(all, now)
+	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
 	mine := plan.mine
 
@@ -715,7 +727,15 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		}
 	}
 
-	if balance && !capped {
+	// A worker that has watched the table for less than a failover time
+	// cannot tell live workers from dead ones: a dead worker's leases look
+	// held until they expire. Stealing then would take leases from live
+	// workers (whose batches in flight get processed twice) while the dead
+	// worker's leases, about to expire, are what it should take. So it
+	// steals only after watching for longer than FailoverTime, when every
+	// lease of a dead worker shows as expired (available) and the workers
+	// still counted are alive.
+	if balance && !capped && now.Sub(c.watchingSince) > c.cfg.FailoverTime {
 		counts, victims := plan.counts, plan.victims
 		for mine < plan.target && ctx.Err() == nil {
 			if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen >= n {
@@ -772,12 +792,69 @@ type takePlan struct {
 	victims                       map[string][]Lease // their leases, in steal order
 }
 
+// parentsUnknown returns the leases this worker could take (unowned or
+// expired, not finished) that have a parent whose lease is missing from the
+// scan but not confirmed gone: List leaves out items it cannot read, and a
+// child must not start before its parent ended, nor be held waiting for a
+// parent that may never be readable (holding a slot of this worker's
+// share). Such a parent is reported at Error with both keys on every pass
+// until the item is fixed; a parent that could not be read for a transient
+// reason blocks the child for this pass only.
+func (c *Coordinator) parentsUnknown(ctx context.Context, all []Lease, now time.Time) map[string]bool {
+	listed := make(map[string]bool, len(all))
+	for _, l := range all {
+		listed[l.Key] = true
+	}
+	var blocked map[string]bool
+	gone := map[string]bool{} // parents confirmed absent, read at most once per pass
+	for _, l := range all {
+		if l.Finished() || len(l.ParentShardIDs) == 0 {
+			continue
+		}
+		if l.Owner != "" && now.Sub(c.seen[l.Key].since) <= c.cfg.FailoverTime {
+			continue // held by a live worker, or by this one: not a take candidate
+		}
+		for _, pk := range l.ParentShardIDs {
+			if listed[pk] || gone[pk] {
+				continue
+			}
+			_, err := c.store.Get(ctx, pk)
+			if err == nil || errors.Is(err, ErrNotFound) {
+				// Not found: the parent was processed and its lease
+				// cleaned up. Found now: created since the scan; either
+				// way the next pass decides on a consistent scan.
+				gone[pk] = err != nil
+				if err == nil {
+					blocked = setKey(blocked, l.Key)
+				}
+				continue
+			}
+			blocked = setKey(blocked, l.Key)
+			switch {
+			case errors.Is(err, ErrUnreadable):
+				c.log.Error("parent lease unreadable: not taking its child until the item is fixed", "lease", l.Key, "parent", pk, "err", err)
+			case ctx.Err() == nil:
+				c.log.Warn("reading parent lease failed: not taking its child in this pass", "lease", l.Key, "parent", pk, "err", err)
+			}
+		}
+	}
+	return blocked
+}
+
+func setKey(m map[string]bool, k string) map[string]bool {
+	if m == nil {
+		m = map[string]bool{}
+	}
+	m[k] = true
+	return m
+}
+
 // plan computes this worker's target and candidates from one scan.
 // Finished (SHARD_END) leases are left out: they need no processing. So are
 // unowned (or expired) leases whose parents have not finished: holding them
 // would only mean waiting, and a worker at its fair share that took one
 // would keep it from a worker that can start it the moment the parents end.
-func (c *Coordinator) plan(all []Lease, now time.Time) takePlan {
+func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string]bool) takePlan {
 	self := c.cfg.WorkerID
 	c.mu.Lock()
 	heldKeys := make(map[string]bool, len(c.held))
@@ -794,6 +871,9 @@ func (c *Coordinator) plan(all []Lease, now time.Time) takePlan {
 	// shard cannot be processed yet (a child starts only after all its
 	// parents reached SHARD_END).
 	blocked := func(l Lease) bool {
+		if parentsUnknown[l.Key] {
+			return true
+		}
 		for _, pk := range l.ParentShardIDs {
 			if unfinished[pk] {
 				return true

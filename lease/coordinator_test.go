@@ -52,7 +52,10 @@ func startBalanced(t *testing.T, f *fleet) {
 func TestThreeWorkersTwelveLeasesBalanceWithinTwoTakeCycles(t *testing.T) {
 	f := newFleet(t, NewMemoryStore(), 12)
 	startBalanced(t, f)
-	// Each worker has run one balancing pass (its first, at start).
+	// Joining workers steal only once they have watched the table for a
+	// failover time: at their first balancing pass after that.
+	require.Equal(t, map[string]int{"w1": 12}, f.owners(), "nothing stolen by a worker that just started")
+	f.advance(takeInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
 	f.advance(f.workers["w1"].c.Config().RenewInterval) // victims learn of steals at their next renewal
 	f.requireConsistent()
@@ -78,6 +81,7 @@ func TestNewWorkerGetsItsShareWithinTwoCycles(t *testing.T) {
 	startBalanced(t, f)
 	f.advance(takeInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
+	f.advance(f.workers["w1"].c.Config().RenewInterval) // victims learn of steals at their next renewal
 
 	lostBefore := func() int {
 		n := 0
@@ -86,7 +90,7 @@ func TestNewWorkerGetsItsShareWithinTwoCycles(t *testing.T) {
 		}
 		return n
 	}
-	require.Eventually(t, func() bool { return lostBefore() == 10 }, 5*time.Second, time.Millisecond) // 8+2 from the start-up balancing
+	waitFor(t, func() bool { return lostBefore() == 10 }) // 8+2 from the start-up balancing
 	f.advance(3 * time.Second)
 	w4 := f.start("w4") // its first cycle
 	f.advance(takeInterval)
@@ -95,7 +99,7 @@ func TestNewWorkerGetsItsShareWithinTwoCycles(t *testing.T) {
 	f.advance(takeInterval)
 	f.requireConsistent()
 	// The three leases w4 stole were each reported lost to their holder.
-	require.Eventually(t, func() bool { return lostBefore() == 13 }, 5*time.Second, time.Millisecond)
+	waitFor(t, func() bool { return lostBefore() == 13 })
 }
 
 func TestDeadWorkerLeasesTakenWithinFailoverPlusOneTakeCycle(t *testing.T) {
@@ -134,7 +138,7 @@ func TestCleanShutdownHandsOverWithinOneTakeCycle(t *testing.T) {
 	require.NoError(t, w3.c.ReleaseAll(context.Background()))
 	require.Empty(t, w3.c.Held())
 	require.Equal(t, 4, f.owners()[""])
-	require.Eventually(t, func() bool { return len(w3.eventsOf(Lost)) == 4 }, 5*time.Second, time.Millisecond, "released while Run ran: reported")
+	waitFor(t, func() bool { return len(w3.eventsOf(Lost)) == 4 }) // released while Run ran: reported
 	f.stop("w3")
 	f.advance(takeInterval)
 	require.Equal(t, map[string]int{"w1": 6, "w2": 6}, f.owners())
@@ -149,12 +153,12 @@ func TestReleaseAllStopsTaking(t *testing.T) {
 	w1 := f.start("w1")
 	require.Len(t, w1.c.Held(), 4)
 	// (An Acquired still queued would be cancelled by its Lost instead.)
-	require.Eventually(t, func() bool { return len(w1.eventsOf(Acquired)) == 4 }, 5*time.Second, time.Millisecond)
+	waitFor(t, func() bool { return len(w1.eventsOf(Acquired)) == 4 })
 	require.NoError(t, w1.c.ReleaseAll(context.Background()))
 	f.advance(2 * takeInterval)
 	require.Empty(t, w1.c.Held(), "a draining worker takes nothing back")
 	require.Equal(t, 4, f.owners()[""])
-	require.Eventually(t, func() bool { return len(w1.eventsOf(Lost)) == 4 }, 5*time.Second, time.Millisecond)
+	waitFor(t, func() bool { return len(w1.eventsOf(Lost)) == 4 })
 	for _, ev := range w1.eventsOf(Lost) {
 		require.ErrorIs(t, ev.Err, ErrReleased)
 	}
@@ -165,7 +169,7 @@ func TestTakenLeaseCannotCheckpoint(t *testing.T) {
 	f := newFleet(t, NewMemoryStore(), 2)
 	w1 := f.start("w1")
 	require.Len(t, w1.c.Held(), 2)
-	require.Eventually(t, func() bool { return len(w1.eventsOf(Acquired)) == 2 }, 5*time.Second, time.Millisecond)
+	waitFor(t, func() bool { return len(w1.eventsOf(Acquired)) == 2 })
 	ev := w1.eventsOf(Acquired)[0]
 	key := ev.Lease.Key
 	cp := checkpoint.NewCheckpointer(key, ev.Writer, ev.Lease.Checkpoint)
@@ -189,7 +193,7 @@ func TestTakenLeaseCannotCheckpoint(t *testing.T) {
 	require.Equal(t, "w2", got.Owner)
 
 	// The loss is reported at once, and the key-based writer agrees.
-	require.Eventually(t, func() bool { return len(w1.eventsOf(Lost)) == 1 }, 5*time.Second, time.Millisecond)
+	waitFor(t, func() bool { return len(w1.eventsOf(Lost)) == 1 })
 	require.Equal(t, key, w1.eventsOf(Lost)[0].Lease.Key)
 	require.ErrorIs(t, w1.c.WriteCheckpoint(ctx, key, checkpoint.At("200", 0)), checkpoint.ErrLeaseLost)
 	require.Len(t, w1.c.Held(), 1)
@@ -201,12 +205,12 @@ func TestStaleAcquisitionWriterStaysFenced(t *testing.T) {
 	ctx := context.Background()
 	f := newFleet(t, NewMemoryStore(), 1)
 	w1 := f.start("w1")
-	require.Eventually(t, func() bool { return len(w1.eventsOf(Acquired)) == 1 }, 5*time.Second, time.Millisecond)
+	waitFor(t, func() bool { return len(w1.eventsOf(Acquired)) == 1 })
 	old := w1.eventsOf(Acquired)[0].Writer
 	require.NoError(t, w1.c.Release(ctx, "shardId-000000000000"))
 	f.advance(takeInterval) // Release alone does not stop taking: w1 takes it again
 	require.Len(t, w1.c.Held(), 1)
-	require.Eventually(t, func() bool { return len(w1.eventsOf(Acquired)) == 2 }, 5*time.Second, time.Millisecond)
+	waitFor(t, func() bool { return len(w1.eventsOf(Acquired)) == 2 })
 	fresh := w1.eventsOf(Acquired)[1].Writer
 	key := "shardId-000000000000"
 	require.ErrorIs(t, old.WriteCheckpoint(ctx, key, checkpoint.At("1", 0)), checkpoint.ErrLeaseLost)
@@ -236,7 +240,7 @@ func TestLeaseDroppedWhenNotRenewedWithinFailover(t *testing.T) {
 	require.Len(t, w1.c.Held(), 3, "transient errors keep the lease until failover")
 	f.advance(time.Second)
 	require.Empty(t, w1.c.Held(), "dropped exactly at failover time")
-	require.Eventually(t, func() bool { return len(w1.eventsOf(Lost)) == 3 }, 5*time.Second, time.Millisecond)
+	waitFor(t, func() bool { return len(w1.eventsOf(Lost)) == 3 })
 	for _, ev := range w1.eventsOf(Lost) {
 		require.ErrorIs(t, ev.Err, ErrExpiredLocally)
 	}
@@ -253,8 +257,8 @@ func TestFinishedLeasesAreNotTaken(t *testing.T) {
 	w1 := f.start("w1")
 	require.Len(t, w1.c.Held(), 4)
 	w2 := f.start("w2")
-	require.Len(t, w2.c.Held(), 2, "SHARD_END leases are not counted for balance")
 	f.advance(takeInterval)
+	require.Len(t, w2.c.Held(), 2, "SHARD_END leases are not counted for balance")
 	for _, k := range []string{"a", "b"} {
 		l, err := store.Get(ctx, k)
 		require.NoError(t, err)
@@ -326,7 +330,7 @@ func TestPlanTakesLongExpiredFirst(t *testing.T) {
 		"live":          {counter: 3, owner: "other", since: t0.Add(-time.Second)},
 		"done":          {counter: 3, owner: "other", since: t0.Add(-time.Hour)},
 	}
-	p := c.plan(all, t0)
+	p := c.plan(all, t0, nil)
 	require.Equal(t, []string{"long-expired", "unowned", "fresh-expired"}, keys(p.available))
 	require.Equal(t, 4, p.leases, "finished leases do not count")
 	require.Equal(t, 2, p.workers, "dead owners are not workers")

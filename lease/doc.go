@@ -18,7 +18,10 @@
 // passes (a finished shard's children) at once; a child lease is taken only
 // once all its parents' leases are finished (so the worker that finishes the
 // last parent gets it); workers starting together split unowned leases
-// without stealing (Config.InitialTakeDelay).
+// without stealing (Config.InitialTakeDelay); a worker steals only after
+// watching the table for more than FailoverTime, so a joining worker takes
+// a crashed worker's leases as they expire instead of stealing from live
+// workers; StopTaking (a worker shutting down) ends taking for good.
 //
 // Tolerated in a shared table: a leaseOwner written as "" or NULL means
 // unowned, and DynamoStore.List skips (and logs) items it cannot read

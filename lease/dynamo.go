@@ -261,11 +261,18 @@ func (u *update) expression() string {
 // retried a write that had landed, the item already equals want and the
 // write counts as done (KCL does the same for renewals).
 func (s *DynamoStore) apply(ctx context.Context, op string, l Lease, u *update, want Lease) (Lease, error) {
-	cond := "#c = :c AND #o = :o"
+	counterCond := "#c = :c"
+	if l.Counter == 0 {
+		// An item without leaseCounter (written by another tool) reads as
+		// counter 0; without this it could never be taken, and its shard
+		// would silently never be processed.
+		counterCond = "(#c = :c OR attribute_not_exists(#c))"
+	}
+	cond := counterCond + " AND #o = :o"
 	if l.Owner == "" {
 		// Unowned: the attribute absent (as KCL and this package write
 		// it), NULL or "" (as other tools may write it).
-		cond = "#c = :c AND (attribute_not_exists(#o) OR attribute_type(#o, :nullType) OR #o = :noOwner)"
+		cond = counterCond + " AND (attribute_not_exists(#o) OR attribute_type(#o, :nullType) OR #o = :noOwner)"
 		u.values[":nullType"] = &types.AttributeValueMemberS{Value: "NULL"}
 		u.values[":noOwner"] = &types.AttributeValueMemberS{Value: ""}
 	} else {
@@ -334,7 +341,9 @@ func (s *DynamoStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 	u := newUpdate(l)
 	u.set = append(u.set, "#o = :owner")
 	u.values[":owner"] = &types.AttributeValueMemberS{Value: owner}
-	if l.Owner != owner {
+	if l.Owner != "" && l.Owner != owner {
+		// As KCL: a switch is a move from another owner; taking an
+		// unowned (released or new) lease is not one.
 		u.names["#sw"] = AttrOwnerSwitchesSinceCheckpoint
 		u.values[":zero"], u.values[":one"] = nAttr(0), nAttr(1)
 		u.set = append(u.set, "#sw = if_not_exists(#sw, :zero) + :one")

@@ -30,7 +30,11 @@ func newDynaliteStore(t *testing.T, client DynamoDBAPI) *DynamoStore {
 
 func TestDynamoStoreConformance(t *testing.T) {
 	client := itest.DynamoDB(t)
-	testStoreConformance(t, func(t *testing.T) Store { return newDynaliteStore(t, client) })
+	testStoreConformance(t, func(t *testing.T) Store { return newDynaliteStore(t, client) },
+		func(t *testing.T, s Store, item map[string]types.AttributeValue) {
+			_, err := client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(s.(*DynamoStore).Table()), Item: item})
+			require.NoError(t, err)
+		})
 }
 
 func TestDynamoStoreTableLayoutAndKCLItems(t *testing.T) {

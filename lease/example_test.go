@@ -3,7 +3,6 @@ package lease_test
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/lease"
@@ -15,10 +14,9 @@ func ExampleCoordinator() {
 	for _, shard := range []string{"shardId-000000000000", "shardId-000000000001"} {
 		_, _ = store.Create(ctx, lease.Lease{Key: shard, Checkpoint: checkpoint.TrimHorizon})
 	}
-	// A short FailoverTime only keeps the example quick: a lone worker takes
-	// its second lease after InitialTakeDelay, which derives from it. The
-	// default is KCL's 10 s.
-	coord, err := lease.NewCoordinator(store, lease.Config{WorkerID: "worker-1", FailoverTime: time.Second})
+	// A lone worker: no start-up wait for others (InitialTakeDelay -1), so
+	// it takes both leases at once. FailoverTime keeps KCL's 10 s default.
+	coord, err := lease.NewCoordinator(store, lease.Config{WorkerID: "worker-1", InitialTakeDelay: -1})
 	if err != nil {
 		panic(err)
 	}

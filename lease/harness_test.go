@@ -113,10 +113,10 @@ func (f *fleet) launch(id string) *worker {
 // it holds (events are delivered asynchronously; an Acquired still queued
 // when its Lost arrives is cancelled, which tests counting events avoid).
 func (f *fleet) settle() {
-	for id, w := range f.workers {
-		require.Eventually(f.t, func() bool {
+	for _, w := range f.workers {
+		waitFor(f.t, func() bool {
 			return len(w.eventsOf(Acquired))-len(w.eventsOf(Lost)) == len(w.c.Held())
-		}, 5*time.Second, time.Millisecond, "worker %s events", id)
+		})
 	}
 }
 
@@ -137,7 +137,10 @@ func (f *fleet) stopAll() {
 }
 
 // advance moves the clock by d, one timer deadline at a time, letting every
-// pass triggered at a deadline finish before moving on.
+// pass triggered at a deadline finish, and its events reach the workers,
+// before moving on. Without the latter, how fast the event readers run
+// (real time) would decide whether a Lost cancels a still undelivered
+// Acquired, and so what the tests count.
 func (f *fleet) advance(d time.Duration) {
 	end := f.clk.Now().Add(d)
 	for {
@@ -147,6 +150,7 @@ func (f *fleet) advance(d time.Duration) {
 		}
 		f.clk.Set(next)
 		f.clk.BlockUntil(f.idleTimers())
+		f.settle()
 		if !next.Before(end) {
 			return
 		}
@@ -193,4 +197,14 @@ func (w *worker) eventsOf(t EventType) []Event {
 		}
 	}
 	return out
+}
+
+// waitFor polls cond until it holds, however long that takes: a slow
+// machine makes it wait longer, never fail. A condition that never holds
+// is reported by the test binary's -timeout, with every goroutine's stack.
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		time.Sleep(time.Millisecond)
+	}
 }

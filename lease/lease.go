@@ -73,7 +73,8 @@ type Lease struct {
 
 // Finished reports whether the lease's shard was processed to its end
 // (checkpoint SHARD_END). Finished leases are neither balanced nor taken;
-// the consumer deletes them once their children have started.
+// the consumer deletes them once every child has checkpointed past its
+// starting position.
 // A sub-sequence number stored with the sentinel does not matter, as in KCL.
 func (l Lease) Finished() bool { return l.Checkpoint.Sentinel == checkpoint.SentinelShardEnd }
 
@@ -180,14 +181,16 @@ func MarshalItem(l Lease) (map[string]types.AttributeValue, error) {
 }
 
 // UnmarshalItem reads a lease table item written by KCL for Java or by this
-// package. Attributes it does not interpret are kept in Lease.Extra.
+// package. Attributes it does not interpret are kept in Lease.Extra. An
+// item it cannot read (a malformed checkpoint, a wrong attribute type)
+// fails with an error matching ErrUnreadable.
 func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 	var it item
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return Lease{}, fmt.Errorf("lease: unmarshal item: %w", err)
+		return Lease{}, fmt.Errorf("lease %s: %w: %w", itemKey(av), ErrUnreadable, err)
 	}
 	if it.LeaseKey == "" {
-		return Lease{}, fmt.Errorf("lease: item has no %s", AttrLeaseKey)
+		return Lease{}, fmt.Errorf("lease: %w: item has no %s", ErrUnreadable, AttrLeaseKey)
 	}
 	l := Lease{
 		Key:                          it.LeaseKey,
@@ -209,7 +212,7 @@ func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 	} else {
 		p, err := checkpoint.Parse(it.Checkpoint, it.CheckpointSubSequenceNumber)
 		if err != nil {
-			return Lease{}, fmt.Errorf("lease %s: %s: %w", it.LeaseKey, AttrCheckpoint, err)
+			return Lease{}, fmt.Errorf("lease %s: %w: %s: %w", it.LeaseKey, ErrUnreadable, AttrCheckpoint, err)
 		}
 		l.Checkpoint = p
 	}
@@ -220,7 +223,7 @@ func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 		}
 		p, err := checkpoint.Parse(*it.PendingCheckpoint, sub)
 		if err != nil {
-			return Lease{}, fmt.Errorf("lease %s: %s: %w", it.LeaseKey, AttrPendingCheckpoint, err)
+			return Lease{}, fmt.Errorf("lease %s: %w: %s: %w", it.LeaseKey, ErrUnreadable, AttrPendingCheckpoint, err)
 		}
 		l.PendingCheckpoint = &p
 	}

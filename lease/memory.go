@@ -139,7 +139,7 @@ func (s *MemoryStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 		return Lease{}, fmt.Errorf("lease %s: take: empty owner", l.Key)
 	}
 	return s.update(ctx, "take", l, func(c *Lease) {
-		if c.Owner != owner {
+		if c.Owner != "" && c.Owner != owner {
 			c.OwnerSwitchesSinceCheckpoint++
 		}
 		c.Owner = owner

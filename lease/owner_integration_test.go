@@ -52,7 +52,7 @@ func TestDynamoTakeLeaseWithEmptyOrNullOwner(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "w1", got.Owner, k)
 		require.Equal(t, int64(8), got.Counter, k)
-		require.Equal(t, int64(1), got.OwnerSwitchesSinceCheckpoint, k)
+		require.Equal(t, int64(0), got.OwnerSwitchesSinceCheckpoint, "%s: unowned, so no owner switch", k)
 	}
 }
 
@@ -82,4 +82,26 @@ func TestDynamoListSkipsMalformedItem(t *testing.T) {
 	c, _ := manual(t, s, Config{})
 	c.takePass(ctx, true)
 	require.Len(t, c.Held(), 2)
+}
+
+// On DynamoDB: a child whose parent item is malformed is not taken, and
+// Get tells such an item from a missing one.
+func TestDynamoChildOfUnreadableParentNotTaken(t *testing.T) {
+	ctx := context.Background()
+	client := itest.DynamoDB(t)
+	s := newDynaliteStore(t, client)
+	bad := mustMarshal(t, Lease{Key: "parent", Checkpoint: checkpoint.TrimHorizon})
+	bad[AttrCheckpoint] = &types.AttributeValueMemberS{Value: "garbage"}
+	_, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table()), Item: bad})
+	require.NoError(t, err)
+	_, err = s.Create(ctx, Lease{Key: "child", Checkpoint: checkpoint.TrimHorizon, ParentShardIDs: []string{"parent"}})
+	require.NoError(t, err)
+	_, err = s.Get(ctx, "parent")
+	require.ErrorIs(t, err, ErrUnreadable)
+	_, err = s.Get(ctx, "missing")
+	require.ErrorIs(t, err, ErrNotFound)
+
+	c, _ := manual(t, s, Config{})
+	c.takePass(ctx, true)
+	require.Empty(t, c.Held())
 }

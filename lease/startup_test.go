@@ -79,16 +79,44 @@ func TestStartupLoneWorkerTakesAllAfterDelay(t *testing.T) {
 	require.Len(t, w.c.Held(), 8)
 }
 
-// A worker joining a fleet that holds every lease has nothing to wait for:
-// it steals its share in its first pass, as before.
-func TestStartupJoinRunningFleetStealsAtOnce(t *testing.T) {
+// A worker joining a fleet that holds every lease steals nothing until it
+// has watched the table for longer than a failover time (before that it
+// cannot tell live workers from dead ones whose leases are about to
+// expire), then steals its share at its next balancing pass.
+func TestStartupJoinRunningFleetStealsOnlyAfterWatchingFailoverTime(t *testing.T) {
 	f := newStartupFleet(t, 8)
 	w1 := f.start("w1")
 	f.advance(w1.c.Config().InitialTakeDelay)
 	require.Len(t, w1.c.Held(), 8)
 	f.advance(3 * time.Second)
 	w2 := f.start("w2")
-	require.Len(t, w2.c.Held(), 4)
+	require.Empty(t, w2.c.Held(), "no steal in the first pass")
+	f.advance(w2.c.Config().FailoverTime)
+	require.Empty(t, w2.c.Held(), "no steal within a failover time of starting")
+	require.Empty(t, w1.eventsOf(Lost))
+	f.advance(w2.c.Config().TakeInterval)
+	require.Len(t, w2.c.Held(), 4, "its share, at the first balancing pass after that")
+}
+
+// A worker joining while another has crashed takes the crashed worker's
+// leases once they expire, and steals nothing from the live one.
+func TestStartupJoinAfterCrashTakesExpiredLeasesNotLiveOnes(t *testing.T) {
+	f := newStartupFleet(t, 8)
+	w1 := f.start("w1")
+	f.advance(w1.c.Config().InitialTakeDelay)
+	f.advance(time.Second)
+	w2 := f.start("w2")
+	f.advance(w2.c.Config().TakeInterval)
+	require.Equal(t, map[string]int{"w1": 4, "w2": 4}, f.owners())
+	f.advance(w1.c.Config().RenewInterval)
+	lostBefore := len(w1.eventsOf(Lost))
+
+	f.stop("w2") // kill -9
+	w3 := f.start("w3")
+	require.Empty(t, w3.c.Held(), "the dead worker's leases have not expired yet; the live worker's are not stolen")
+	f.advance(3 * w3.c.Config().TakeInterval)
+	require.Equal(t, map[string]int{"w1": 4, "w3": 4}, f.owners(), "the dead worker's leases moved to w3")
+	require.Len(t, w1.eventsOf(Lost), lostBefore, "nothing taken from the live worker")
 }
 
 func TestInitialTakeDelayValidation(t *testing.T) {

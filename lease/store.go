@@ -16,6 +16,12 @@ var (
 	// owner is no longer what the caller observed. For the holder this means
 	// the lease is lost.
 	ErrConflict = errors.New("lease: conditional write failed")
+	// ErrUnreadable means a lease item exists but cannot be read as a
+	// lease (written by another tool: a malformed checkpoint, a wrong
+	// attribute type). List leaves such items out (and logs them); Get
+	// returns this error for them. It is not transient: the item must be
+	// fixed.
+	ErrUnreadable = errors.New("lease: unreadable lease item")
 	// ErrLeaseLost is checkpoint.ErrLeaseLost, returned by the Coordinator's
 	// checkpoint writes when the lease is not (or no longer) held.
 	ErrLeaseLost = checkpoint.ErrLeaseLost
@@ -63,7 +69,9 @@ type Store interface {
 	// Renew increments the counter of a lease held by l.Owner.
 	Renew(ctx context.Context, l Lease) (Lease, error)
 	// Take makes owner the holder of the lease observed as l, incrementing
-	// ownerSwitchesSinceCheckpoint when the owner changes.
+	// ownerSwitchesSinceCheckpoint when it had another owner (not when it
+	// was unowned), as KCL does. A lease item without leaseCounter reads
+	// as counter 0 and can be taken on it.
 	Take(ctx context.Context, l Lease, owner string) (Lease, error)
 	// Release removes the owner, so any worker can take the lease at once.
 	Release(ctx context.Context, l Lease) (Lease, error)
