@@ -151,6 +151,9 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 			continue // woken by a completion
 		}
 		t := kr.deadline
+		if force && t.After(now) {
+			t = now // flushing: due as soon as the backoff and tokens allow
+		}
 		if now.Before(l.notBefore) && l.notBefore.After(t) {
 			t = l.notBefore
 		}
@@ -350,8 +353,15 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 		code, msg, class := reqCode, reqMsg, reqClass
 		if reqErr == nil {
 			e := &out.Records[i]
-			if e.ErrorCode == nil || *e.ErrorCode == "" {
-				sid, seq := deref(e.ShardId), deref(e.SequenceNumber)
+			code, msg = deref(e.ErrorCode), deref(e.ErrorMessage)
+			sid, seq := deref(e.ShardId), deref(e.SequenceNumber)
+			if code == "" && (sid == "" || seq == "") {
+				// Neither an error nor a place: not a success. The record
+				// may have been stored; retrying is at least once, as for
+				// a lost response.
+				code, msg = codeIncompleteResult, fmt.Sprintf("result entry without error code has shard id %q and sequence number %q", sid, seq)
+			}
+			if code == "" {
 				if sid != shard {
 					mismatch = true
 				}
@@ -369,7 +379,6 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 				done = append(done, kr.recs...)
 				continue
 			}
-			code, msg = *e.ErrorCode, deref(e.ErrorMessage)
 			class = classifyCode(code)
 		}
 		a := Attempt{Time: start, Duration: dur, ErrorCode: code, ErrorMessage: msg}
