@@ -318,5 +318,3 @@ func BenchmarkStalledEndpoint(b *testing.B) {
 		}
 	}
 }
-
-

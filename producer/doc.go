@@ -90,10 +90,11 @@
 // data, and each record costs about 400 bytes of bookkeeping, so plan for
 // roughly twice MaxBufferedBytes plus 400 B x MaxBufferedRecords.
 //
-// Callbacks run one at a time on a goroutine of their own, after the
-// record's buffer space is freed, so a callback may Put (even into a full
-// buffer) without stalling sending. Records whose callback has not run yet
-// keep only their bookkeeping (not their data) and are counted by
-// Outstanding but not against the limits: callbacks slower than the
-// record rate let that backlog grow.
+// Callbacks run one at a time on a goroutine of their own, so a slow
+// callback never stalls sending. A record whose outcome is known keeps its
+// room (its bookkeeping, not its data) until its callback has returned, so
+// callbacks slower than the record rate make Put wait instead of letting
+// that backlog grow. A callback may Put; when only callbacks returning can
+// free room, a Put made by a callback is let in beyond the limits, since
+// waiting would wait for itself.
 package producer

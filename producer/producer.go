@@ -1,11 +1,13 @@
 package producer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +56,9 @@ type Producer struct {
 	cbQueue []callbackCall
 	cbSpare []callbackCall
 	cbKick  chan struct{}
+	// cbGoroutine is the id of the goroutine running callbacks (see
+	// fromCallback).
+	cbGoroutine atomic.Uint64
 
 	// Test instrumentation (see quiescent). A wake-up handed to a goroutine
 	// blocked in select leaves the channel empty while that goroutine is
@@ -160,9 +165,12 @@ func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*
 // with the outcome, after the Future is done. Callbacks run one at a time,
 // in the order outcomes are known, on a producer goroutine that does
 // nothing else: a slow callback delays later callbacks (and Flush and
-// Close, which wait for callbacks to return) but not sending. A callback
-// may Put (it waits for room like any Put); it must not call Flush or
-// Close.
+// Close, which wait for callbacks to return) but not sending. A record
+// keeps its room in the buffer until its callback has returned, so slow
+// callbacks make Put wait rather than let the backlog grow. A callback may
+// Put: it waits for room like any Put, except when only callbacks
+// returning could free room (it would wait for itself), when it is let in
+// beyond the limits. It must not call Flush or Close.
 func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Result)) (*Future, error) {
 	hi, lo, err := checkRecord(rec.PartitionKey, rec.ExplicitHashKey, len(rec.Data))
 	if err != nil {
@@ -177,24 +185,33 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 	}
 	size := f.size()
 	now := p.clk.Now()
+	waited := false
 	p.mu.Lock()
 	for {
 		if p.closed {
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if p.outRecords < p.cfg.MaxBufferedRecords && p.outBytes+size <= p.cfg.MaxBufferedBytes {
+		if p.outRecords+p.completing < p.cfg.MaxBufferedRecords && p.outBytes+p.completingBytes+size <= p.cfg.MaxBufferedBytes {
+			break
+		}
+		if p.outRecords == 0 && p.completing > 0 && p.fromCallback() {
+			// Only callbacks returning can free room, and this Put is
+			// made by one: it would wait for itself.
 			break
 		}
 		if p.cfg.FailWhenBufferFull {
 			p.mu.Unlock()
 			return nil, ErrBufferFull
 		}
+		if !waited {
+			waited = true
+			p.waiting++
+		}
 		if p.room == nil {
 			p.room = make(chan struct{})
 		}
 		room := p.room
-		p.waiting++
 		p.mu.Unlock()
 		p.wake() // send what is buffered now rather than at its deadline
 		var cerr error
@@ -204,12 +221,15 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 			cerr = ctx.Err()
 		}
 		p.mu.Lock()
-		p.waiting--
 		if cerr != nil {
+			p.waiting--
 			p.mu.Unlock()
 			return nil, cerr
 		}
 		now = p.clk.Now()
+	}
+	if waited {
+		p.waiting--
 	}
 	f.enqueued = now
 	p.outRecords++
@@ -221,6 +241,30 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 	}
 	p.met.UserRecordReceived(len(rec.Data))
 	return f, nil
+}
+
+// fromCallback reports whether the calling goroutine is the one running
+// callbacks. Only a Put that would otherwise wait for room asks, so the
+// cost of reading the goroutine's id (from its stack header: Go offers no
+// other way) is paid only when the buffer is full and a callback holds it.
+func (p *Producer) fromCallback() bool {
+	id := p.cbGoroutine.Load()
+	return id != 0 && id == goroutineID()
+}
+
+// goroutineID parses the current goroutine's id from "goroutine N [".
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, _ = bytes.CutPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 // PutSync puts one record and waits for its outcome.
@@ -393,9 +437,10 @@ func (p *Producer) finish(fs []*Future) {
 		p.cbQueue = calls
 		p.cbMu.Unlock()
 	}
-	// The outcomes are published: free the room. Records with a callback
-	// stay "completing" until it has returned (callbackLoop may already
-	// have run it, leaving completing briefly negative).
+	// The outcomes are published: free the room of records without a
+	// callback. Records with one stay "completing", and keep their room,
+	// until it has returned (callbackLoop may already have run it, leaving
+	// completing briefly negative).
 	p.mu.Lock()
 	p.outRecords -= len(fs)
 	p.outBytes -= bytes
@@ -425,6 +470,10 @@ func (p *Producer) completed(n, bytes int) {
 	p.mu.Lock()
 	p.completing -= n
 	p.completingBytes -= bytes
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
 	if p.outRecords == 0 && p.completing == 0 && p.drained != nil {
 		close(p.drained)
 		p.drained = nil
@@ -443,6 +492,7 @@ type callbackCall struct {
 // Close cancels ctx only once every outcome, callbacks included, is
 // delivered, so nothing is left in the queue.
 func (p *Producer) callbackLoop(ctx context.Context) error {
+	p.cbGoroutine.Store(goroutineID())
 	for {
 		select {
 		case <-ctx.Done():
