@@ -91,15 +91,9 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	puts := putN(t, p, "g", 100)
 	require.NoError(t, p.Close(context.Background()))
 	waitAll(t, puts)
-	ok := false
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); runtime.Gosched() {
-		if runtime.NumGoroutine() <= before {
-			ok = true
-			break
-		}
-	}
-	if !ok {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("goroutines left: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+	// Close has waited for its goroutines; the runtime may take a moment
+	// to retire them. A leak hangs here (go test -timeout shows it).
+	for runtime.NumGoroutine() > before {
+		runtime.Gosched()
 	}
 }

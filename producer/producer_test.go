@@ -30,11 +30,7 @@ func newProducer(t testing.TB, c Client, stream string, cfg Config) *Producer {
 	t.Helper()
 	p, err := New(c, stream, cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
 }
 

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -59,8 +58,8 @@ func testSplitAndMerge(t *testing.T, accept bool) {
 		defer p.mu.Unlock()
 		return len(p.shards) == 4 && p.shards[0].id != *s0.ShardId && p.shards[3].id != *shards.Shards[3].ShardId
 	}
-	for end := time.Now().Add(10 * time.Second); !refreshed(); runtime.Gosched() {
-		require.True(t, time.Now().Before(end), "shard map not refreshed")
+	for !refreshed() { // a refresh that never comes hangs (go test -timeout)
+		runtime.Gosched()
 	}
 	before := len(puts)
 	puts = append(puts, putN(t, p, "d", 3000)...)

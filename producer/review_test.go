@@ -171,24 +171,16 @@ func TestCallbackPutsWhileBufferFull(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("deadlock: producers blocked", debugHook())
-	}
-	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	require.NoError(t, p.Flush(fctx))
+	<-done // a deadlock hangs here, and go test -timeout shows where
+	require.NoError(t, p.Flush(ctx))
 }
 
 // waitParked waits until the dispatcher has done its first pass and the
 // first shard map read has ended.
 func waitParked(t testing.TB, p *Producer) {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); !p.quiescent(0); runtime.Gosched() {
-		if time.Now().After(end) {
-			t.Fatal("producer never parked")
-		}
+	for !p.quiescent(0) {
+		runtime.Gosched()
 	}
 }
 
@@ -294,11 +286,10 @@ func TestChaosEveryRecordOneOutcome(t *testing.T) {
 			require.NotEmpty(t, res.SequenceNumber)
 		}
 	}
-	for end := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; runtime.Gosched() {
-		if time.Now().After(end) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("goroutines left: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
+	// Close has waited for its goroutines; the runtime may take a moment
+	// to retire them. A leak hangs here (go test -timeout shows it).
+	for runtime.NumGoroutine() > before {
+		runtime.Gosched()
 	}
 }
 
@@ -595,12 +586,8 @@ func TestAbortWithAggregateOnUnknownShard(t *testing.T) {
 		p.mu.Unlock()
 	}
 	close(release)
-	select {
-	case err := <-closed:
-		require.ErrorIs(t, err, context.Canceled)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close hangs on an aggregate held for a shard map", debugHook())
-	}
+	// A Close that hangs on an aggregate held for a shard map hangs here.
+	require.ErrorIs(t, <-closed, context.Canceled)
 	for _, pu := range puts {
 		res := pu.f.Result()
 		require.NotNil(t, res)
