@@ -111,6 +111,7 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 		u.pending = keep
 	}
 	for _, l := range p.lanes {
+		l.stamp = time.Time{} // records put from now on start a new batch
 		if l.open != nil {
 			if force || !now.Before(l.open.deadline) {
 				p.sealLocked(l)
@@ -174,6 +175,7 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 // and puts the rest back at the front.
 func (p *Producer) pruneFrontLocked(l *lane, now time.Time, done *[]*Future) {
 	kr := p.popReadyLocked(l)
+	kr.detach()
 	recs := append([]*Future(nil), kr.recs...)
 	p.putKR(kr)
 	p.requeueFrontLocked(recs, now, done)
@@ -267,7 +269,18 @@ lanes:
 	}
 	p.active.Add(1)
 	r.ctx, r.cancel = context.WithCancelCause(p.reqBase)
+	// A call outlives its records' TTL only to no purpose: it ends by then,
+	// so every record has its outcome by its TTL (plus a dispatcher pass).
 	r.deadline = now.Add(p.cfg.RequestTimeout)
+	var last time.Time
+	for _, kr := range r.krs {
+		if kr.expire.After(last) {
+			last = kr.expire
+		}
+	}
+	if last.Before(r.deadline) {
+		r.deadline = last
+	}
 	p.inflight = append(p.inflight, r)
 	return r
 }
@@ -293,8 +306,11 @@ func (p *Producer) send(r *request) {
 			e.ExplicitHashKey = &kr.ehk
 		}
 		r.entries = append(r.entries, e)
+		if !p.metricsOn || (kr.shared && len(kr.attempts) > 0) {
+			continue
+		}
 		for _, f := range kr.recs {
-			if len(f.res.Attempts) == 0 {
+			if kr.shared || len(f.res.Attempts) == 0 {
 				p.met.BufferingTime(kr.lane.shard.id, start.Sub(f.enqueued))
 			}
 		}
@@ -365,12 +381,14 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 				if sid != shard {
 					mismatch = true
 				}
-				a := Attempt{Time: start, Duration: dur}
+				kr.addAttempt(Attempt{Time: start, Duration: dur})
+				kr.detach()
 				for _, f := range kr.recs {
-					f.addAttempt(a)
 					f.res.ShardID, f.res.SequenceNumber = sid, seq
 				}
-				p.met.KinesisRecordPut(sid, len(kr.recs), kr.userBytes(), len(kr.data))
+				if p.metricsOn {
+					p.met.KinesisRecordPut(sid, len(kr.recs), kr.userBytes(), len(kr.data))
+				}
 				if sid != shard && p.aggregate && len(kr.recs) > 1 {
 					outcomes[i] = outVerify
 					continue
@@ -381,10 +399,7 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 			}
 			class = classifyCode(code)
 		}
-		a := Attempt{Time: start, Duration: dur, ErrorCode: code, ErrorMessage: msg}
-		for _, f := range kr.recs {
-			f.addAttempt(a)
-		}
+		kr.addAttempt(Attempt{Time: start, Duration: dur, ErrorCode: code, ErrorMessage: msg})
 		p.met.ErrorsByCode(shard, code, 1)
 		var reason error
 		switch {
@@ -398,6 +413,7 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 			continue
 		}
 		outcomes[i] = outFailed
+		kr.detach()
 		for _, f := range kr.recs {
 			f.res.Err = &RecordError{Reason: reason, Code: code, Message: msg, Cause: reqErr}
 		}
@@ -463,6 +479,7 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 	}
 	for i, kr := range r.krs {
 		if redoKR[i] {
+			kr.detach()
 			redo = append(redo, kr.recs...)
 		}
 	}
@@ -660,7 +677,7 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 		p.gen++
 		p.shards, p.lanes, p.laneByID = shards, lanes, byID
 		for _, f := range moved {
-			p.addLocked(f)
+			p.addLocked(f, false)
 		}
 	}
 	// Resolve aggregates stored on shards we did not know.
@@ -696,14 +713,19 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 // settled records to done.
 func (p *Producer) verifyLocked(kr *kRecord, r shardRange, known bool, now time.Time, done []*Future) []*Future {
 	var redo []*Future
+	kr.detach()
 	for _, f := range kr.recs {
 		if p.cfg.AcceptMisroutedAggregates || (known && r.contains(f.hi, f.lo)) {
 			done = append(done, f)
 			continue
 		}
-		a := &f.res.Attempts[len(f.res.Attempts)-1]
+		// The history may be shared with the aggregate's other records:
+		// replace the last attempt in a copy.
+		n := len(f.res.Attempts)
+		a := f.res.Attempts[n-1]
 		a.ErrorCode = "WrongShard"
 		a.ErrorMessage = "stored in an aggregate on shard " + f.res.ShardID + " outside the record's hash key range; re-sent"
+		f.res.Attempts = append(f.res.Attempts[:n-1:n-1], a)
 		f.res.ShardID, f.res.SequenceNumber = "", ""
 		redo = append(redo, f)
 	}

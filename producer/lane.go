@@ -14,6 +14,14 @@ type kRecord struct {
 	agg  aggregation.Aggregator // used when aggregating
 	blob []byte
 
+	// attempts is the history of every record of kr while shared holds:
+	// one Attempt per call for all its records, handed to each record's
+	// Result (capped, so an append copies) when it leaves kr. Without
+	// shared (records that came with histories of their own), each
+	// record's Result.Attempts is its history.
+	attempts []Attempt
+	shared   bool
+
 	// set by build, outside the lock, once
 	built bool
 	data  []byte
@@ -21,6 +29,7 @@ type kRecord struct {
 	ehk   string
 
 	size     int       // bytes counted against PutRecords limits: data + key
+	opened   time.Time // when the aggregate was started: its records' enqueue time
 	deadline time.Time // when it must be sent (first record's buffering deadline)
 	expire   time.Time // earliest TTL of its records
 	hasCtx   bool      // some record carries a cancelable context
@@ -35,6 +44,42 @@ func (kr *kRecord) reset() {
 	kr.data, kr.pk, kr.ehk = nil, "", ""
 	kr.size = 0
 	kr.hasCtx = false
+	kr.attempts, kr.shared = nil, false // handed out to Results: never reused
+}
+
+// addAttempt records one call that carried kr.
+func (kr *kRecord) addAttempt(a Attempt) {
+	if kr.shared {
+		kr.attempts = append(kr.attempts, a)
+		return
+	}
+	for _, f := range kr.recs {
+		f.res.Attempts = append(f.res.Attempts, a)
+	}
+}
+
+// detach gives every record of kr its history, before the records leave
+// kr (to their outcome or another Kinesis record).
+func (kr *kRecord) detach() {
+	if !kr.shared {
+		return
+	}
+	kr.shared = false
+	if n := len(kr.attempts); n > 0 {
+		h := kr.attempts[:n:n]
+		for _, f := range kr.recs {
+			f.res.Attempts = h
+		}
+	}
+}
+
+// join adds f to kr's records, keeping the history shared only while
+// every record has the same one (none, for records not sent yet).
+func (kr *kRecord) join(f *Future) {
+	if kr.shared && (len(f.res.Attempts) > 0 || len(kr.attempts) > 0) {
+		kr.detach()
+	}
+	kr.recs = append(kr.recs, f)
 }
 
 // build fixes the wire form of kr. It runs in a worker, outside the lock,
@@ -125,4 +170,9 @@ type lane struct {
 	notBefore time.Time
 
 	recTok, byteTok tokenBucket
+
+	// stamp is the buffering start of records put since the dispatcher's
+	// last pass (without aggregation; an aggregate has its own), so a Put
+	// need not read the clock.
+	stamp time.Time
 }

@@ -38,6 +38,8 @@ type Producer struct {
 	clk        clock.Clock
 	log        *slog.Logger
 	met        Metrics
+	metricsOn  bool // Metrics is not NopMetrics: per-record metric work is worth doing
+	keys       *keyCache
 
 	kick      chan struct{}
 	refreshCh chan struct{}
@@ -120,6 +122,8 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 		clk:       cfg.Clock,
 		log:       cfg.Logger.With("stream", stream),
 		met:       cfg.Metrics,
+		metricsOn: cfg.Metrics != Metrics(NopMetrics{}),
+		keys:      newKeyCache(),
 		kick:      make(chan struct{}, 1),
 		refreshCh: make(chan struct{}, 1),
 		cbKick:    make(chan struct{}, 1),
@@ -172,7 +176,7 @@ func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*
 // returning could free room (it would wait for itself), when it is let in
 // beyond the limits. It must not call Flush or Close.
 func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Result)) (*Future, error) {
-	hi, lo, err := checkRecord(rec.PartitionKey, rec.ExplicitHashKey, len(rec.Data))
+	hi, lo, err := p.keys.check(rec.PartitionKey, rec.ExplicitHashKey, len(rec.Data))
 	if err != nil {
 		return nil, err
 	}
@@ -183,8 +187,7 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 		}
 		f.ctx = ctx
 	}
-	size := f.size()
-	now := p.clk.Now()
+	size := p.charge(f)
 	waited := false
 	p.mu.Lock()
 	for {
@@ -192,8 +195,8 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if p.outRecords+p.completing < p.cfg.MaxBufferedRecords && p.outBytes+p.completingBytes+size <= p.cfg.MaxBufferedBytes {
-			break
+		if n := p.outRecords + p.completing; n == 0 || n < p.cfg.MaxBufferedRecords && p.outBytes+p.completingBytes+size <= p.cfg.MaxBufferedBytes {
+			break // an empty buffer takes any record, however large its charge
 		}
 		if p.outRecords == 0 && p.completing > 0 && p.fromCallback() {
 			// Only callbacks returning can free room, and this Put is
@@ -226,20 +229,20 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 			p.mu.Unlock()
 			return nil, cerr
 		}
-		now = p.clk.Now()
 	}
 	if waited {
 		p.waiting--
 	}
-	f.enqueued = now
 	p.outRecords++
 	p.outBytes += size
-	kick := p.addLocked(f)
+	kick := p.addLocked(f, true)
 	p.mu.Unlock()
 	if kick {
 		p.wake()
 	}
-	p.met.UserRecordReceived(len(rec.Data))
+	if p.metricsOn {
+		p.met.UserRecordReceived(len(rec.Data))
+	}
 	return f, nil
 }
 
@@ -276,8 +279,9 @@ func (p *Producer) PutSync(ctx context.Context, rec Record) (*Result, error) {
 	return f.Wait(ctx)
 }
 
-// Outstanding returns the records, and their data plus key bytes, that
-// have been accepted and have no outcome yet.
+// Outstanding returns the records that have been accepted and have no
+// outcome yet (or whose callback has not returned), and the bytes they
+// are charged against MaxBufferedBytes (see the package documentation).
 func (p *Producer) Outstanding() (records, bytes int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -352,6 +356,7 @@ func (p *Producer) abort() {
 	// Aggregates awaiting a shard check were stored: report them as such.
 	var stored []*Future
 	for _, u := range p.unverified {
+		u.kr.detach()
 		stored = append(stored, u.kr.recs...)
 	}
 	p.unverified = nil
@@ -409,18 +414,16 @@ func (p *Producer) finish(fs []*Future) {
 	locked := false
 	bytes, ncb, cbBytes := 0, 0, 0
 	for _, f := range fs {
-		if n := len(f.res.Attempts); n > 1 {
-			p.met.RetriesPerRecord(f.res.ShardID, n-1)
-		} else {
-			p.met.RetriesPerRecord(f.res.ShardID, 0)
-		}
-		if f.res.Err != nil {
-			p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
-			if errors.Is(f.res.Err, ErrRecordExpired) {
-				p.met.UserRecordsExpired(f.res.ShardID, 1)
+		if p.metricsOn {
+			p.met.RetriesPerRecord(f.res.ShardID, max(len(f.res.Attempts)-1, 0))
+			if f.res.Err != nil {
+				p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
+				if errors.Is(f.res.Err, ErrRecordExpired) {
+					p.met.UserRecordsExpired(f.res.ShardID, 1)
+				}
 			}
 		}
-		sz := f.size()
+		sz := p.charge(f)
 		bytes += sz
 		if cb := f.complete(); cb != nil {
 			if !locked {
@@ -541,6 +544,7 @@ func (p *Producer) route(f *Future) *lane {
 func (p *Producer) getKR(l *lane) *kRecord {
 	kr := p.krPool.Get().(*kRecord)
 	kr.lane = l
+	kr.shared = true
 	return kr
 }
 
@@ -550,24 +554,37 @@ func (p *Producer) putKR(kr *kRecord) {
 }
 
 // addLocked appends f to its lane and reports whether the dispatcher
-// should be woken.
-func (p *Producer) addLocked(f *Future) bool {
+// should be woken. A fresh record (from Put) takes its batch's start as
+// its enqueue time, so that Put reads no clock: the aggregate's, or the
+// lane's stamp, at most RecordMaxBufferedTime old; a re-routed one keeps
+// its own.
+func (p *Producer) addLocked(f *Future, fresh bool) bool {
 	l := p.route(f)
 	if l == p.unmapped {
+		now := p.clk.Now()
+		if fresh {
+			f.enqueued = now
+		}
 		// The dispatcher expires these records (and notices canceled
 		// contexts) on its own schedule: make sure it looks in time.
 		l.pending = append(l.pending, f)
-		return p.earlierLocked(p.unmappedCheck(f, p.clk.Now()))
+		return p.earlierLocked(p.unmappedCheck(f, now))
 	}
-	kick := false
-	deadline := f.enqueued.Add(p.cfg.RecordMaxBufferedTime)
 	if !p.aggregate {
+		if fresh {
+			if l.stamp.IsZero() {
+				l.stamp = p.clk.Now()
+			}
+			f.enqueued = l.stamp
+		}
 		kr := p.getKR(l)
-		kr.recs = append(kr.recs, f)
+		kr.join(f)
+		deadline := f.enqueued.Add(p.cfg.RecordMaxBufferedTime)
 		kr.deadline, kr.expire, kr.hasCtx = deadline, f.enqueued.Add(p.cfg.RecordTTL), f.ctx != nil
 		kr.size = f.size()
 		return p.pushReadyLocked(kr) || p.earlierLocked(deadline)
 	}
+	kick := false
 	kr := l.open
 	if kr != nil && !p.fits(kr, f) {
 		kick = p.sealLocked(l)
@@ -575,16 +592,40 @@ func (p *Producer) addLocked(f *Future) bool {
 	}
 	if kr == nil {
 		kr = p.getKR(l)
-		kr.deadline, kr.expire = deadline, f.enqueued.Add(p.cfg.RecordTTL)
+		kr.opened = p.clk.Now()
+		kr.deadline, kr.expire = kr.opened.Add(p.cfg.RecordMaxBufferedTime), kr.opened.Add(p.cfg.RecordTTL)
 		l.open = kr
-		kick = kick || p.earlierLocked(deadline)
+		kick = p.earlierLocked(kr.deadline) || kick
+	}
+	if fresh {
+		f.enqueued = kr.opened
+	} else {
+		// A re-routed record may be older than the aggregate.
+		if d := f.enqueued.Add(p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
+			kr.deadline = d
+			kick = p.earlierLocked(d) || kick
+		}
+		if e := f.enqueued.Add(p.cfg.RecordTTL); e.Before(kr.expire) {
+			kr.expire = e
+		}
 	}
 	kr.agg.Add(f.pk, f.ehk, f.data)
-	kr.recs = append(kr.recs, f)
+	kr.join(f)
 	if f.ctx != nil {
 		kr.hasCtx = true
 	}
 	return kick
+}
+
+// charge is what a record counts against MaxBufferedBytes: its data and
+// partition key, the producer's bookkeeping for it (recordOverhead) and,
+// when aggregating, the copy of both in its aggregate's blob.
+func (p *Producer) charge(f *Future) int {
+	n := f.size()
+	if p.aggregate {
+		return 2*n + recordOverhead
+	}
+	return n + recordOverhead
 }
 
 // fits reports whether f can join the aggregate kr within
@@ -656,10 +697,12 @@ func (p *Producer) drainLaneLocked(l *lane) []*Future {
 	var out []*Future
 	for l.ready.len() > 0 {
 		kr := p.popReadyLocked(l)
+		kr.detach()
 		out = append(out, kr.recs...)
 		p.putKR(kr)
 	}
 	if l.open != nil {
+		l.open.detach()
 		out = append(out, l.open.recs...)
 		p.putKR(l.open)
 		l.open = nil
@@ -708,7 +751,7 @@ func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Futu
 			if p.aggregate {
 				kr.agg.Add(f.pk, f.ehk, f.data)
 			}
-			kr.recs = append(kr.recs, f)
+			kr.join(f)
 			kr.hasCtx = kr.hasCtx || f.ctx != nil
 			if e := f.enqueued.Add(p.cfg.RecordTTL); e.Before(kr.expire) {
 				kr.expire = e
@@ -794,3 +837,11 @@ func (p *Producer) quiescent(blocked int64) bool {
 	}
 	return p.nextWake.IsZero() || p.nextWake.After(now)
 }
+
+// recordOverhead is the memory the producer holds per buffered record
+// besides its data and key: the Future (with its Result), its slot in its
+// Kinesis record and aggregator, its share of the aggregate's key table,
+// request entries and callback queue. Measured with
+// BenchmarkStalledEndpoint (live heap after GC per buffered record, less
+// data and key), rounded up.
+const recordOverhead = 256

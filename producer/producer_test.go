@@ -30,7 +30,14 @@ func newProducer(t testing.TB, c Client, stream string, cfg Config) *Producer {
 	t.Helper()
 	p, err := New(c, stream, cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		if t.Failed() {
+			cancel() // give up at once: nothing may move the test's clock any more
+		}
+		defer cancel()
+		_ = p.Close(ctx)
+	})
 	return p
 }
 
@@ -376,7 +383,7 @@ func TestStalledEndpoint(t *testing.T) {
 	require.ErrorIs(t, <-errc, context.Canceled)
 	r, b := p.Outstanding()
 	require.Equal(t, 1000, r)
-	require.LessOrEqual(t, b, 1000*32)
+	require.LessOrEqual(t, b, 1000*(2*32+recordOverhead))
 
 	start := clk.Now()
 	quiet := func() bool { return p.quiescent(blocked.Load()) }
@@ -386,14 +393,16 @@ func TestStalledEndpoint(t *testing.T) {
 	})
 	elapsed := clk.Now().Sub(start)
 	require.GreaterOrEqual(t, elapsed, DefaultRecordTTL)
-	require.Less(t, elapsed, DefaultRecordTTL+DefaultRequestTimeout+time.Second)
+	// Every outcome by its TTL (to within one step of the test's clock): a
+	// call in flight ends when its records' TTL does.
+	require.LessOrEqual(t, elapsed, DefaultRecordTTL+50*time.Millisecond)
 	for _, pu := range puts {
 		res := pu.f.Result()
 		require.ErrorIs(t, res.Err, ErrRecordExpired)
 		require.NotEmpty(t, res.Attempts)
 		for _, a := range res.Attempts {
 			require.Equal(t, "RequestTimeout", a.ErrorCode)
-			require.Equal(t, DefaultRequestTimeout, a.Duration)
+			require.LessOrEqual(t, a.Duration, DefaultRequestTimeout)
 		}
 	}
 	require.Empty(t, storedRecords(t, srv, stream))

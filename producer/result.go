@@ -55,11 +55,13 @@ type Future struct {
 	data     []byte
 	hi, lo   uint64
 	ctx      context.Context // only when it can be canceled
-	enqueued time.Time
+	enqueued time.Time       // its batch's start, at most RecordMaxBufferedTime before Put
 	callback func(*Result)
 
-	attemptsBuf [1]Attempt
-	res         Result
+	// res.Attempts is filled in only when the record leaves its Kinesis
+	// record (kRecord.detach): until then the kRecord holds the history its
+	// records share.
+	res Result
 
 	mu   sync.Mutex
 	done bool
@@ -108,13 +110,6 @@ func (f *Future) Result() *Result {
 }
 
 func (f *Future) size() int { return len(f.data) + len(f.pk) }
-
-func (f *Future) addAttempt(a Attempt) {
-	if f.res.Attempts == nil {
-		f.res.Attempts = f.attemptsBuf[:0]
-	}
-	f.res.Attempts = append(f.res.Attempts, a)
-}
 
 // complete publishes the outcome and returns the callback to run; the
 // producer never touches f afterwards except to read it.
