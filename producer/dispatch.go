@@ -382,10 +382,7 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 					mismatch = true
 				}
 				kr.addAttempt(Attempt{Time: start, Duration: dur})
-				kr.detach()
-				for _, f := range kr.recs {
-					f.res.ShardID, f.res.SequenceNumber = sid, seq
-				}
+				kr.settle(sid, seq)
 				if p.metricsOn {
 					p.met.KinesisRecordPut(sid, len(kr.recs), kr.userBytes(), len(kr.data))
 				}

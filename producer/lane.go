@@ -73,6 +73,18 @@ func (kr *kRecord) detach() {
 	}
 }
 
+// settle detaches kr's records and names where Kinesis stored them.
+func (kr *kRecord) settle(shardID, seq string) {
+	h := kr.attempts[:len(kr.attempts):len(kr.attempts)]
+	for _, f := range kr.recs {
+		if kr.shared {
+			f.res.Attempts = h
+		}
+		f.res.ShardID, f.res.SequenceNumber = shardID, seq
+	}
+	kr.shared = false
+}
+
 // join adds f to kr's records, keeping the history shared only while
 // every record has the same one (none, for records not sent yet).
 func (kr *kRecord) join(f *Future) {

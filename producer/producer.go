@@ -844,4 +844,4 @@ func (p *Producer) quiescent(blocked int64) bool {
 // request entries and callback queue. Measured with
 // BenchmarkStalledEndpoint (live heap after GC per buffered record, less
 // data and key), rounded up.
-const recordOverhead = 256
+const recordOverhead = 480

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,10 +64,19 @@ type Future struct {
 	// records share.
 	res Result
 
-	mu   sync.Mutex
-	done bool
-	ch   chan struct{}
+	// state has futureDone once the outcome is published and futureCh
+	// once Done made ch: whichever of complete and Done comes second
+	// closes ch, so completing a record takes no lock when nobody waits
+	// on its channel.
+	state atomic.Uint32
+	mu    sync.Mutex // guards making ch
+	ch    chan struct{}
 }
+
+const (
+	futureDone = 1 << iota
+	futureCh
+)
 
 // Done returns a channel closed when the outcome is known.
 func (f *Future) Done() <-chan struct{} {
@@ -74,7 +84,7 @@ func (f *Future) Done() <-chan struct{} {
 	defer f.mu.Unlock()
 	if f.ch == nil {
 		f.ch = make(chan struct{})
-		if f.done {
+		if f.state.Or(futureCh)&futureDone != 0 {
 			close(f.ch)
 		}
 	}
@@ -85,12 +95,9 @@ func (f *Future) Done() <-chan struct{} {
 // Result and its Err; on ctx's end it returns (nil, ctx.Err()) and the
 // record stays in flight.
 func (f *Future) Wait(ctx context.Context) (*Result, error) {
-	f.mu.Lock()
-	if f.done {
-		f.mu.Unlock()
+	if f.state.Load()&futureDone != 0 {
 		return &f.res, f.res.Err
 	}
-	f.mu.Unlock()
 	select {
 	case <-f.Done():
 		return &f.res, f.res.Err
@@ -101,9 +108,7 @@ func (f *Future) Wait(ctx context.Context) (*Result, error) {
 
 // Result returns the outcome, or nil if it is not known yet.
 func (f *Future) Result() *Result {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.done {
+	if f.state.Load()&futureDone == 0 {
 		return nil
 	}
 	return &f.res
@@ -118,11 +123,10 @@ func (f *Future) complete() func(*Result) {
 	f.ctx = nil
 	cb := f.callback
 	f.callback = nil
-	f.mu.Lock()
-	f.done = true
-	if f.ch != nil {
+	if f.state.Or(futureDone)&futureCh != 0 {
+		f.mu.Lock()
 		close(f.ch)
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 	return cb
 }
