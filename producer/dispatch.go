@@ -32,8 +32,6 @@ func (p *Producer) dispatchLoop(ctx context.Context) error {
 	t := p.clk.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		// Every wake-up requested up to here is served by this pass.
-		seen := p.wakes.Load()
 		reqs, done, wake := p.plan()
 		p.finish(done)
 		for _, r := range reqs {
@@ -47,14 +45,12 @@ func (p *Producer) dispatchLoop(ctx context.Context) error {
 		if !wake.IsZero() {
 			t.Reset(max(wake.Sub(p.clk.Now()), 0))
 		}
-		p.idleAt.Store(seen + 1)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-p.kick:
 		case <-t.C():
 		}
-		p.idleAt.Store(0)
 	}
 }
 
@@ -267,7 +263,6 @@ lanes:
 	for _, kr := range r.krs {
 		kr.lane.inflight++
 	}
-	p.active.Add(1)
 	r.ctx, r.cancel = context.WithCancelCause(p.reqBase)
 	// A call outlives its records' TTL only to no purpose: it ends by then,
 	// so every record has its outcome by its TTL (plus a dispatcher pass).
@@ -495,7 +490,6 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 		}
 	}
 	p.wake()
-	p.active.Add(-1)
 }
 
 func lenResults(out *kinesis.PutRecordsOutput) int {
@@ -522,29 +516,15 @@ const (
 func (p *Producer) refreshLoop(ctx context.Context) error {
 	t := p.clk.NewTimer(0)
 	defer t.Stop()
-	p.refreshDue.Store(p.clk.Now().UnixNano())
 	arm := func(d time.Duration) {
 		stopTimer(t)
 		t.Reset(d)
-		p.refreshDue.Store(p.clk.Now().Add(d).UnixNano())
 	}
 	var backoff time.Duration
 	// notBefore is the earliest a refresh request may read the map: at
 	// least minRefreshSpacing after the last read, and after the backoff
 	// of a failed one.
 	var notBefore time.Time
-	first := true
-	// end closes a pass: the next timer is armed and recorded before the
-	// pass stops counting as busy.
-	end := func() {
-		p.refreshBusy.Store(false)
-		p.active.Add(-1)
-	}
-	defer func() {
-		if first {
-			p.active.Add(-1)
-		}
-	}()
 	for {
 		requested := false
 		select {
@@ -554,26 +534,14 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 		case <-p.refreshCh:
 			requested = true
 		}
-		// Every request made up to here is served by this pass, or by the
-		// timer armed for notBefore. Record that only once the pass or the
-		// timer is accounted for (see quiescent).
-		n := p.refreshes.Load()
 		if requested {
 			if wait := notBefore.Sub(p.clk.Now()); !notBefore.IsZero() && wait > 0 {
 				arm(wait)
-				p.refreshServed.Store(n)
 				continue
 			}
 		}
-		if !first {
-			p.active.Add(1) // the first pass was counted by New
-		}
-		first = false
-		p.refreshBusy.Store(true)
-		p.refreshServed.Store(n)
 		shards, all, err := p.listOpenShards(ctx)
 		if ctx.Err() != nil {
-			end()
 			return nil
 		}
 		last := p.clk.Now()
@@ -590,13 +558,11 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 			}
 			p.resendUnverified()
 			arm(backoff)
-			end()
 			continue
 		}
 		backoff = 0
 		p.installMap(shards, all)
 		arm(p.cfg.ShardMapRefreshInterval)
-		end()
 	}
 }
 

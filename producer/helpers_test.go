@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -58,30 +59,34 @@ func waitAll(t testing.TB, puts []put) {
 	}
 }
 
-// driveUntil advances a fake clock in steps until cond holds, each step
-// only once quiet reports the producer has caught up.
-func driveUntil(t testing.TB, clk *clock.Fake, step time.Duration, quiet, cond func() bool) {
+// bubbleClock is the clock inside a testing/synctest bubble: the real
+// clock's API on the bubble's time, which moves only when every goroutine
+// of the bubble waits. Tests on it are deterministic on any machine, and
+// the producer needs no instrumentation to say when it is idle.
+type bubbleClock struct{ clock.Clock }
+
+func newBubbleClock() bubbleClock { return bubbleClock{clock.Real()} }
+
+// Advance lets d pass and returns once every goroutine woken meanwhile
+// waits again.
+func (bubbleClock) Advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// driveUntil lets the bubble's time pass in steps until cond holds,
+// checking it whenever every goroutine waits.
+func driveUntil(t testing.TB, clk bubbleClock, step time.Duration, cond func() bool) {
 	t.Helper()
+	step = max(step, time.Nanosecond) // time moves only by sleeping
 	for {
+		synctest.Wait()
 		if cond() {
 			return
-		}
-		for n := 0; n < 3; {
-			runtime.Gosched()
-			if cond() {
-				return
-			}
-			if quiet() {
-				n++
-			} else {
-				n = 0
-			}
 		}
 		clk.Advance(step)
 	}
 }
-
-func quietP(p *Producer) func() bool { return func() bool { return p.quiescent(0) } }
 
 // resent reports whether a record was sent again after an aggregate
 // carrying it landed on a sibling shard (a known duplicate).
@@ -218,8 +223,7 @@ func (c *countingClient) PutRecords(_ context.Context, in *kinesis.PutRecordsInp
 }
 
 // stall makes every call of op block until its context ends (a stalled
-// endpoint) and returns the number of calls blocked right now, which fake-clock
-// tests pass to Producer.quiescent.
+// endpoint) and returns the number of calls blocked right now.
 func stall(srv *kinesistest.Server, op string) *atomic.Int64 {
 	blocked := new(atomic.Int64)
 	srv.SetHook(func(ctx context.Context, o string) error {

@@ -62,19 +62,6 @@ type Producer struct {
 	// fromCallback).
 	cbGoroutine atomic.Uint64
 
-	// Test instrumentation (see quiescent). A wake-up handed to a goroutine
-	// blocked in select leaves the channel empty while that goroutine is
-	// runnable but has not run yet, so idleness is tracked with wake-up
-	// generations rather than channel lengths: a loop is idle only if it
-	// parked after seeing every wake-up requested so far.
-	active        atomic.Int64  // requests and shard map reads in progress
-	wakes         atomic.Uint64 // dispatcher wake-ups requested (wake)
-	idleAt        atomic.Uint64 // 1 + wakes seen by the parked dispatcher; 0 while it runs
-	refreshes     atomic.Uint64 // shard map reads requested (requestRefresh)
-	refreshServed atomic.Uint64 // refreshes the refresh loop has accounted for
-	refreshBusy   atomic.Bool   // a shard map read is in progress (and counted in active)
-	refreshDue    atomic.Int64  // UnixNano at which the refresh loop's timer fires
-
 	mu              sync.Mutex
 	closed          bool // Close was called: Put refuses
 	aborting        bool // Close's context ended: fail instead of retry
@@ -146,7 +133,6 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 	p.g = g
 	g.Go(func() error { return p.dispatchLoop(gctx) })
 	g.Go(func() error { return p.callbackLoop(gctx) })
-	p.active.Add(1) // the first shard map load
 	g.Go(func() error { return p.refreshLoop(gctx) })
 	for i := 0; i < cfg.MaxConnections; i++ {
 		g.Go(func() error { return p.worker(gctx) })
@@ -389,7 +375,6 @@ func (p *Producer) waitDrained(ctx context.Context) error {
 }
 
 func (p *Producer) wake() {
-	p.wakes.Add(1)
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -397,7 +382,6 @@ func (p *Producer) wake() {
 }
 
 func (p *Producer) requestRefresh() {
-	p.refreshes.Add(1)
 	select {
 	case p.refreshCh <- struct{}{}:
 	default:
@@ -801,47 +785,10 @@ func (p *Producer) backoff(failures int) time.Duration {
 	return time.Duration(rand.Int64N(int64(d)) + 1) // full jitter
 }
 
-// quiescent reports whether the producer has nothing to do until the clock
-// moves, given that blocked requests are parked in the client waiting for
-// time. Tests on a fake clock use it to advance time only when the
-// producer has caught up.
-//
-// It holds only if the dispatcher is parked having seen every wake-up
-// requested of it and the refresh loop has accounted for every refresh
-// requested (a wake-up delivered to a parked goroutine that has not run yet
-// does not count as idle), neither's timer is due, the calls in progress
-// are all blocked ones, and none of them has had its context end (its
-// worker is about to return without the clock moving).
-func (p *Producer) quiescent(blocked int64) bool {
-	if idle := p.idleAt.Load(); idle == 0 || idle != p.wakes.Load()+1 {
-		return false
-	}
-	// A request made during a read is served once the read is over; the
-	// read itself is counted in active.
-	if !p.refreshBusy.Load() && p.refreshServed.Load() != p.refreshes.Load() {
-		return false
-	}
-	if p.active.Load() != blocked {
-		return false
-	}
-	now := p.clk.Now()
-	if !now.Before(time.Unix(0, p.refreshDue.Load())) {
-		return false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.inflight {
-		if r.ctx.Err() != nil {
-			return false
-		}
-	}
-	return p.nextWake.IsZero() || p.nextWake.After(now)
-}
-
 // recordOverhead is the memory the producer holds per buffered record
-// besides its data and key: the Future (with its Result), its slot in its
-// Kinesis record and aggregator, its share of the aggregate's key table,
-// request entries and callback queue. Measured with
-// BenchmarkStalledEndpoint (live heap after GC per buffered record, less
-// data and key), rounded up.
+// besides its data and key and their copy in an aggregate: the Future
+// (with its Result), its slots in its Kinesis record, aggregator, key
+// table, request and callback queue. Measured with BenchmarkStalledEndpoint
+// (live heap after GC per buffered record, less data, key and blob),
+// rounded up.
 const recordOverhead = 480

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -360,52 +361,53 @@ func TestCloseContextEndsWhileStalled(t *testing.T) {
 
 // TestStalledEndpoint: with a stalled endpoint memory stays at the limit,
 // Put blocks or fails with ErrBufferFull, calls time out and records
-// expire at their TTL with their attempt history. Fake clock.
+// expire at their TTL with their attempt history. In a synctest bubble.
 func TestStalledEndpoint(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
-	blocked := stall(srv, kinesistest.OpPutRecords)
-	cfg := Config{Clock: clk, Logger: discardLogger(), MaxBufferedRecords: 1000}
-	p := newProducer(t, srv, stream, cfg)
-	debugHook = p.debugState
-	puts := putN(t, p, "stalled", 1000)
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
+		stall(srv, kinesistest.OpPutRecords)
+		cfg := Config{Clock: clk, Logger: discardLogger(), MaxBufferedRecords: 1000}
+		p := newProducer(t, srv, stream, cfg)
+		debugHook = p.debugState
+		puts := putN(t, p, "stalled", 1000)
 
-	// The buffer is full: Put blocks until its context ends, enqueuing
-	// nothing.
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error)
-	go func() {
-		_, err := p.Put(ctx, "k", []byte("blocked"))
-		errc <- err
-	}()
-	waitPutBlocked(p)
-	cancel()
-	require.ErrorIs(t, <-errc, context.Canceled)
-	r, b := p.Outstanding()
-	require.Equal(t, 1000, r)
-	require.LessOrEqual(t, b, 1000*(2*32+recordOverhead))
+		// The buffer is full: Put blocks until its context ends, enqueuing
+		// nothing.
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error)
+		go func() {
+			_, err := p.Put(ctx, "k", []byte("blocked"))
+			errc <- err
+		}()
+		waitPutBlocked(p)
+		cancel()
+		require.ErrorIs(t, <-errc, context.Canceled)
+		r, b := p.Outstanding()
+		require.Equal(t, 1000, r)
+		require.LessOrEqual(t, b, 1000*(2*32+recordOverhead))
 
-	start := clk.Now()
-	quiet := func() bool { return p.quiescent(blocked.Load()) }
-	driveUntil(t, clk, 50*time.Millisecond, quiet, func() bool {
-		r, _ := p.Outstanding()
-		return r == 0
-	})
-	elapsed := clk.Now().Sub(start)
-	require.GreaterOrEqual(t, elapsed, DefaultRecordTTL)
-	// Every outcome by its TTL (to within one step of the test's clock): a
-	// call in flight ends when its records' TTL does.
-	require.LessOrEqual(t, elapsed, DefaultRecordTTL+50*time.Millisecond)
-	for _, pu := range puts {
-		res := pu.f.Result()
-		require.ErrorIs(t, res.Err, ErrRecordExpired)
-		require.NotEmpty(t, res.Attempts)
-		for _, a := range res.Attempts {
-			require.Equal(t, "RequestTimeout", a.ErrorCode)
-			require.LessOrEqual(t, a.Duration, DefaultRequestTimeout)
+		start := clk.Now()
+		driveUntil(t, clk, 50*time.Millisecond, func() bool {
+			r, _ := p.Outstanding()
+			return r == 0
+		})
+		elapsed := clk.Now().Sub(start)
+		require.GreaterOrEqual(t, elapsed, DefaultRecordTTL)
+		// Every outcome by its TTL (to within one step of the test's clock): a
+		// call in flight ends when its records' TTL does.
+		require.LessOrEqual(t, elapsed, DefaultRecordTTL+50*time.Millisecond)
+		for _, pu := range puts {
+			res := pu.f.Result()
+			require.ErrorIs(t, res.Err, ErrRecordExpired)
+			require.NotEmpty(t, res.Attempts)
+			for _, a := range res.Attempts {
+				require.Equal(t, "RequestTimeout", a.ErrorCode)
+				require.LessOrEqual(t, a.Duration, DefaultRequestTimeout)
+			}
 		}
-	}
-	require.Empty(t, storedRecords(t, srv, stream))
+		require.Empty(t, storedRecords(t, srv, stream))
+	})
 }
 
 func TestCloseReleasesBlockedPut(t *testing.T) {
@@ -447,117 +449,115 @@ func TestBufferFullFailsFast(t *testing.T) {
 }
 
 // TestBufferingDeadline: a lone record waits RecordMaxBufferedTime, then
-// goes. Fake clock.
+// goes. In a synctest bubble.
 func TestBufferingDeadline(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
-	driveUntil(t, clk, 0, quietP(p), func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.lanes != nil
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
+		driveUntil(t, clk, 0, func() bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.lanes != nil
+		})
+		f, err := p.Put(context.Background(), "k", []byte("v"))
+		require.NoError(t, err)
+		t0 := clk.Now()
+		synctest.Wait() // the dispatcher has armed the record's buffering deadline
+		clk.Advance(DefaultRecordMaxBufferedTime - time.Millisecond)
+		require.Nil(t, f.Result(), "sent before its buffering deadline")
+		clk.Advance(time.Millisecond)
+		_, err = f.Wait(context.Background())
+		require.NoError(t, err)
+		res := f.Result()
+		require.NoError(t, res.Err)
+		require.Equal(t, t0.Add(DefaultRecordMaxBufferedTime), res.Attempts[0].Time)
 	})
-	f, err := p.Put(context.Background(), "k", []byte("v"))
-	require.NoError(t, err)
-	t0 := clk.Now()
-	due := t0.Add(DefaultRecordMaxBufferedTime)
-	armed := func() bool {
-		for _, d := range clk.Deadlines() {
-			if d.Equal(due) {
-				return true
-			}
-		}
-		return false
-	}
-	driveUntil(t, clk, 0, quietP(p), armed)
-	clk.Advance(DefaultRecordMaxBufferedTime - time.Millisecond)
-	require.Nil(t, f.Result(), "sent before its buffering deadline")
-	clk.Advance(time.Millisecond)
-	_, err = f.Wait(context.Background())
-	require.NoError(t, err)
-	res := f.Result()
-	require.NoError(t, res.Err)
-	require.Equal(t, t0.Add(DefaultRecordMaxBufferedTime), res.Attempts[0].Time)
 }
 
 // TestContextCancellation: canceling Put's context withdraws a record not
 // yet sent.
 func TestContextCancellation(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordMaxBufferedTime: time.Second})
-	waitMapped(t, clk, p)
-	ctx, cancel := context.WithCancel(context.Background())
-	gone, err := p.Put(ctx, "k", []byte("canceled"))
-	require.NoError(t, err)
-	kept, err := p.Put(context.Background(), "k2", []byte("kept"))
-	require.NoError(t, err)
-	cancel()
-	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { return gone.Result() != nil && kept.Result() != nil })
-	require.ErrorIs(t, gone.Result().Err, ErrCanceled)
-	require.ErrorIs(t, gone.Result().Err, context.Canceled)
-	require.NoError(t, kept.Result().Err)
-	st := storedRecords(t, srv, stream)
-	require.Len(t, st, 1)
-	require.Contains(t, st, "kept")
-	_, err = p.Put(ctx, "k", []byte("x"))
-	require.ErrorIs(t, err, context.Canceled)
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordMaxBufferedTime: time.Second})
+		waitMapped(t, clk, p)
+		ctx, cancel := context.WithCancel(context.Background())
+		gone, err := p.Put(ctx, "k", []byte("canceled"))
+		require.NoError(t, err)
+		kept, err := p.Put(context.Background(), "k2", []byte("kept"))
+		require.NoError(t, err)
+		cancel()
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { return gone.Result() != nil && kept.Result() != nil })
+		require.ErrorIs(t, gone.Result().Err, ErrCanceled)
+		require.ErrorIs(t, gone.Result().Err, context.Canceled)
+		require.NoError(t, kept.Result().Err)
+		st := storedRecords(t, srv, stream)
+		require.Len(t, st, 1)
+		require.Contains(t, st, "kept")
+		_, err = p.Put(ctx, "k", []byte("x"))
+		require.ErrorIs(t, err, context.Canceled)
+	})
 }
 
 // TestRequestTimeoutThenSuccess: a slow call times out and the retry
-// succeeds. Fake clock.
+// succeeds. In a synctest bubble.
 func TestRequestTimeoutThenSuccess(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	var mu sync.Mutex
-	var blocked atomic.Int64
-	stalls := 1
-	srv.SetHook(func(ctx context.Context, op string) error {
-		mu.Lock()
-		stall := op == kinesistest.OpPutRecords && stalls > 0
-		if stall {
-			stalls--
-		}
-		mu.Unlock()
-		if stall {
-			blocked.Add(1)
-			defer blocked.Add(-1)
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		var mu sync.Mutex
+		var blocked atomic.Int64
+		stalls := 1
+		srv.SetHook(func(ctx context.Context, op string) error {
+			mu.Lock()
+			stall := op == kinesistest.OpPutRecords && stalls > 0
+			if stall {
+				stalls--
+			}
+			mu.Unlock()
+			if stall {
+				blocked.Add(1)
+				defer blocked.Add(-1)
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
+		puts := putN(t, p, "to", 100)
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
+		require.Empty(t, reconcile(t, srv, stream, puts, false))
+		a := puts[0].f.Result().Attempts
+		require.Len(t, a, 2)
+		require.Equal(t, "RequestTimeout", a[0].ErrorCode)
+		require.True(t, a[1].Success())
 	})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
-	puts := putN(t, p, "to", 100)
-	quiet := func() bool { return p.quiescent(blocked.Load()) }
-	driveUntil(t, clk, 100*time.Millisecond, quiet, func() bool { r, _ := p.Outstanding(); return r == 0 })
-	require.Empty(t, reconcile(t, srv, stream, puts, false))
-	a := puts[0].f.Result().Attempts
-	require.Len(t, a, 2)
-	require.Equal(t, "RequestTimeout", a[0].ErrorCode)
-	require.True(t, a[1].Success())
 }
 
 // TestRateLimitPerShard: the token bucket holds a shard to RateLimit % of
-// 1,000 records/s. Fake clock.
+// 1,000 records/s. In a synctest bubble.
 func TestRateLimitPerShard(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	cc := &recordingClient{Client: srv, clk: clk}
-	p := newProducer(t, cc, stream, Config{Clock: clk, Logger: discardLogger(), DisableAggregation: true, RateLimit: 100})
-	puts := putN(t, p, "rl", 3000)
-	driveUntil(t, clk, 10*time.Millisecond, quietP(p), func() bool { r, _ := p.Outstanding(); return r == 0 })
-	for _, f := range reconcile(t, srv, stream, puts, false) {
-		t.Fatal(f.f.Result().Err, f.f.Result().Attempts)
-	}
-	// No one-second window holds more than 1,000 (+ the initial burst of a
-	// full bucket) records.
-	times := cc.times()
-	require.Len(t, times, 3000)
-	for i := 2000; i < len(times); i++ {
-		require.GreaterOrEqual(t, times[i].Sub(times[i-2000]), time.Second-10*time.Millisecond)
-	}
-	require.GreaterOrEqual(t, times[len(times)-1].Sub(times[0]), 1900*time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		cc := &recordingClient{Client: srv, clk: clk}
+		p := newProducer(t, cc, stream, Config{Clock: clk, Logger: discardLogger(), DisableAggregation: true, RateLimit: 100})
+		puts := putN(t, p, "rl", 3000)
+		driveUntil(t, clk, 10*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
+		for _, f := range reconcile(t, srv, stream, puts, false) {
+			t.Fatal(f.f.Result().Err, f.f.Result().Attempts)
+		}
+		// No one-second window holds more than 1,000 (+ the initial burst of a
+		// full bucket) records.
+		times := cc.times()
+		require.Len(t, times, 3000)
+		for i := 2000; i < len(times); i++ {
+			require.GreaterOrEqual(t, times[i].Sub(times[i-2000]), time.Second-10*time.Millisecond)
+		}
+		require.GreaterOrEqual(t, times[len(times)-1].Sub(times[0]), 1900*time.Millisecond)
+	})
 }
 
 type recordingClient struct {
@@ -583,9 +583,9 @@ func (c *recordingClient) times() []time.Time {
 	return append([]time.Time(nil), c.ts...)
 }
 
-func waitMapped(t *testing.T, clk *clock.Fake, p *Producer) {
+func waitMapped(t *testing.T, clk bubbleClock, p *Producer) {
 	t.Helper()
-	driveUntil(t, clk, 0, quietP(p), func() bool {
+	driveUntil(t, clk, 0, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.lanes != nil
@@ -593,60 +593,65 @@ func waitMapped(t *testing.T, clk *clock.Fake, p *Producer) {
 }
 
 // TestExpireWhileQueued: with the only connection stalled, records queued
-// behind it expire at their TTL without ever being sent. Fake clock.
+// behind it expire at their TTL without ever being sent. In a synctest bubble.
 func TestExpireWhileQueued(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	blocked := stall(srv, kinesistest.OpPutRecords)
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), MaxConnections: 1, DisableAggregation: true, CollectionMaxCount: 10})
-	waitMapped(t, clk, p)
-	puts := putN(t, p, "q", 200)
-	quiet := func() bool { return p.quiescent(blocked.Load()) }
-	driveUntil(t, clk, 100*time.Millisecond, quiet, func() bool { r, _ := p.Outstanding(); return r == 0 })
-	neverSent := 0
-	for _, pu := range puts {
-		res := pu.f.Result()
-		require.ErrorIs(t, res.Err, ErrRecordExpired)
-		if len(res.Attempts) == 0 {
-			neverSent++
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		stall(srv, kinesistest.OpPutRecords)
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), MaxConnections: 1, DisableAggregation: true, CollectionMaxCount: 10})
+		waitMapped(t, clk, p)
+		puts := putN(t, p, "q", 200)
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
+		neverSent := 0
+		for _, pu := range puts {
+			res := pu.f.Result()
+			require.ErrorIs(t, res.Err, ErrRecordExpired)
+			if len(res.Attempts) == 0 {
+				neverSent++
+			}
 		}
-	}
-	require.Greater(t, neverSent, 100)
+		require.Greater(t, neverSent, 100)
+	})
 }
 
 // TestListShardsFailures: the shard map is retried with backoff; records
 // wait for it within their TTL.
 func TestListShardsFailures(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
-	srv.FailNext(kinesistest.OpListShards, 3, nil)
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
-	puts := putN(t, p, "ls", 100)
-	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { r, _ := p.Outstanding(); return r == 0 })
-	require.Empty(t, reconcile(t, srv, stream, puts, false))
-	require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 10*time.Second)
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
+		srv.FailNext(kinesistest.OpListShards, 3, nil)
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
+		puts := putN(t, p, "ls", 100)
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
+		require.Empty(t, reconcile(t, srv, stream, puts, false))
+		require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 10*time.Second)
+	})
 }
 
 // TestStreamNotFound: records for a stream that does not exist fail with
 // ErrRejected wrapping the SDK's ResourceNotFoundException.
 func TestStreamNotFound(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv := kinesistest.New(kinesistest.Options{Clock: clk})
-	p := newProducer(t, srv, "missing", Config{Clock: clk, Logger: discardLogger()})
-	var puts []put
-	for i := 0; i < 10; i++ {
-		f, err := p.Put(context.Background(), "k", []byte{byte(i)})
-		require.NoError(t, err)
-		puts = append(puts, put{"k", string(rune(i)), f})
-	}
-	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { r, _ := p.Outstanding(); return r == 0 })
-	for _, pu := range puts {
-		err := pu.f.Result().Err
-		require.ErrorIs(t, err, ErrRejected)
-		var nf *types.ResourceNotFoundException
-		require.ErrorAs(t, err, &nf)
-		require.Contains(t, err.Error(), "ResourceNotFoundException")
-	}
-	_, err := p.Put(context.Background(), "", nil)
-	require.EqualError(t, err, "producer: invalid record: empty partition key")
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv := kinesistest.New(kinesistest.Options{Clock: clk})
+		p := newProducer(t, srv, "missing", Config{Clock: clk, Logger: discardLogger()})
+		var puts []put
+		for i := 0; i < 10; i++ {
+			f, err := p.Put(context.Background(), "k", []byte{byte(i)})
+			require.NoError(t, err)
+			puts = append(puts, put{"k", string(rune(i)), f})
+		}
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
+		for _, pu := range puts {
+			err := pu.f.Result().Err
+			require.ErrorIs(t, err, ErrRejected)
+			var nf *types.ResourceNotFoundException
+			require.ErrorAs(t, err, &nf)
+			require.Contains(t, err.Error(), "ResourceNotFoundException")
+		}
+		_, err := p.Put(context.Background(), "", nil)
+		require.EqualError(t, err, "producer: invalid record: empty partition key")
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/aggregation"
-	"github.com/shardflow/shardflow/internal/clock"
 	"github.com/shardflow/shardflow/kinesistest"
 )
 
@@ -27,44 +27,48 @@ import (
 // read (a transient error on every ListShards), records put before any map
 // exists still get their outcome at RecordTTL, without Flush or Close.
 func TestListShardsFailsForeverRecordsExpire(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpListShards {
-			return kinesistest.ErrInternalFailure
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpListShards {
+				return kinesistest.ErrInternalFailure
+			}
+			return nil
+		})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: 5 * time.Second})
+		waitParked(t, p)
+		puts := putN(t, p, "nomap", 10)
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
+		for _, pu := range puts {
+			require.ErrorIs(t, pu.f.Result().Err, ErrRecordExpired)
 		}
-		return nil
+		require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 6*time.Second)
 	})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: 5 * time.Second})
-	waitParked(t, p)
-	puts := putN(t, p, "nomap", 10)
-	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { r, _ := p.Outstanding(); return r == 0 })
-	for _, pu := range puts {
-		require.ErrorIs(t, pu.f.Result().Err, ErrRecordExpired)
-	}
-	require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 6*time.Second)
 }
 
 // TestCanceledWhileWaitingForMap: a record whose Put context ends while no
 // shard map is loaded fails with ErrCanceled well before its TTL.
 func TestCanceledWhileWaitingForMap(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpListShards {
-			return kinesistest.ErrInternalFailure
-		}
-		return nil
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpListShards {
+				return kinesistest.ErrInternalFailure
+			}
+			return nil
+		})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
+		waitParked(t, p)
+		ctx, cancel := context.WithCancel(context.Background())
+		f, err := p.Put(ctx, "k", []byte("x"))
+		require.NoError(t, err)
+		cancel()
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { return f.Result() != nil })
+		require.ErrorIs(t, f.Result().Err, ErrCanceled)
+		require.Less(t, clk.Now().Sub(f.enqueued), DefaultRecordTTL)
 	})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
-	waitParked(t, p)
-	ctx, cancel := context.WithCancel(context.Background())
-	f, err := p.Put(ctx, "k", []byte("x"))
-	require.NoError(t, err)
-	cancel()
-	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { return f.Result() != nil })
-	require.ErrorIs(t, f.Result().Err, ErrCanceled)
-	require.Less(t, clk.Now().Sub(f.enqueued), DefaultRecordTTL)
 }
 
 // limitsClient checks every PutRecords call against the service limits.
@@ -176,12 +180,10 @@ func TestCallbackPutsWhileBufferFull(t *testing.T) {
 }
 
 // waitParked waits until the dispatcher has done its first pass and the
-// first shard map read has ended.
-func waitParked(t testing.TB, p *Producer) {
+// first shard map read has ended: in a bubble, until every goroutine waits.
+func waitParked(t testing.TB, _ *Producer) {
 	t.Helper()
-	for !p.quiescent(0) {
-		runtime.Gosched()
-	}
+	synctest.Wait()
 }
 
 // TestChaosEveryRecordOneOutcome: concurrent Puts (some with contexts
@@ -335,19 +337,21 @@ func TestTokenBucket(t *testing.T) {
 // TestRecordLargerThanRateBucket: with a low RateLimit a 1 MiB record
 // exceeds the per-shard byte bucket; it is still sent.
 func TestRecordLargerThanRateBucket(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RateLimit: 10})
-	waitMapped(t, clk, p)
-	d := make([]byte, MaxRecordSize-1)
-	copy(d, "big")
-	f, err := p.Put(context.Background(), "k", d)
-	require.NoError(t, err)
-	f2, err := p.Put(context.Background(), "k2", []byte("small"))
-	require.NoError(t, err)
-	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { return f.Result() != nil && f2.Result() != nil })
-	require.NoError(t, f.Result().Err)
-	require.NoError(t, f2.Result().Err)
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RateLimit: 10})
+		waitMapped(t, clk, p)
+		d := make([]byte, MaxRecordSize-1)
+		copy(d, "big")
+		f, err := p.Put(context.Background(), "k", d)
+		require.NoError(t, err)
+		f2, err := p.Put(context.Background(), "k2", []byte("small"))
+		require.NoError(t, err)
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { return f.Result() != nil && f2.Result() != nil })
+		require.NoError(t, f.Result().Err)
+		require.NoError(t, f2.Result().Err)
+	})
 }
 
 func TestClassifyMore(t *testing.T) {
@@ -380,31 +384,33 @@ func TestClassifyMore(t *testing.T) {
 // TestSuccessAfterTTLAndCancelWhileInFlight: a record whose TTL passes or
 // whose context ends while its call is in flight takes the call's outcome.
 func TestSuccessAfterTTLAndCancelWhileInFlight(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpPutRecords {
-			entered <- struct{}{}
-			<-release
-		}
-		return nil
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		entered, release := make(chan struct{}, 1), make(chan struct{})
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpPutRecords {
+				entered <- struct{}{}
+				<-release
+			}
+			return nil
+		})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: time.Second, RequestTimeout: time.Minute})
+		waitMapped(t, clk, p)
+		ctx, cancel := context.WithCancel(context.Background())
+		f, err := p.Put(ctx, "k", []byte("x"))
+		require.NoError(t, err)
+		f2, err := p.Put(context.Background(), "k2", []byte("y"))
+		require.NoError(t, err)
+		require.NoError(t, func() error { clk.Advance(time.Second / 2); <-entered; return nil }())
+		cancel()
+		clk.Advance(5 * time.Second)
+		close(release)
+		_, err = f.Wait(context.Background())
+		require.NoError(t, err)
+		_, err = f2.Wait(context.Background())
+		require.NoError(t, err)
 	})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: time.Second, RequestTimeout: time.Minute})
-	waitMapped(t, clk, p)
-	ctx, cancel := context.WithCancel(context.Background())
-	f, err := p.Put(ctx, "k", []byte("x"))
-	require.NoError(t, err)
-	f2, err := p.Put(context.Background(), "k2", []byte("y"))
-	require.NoError(t, err)
-	require.NoError(t, func() error { clk.Advance(time.Second / 2); <-entered; return nil }())
-	cancel()
-	clk.Advance(5 * time.Second)
-	close(release)
-	_, err = f.Wait(context.Background())
-	require.NoError(t, err)
-	_, err = f2.Wait(context.Background())
-	require.NoError(t, err)
 }
 
 // TestPartitionKeyNotUTF8: the SDK sends an invalid UTF-8 partition key
@@ -424,26 +430,27 @@ func TestPartitionKeyNotUTF8(t *testing.T) {
 // endpoint that honours ctx). The held records still get an outcome,
 // within their TTL plus a request timeout.
 func TestListShardsStallsAfterSplit(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: 10 * time.Second})
-	waitMapped(t, clk, p)
-	blocked := stall(srv, kinesistest.OpListShards)
-	ctx := context.Background()
-	_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &stream, ShardToSplit: aws.String(srv.ShardIDs(stream)[0]),
-		NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
-	require.NoError(t, err)
-	puts := putN(t, p, "held", 50)
-	quiet := func() bool { return p.quiescent(blocked.Load()) }
-	driveUntil(t, clk, 100*time.Millisecond, quiet, func() bool { r, _ := p.Outstanding(); return r == 0 })
-	require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 10*time.Second+DefaultRequestTimeout+2*time.Second)
-	errs := map[string]int{}
-	for _, pu := range puts {
-		res := pu.f.Result()
-		require.NotNil(t, res)
-		errs[fmt.Sprint(res.Err, len(res.Attempts))]++
-	}
-	t.Logf("after %v: %v", clk.Now().Sub(puts[0].f.enqueued), errs)
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: 10 * time.Second})
+		waitMapped(t, clk, p)
+		stall(srv, kinesistest.OpListShards)
+		ctx := context.Background()
+		_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &stream, ShardToSplit: aws.String(srv.ShardIDs(stream)[0]),
+			NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
+		require.NoError(t, err)
+		puts := putN(t, p, "held", 50)
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
+		require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 10*time.Second+DefaultRequestTimeout+2*time.Second)
+		errs := map[string]int{}
+		for _, pu := range puts {
+			res := pu.f.Result()
+			require.NotNil(t, res)
+			errs[fmt.Sprint(res.Err, len(res.Attempts))]++
+		}
+		t.Logf("after %v: %v", clk.Now().Sub(puts[0].f.enqueued), errs)
+	})
 }
 
 // TestOrderedUnderThrottling: whole-call and per-record throttling with
@@ -492,25 +499,27 @@ func TestOrderedUnderThrottling(t *testing.T) {
 // results on unexpected shards) do not defeat the backoff after
 // ListShards errors.
 func TestListShardsBackoffHoldsUnderRefreshRequests(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	var calls atomic.Int64
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpListShards {
-			calls.Add(1)
-			return &types.LimitExceededException{Message: aws.String("Rate exceeded")}
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		var calls atomic.Int64
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpListShards {
+				calls.Add(1)
+				return &types.LimitExceededException{Message: aws.String("Rate exceeded")}
+			}
+			return nil
+		})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
+		waitParked(t, p)
+		for i := 0; i < 600; i++ {
+			p.requestRefresh()
+			driveUntil(t, clk, 0, func() bool { return len(p.refreshCh) == 0 })
+			clk.Advance(100 * time.Millisecond)
 		}
-		return nil
+		// 60 s with backoff 1, 2, 4, 8, 16, 30 s: about 7 calls, not 60.
+		require.LessOrEqual(t, calls.Load(), int64(10))
 	})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
-	waitParked(t, p)
-	for i := 0; i < 600; i++ {
-		p.requestRefresh()
-		driveUntil(t, clk, 0, quietP(p), func() bool { return len(p.refreshCh) == 0 })
-		clk.Advance(100 * time.Millisecond)
-	}
-	// 60 s with backoff 1, 2, 4, 8, 16, 30 s: about 7 calls, not 60.
-	require.LessOrEqual(t, calls.Load(), int64(10))
 }
 
 // TestPersistentPartialFailuresStayBounded: when every entry keeps failing,
@@ -552,45 +561,47 @@ func TestPersistentPartialFailuresStayBounded(t *testing.T) {
 // (and ListShards hangs): Close still returns at once, the records
 // reported as stored, as abort does for aggregates already held.
 func TestAbortWithAggregateOnUnknownShard(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	p, err := New(srv, stream, Config{Clock: clk, Logger: discardLogger()})
-	require.NoError(t, err)
-	waitMapped(t, clk, p)
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		switch op {
-		case kinesistest.OpPutRecords:
-			entered <- struct{}{}
-			<-release // ignores ctx: the call goes through
-		case kinesistest.OpListShards:
-			<-ctx.Done()
-			return ctx.Err()
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		p, err := New(srv, stream, Config{Clock: clk, Logger: discardLogger()})
+		require.NoError(t, err)
+		waitMapped(t, clk, p)
+		entered, release := make(chan struct{}, 1), make(chan struct{})
+		srv.SetHook(func(ctx context.Context, op string) error {
+			switch op {
+			case kinesistest.OpPutRecords:
+				entered <- struct{}{}
+				<-release // ignores ctx: the call goes through
+			case kinesistest.OpListShards:
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		})
+		ctx := context.Background()
+		_, err = srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &stream, ShardToSplit: aws.String(srv.ShardIDs(stream)[0]),
+			NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
+		require.NoError(t, err)
+		puts := putN(t, p, "abort", 50)
+		clk.Advance(DefaultRecordMaxBufferedTime)
+		<-entered
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		closed := make(chan error, 1)
+		go func() { closed <- p.Close(cctx) }()
+		for aborting := false; !aborting; runtime.Gosched() {
+			p.mu.Lock()
+			aborting = p.aborting
+			p.mu.Unlock()
 		}
-		return nil
+		close(release)
+		// A Close that hangs on an aggregate held for a shard map hangs here.
+		require.ErrorIs(t, <-closed, context.Canceled)
+		for _, pu := range puts {
+			res := pu.f.Result()
+			require.NotNil(t, res)
+			require.NoError(t, res.Err)
+		}
 	})
-	ctx := context.Background()
-	_, err = srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &stream, ShardToSplit: aws.String(srv.ShardIDs(stream)[0]),
-		NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
-	require.NoError(t, err)
-	puts := putN(t, p, "abort", 50)
-	clk.Advance(DefaultRecordMaxBufferedTime)
-	<-entered
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	closed := make(chan error, 1)
-	go func() { closed <- p.Close(cctx) }()
-	for aborting := false; !aborting; runtime.Gosched() {
-		p.mu.Lock()
-		aborting = p.aborting
-		p.mu.Unlock()
-	}
-	close(release)
-	// A Close that hangs on an aggregate held for a shard map hangs here.
-	require.ErrorIs(t, <-closed, context.Canceled)
-	for _, pu := range puts {
-		res := pu.f.Result()
-		require.NotNil(t, res)
-		require.NoError(t, res.Err)
-	}
 }

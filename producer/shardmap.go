@@ -63,9 +63,6 @@ func (p *Producer) listOpenShards(ctx context.Context) ([]shardRange, map[string
 func (p *Producer) listShards(ctx context.Context, in *kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error) {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	// Only the refresh loop lists shards: the call's timeout is the loop's
-	// next timer while it runs (see quiescent).
-	p.refreshDue.Store(p.clk.Now().Add(p.cfg.RequestTimeout).UnixNano())
 	t := p.clk.NewTimer(p.cfg.RequestTimeout)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
