@@ -513,18 +513,6 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 
 // ---- routing and buffering (all with p.mu held) ----
 
-func (p *Producer) route(f *Future) *lane {
-	if p.lanes == nil {
-		return p.unmapped
-	}
-	i := lookup(p.shards, f.hi, f.lo)
-	if i < 0 {
-		p.requestRefresh()
-		return p.unmapped
-	}
-	return p.lanes[i]
-}
-
 func (p *Producer) getKR(l *lane) *kRecord {
 	kr := p.krPool.Get().(*kRecord)
 	kr.lane = l
