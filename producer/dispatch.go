@@ -292,7 +292,21 @@ func (p *Producer) worker(ctx context.Context) error {
 func (p *Producer) send(r *request) {
 	r.entries = r.entries[:0]
 	start := p.clk.Now()
+	// The first attempt of every Kinesis record sent for the first time
+	// goes into one array per call, not one per Kinesis record (per user
+	// record without aggregation): each gets a slot of capacity one, and a
+	// retry's append moves its history out.
+	first := 0
 	for _, kr := range r.krs {
+		if kr.shared && cap(kr.attempts) == 0 {
+			first++
+		}
+	}
+	slab := make([]Attempt, first)
+	for _, kr := range r.krs {
+		if kr.shared && cap(kr.attempts) == 0 {
+			kr.attempts, slab = slab[:0:1], slab[1:]
+		}
 		kr.build(p.aggregate)
 		e := types.PutRecordsRequestEntry{Data: kr.data, PartitionKey: &kr.pk}
 		if kr.ehk != "" {
