@@ -86,15 +86,16 @@
 // has accepted and not finished with (buffered, in flight, being retried,
 // or with a callback that has not returned). Each record is charged
 //
-//	charge = len(Data) + len(PartitionKey) + 480            without aggregation
-//	charge = 2 x (len(Data) + len(PartitionKey)) + 480      with aggregation
+//	charge = len(Data) + len(PartitionKey) + 544            without aggregation
+//	charge = 2 x (len(Data) + len(PartitionKey)) + 544      with aggregation
 //
-// where 480 bytes is the measured bookkeeping per record (its Future and
-// Result, its slots in the aggregate, key table, request and queues) and
-// the second copy is the record inside its aggregate's blob. Put waits
+// where 544 bytes is the bookkeeping per record (its Future and Result,
+// its slots in the aggregate, key table, request and queues: about 480
+// bytes measured, plus a margin) and the second copy is the record inside
+// its aggregate's blob. Put waits
 // (or returns ErrBufferFull) while the charges outstanding would exceed
 // MaxBufferedBytes or the records MaxBufferedRecords, so with 100-byte
-// records and 16-byte keys MaxBufferedBytes 64 MiB holds about 94,000
+// records and 16-byte keys MaxBufferedBytes 64 MiB holds about 86,000
 // records and a stalled endpoint keeps the live heap within about
 // MaxBufferedBytes + 16 MiB (see BenchmarkStalledEndpoint). A buffer with
 // nothing outstanding takes any record, so one larger than the bound
