@@ -108,7 +108,7 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 		l.stamp = time.Time{} // records put from now on start a new batch
 		if l.open != nil {
 			if force || !now.Before(l.open.deadline) {
-				p.sealLocked(l)
+				l.seal()
 			} else {
 				soonest(l.open.deadline)
 			}
@@ -168,7 +168,7 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 // pruneFrontLocked removes the head of l's queue, fails its dead records
 // and puts the rest back at the front.
 func (p *Producer) pruneFrontLocked(l *lane, now time.Time, done *[]*Future) {
-	kr := p.popReadyLocked(l)
+	kr := l.popFront()
 	kr.detach()
 	recs := append([]*Future(nil), kr.recs...)
 	p.putKR(kr)
@@ -194,7 +194,7 @@ func (kr *kRecord) anyCanceled() bool {
 // records is due, or when flushing.
 func (p *Producer) buildLocked(now time.Time, force bool, done *[]*Future) *request {
 	n := len(p.lanes)
-	if n == 0 || p.readyN == 0 {
+	if n == 0 || p.ready.n == 0 {
 		return nil
 	}
 	r := &request{gen: p.gen}
@@ -234,7 +234,7 @@ lanes:
 			}
 			l.recTok.take(1)
 			l.byteTok.take(sz)
-			p.popReadyLocked(l)
+			l.popFront()
 			r.krs = append(r.krs, kr)
 			r.bytes += kr.size
 			if !now.Before(kr.deadline) {
@@ -254,7 +254,7 @@ lanes:
 			kr := r.krs[i]
 			kr.lane.recTok.refund(1)
 			kr.lane.byteTok.refund(float64(kr.size))
-			p.pushFrontLocked(kr)
+			kr.lane.pushFront(kr)
 		}
 		return nil
 	}

@@ -180,7 +180,7 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 			redoKR[i] = true
 			continue
 		}
-		p.pushFrontLocked(kr)
+		kr.lane.pushFront(kr)
 	}
 	for i, kr := range r.krs {
 		if redoKR[i] {

@@ -168,8 +168,17 @@ func (q *krQueue) popFront() *kRecord {
 	return kr
 }
 
-// lane holds the records predicted for one open shard.
+// readyTotals counts what the lanes' ready queues hold, for the
+// collection thresholds.
+type readyTotals struct{ n, bytes int }
+
+// lane holds the records predicted for one open shard: its open
+// aggregate, its queue of sealed Kinesis records (retries at the front),
+// its rate limiters, backoff and in-flight count. The Producer routes to
+// lanes and builds calls from them, with its lock held.
 type lane struct {
+	tot *readyTotals // the producer's totals, kept by the queue methods
+
 	shard   shardRange // zero for the unmapped lane
 	retired bool       // its shard left the map; in-flight records re-route on retry
 	stale   bool       // an aggregate landed on a shard unknown to the map: hold until refreshed
@@ -187,4 +196,57 @@ type lane struct {
 	// last pass (without aggregation; an aggregate has its own), so a Put
 	// need not read the clock.
 	stamp time.Time
+}
+
+// seal moves the open aggregate to the back of the ready queue.
+func (l *lane) seal() {
+	kr := l.open
+	l.open = nil
+	if len(kr.recs) == 1 {
+		kr.size = kr.recs[0].size()
+	} else {
+		kr.size = kr.agg.Size() + len(kr.recs[0].pk)
+	}
+	l.pushBack(kr)
+}
+
+func (l *lane) pushBack(kr *kRecord) {
+	l.ready.pushBack(kr)
+	l.tot.n++
+	l.tot.bytes += kr.size
+}
+
+// pushFront queues kr ahead of everything: a retry, or a batch put back.
+func (l *lane) pushFront(kr *kRecord) {
+	l.ready.pushFront(kr)
+	l.tot.n++
+	l.tot.bytes += kr.size
+}
+
+func (l *lane) popFront() *kRecord {
+	kr := l.ready.popFront()
+	l.tot.n--
+	l.tot.bytes -= kr.size
+	return kr
+}
+
+// drain removes every record queued in l, in order, and gives its
+// Kinesis records to release.
+func (l *lane) drain(release func(*kRecord)) []*Future {
+	var out []*Future
+	for l.ready.len() > 0 {
+		kr := l.popFront()
+		kr.detach()
+		out = append(out, kr.recs...)
+		release(kr)
+	}
+	if l.open != nil {
+		l.open.detach()
+		out = append(out, l.open.recs...)
+		release(l.open)
+		l.open = nil
+	}
+	out = append(out, l.pending...)
+	l.pending = nil
+	return out
 }

@@ -78,8 +78,7 @@ type Producer struct {
 	laneByID        map[string]*lane
 	unmapped        *lane
 	gen             uint64
-	readyN          int
-	readyBytes      int
+	ready           readyTotals // what the lanes' ready queues hold
 	nextWake        time.Time
 	inflight        []*request
 	allRanges       map[string]shardRange // every listed shard, open or closed
@@ -117,9 +116,9 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 		reqCh:     make(chan *request),
 		closedCh:  make(chan struct{}),
 		laneByID:  map[string]*lane{},
-		unmapped:  &lane{},
 		keysSeen:  map[string]struct{}{},
 	}
+	p.unmapped = &lane{tot: &p.ready}
 	if strings.HasPrefix(stream, "arn:") {
 		p.streamARN = &stream
 	} else {
@@ -330,7 +329,7 @@ func (p *Producer) abort() {
 	p.aborting = true
 	var failed []*Future
 	collect := func(l *lane) {
-		failed = append(failed, p.drainLaneLocked(l)...)
+		failed = append(failed, l.drain(p.putKR)...)
 	}
 	for _, l := range p.lanes {
 		collect(l)
@@ -554,12 +553,14 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 		deadline := f.enqueued.Add(p.cfg.RecordMaxBufferedTime)
 		kr.deadline, kr.expire, kr.hasCtx = deadline, f.enqueued.Add(p.cfg.RecordTTL), f.ctx != nil
 		kr.size = f.size()
-		return p.pushReadyLocked(kr) || p.earlierLocked(deadline)
+		l.pushBack(kr)
+		return p.readyFull() || p.earlierLocked(deadline)
 	}
 	kick := false
 	kr := l.open
 	if kr != nil && !p.fits(kr, f) {
-		kick = p.sealLocked(l)
+		l.seal()
+		kick = p.readyFull()
 		kr = nil
 	}
 	if kr == nil {
@@ -632,56 +633,10 @@ func (p *Producer) earlierLocked(t time.Time) bool {
 	return p.nextWake.IsZero() || t.Before(p.nextWake)
 }
 
-// sealLocked moves l's open aggregate to its ready queue.
-func (p *Producer) sealLocked(l *lane) bool {
-	kr := l.open
-	l.open = nil
-	if len(kr.recs) == 1 {
-		kr.size = kr.recs[0].size()
-	} else {
-		kr.size = kr.agg.Size() + len(kr.recs[0].pk)
-	}
-	return p.pushReadyLocked(kr)
-}
-
-func (p *Producer) pushReadyLocked(kr *kRecord) bool {
-	kr.lane.ready.pushBack(kr)
-	p.readyN++
-	p.readyBytes += kr.size
-	return p.readyN >= p.cfg.CollectionMaxCount || p.readyBytes >= p.cfg.CollectionMaxSize
-}
-
-func (p *Producer) popReadyLocked(l *lane) *kRecord {
-	kr := l.ready.popFront()
-	p.readyN--
-	p.readyBytes -= kr.size
-	return kr
-}
-
-func (p *Producer) pushFrontLocked(kr *kRecord) {
-	kr.lane.ready.pushFront(kr)
-	p.readyN++
-	p.readyBytes += kr.size
-}
-
-// drainLaneLocked removes every queued record of l, in order.
-func (p *Producer) drainLaneLocked(l *lane) []*Future {
-	var out []*Future
-	for l.ready.len() > 0 {
-		kr := p.popReadyLocked(l)
-		kr.detach()
-		out = append(out, kr.recs...)
-		p.putKR(kr)
-	}
-	if l.open != nil {
-		l.open.detach()
-		out = append(out, l.open.recs...)
-		p.putKR(l.open)
-		l.open = nil
-	}
-	out = append(out, l.pending...)
-	l.pending = nil
-	return out
+// readyFull reports whether the lanes' ready queues hold a full
+// PutRecords call, which is worth waking the dispatcher for.
+func (p *Producer) readyFull() bool {
+	return p.ready.n >= p.cfg.CollectionMaxCount || p.ready.bytes >= p.cfg.CollectionMaxSize
 }
 
 // requeueFrontLocked puts records (in their original order) back at the
@@ -737,7 +692,7 @@ func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Futu
 			} else {
 				k.size = k.agg.Size() + len(k.recs[0].pk)
 			}
-			p.pushFrontLocked(k)
+			l.pushFront(k)
 		}
 	}
 }

@@ -260,6 +260,7 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 		} else {
 			changed = true
 			lanes[i] = &lane{
+				tot:     &p.ready,
 				shard:   s,
 				recTok:  newTokenBucket(shardRecordsPerSecond*rate, now),
 				byteTok: newTokenBucket(shardBytesPerSecond*rate, now),
@@ -272,10 +273,10 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 		for _, l := range p.lanes {
 			if byID[l.shard.id] != l {
 				l.retired = true
-				moved = append(moved, p.drainLaneLocked(l)...)
+				moved = append(moved, l.drain(p.putKR)...)
 			}
 		}
-		moved = append(moved, p.drainLaneLocked(p.unmapped)...)
+		moved = append(moved, p.unmapped.drain(p.putKR)...)
 		p.gen++
 		p.shards, p.lanes, p.laneByID = shards, lanes, byID
 		for _, f := range moved {
