@@ -3,7 +3,6 @@ package producer
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -247,6 +246,6 @@ func waitPutBlocked(p *Producer) {
 		if w > 0 {
 			return
 		}
-		runtime.Gosched()
+		time.Sleep(time.Millisecond) // a poll that lets a synctest bubble's time move
 	}
 }

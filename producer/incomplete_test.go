@@ -3,10 +3,10 @@ package producer
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -51,75 +51,79 @@ func (c *blankingClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsI
 // record is retried, the attempt says IncompleteResultEntry, and the
 // outcome names a real copy.
 func TestIncompleteResultEntryIsRetried(t *testing.T) {
-	srv, stream := newFake(t, 1, kinesistest.Options{})
-	c := &blankingClient{Server: srv}
-	cfg := fastConfig()
-	cfg.MaxConnections = 1                       // one call at a time, so each blanking applies to all records
-	cfg.RecordMaxBufferedTime = 10 * time.Second // everything goes in one call, at Flush
-	p := newProducer(t, c, stream, cfg)
-	puts := putN(t, p, "blank", 50)
-	require.NoError(t, p.Flush(context.Background()))
-	reconcile(t, srv, stream, puts, true)
-	for _, pu := range puts {
-		res := pu.f.Result()
-		require.NoError(t, res.Err)
-		require.NotEmpty(t, res.ShardID)
-		require.NotEmpty(t, res.SequenceNumber)
-		require.Len(t, res.Attempts, 4, "%+v", res.Attempts)
-		for _, a := range res.Attempts[:3] {
-			require.Equal(t, "IncompleteResultEntry", a.ErrorCode)
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 1, kinesistest.Options{})
+		c := &blankingClient{Server: srv}
+		cfg := fastConfig()
+		cfg.MaxConnections = 1                       // one call at a time, so each blanking applies to all records
+		cfg.RecordMaxBufferedTime = 10 * time.Second // everything goes in one call, at Flush
+		p := newProducer(t, c, stream, cfg)
+		puts := putN(t, p, "blank", 50)
+		require.NoError(t, p.Flush(context.Background()))
+		reconcile(t, srv, stream, puts, true)
+		for _, pu := range puts {
+			res := pu.f.Result()
+			require.NoError(t, res.Err)
+			require.NotEmpty(t, res.ShardID)
+			require.NotEmpty(t, res.SequenceNumber)
+			require.Len(t, res.Attempts, 4, "%+v", res.Attempts)
+			for _, a := range res.Attempts[:3] {
+				require.Equal(t, "IncompleteResultEntry", a.ErrorCode)
+			}
 		}
-	}
+	})
 }
 
 // TestBlockedCallbackHoldsRoom: records whose callback has not returned
 // count against MaxBufferedRecords, so with a callback blocked Put waits
 // instead of letting the producer hold every record.
 func TestBlockedCallbackHoldsRoom(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	cfg := fastConfig()
-	cfg.MaxBufferedRecords = 10
-	p := newProducer(t, srv, stream, cfg)
-	release := make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(unblock) // before Close, which waits for the callbacks
-	var called atomic.Int64
-	cb := func(*Result) {
-		if called.Add(1) == 1 {
-			<-release
-		}
-	}
-	const n = 2000
-	var accepted atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; i < n; i++ {
-			if _, err := p.PutRecord(context.Background(), Record{PartitionKey: fmt.Sprint(i), Data: []byte("x")}, cb); err != nil {
-				t.Error(err)
-				return
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		cfg := fastConfig()
+		cfg.MaxBufferedRecords = 10
+		p := newProducer(t, srv, stream, cfg)
+		release := make(chan struct{})
+		var once sync.Once
+		unblock := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(unblock) // before Close, which waits for the callbacks
+		var called atomic.Int64
+		cb := func(*Result) {
+			if called.Add(1) == 1 {
+				<-release
 			}
-			accepted.Add(1)
 		}
-	}()
-	// Until the putter waits for room, or, without the bound, has put
-	// everything.
-	for blocked := false; !blocked; runtime.Gosched() {
-		select {
-		case <-done:
-			blocked = true
-		default:
-			p.mu.Lock()
-			blocked = p.waiting > 0 && called.Load() > 0
-			p.mu.Unlock()
+		const n = 2000
+		var accepted atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; i < n; i++ {
+				if _, err := p.PutRecord(context.Background(), Record{PartitionKey: fmt.Sprint(i), Data: []byte("x")}, cb); err != nil {
+					t.Error(err)
+					return
+				}
+				accepted.Add(1)
+			}
+		}()
+		// Until the putter waits for room, or, without the bound, has put
+		// everything.
+		for blocked := false; !blocked; time.Sleep(time.Millisecond) {
+			select {
+			case <-done:
+				blocked = true
+			default:
+				p.mu.Lock()
+				blocked = p.waiting > 0 && called.Load() > 0
+				p.mu.Unlock()
+			}
 		}
-	}
-	require.LessOrEqual(t, accepted.Load(), int64(cfg.MaxBufferedRecords))
-	r, _ := p.Outstanding()
-	require.LessOrEqual(t, r, cfg.MaxBufferedRecords)
-	unblock()
-	<-done
-	require.NoError(t, p.Flush(context.Background()))
-	require.Equal(t, int64(n), called.Load())
+		require.LessOrEqual(t, accepted.Load(), int64(cfg.MaxBufferedRecords))
+		r, _ := p.Outstanding()
+		require.LessOrEqual(t, r, cfg.MaxBufferedRecords)
+		unblock()
+		<-done
+		require.NoError(t, p.Flush(context.Background()))
+		require.Equal(t, int64(n), called.Load())
+	})
 }

@@ -45,121 +45,135 @@ func newProducer(t testing.TB, c Client, stream string, cfg Config) *Producer {
 func TestRoundTrip(t *testing.T) {
 	for _, agg := range []bool{true, false} {
 		t.Run(fmt.Sprintf("aggregation=%v", agg), func(t *testing.T) {
-			srv, stream := newFake(t, 4, kinesistest.Options{})
-			cfg := fastConfig()
-			cfg.DisableAggregation = !agg
-			cfg.RateLimit = 100000
-			p := newProducer(t, srv, stream, cfg)
-			puts := putN(t, p, "rt", 5000)
-			require.NoError(t, p.Flush(context.Background()))
-			require.Empty(t, reconcile(t, srv, stream, puts, false))
-			r, b := p.Outstanding()
-			require.Zero(t, r)
-			require.Zero(t, b)
-			shards := map[string]bool{}
-			for _, pu := range puts {
-				shards[pu.f.Result().ShardID] = true
-			}
-			require.Len(t, shards, 4)
-			if agg {
-				// Aggregation must have packed many records per Kinesis record.
-				n := 0
-				for _, sh := range srv.ShardIDs(stream) {
-					n += len(srv.Records(stream, sh))
+			synctest.Test(t, func(t *testing.T) {
+				srv, stream := newFake(t, 4, kinesistest.Options{})
+				cfg := fastConfig()
+				cfg.DisableAggregation = !agg
+				cfg.RateLimit = 100000
+				p := newProducer(t, srv, stream, cfg)
+				puts := putN(t, p, "rt", 5000)
+				require.NoError(t, p.Flush(context.Background()))
+				require.Empty(t, reconcile(t, srv, stream, puts, false))
+				r, b := p.Outstanding()
+				require.Zero(t, r)
+				require.Zero(t, b)
+				shards := map[string]bool{}
+				for _, pu := range puts {
+					shards[pu.f.Result().ShardID] = true
 				}
-				require.Less(t, n, 500)
-			}
+				require.Len(t, shards, 4)
+				if agg {
+					// Aggregation must have packed many records per Kinesis record.
+					n := 0
+					for _, sh := range srv.ShardIDs(stream) {
+						n += len(srv.Records(stream, sh))
+					}
+					require.Less(t, n, 500)
+				}
+			})
 		})
 	}
 }
 
 func TestStreamARN(t *testing.T) {
-	srv := kinesistest.New(kinesistest.Options{})
-	arn := srv.MustCreateStream("by-arn", 2)
-	p := newProducer(t, srv, arn, fastConfig())
-	puts := putN(t, p, "arn", 100)
-	require.NoError(t, p.Flush(context.Background()))
-	require.Empty(t, reconcile(t, srv, "by-arn", puts, false))
+	synctest.Test(t, func(t *testing.T) {
+		srv := kinesistest.New(kinesistest.Options{})
+		arn := srv.MustCreateStream("by-arn", 2)
+		p := newProducer(t, srv, arn, fastConfig())
+		puts := putN(t, p, "arn", 100)
+		require.NoError(t, p.Flush(context.Background()))
+		require.Empty(t, reconcile(t, srv, "by-arn", puts, false))
+	})
 }
 
 func TestThrottlingAndPartialFailures(t *testing.T) {
-	srv, stream := newFake(t, 4, kinesistest.Options{Seed: 7})
-	srv.FailRecords(0.3, "ProvisionedThroughputExceededException")
-	srv.Throttle(kinesistest.OpPutRecords, 0.2)
-	cfg := fastConfig()
-	cfg.DisableAggregation = true // many entries per call, so partial failures are exercised
-	cfg.RateLimit = 100000
-	p := newProducer(t, srv, stream, cfg)
-	puts := putN(t, p, "thr", 3000)
-	require.NoError(t, p.Flush(context.Background()))
-	require.Empty(t, reconcile(t, srv, stream, puts, false))
-	retried := 0
-	for _, pu := range puts {
-		a := pu.f.Result().Attempts
-		if len(a) > 1 {
-			retried++
-			require.NotEmpty(t, a[0].ErrorCode)
-			require.NotZero(t, a[0].Time)
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 4, kinesistest.Options{Seed: 7})
+		srv.FailRecords(0.3, "ProvisionedThroughputExceededException")
+		srv.Throttle(kinesistest.OpPutRecords, 0.2)
+		cfg := fastConfig()
+		cfg.DisableAggregation = true // many entries per call, so partial failures are exercised
+		cfg.RateLimit = 100000
+		p := newProducer(t, srv, stream, cfg)
+		puts := putN(t, p, "thr", 3000)
+		require.NoError(t, p.Flush(context.Background()))
+		require.Empty(t, reconcile(t, srv, stream, puts, false))
+		retried := 0
+		for _, pu := range puts {
+			a := pu.f.Result().Attempts
+			if len(a) > 1 {
+				retried++
+				require.NotEmpty(t, a[0].ErrorCode)
+				require.NotZero(t, a[0].Time)
+			}
 		}
-	}
-	require.Greater(t, retried, 500)
+		require.Greater(t, retried, 500)
+	})
 }
 
 func TestInternalFailuresWithAggregation(t *testing.T) {
-	srv, stream := newFake(t, 4, kinesistest.Options{Seed: 3})
-	srv.FailRecords(0.5, "InternalFailure")
-	cfg := fastConfig()
-	cfg.RateLimit = 100000
-	p := newProducer(t, srv, stream, cfg)
-	puts := putN(t, p, "if", 5000)
-	require.NoError(t, p.Flush(context.Background()))
-	require.Empty(t, reconcile(t, srv, stream, puts, false))
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 4, kinesistest.Options{Seed: 3})
+		srv.FailRecords(0.5, "InternalFailure")
+		cfg := fastConfig()
+		cfg.RateLimit = 100000
+		p := newProducer(t, srv, stream, cfg)
+		puts := putN(t, p, "if", 5000)
+		require.NoError(t, p.Flush(context.Background()))
+		require.Empty(t, reconcile(t, srv, stream, puts, false))
+	})
 }
 
 func TestNetworkErrorsRetried(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	srv.FailNext(kinesistest.OpPutRecords, 4, errors.New("read tcp: connection reset by peer"))
-	srv.FailNext(kinesistest.OpPutRecords, 2, nil) // InternalFailure (500)
-	p := newProducer(t, srv, stream, fastConfig())
-	puts := putN(t, p, "net", 1000)
-	require.NoError(t, p.Flush(context.Background()))
-	require.Empty(t, reconcile(t, srv, stream, puts, false))
-	codes := map[string]bool{}
-	for _, pu := range puts {
-		for _, a := range pu.f.Result().Attempts {
-			codes[a.ErrorCode] = true
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		srv.FailNext(kinesistest.OpPutRecords, 4, errors.New("read tcp: connection reset by peer"))
+		srv.FailNext(kinesistest.OpPutRecords, 2, nil) // InternalFailure (500)
+		p := newProducer(t, srv, stream, fastConfig())
+		puts := putN(t, p, "net", 1000)
+		require.NoError(t, p.Flush(context.Background()))
+		require.Empty(t, reconcile(t, srv, stream, puts, false))
+		codes := map[string]bool{}
+		for _, pu := range puts {
+			for _, a := range pu.f.Result().Attempts {
+				codes[a.ErrorCode] = true
+			}
 		}
-	}
-	require.True(t, codes["NetworkError"], "%v", codes)
+		require.True(t, codes["NetworkError"], "%v", codes)
+	})
 }
 
 func TestLostResponseIsAtLeastOnce(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	srv.FailNextAfterApply(kinesistest.OpPutRecords, 1, nil)
-	p := newProducer(t, srv, stream, fastConfig())
-	puts := putN(t, p, "lost", 500)
-	require.NoError(t, p.Flush(context.Background()))
-	require.Empty(t, reconcile(t, srv, stream, puts, true))
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		srv.FailNextAfterApply(kinesistest.OpPutRecords, 1, nil)
+		p := newProducer(t, srv, stream, fastConfig())
+		puts := putN(t, p, "lost", 500)
+		require.NoError(t, p.Flush(context.Background()))
+		require.Empty(t, reconcile(t, srv, stream, puts, true))
+	})
 }
 
 func TestFailIfThrottled(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	srv.FailRecords(1, "ProvisionedThroughputExceededException")
-	cfg := fastConfig()
-	cfg.FailIfThrottled = true
-	p := newProducer(t, srv, stream, cfg)
-	puts := putN(t, p, "fit", 200)
-	require.NoError(t, p.Flush(context.Background()))
-	failed := reconcile(t, srv, stream, puts, false)
-	require.Len(t, failed, 200)
-	for _, pu := range failed {
-		res := pu.f.Result()
-		require.ErrorIs(t, res.Err, ErrThrottled)
-		require.Len(t, res.Attempts, 1)
-		var re *RecordError
-		require.ErrorAs(t, res.Err, &re)
-		require.Equal(t, "ProvisionedThroughputExceededException", re.Code)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		srv.FailRecords(1, "ProvisionedThroughputExceededException")
+		cfg := fastConfig()
+		cfg.FailIfThrottled = true
+		p := newProducer(t, srv, stream, cfg)
+		puts := putN(t, p, "fit", 200)
+		require.NoError(t, p.Flush(context.Background()))
+		failed := reconcile(t, srv, stream, puts, false)
+		require.Len(t, failed, 200)
+		for _, pu := range failed {
+			res := pu.f.Result()
+			require.ErrorIs(t, res.Err, ErrThrottled)
+			require.Len(t, res.Attempts, 1)
+			var re *RecordError
+			require.ErrorAs(t, res.Err, &re)
+			require.Equal(t, "ProvisionedThroughputExceededException", re.Code)
+		}
+	})
 }
 
 func TestNonRetryableErrorsFailAtOnce(t *testing.T) {
@@ -181,25 +195,27 @@ func TestNonRetryableErrorsFailAtOnce(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, stream := newFake(t, 2, kinesistest.Options{})
-			if tc.err != nil {
-				srv.FailNext(kinesistest.OpPutRecords, 1000, tc.err)
-			} else {
-				srv.FailRecords(1, tc.code)
-			}
-			p := newProducer(t, srv, stream, fastConfig())
-			puts := putN(t, p, "nr", 100)
-			require.NoError(t, p.Flush(context.Background()))
-			failed := reconcile(t, srv, stream, puts, false)
-			require.Len(t, failed, 100)
-			for _, pu := range failed {
-				res := pu.f.Result()
-				require.ErrorIs(t, res.Err, ErrRejected)
-				require.Len(t, res.Attempts, 1)
-				if tc.check != nil {
-					tc.check(t, res.Err)
+			synctest.Test(t, func(t *testing.T) {
+				srv, stream := newFake(t, 2, kinesistest.Options{})
+				if tc.err != nil {
+					srv.FailNext(kinesistest.OpPutRecords, 1000, tc.err)
+				} else {
+					srv.FailRecords(1, tc.code)
 				}
-			}
+				p := newProducer(t, srv, stream, fastConfig())
+				puts := putN(t, p, "nr", 100)
+				require.NoError(t, p.Flush(context.Background()))
+				failed := reconcile(t, srv, stream, puts, false)
+				require.Len(t, failed, 100)
+				for _, pu := range failed {
+					res := pu.f.Result()
+					require.ErrorIs(t, res.Err, ErrRejected)
+					require.Len(t, res.Attempts, 1)
+					if tc.check != nil {
+						tc.check(t, res.Err)
+					}
+				}
+			})
 		})
 	}
 }
@@ -267,96 +283,104 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestCallbackAndPutSync(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	p := newProducer(t, srv, stream, fastConfig())
-	ctx := context.Background()
-	var mu sync.Mutex
-	var got []*Result
-	for i := 0; i < 10; i++ {
-		_, err := p.PutRecord(ctx, Record{PartitionKey: fmt.Sprint(i), Data: []byte{byte(i)}}, func(r *Result) {
-			mu.Lock()
-			got = append(got, r)
-			mu.Unlock()
-		})
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		p := newProducer(t, srv, stream, fastConfig())
+		ctx := context.Background()
+		var mu sync.Mutex
+		var got []*Result
+		for i := 0; i < 10; i++ {
+			_, err := p.PutRecord(ctx, Record{PartitionKey: fmt.Sprint(i), Data: []byte{byte(i)}}, func(r *Result) {
+				mu.Lock()
+				got = append(got, r)
+				mu.Unlock()
+			})
+			require.NoError(t, err)
+		}
+		res, err := p.PutSync(ctx, Record{PartitionKey: "sync", Data: []byte("s")})
 		require.NoError(t, err)
-	}
-	res, err := p.PutSync(ctx, Record{PartitionKey: "sync", Data: []byte("s")})
-	require.NoError(t, err)
-	require.NotEmpty(t, res.SequenceNumber)
-	require.NoError(t, p.Flush(ctx))
-	mu.Lock()
-	require.Len(t, got, 10)
-	mu.Unlock()
+		require.NotEmpty(t, res.SequenceNumber)
+		require.NoError(t, p.Flush(ctx))
+		mu.Lock()
+		require.Len(t, got, 10)
+		mu.Unlock()
+	})
 }
 
 func TestCloseIdempotentAndPutAfterClose(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	p, err := New(srv, stream, fastConfig())
-	require.NoError(t, err)
-	puts := putN(t, p, "close", 300)
-	require.NoError(t, p.Close(context.Background()))
-	require.Empty(t, reconcile(t, srv, stream, puts, false))
-	require.NoError(t, p.Close(context.Background()))
-	_, err = p.Put(context.Background(), "k", []byte("x"))
-	require.ErrorIs(t, err, ErrClosed)
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		p, err := New(srv, stream, fastConfig())
+		require.NoError(t, err)
+		puts := putN(t, p, "close", 300)
+		require.NoError(t, p.Close(context.Background()))
+		require.Empty(t, reconcile(t, srv, stream, puts, false))
+		require.NoError(t, p.Close(context.Background()))
+		_, err = p.Put(context.Background(), "k", []byte("x"))
+		require.ErrorIs(t, err, ErrClosed)
+	})
 }
 
 func TestCloseWithRecordsInFlight(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	release := make(chan struct{})
-	entered := make(chan struct{}, 100)
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op != kinesistest.OpPutRecords {
-			return nil
-		}
-		entered <- struct{}{}
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		release := make(chan struct{})
+		entered := make(chan struct{}, 100)
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op != kinesistest.OpPutRecords {
+				return nil
+			}
+			entered <- struct{}{}
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		p, err := New(srv, stream, fastConfig())
+		require.NoError(t, err)
+		puts := putN(t, p, "inflight", 500)
+		<-entered // a call is in flight
+		closed := make(chan error)
+		go func() { closed <- p.Close(context.Background()) }()
+		close(release)
+		require.NoError(t, <-closed)
+		require.Empty(t, reconcile(t, srv, stream, puts, false))
 	})
-	p, err := New(srv, stream, fastConfig())
-	require.NoError(t, err)
-	puts := putN(t, p, "inflight", 500)
-	<-entered // a call is in flight
-	closed := make(chan error)
-	go func() { closed <- p.Close(context.Background()) }()
-	close(release)
-	require.NoError(t, <-closed)
-	require.Empty(t, reconcile(t, srv, stream, puts, false))
 }
 
 func TestCloseContextEndsWhileStalled(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	entered := make(chan struct{}, 100)
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpPutRecords {
-			entered <- struct{}{}
-			<-ctx.Done() // stalled endpoint
-			return ctx.Err()
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		entered := make(chan struct{}, 100)
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpPutRecords {
+				entered <- struct{}{}
+				<-ctx.Done() // stalled endpoint
+				return ctx.Err()
+			}
+			return nil
+		})
+		p, err := New(srv, stream, fastConfig())
+		require.NoError(t, err)
+		puts := putN(t, p, "stall", 500)
+		<-entered
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		require.ErrorIs(t, p.Close(ctx), context.DeadlineExceeded)
+		failed := 0
+		waitAll(t, puts)
+		for _, pu := range puts {
+			res := pu.f.Result()
+			require.ErrorIs(t, res.Err, ErrClosed)
+			failed++
 		}
-		return nil
+		require.Equal(t, 500, failed)
+		r, b := p.Outstanding()
+		require.Zero(t, r)
+		require.Zero(t, b)
 	})
-	p, err := New(srv, stream, fastConfig())
-	require.NoError(t, err)
-	puts := putN(t, p, "stall", 500)
-	<-entered
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	require.ErrorIs(t, p.Close(ctx), context.DeadlineExceeded)
-	failed := 0
-	waitAll(t, puts)
-	for _, pu := range puts {
-		res := pu.f.Result()
-		require.ErrorIs(t, res.Err, ErrClosed)
-		failed++
-	}
-	require.Equal(t, 500, failed)
-	r, b := p.Outstanding()
-	require.Zero(t, r)
-	require.Zero(t, b)
 }
 
 // TestStalledEndpoint: with a stalled endpoint memory stays at the limit,
@@ -411,41 +435,45 @@ func TestStalledEndpoint(t *testing.T) {
 }
 
 func TestCloseReleasesBlockedPut(t *testing.T) {
-	srv, stream := newFake(t, 1, kinesistest.Options{})
-	stall(srv, kinesistest.OpPutRecords)
-	cfg := fastConfig()
-	cfg.MaxBufferedRecords = 10
-	p, err := New(srv, stream, cfg)
-	require.NoError(t, err)
-	puts := putN(t, p, "blocked", 10)
-	errc := make(chan error)
-	go func() {
-		_, err := p.Put(context.Background(), "k", []byte("waits"))
-		errc <- err
-	}()
-	waitPutBlocked(p)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	require.ErrorIs(t, p.Close(ctx), context.DeadlineExceeded)
-	require.ErrorIs(t, <-errc, ErrClosed)
-	waitAll(t, puts)
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 1, kinesistest.Options{})
+		stall(srv, kinesistest.OpPutRecords)
+		cfg := fastConfig()
+		cfg.MaxBufferedRecords = 10
+		p, err := New(srv, stream, cfg)
+		require.NoError(t, err)
+		puts := putN(t, p, "blocked", 10)
+		errc := make(chan error)
+		go func() {
+			_, err := p.Put(context.Background(), "k", []byte("waits"))
+			errc <- err
+		}()
+		waitPutBlocked(p)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		require.ErrorIs(t, p.Close(ctx), context.DeadlineExceeded)
+		require.ErrorIs(t, <-errc, ErrClosed)
+		waitAll(t, puts)
+	})
 }
 
 func TestBufferFullFailsFast(t *testing.T) {
-	srv, stream := newFake(t, 1, kinesistest.Options{})
-	stall(srv, kinesistest.OpPutRecords)
-	cfg := fastConfig()
-	cfg.MaxBufferedRecords = 10
-	cfg.FailWhenBufferFull = true
-	p, err := New(srv, stream, cfg)
-	require.NoError(t, err)
-	puts := putN(t, p, "full", 10)
-	_, err = p.Put(context.Background(), "k", []byte("one too many"))
-	require.ErrorIs(t, err, ErrBufferFull)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	require.ErrorIs(t, p.Close(ctx), context.DeadlineExceeded)
-	waitAll(t, puts)
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 1, kinesistest.Options{})
+		stall(srv, kinesistest.OpPutRecords)
+		cfg := fastConfig()
+		cfg.MaxBufferedRecords = 10
+		cfg.FailWhenBufferFull = true
+		p, err := New(srv, stream, cfg)
+		require.NoError(t, err)
+		puts := putN(t, p, "full", 10)
+		_, err = p.Put(context.Background(), "k", []byte("one too many"))
+		require.ErrorIs(t, err, ErrBufferFull)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		require.ErrorIs(t, p.Close(ctx), context.DeadlineExceeded)
+		waitAll(t, puts)
+	})
 }
 
 // TestBufferingDeadline: a lone record waits RecordMaxBufferedTime, then

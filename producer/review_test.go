@@ -111,31 +111,33 @@ func (c *limitsClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsInp
 func TestRequestLimits(t *testing.T) {
 	for _, agg := range []bool{true, false} {
 		t.Run(fmt.Sprintf("aggregation=%v", agg), func(t *testing.T) {
-			srv, stream := newFake(t, 2, kinesistest.Options{})
-			lc := &limitsClient{Client: srv, aggMax: 4096}
-			cfg := fastConfig()
-			cfg.DisableAggregation = !agg
-			cfg.AggregationMaxSize = 4096
-			cfg.RateLimit = 100000
-			cfg.RecordMaxBufferedTime = 50 * time.Millisecond
-			p := newProducer(t, lc, stream, cfg)
-			key := strings.Repeat("é", 256) // 512 bytes
-			sizes := []int{1, 100, 4096 - 600, 4096, 50000, MaxRecordSize - len(key), 3000, 1 << 19}
-			var puts []put
-			for i := 0; i < 80; i++ {
-				sz := sizes[i%len(sizes)]
-				d := []byte(fmt.Sprintf("r%d-", i))
-				d = append(d, make([]byte, max(0, sz-len(d)))...)
-				k := fmt.Sprintf("%s%d", key[:len(key)-4], i%10)
-				f, err := p.Put(context.Background(), k, d)
-				require.NoError(t, err)
-				puts = append(puts, put{k, string(d), f})
-			}
-			require.NoError(t, p.Flush(context.Background()))
-			require.Empty(t, reconcile(t, srv, stream, puts, false))
-			lc.mu.Lock()
-			defer lc.mu.Unlock()
-			require.Empty(t, lc.errs)
+			synctest.Test(t, func(t *testing.T) {
+				srv, stream := newFake(t, 2, kinesistest.Options{})
+				lc := &limitsClient{Client: srv, aggMax: 4096}
+				cfg := fastConfig()
+				cfg.DisableAggregation = !agg
+				cfg.AggregationMaxSize = 4096
+				cfg.RateLimit = 100000
+				cfg.RecordMaxBufferedTime = 50 * time.Millisecond
+				p := newProducer(t, lc, stream, cfg)
+				key := strings.Repeat("é", 256) // 512 bytes
+				sizes := []int{1, 100, 4096 - 600, 4096, 50000, MaxRecordSize - len(key), 3000, 1 << 19}
+				var puts []put
+				for i := 0; i < 80; i++ {
+					sz := sizes[i%len(sizes)]
+					d := []byte(fmt.Sprintf("r%d-", i))
+					d = append(d, make([]byte, max(0, sz-len(d)))...)
+					k := fmt.Sprintf("%s%d", key[:len(key)-4], i%10)
+					f, err := p.Put(context.Background(), k, d)
+					require.NoError(t, err)
+					puts = append(puts, put{k, string(d), f})
+				}
+				require.NoError(t, p.Flush(context.Background()))
+				require.Empty(t, reconcile(t, srv, stream, puts, false))
+				lc.mu.Lock()
+				defer lc.mu.Unlock()
+				require.Empty(t, lc.errs)
+			})
 		})
 	}
 }
@@ -144,39 +146,41 @@ func TestRequestLimits(t *testing.T) {
 // deadline) while other goroutines keep the buffer full must not deadlock
 // the producer.
 func TestCallbackPutsWhileBufferFull(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	cfg := fastConfig()
-	cfg.MaxBufferedRecords = 4
-	cfg.MaxConnections = 1
-	p := newProducer(t, srv, stream, cfg)
-	ctx := context.Background()
-	var chained atomic.Int64
-	var wg sync.WaitGroup
-	var cb func(*Result)
-	cb = func(r *Result) {
-		if chained.Add(1) > 2000 {
-			return
-		}
-		if _, err := p.PutRecord(ctx, Record{PartitionKey: "cb", Data: []byte("chained")}, cb); err != nil && !errors.Is(err, ErrClosed) {
-			t.Error(err)
-		}
-	}
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 300; i++ {
-				if _, err := p.PutRecord(ctx, Record{PartitionKey: fmt.Sprint(g, i), Data: []byte("x")}, cb); err != nil {
-					t.Error(err)
-					return
-				}
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		cfg := fastConfig()
+		cfg.MaxBufferedRecords = 4
+		cfg.MaxConnections = 1
+		p := newProducer(t, srv, stream, cfg)
+		ctx := context.Background()
+		var chained atomic.Int64
+		var wg sync.WaitGroup
+		var cb func(*Result)
+		cb = func(r *Result) {
+			if chained.Add(1) > 2000 {
+				return
 			}
-		}()
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	<-done // a deadlock hangs here, and go test -timeout shows where
-	require.NoError(t, p.Flush(ctx))
+			if _, err := p.PutRecord(ctx, Record{PartitionKey: "cb", Data: []byte("chained")}, cb); err != nil && !errors.Is(err, ErrClosed) {
+				t.Error(err)
+			}
+		}
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 300; i++ {
+					if _, err := p.PutRecord(ctx, Record{PartitionKey: fmt.Sprint(g, i), Data: []byte("x")}, cb); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		<-done // a deadlock hangs here, and go test -timeout shows where
+		require.NoError(t, p.Flush(ctx))
+	})
 }
 
 // waitParked waits until the dispatcher has done its first pass and the
@@ -458,39 +462,41 @@ func TestListShardsStallsAfterSplit(t *testing.T) {
 func TestOrderedUnderThrottling(t *testing.T) {
 	for _, agg := range []bool{true, false} {
 		t.Run(fmt.Sprintf("aggregation=%v", agg), func(t *testing.T) {
-			srv, stream := newFake(t, 4, kinesistest.Options{Seed: 5})
-			srv.Throttle(kinesistest.OpPutRecords, 0.3)
-			srv.FailRecords(0.3, "")
-			cfg := fastConfig()
-			cfg.OrderedByPartitionKey = true
-			cfg.DisableAggregation = !agg
-			cfg.RateLimit = 100000
-			cfg.AggregationMaxSize = 512
-			p := newProducer(t, srv, stream, cfg)
-			var puts []put
-			for i := 0; i < 2000; i++ {
-				k := fmt.Sprintf("key%d", i%37)
-				d := fmt.Sprintf("%s/%06d", k, i)
-				f, err := p.Put(context.Background(), k, []byte(d))
-				require.NoError(t, err)
-				puts = append(puts, put{k, d, f})
-			}
-			require.NoError(t, p.Flush(context.Background()))
-			require.Empty(t, reconcile(t, srv, stream, puts, false))
-			last := map[string]int{}
-			for _, sh := range srv.ShardIDs(stream) {
-				for _, r := range srv.Records(stream, sh) {
-					recs, _ := aggregation.Deaggregate(nil, r.Data, aws.ToString(r.PartitionKey))
-					for _, ur := range recs {
-						k, n, _ := strings.Cut(string(ur.Data), "/")
-						i, err := strconv.Atoi(n)
-						require.NoError(t, err)
-						prev, ok := last[k]
-						require.True(t, !ok || i > prev, "key %s: %d stored after %d", k, i, prev)
-						last[k] = i
+			synctest.Test(t, func(t *testing.T) {
+				srv, stream := newFake(t, 4, kinesistest.Options{Seed: 5})
+				srv.Throttle(kinesistest.OpPutRecords, 0.3)
+				srv.FailRecords(0.3, "")
+				cfg := fastConfig()
+				cfg.OrderedByPartitionKey = true
+				cfg.DisableAggregation = !agg
+				cfg.RateLimit = 100000
+				cfg.AggregationMaxSize = 512
+				p := newProducer(t, srv, stream, cfg)
+				var puts []put
+				for i := 0; i < 2000; i++ {
+					k := fmt.Sprintf("key%d", i%37)
+					d := fmt.Sprintf("%s/%06d", k, i)
+					f, err := p.Put(context.Background(), k, []byte(d))
+					require.NoError(t, err)
+					puts = append(puts, put{k, d, f})
+				}
+				require.NoError(t, p.Flush(context.Background()))
+				require.Empty(t, reconcile(t, srv, stream, puts, false))
+				last := map[string]int{}
+				for _, sh := range srv.ShardIDs(stream) {
+					for _, r := range srv.Records(stream, sh) {
+						recs, _ := aggregation.Deaggregate(nil, r.Data, aws.ToString(r.PartitionKey))
+						for _, ur := range recs {
+							k, n, _ := strings.Cut(string(ur.Data), "/")
+							i, err := strconv.Atoi(n)
+							require.NoError(t, err)
+							prev, ok := last[k]
+							require.True(t, !ok || i > prev, "key %s: %d stored after %d", k, i, prev)
+							last[k] = i
+						}
 					}
 				}
-			}
+			})
 		})
 	}
 }
@@ -526,34 +532,36 @@ func TestListShardsBackoffHoldsUnderRefreshRequests(t *testing.T) {
 // the records and bytes outstanding never pass the limits and every record
 // expires with its attempts.
 func TestPersistentPartialFailuresStayBounded(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	srv.FailRecords(1, "")
-	cfg := fastConfig()
-	cfg.MaxBufferedRecords = 50
-	cfg.RecordTTL = 200 * time.Millisecond
-	cfg.RecordMaxBufferedTime = time.Millisecond
-	p := newProducer(t, srv, stream, cfg)
-	var fs []*Future
-	for i := 0; i < 200; i++ {
-		f, err := p.Put(context.Background(), fmt.Sprint(i), []byte("x"))
-		require.NoError(t, err)
-		fs = append(fs, f)
-		r, _ := p.Outstanding()
-		require.LessOrEqual(t, r, 50)
-	}
-	require.NoError(t, p.Flush(context.Background()))
-	tried := 0
-	for _, f := range fs {
-		res := f.Result()
-		require.ErrorIs(t, res.Err, ErrRecordExpired)
-		for _, a := range res.Attempts {
-			require.Equal(t, "ProvisionedThroughputExceededException", a.ErrorCode)
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		srv.FailRecords(1, "")
+		cfg := fastConfig()
+		cfg.MaxBufferedRecords = 50
+		cfg.RecordTTL = 200 * time.Millisecond
+		cfg.RecordMaxBufferedTime = time.Millisecond
+		p := newProducer(t, srv, stream, cfg)
+		var fs []*Future
+		for i := 0; i < 200; i++ {
+			f, err := p.Put(context.Background(), fmt.Sprint(i), []byte("x"))
+			require.NoError(t, err)
+			fs = append(fs, f)
+			r, _ := p.Outstanding()
+			require.LessOrEqual(t, r, 50)
 		}
-		if len(res.Attempts) > 1 {
-			tried++
+		require.NoError(t, p.Flush(context.Background()))
+		tried := 0
+		for _, f := range fs {
+			res := f.Result()
+			require.ErrorIs(t, res.Err, ErrRecordExpired)
+			for _, a := range res.Attempts {
+				require.Equal(t, "ProvisionedThroughputExceededException", a.ErrorCode)
+			}
+			if len(res.Attempts) > 1 {
+				tried++
+			}
 		}
-	}
-	require.Positive(t, tried, "records retried")
+		require.Positive(t, tried, "records retried")
+	})
 }
 
 // TestAbortWithAggregateOnUnknownShard: Close's context ends while a call
@@ -590,7 +598,7 @@ func TestAbortWithAggregateOnUnknownShard(t *testing.T) {
 		cancel()
 		closed := make(chan error, 1)
 		go func() { closed <- p.Close(cctx) }()
-		for aborting := false; !aborting; runtime.Gosched() {
+		for aborting := false; !aborting; time.Sleep(time.Millisecond) {
 			p.mu.Lock()
 			aborting = p.aborting
 			p.mu.Unlock()
