@@ -41,7 +41,11 @@ type Result struct {
 	SequenceNumber string
 	// Attempts lists every PutRecords call that carried the record, in
 	// order. A record that failed without being sent (expired in the
-	// buffer, canceled, closed) may have none.
+	// buffer, canceled, closed) may have none. Records that travelled
+	// together share one slice (its capacity is its length, so appending
+	// copies): read it, do not modify its elements. An ErrorCode of
+	// "IncompleteResultEntry" marks a result entry that had neither an
+	// error nor a shard and sequence number; the record was retried.
 	Attempts []Attempt
 	// Err is nil on success, else a *RecordError.
 	Err error
