@@ -318,7 +318,7 @@ func (p *Producer) send(r *request) {
 		}
 		for _, f := range kr.recs {
 			if kr.shared || len(f.res.Attempts) == 0 {
-				p.met.BufferingTime(kr.lane.shard.id, start.Sub(f.enqueued))
+				p.met.BufferingTime(kr.lane.shard.id, start.Sub(p.enqueuedAt(f)))
 			}
 		}
 	}

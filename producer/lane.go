@@ -28,11 +28,12 @@ type kRecord struct {
 	pk    string
 	ehk   string
 
-	size     int       // bytes counted against PutRecords limits: data + key
-	opened   time.Time // when the aggregate was started: its records' enqueue time
-	deadline time.Time // when it must be sent (first record's buffering deadline)
-	expire   time.Time // earliest TTL of its records
-	hasCtx   bool      // some record carries a cancelable context
+	size      int           // bytes counted against PutRecords limits: data + key
+	opened    time.Time     // when the aggregate was started: its records' enqueue time
+	openedOff time.Duration // opened, as an offset from Producer.epoch
+	deadline  time.Time     // when it must be sent (first record's buffering deadline)
+	expire    time.Time     // earliest TTL of its records
+	hasCtx    bool          // some record carries a cancelable context
 }
 
 func (kr *kRecord) reset() {

@@ -40,6 +40,7 @@ type Producer struct {
 	met        Metrics
 	metricsOn  bool // Metrics is not NopMetrics: per-record metric work is worth doing
 	keys       *keyCache
+	epoch      time.Time // Futures keep their enqueue time as an offset from it
 
 	kick      chan struct{}
 	refreshCh chan struct{}
@@ -110,6 +111,7 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 		met:       cfg.Metrics,
 		metricsOn: cfg.Metrics != Metrics(NopMetrics{}),
 		keys:      newKeyCache(),
+		epoch:     cfg.Clock.Now(),
 		kick:      make(chan struct{}, 1),
 		refreshCh: make(chan struct{}, 1),
 		cbKick:    make(chan struct{}, 1),
@@ -534,7 +536,7 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 	if l == p.unmapped {
 		now := p.clk.Now()
 		if fresh {
-			f.enqueued = now
+			f.enq = now.Sub(p.epoch)
 		}
 		// The dispatcher expires these records (and notices canceled
 		// contexts) on its own schedule: make sure it looks in time.
@@ -546,12 +548,12 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 			if l.stamp.IsZero() {
 				l.stamp = p.clk.Now()
 			}
-			f.enqueued = l.stamp
+			f.enq = l.stamp.Sub(p.epoch)
 		}
 		kr := p.getKR(l)
 		kr.join(f)
-		deadline := f.enqueued.Add(p.cfg.RecordMaxBufferedTime)
-		kr.deadline, kr.expire, kr.hasCtx = deadline, f.enqueued.Add(p.cfg.RecordTTL), f.ctx != nil
+		deadline := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime)
+		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(f.enq+p.cfg.RecordTTL), f.ctx != nil
 		kr.size = f.size()
 		l.pushBack(kr)
 		return p.readyFull() || p.earlierLocked(deadline)
@@ -566,19 +568,20 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 	if kr == nil {
 		kr = p.getKR(l)
 		kr.opened = p.clk.Now()
+		kr.openedOff = kr.opened.Sub(p.epoch)
 		kr.deadline, kr.expire = kr.opened.Add(p.cfg.RecordMaxBufferedTime), kr.opened.Add(p.cfg.RecordTTL)
 		l.open = kr
 		kick = p.earlierLocked(kr.deadline) || kick
 	}
 	if fresh {
-		f.enqueued = kr.opened
+		f.enq = kr.openedOff
 	} else {
 		// A re-routed record may be older than the aggregate.
-		if d := f.enqueued.Add(p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
+		if d := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
 			kr.deadline = d
 			kick = p.earlierLocked(d) || kick
 		}
-		if e := f.enqueued.Add(p.cfg.RecordTTL); e.Before(kr.expire) {
+		if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
 			kr.expire = e
 		}
 	}
@@ -589,6 +592,9 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 	}
 	return kick
 }
+
+// enqueuedAt is when f's TTL and buffering time start.
+func (p *Producer) enqueuedAt(f *Future) time.Time { return p.epoch.Add(f.enq) }
 
 // charge is what a record counts against MaxBufferedBytes: its data and
 // partition key, the producer's bookkeeping for it (recordOverhead) and,
@@ -616,7 +622,7 @@ func (p *Producer) fits(kr *kRecord, f *Future) bool {
 // for a shard map: at its TTL or, if its context can end, soon, since
 // nothing else notices the cancellation.
 func (p *Producer) unmappedCheck(f *Future, now time.Time) time.Time {
-	t := f.enqueued.Add(p.cfg.RecordTTL)
+	t := p.epoch.Add(f.enq + p.cfg.RecordTTL)
 	if f.ctx != nil {
 		if poll := now.Add(max(p.cfg.RecordMaxBufferedTime, minCancelPoll)); poll.Before(t) {
 			return poll
@@ -673,14 +679,14 @@ func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Futu
 			if kr == nil {
 				kr = p.getKR(l)
 				kr.deadline = now
-				kr.expire = f.enqueued.Add(p.cfg.RecordTTL)
+				kr.expire = p.epoch.Add(f.enq + p.cfg.RecordTTL)
 			}
 			if p.aggregate {
 				kr.agg.Add(f.pk, f.ehk, f.data)
 			}
 			kr.join(f)
 			kr.hasCtx = kr.hasCtx || f.ctx != nil
-			if e := f.enqueued.Add(p.cfg.RecordTTL); e.Before(kr.expire) {
+			if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
 				kr.expire = e
 			}
 		}
@@ -707,7 +713,7 @@ func (p *Producer) deadErr(f *Future, now time.Time) error {
 	if p.aborting {
 		return &RecordError{Reason: ErrClosed, Code: code, Message: msg}
 	}
-	if !now.Before(f.enqueued.Add(p.cfg.RecordTTL)) {
+	if !now.Before(p.epoch.Add(f.enq + p.cfg.RecordTTL)) {
 		return &RecordError{Reason: ErrRecordExpired, Code: code, Message: msg}
 	}
 	if f.ctx != nil && f.ctx.Err() != nil {

@@ -654,7 +654,7 @@ func TestListShardsFailures(t *testing.T) {
 		puts := putN(t, p, "ls", 100)
 		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
 		require.Empty(t, reconcile(t, srv, stream, puts, false))
-		require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 10*time.Second)
+		require.Less(t, clk.Now().Sub(p.enqueuedAt(puts[0].f)), 10*time.Second)
 	})
 }
 

@@ -2,7 +2,6 @@ package producer
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -60,7 +59,7 @@ type Future struct {
 	data     []byte
 	hi, lo   uint64
 	ctx      context.Context // only when it can be canceled
-	enqueued time.Time       // its batch's start, at most RecordMaxBufferedTime before Put
+	enq      time.Duration   // its batch's start (from Producer.epoch), at most RecordMaxBufferedTime before Put
 	callback func(*Result)
 
 	// res.Attempts is filled in only when the record leaves its Kinesis
@@ -69,12 +68,11 @@ type Future struct {
 	res Result
 
 	// state has futureDone once the outcome is published and futureCh
-	// once Done made ch: whichever of complete and Done comes second
-	// closes ch, so completing a record takes no lock when nobody waits
-	// on its channel.
+	// once Done made ch: whichever of complete and Done sets its bit
+	// second closes ch, so completing a record takes no lock, and costs
+	// nothing more when nobody waits on its channel.
 	state atomic.Uint32
-	mu    sync.Mutex // guards making ch
-	ch    chan struct{}
+	ch    atomic.Pointer[chan struct{}]
 }
 
 const (
@@ -84,15 +82,17 @@ const (
 
 // Done returns a channel closed when the outcome is known.
 func (f *Future) Done() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.ch == nil {
-		f.ch = make(chan struct{})
-		if f.state.Or(futureCh)&futureDone != 0 {
-			close(f.ch)
-		}
+	if c := f.ch.Load(); c != nil {
+		return *c
 	}
-	return f.ch
+	c := make(chan struct{})
+	if !f.ch.CompareAndSwap(nil, &c) {
+		return *f.ch.Load()
+	}
+	if f.state.Or(futureCh)&futureDone != 0 {
+		close(c)
+	}
+	return c
 }
 
 // Wait blocks until the outcome is known or ctx ends. It returns the
@@ -128,9 +128,7 @@ func (f *Future) complete() func(*Result) {
 	cb := f.callback
 	f.callback = nil
 	if f.state.Or(futureDone)&futureCh != 0 {
-		f.mu.Lock()
-		close(f.ch)
-		f.mu.Unlock()
+		close(*f.ch.Load())
 	}
 	return cb
 }

@@ -43,7 +43,7 @@ func TestListShardsFailsForeverRecordsExpire(t *testing.T) {
 		for _, pu := range puts {
 			require.ErrorIs(t, pu.f.Result().Err, ErrRecordExpired)
 		}
-		require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 6*time.Second)
+		require.Less(t, clk.Now().Sub(p.enqueuedAt(puts[0].f)), 6*time.Second)
 	})
 }
 
@@ -67,7 +67,7 @@ func TestCanceledWhileWaitingForMap(t *testing.T) {
 		cancel()
 		driveUntil(t, clk, 100*time.Millisecond, func() bool { return f.Result() != nil })
 		require.ErrorIs(t, f.Result().Err, ErrCanceled)
-		require.Less(t, clk.Now().Sub(f.enqueued), DefaultRecordTTL)
+		require.Less(t, clk.Now().Sub(p.enqueuedAt(f)), DefaultRecordTTL)
 	})
 }
 
@@ -446,14 +446,14 @@ func TestListShardsStallsAfterSplit(t *testing.T) {
 		require.NoError(t, err)
 		puts := putN(t, p, "held", 50)
 		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
-		require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 10*time.Second+DefaultRequestTimeout+2*time.Second)
+		require.Less(t, clk.Now().Sub(p.enqueuedAt(puts[0].f)), 10*time.Second+DefaultRequestTimeout+2*time.Second)
 		errs := map[string]int{}
 		for _, pu := range puts {
 			res := pu.f.Result()
 			require.NotNil(t, res)
 			errs[fmt.Sprint(res.Err, len(res.Attempts))]++
 		}
-		t.Logf("after %v: %v", clk.Now().Sub(puts[0].f.enqueued), errs)
+		t.Logf("after %v: %v", clk.Now().Sub(p.enqueuedAt(puts[0].f)), errs)
 	})
 }
 
