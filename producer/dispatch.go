@@ -145,21 +145,7 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 		if held || l.stale || len(p.inflight) >= p.cfg.MaxConnections || (p.cfg.OrderedByPartitionKey && l.inflight > 0) {
 			continue // woken by a completion
 		}
-		t := kr.deadline
-		if force && t.After(now) {
-			t = now // flushing: due as soon as the backoff and tokens allow
-		}
-		if now.Before(l.notBefore) && l.notBefore.After(t) {
-			t = l.notBefore
-		}
-		if w := max(l.recTok.wait(1, now), l.byteTok.wait(float64(kr.size), now)); w > 0 && now.Add(w).After(t) {
-			t = now.Add(w)
-		}
-		if !t.After(now) {
-			// Due but held back by a partial batch decision: re-check soon.
-			t = now.Add(time.Millisecond)
-		}
-		soonest(t)
+		soonest(l.nextDue(now, force))
 	}
 	p.nextWake = wake
 	return reqs, done, wake
@@ -204,7 +190,7 @@ func (p *Producer) buildLocked(now time.Time, force bool, done *[]*Future) *requ
 lanes:
 	for i := 0; i < n; i++ {
 		l := p.lanes[(start+i)%n]
-		if l.ready.len() == 0 || l.stale || now.Before(l.notBefore) || (p.cfg.OrderedByPartitionKey && l.inflight > 0) {
+		if !l.sendable(now, p.cfg.OrderedByPartitionKey) {
 			continue
 		}
 		if p.cfg.OrderedByPartitionKey {
@@ -228,12 +214,9 @@ lanes:
 				}
 				p.keysSeen[kr.recs[0].pk] = struct{}{}
 			}
-			sz := float64(kr.size)
-			if l.recTok.wait(1, now) > 0 || l.byteTok.wait(sz, now) > 0 {
+			if !l.takeTokens(kr, now) {
 				break
 			}
-			l.recTok.take(1)
-			l.byteTok.take(sz)
 			l.popFront()
 			r.krs = append(r.krs, kr)
 			r.bytes += kr.size
@@ -252,8 +235,7 @@ lanes:
 		// Not worth a call yet: put everything back in order.
 		for i := len(r.krs) - 1; i >= 0; i-- {
 			kr := r.krs[i]
-			kr.lane.recTok.refund(1)
-			kr.lane.byteTok.refund(float64(kr.size))
+			kr.lane.refundTokens(kr)
 			kr.lane.pushFront(kr)
 		}
 		return nil

@@ -144,7 +144,7 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 		kr.lane.inflight--
 		switch outcomes[i] {
 		case outSucceeded:
-			kr.lane.failures = 0
+			kr.lane.failures = 0 // the shard's backoff starts over
 		case outVerify:
 			sid := kr.recs[0].res.ShardID
 			if rng, ok := p.allRanges[sid]; ok {
@@ -172,10 +172,7 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 			continue
 		}
 		l := kr.lane
-		if l.failures == 0 || !now.Before(l.notBefore) {
-			l.failures++
-			l.notBefore = now.Add(p.backoff(l.failures))
-		}
+		l.failed(now, p.backoff)
 		if l.retired || p.aborting || !now.Before(kr.expire) || kr.anyCanceled() {
 			redoKR[i] = true
 			continue

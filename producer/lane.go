@@ -251,3 +251,57 @@ func (l *lane) drain(release func(*kRecord)) []*Future {
 	l.pending = nil
 	return out
 }
+
+// sendable reports whether l has Kinesis records that may go now: not
+// held for a shard map, not backing off, and (ordered) none in flight.
+func (l *lane) sendable(now time.Time, ordered bool) bool {
+	return l.ready.len() > 0 && !l.stale && !now.Before(l.notBefore) && !(ordered && l.inflight > 0)
+}
+
+// takeTokens takes kr's share of the shard's rate limits, if both buckets
+// have it now.
+func (l *lane) takeTokens(kr *kRecord, now time.Time) bool {
+	sz := float64(kr.size)
+	if l.recTok.wait(1, now) > 0 || l.byteTok.wait(sz, now) > 0 {
+		return false
+	}
+	l.recTok.take(1)
+	l.byteTok.take(sz)
+	return true
+}
+
+// refundTokens gives back what takeTokens took for kr (a batch put back).
+func (l *lane) refundTokens(kr *kRecord) {
+	l.recTok.refund(1)
+	l.byteTok.refund(float64(kr.size))
+}
+
+// failed backs the shard off after a failed attempt: one step per round
+// of failures, not per Kinesis record of one call.
+func (l *lane) failed(now time.Time, backoff func(failures int) time.Duration) {
+	if l.failures == 0 || !now.Before(l.notBefore) {
+		l.failures++
+		l.notBefore = now.Add(backoff(l.failures))
+	}
+}
+
+// nextDue is when l's first Kinesis record may go: its buffering deadline
+// (now when flushing), pushed back by the shard's backoff and rate limits.
+func (l *lane) nextDue(now time.Time, force bool) time.Time {
+	kr := l.ready.front()
+	t := kr.deadline
+	if force && t.After(now) {
+		t = now // flushing: due as soon as the backoff and tokens allow
+	}
+	if now.Before(l.notBefore) && l.notBefore.After(t) {
+		t = l.notBefore
+	}
+	if w := max(l.recTok.wait(1, now), l.byteTok.wait(float64(kr.size), now)); w > 0 && now.Add(w).After(t) {
+		t = now.Add(w)
+	}
+	if !t.After(now) {
+		// Due but held back by a partial batch decision: re-check soon.
+		t = now.Add(time.Millisecond)
+	}
+	return t
+}
