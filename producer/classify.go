@@ -19,6 +19,11 @@ const (
 // Config.RequestTimeout.
 var ErrRequestTimeout = errors.New("producer: PutRecords timed out")
 
+// codeIncompleteResult is the Attempt.ErrorCode of a PutRecords result
+// entry that has no ErrorCode but lacks its ShardId or SequenceNumber: a
+// malformed response, retried as a transient failure.
+const codeIncompleteResult = "IncompleteResultEntry"
+
 func classifyCode(code string) errClass {
 	switch code {
 	case "ProvisionedThroughputExceededException":

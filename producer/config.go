@@ -70,7 +70,9 @@ type Config struct {
 	// it back. Default 100 ms (KPL).
 	RecordMaxBufferedTime time.Duration
 	// RecordTTL is how long a record may remain unsent or be retried
-	// before it fails with ErrRecordExpired. Default 30 s (KPL RecordTtl).
+	// before it fails with ErrRecordExpired, counted from the start of its
+	// batch (at most RecordMaxBufferedTime before Put). A call in flight
+	// ends when its records' TTL has passed. Default 30 s (KPL RecordTtl).
 	RecordTTL time.Duration
 	// RequestTimeout bounds one PutRecords (or ListShards) call. Default
 	// 6 s (KPL).
@@ -86,11 +88,14 @@ type Config struct {
 	// MaxConnections is the most PutRecords calls in flight. Default 24
 	// (KPL).
 	MaxConnections int
-	// MaxBufferedRecords and MaxBufferedBytes bound the records (and their
-	// data plus key bytes) that have been accepted by Put and have no
-	// outcome yet, including those in flight and being retried. Defaults
-	// 1,000,000 records and 256 MiB; MaxBufferedBytes must be at least
-	// MaxRecordSize. The KPL has no such bound.
+	// MaxBufferedRecords and MaxBufferedBytes bound the records accepted
+	// by Put that have no outcome yet (or whose callback has not
+	// returned), including those in flight and being retried, and the
+	// memory they hold: each record is charged its data and key, their
+	// copy in its aggregate and a fixed bookkeeping overhead (see the
+	// package documentation for the formula). Defaults 1,000,000 records
+	// and 256 MiB; MaxBufferedBytes must be at least MaxRecordSize. The
+	// KPL has no such bound.
 	MaxBufferedRecords int
 	MaxBufferedBytes   int
 	// FailWhenBufferFull makes Put return ErrBufferFull instead of

@@ -5,7 +5,7 @@ import "fmt"
 func (p *Producer) debugState() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := fmt.Sprintf("now=%v out=%d inflight=%d readyN=%d gen=%d nextWake=%v unmapped=%d", p.clk.Now(), p.outRecords, len(p.inflight), p.readyN, p.gen, p.nextWake, len(p.unmapped.pending))
+	s := fmt.Sprintf("now=%v out=%d inflight=%d readyN=%d gen=%d nextWake=%v unmapped=%d", p.clk.Now(), p.outRecords, len(p.inflight), p.ready.n, p.gen, p.nextWake, len(p.unmapped.pending))
 	for _, r := range p.inflight {
 		s += fmt.Sprintf(" [req dl=%v to=%v n=%d]", r.deadline, r.timedOut, len(r.krs))
 	}

@@ -77,23 +77,50 @@
 // CollectionMaxCount 500; CollectionMaxSize 5 MiB; RecordMaxBufferedTime
 // 100 ms; RecordTTL 30 s; RequestTimeout 6 s; RateLimit 150 %;
 // MaxConnections 24; MaxBufferedRecords 1,000,000; MaxBufferedBytes
-// 256 MiB; retry backoff 100 ms doubling to 5 s; shard map refresh 60 s.
+// 256 MiB (charged as under Memory); retry backoff 100 ms doubling to 5 s; shard map refresh 60 s.
 // One record (data plus partition key) is at most 1 MiB.
 //
 // # Memory
 //
-// Records accepted and not yet resolved, including those in flight and
-// being retried, never exceed MaxBufferedRecords and MaxBufferedBytes
-// (data plus partition key): Put blocks (or returns ErrBufferFull), so a
-// stalled endpoint holds memory at the limit while records expire at
-// RecordTTL. Aggregates being sent hold a second copy of their records'
-// data, and each record costs about 400 bytes of bookkeeping, so plan for
-// roughly twice MaxBufferedBytes plus 400 B x MaxBufferedRecords.
+// MaxBufferedBytes bounds the memory the producer holds for records it
+// has accepted and not finished with (buffered, in flight, being retried,
+// or with a callback that has not returned). Each record is charged
 //
-// Callbacks run one at a time on a goroutine of their own, after the
-// record's buffer space is freed, so a callback may Put (even into a full
-// buffer) without stalling sending. Records whose callback has not run yet
-// keep only their bookkeeping (not their data) and are counted by
-// Outstanding but not against the limits: callbacks slower than the
-// record rate let that backlog grow.
+//	charge = len(Data) + len(PartitionKey) + 544            without aggregation
+//	charge = 2 x (len(Data) + len(PartitionKey)) + 544      with aggregation
+//
+// where 544 bytes is the bookkeeping per record (its Future and Result,
+// its slots in the aggregate, key table, request and queues: about 480
+// bytes measured, plus a margin) and the second copy is the record inside
+// its aggregate's blob. Put waits
+// (or returns ErrBufferFull) while the charges outstanding would exceed
+// MaxBufferedBytes or the records MaxBufferedRecords, so with 100-byte
+// records and 16-byte keys MaxBufferedBytes 64 MiB holds about 86,000
+// records and a stalled endpoint keeps the live heap within about
+// MaxBufferedBytes + 16 MiB (see BenchmarkStalledEndpoint). A buffer with
+// nothing outstanding takes any record, so one larger than the bound
+// still goes. Outstanding reports the records and their charges.
+//
+// Every record gets its outcome by its RecordTTL, counted from the start
+// of its batch (at most RecordMaxBufferedTime before its Put, so that Put
+// reads no clock): a PutRecords call still in flight when the TTL of all
+// its records has passed is canceled, and its records fail with
+// ErrRecordExpired (such a call may have stored them).
+//
+// Callbacks run one at a time on a goroutine of their own, so a slow
+// callback never stalls sending. A record whose outcome is known keeps
+// its room (its bookkeeping, not its data) until its callback has
+// returned, so callbacks slower than the record rate make Put wait
+// instead of letting that backlog grow. A callback may Put; when only
+// callbacks returning can free room, a Put made by a callback is let in
+// beyond the limits, since waiting would wait for itself.
+//
+// # Cost
+//
+// Put computes the MD5 of the partition key once per key while it stays
+// in a bounded cache (8,192 keys of up to 64 bytes), takes one lock and
+// allocates one Future; the aggregate's MD5 and encoding happen once per
+// Kinesis record, and each PutRecords call records one Attempt shared by
+// all the records it carried. BenchmarkFloor, beside BenchmarkProducer,
+// is what any producer that predicts shards and aggregates must spend.
 package producer

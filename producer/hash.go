@@ -3,7 +3,9 @@ package producer
 import (
 	"crypto/md5"
 	"encoding/binary"
+	"hash/maphash"
 	"math/bits"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -93,4 +95,65 @@ func keyLength(pk string) int {
 
 func less128(ahi, alo, bhi, blo uint64) bool {
 	return ahi < bhi || (ahi == bhi && alo < blo)
+}
+
+// keyCache remembers the hash keys of recently seen partition keys, so a
+// repeated key (a customer or device id) skips its MD5. It is a 2-way
+// set-associative table of keyCacheSets sets, striped over
+// keyCacheStripes mutexes so that concurrent Puts rarely meet. Keys
+// longer than keyCacheMaxKey are not cached, which bounds the memory the
+// cache keeps alive to about keyCacheSets x 2 x (keyCacheMaxKey + 32) bytes.
+type keyCache struct {
+	seed    maphash.Seed
+	stripes [keyCacheStripes]keyCacheStripe
+}
+
+const (
+	keyCacheStripes = 64
+	keyCacheSets    = 4096 // 8,192 keys
+	keyCacheMaxKey  = 64
+)
+
+type keyCacheStripe struct {
+	mu   sync.Mutex
+	sets [keyCacheSets / keyCacheStripes][2]keyCacheEntry
+	_    [64]byte // keeps neighbouring stripes' mutexes off one cache line
+}
+
+type keyCacheEntry struct {
+	key    string
+	hi, lo uint64
+}
+
+func newKeyCache() *keyCache { return &keyCache{seed: maphash.MakeSeed()} }
+
+// check is checkRecord, with the MD5 of a cached partition key skipped.
+func (c *keyCache) check(pk, ehk string, dataLen int) (hi, lo uint64, err error) {
+	if ehk != "" || len(pk) > keyCacheMaxKey {
+		return checkRecord(pk, ehk, dataLen)
+	}
+	h := maphash.String(c.seed, pk)
+	st := &c.stripes[h%keyCacheStripes]
+	set := &st.sets[(h/keyCacheStripes)%(keyCacheSets/keyCacheStripes)]
+	// One lock per Put: a miss computes the MD5 (about 100 ns) under it,
+	// which costs less than locking twice, and other stripes go on.
+	st.mu.Lock()
+	for i := range set {
+		if e := set[i]; e.key == pk && pk != "" {
+			st.mu.Unlock()
+			// A cached key was valid UTF-8 and short enough; only the
+			// record's size is left to check.
+			if dataLen+len(pk) > MaxRecordSize {
+				return 0, 0, ErrRecordTooLarge
+			}
+			return e.hi, e.lo, nil
+		}
+	}
+	hi, lo, err = checkRecord(pk, ehk, dataLen)
+	if err == nil {
+		set[1] = set[0]
+		set[0] = keyCacheEntry{pk, hi, lo}
+	}
+	st.mu.Unlock()
+	return hi, lo, err
 }

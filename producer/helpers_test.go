@@ -3,10 +3,10 @@ package producer
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,48 +47,45 @@ func putN(t testing.TB, p *Producer, prefix string, n int) []put {
 	return out
 }
 
-// waitAll waits (real time bound) until every future is done.
+// waitAll waits until every future is done. It has no deadline of its
+// own: a record without an outcome is a hang that go test's -timeout
+// reports with every goroutine's stack, and a slow machine is not a
+// failure.
 func waitAll(t testing.TB, puts []put) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for _, p := range puts {
-		select {
-		case <-p.f.Done():
-		case <-ctx.Done():
-			t.Fatalf("record %s/%s has no outcome", p.key, p.data)
-		}
+		<-p.f.Done()
 	}
 }
 
-// driveUntil advances a fake clock in steps until cond holds, each step
-// only once quiet reports the producer has caught up.
-func driveUntil(t testing.TB, clk *clock.Fake, step time.Duration, quiet, cond func() bool) {
+// bubbleClock is the clock inside a testing/synctest bubble: the real
+// clock's API on the bubble's time, which moves only when every goroutine
+// of the bubble waits. Tests on it are deterministic on any machine, and
+// the producer needs no instrumentation to say when it is idle.
+type bubbleClock struct{ clock.Clock }
+
+func newBubbleClock() bubbleClock { return bubbleClock{clock.Real()} }
+
+// Advance lets d pass and returns once every goroutine woken meanwhile
+// waits again.
+func (bubbleClock) Advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// driveUntil lets the bubble's time pass in steps until cond holds,
+// checking it whenever every goroutine waits.
+func driveUntil(t testing.TB, clk bubbleClock, step time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	step = max(step, time.Nanosecond) // time moves only by sleeping
 	for {
+		synctest.Wait()
 		if cond() {
 			return
-		}
-		for n := 0; n < 3; {
-			if time.Now().After(deadline) {
-				t.Fatal("condition not reached", debugHook())
-			}
-			runtime.Gosched()
-			if cond() {
-				return
-			}
-			if quiet() {
-				n++
-			} else {
-				n = 0
-			}
 		}
 		clk.Advance(step)
 	}
 }
-
-func quietP(p *Producer) func() bool { return func() bool { return p.quiescent(0) } }
 
 // resent reports whether a record was sent again after an aggregate
 // carrying it landed on a sibling shard (a known duplicate).
@@ -99,6 +96,20 @@ func resent(res *Result) bool {
 		}
 	}
 	return false
+}
+
+// ambiguous reports whether an attempt of the record may have been stored
+// without the producer knowing: its call timed out or failed in transport
+// (the response was lost), or its result entry was incomplete. Retrying
+// such an attempt is what may store a record twice.
+func ambiguous(res *Result) bool {
+	for _, a := range res.Attempts {
+		switch a.ErrorCode {
+		case "RequestTimeout", "RequestCanceled", "NetworkError", codeIncompleteResult:
+			return true
+		}
+	}
+	return resent(res)
 }
 
 type stored struct {
@@ -211,8 +222,7 @@ func (c *countingClient) PutRecords(_ context.Context, in *kinesis.PutRecordsInp
 }
 
 // stall makes every call of op block until its context ends (a stalled
-// endpoint) and returns the number of calls blocked right now, which fake-clock
-// tests pass to Producer.quiescent.
+// endpoint) and returns the number of calls blocked right now.
 func stall(srv *kinesistest.Server, op string) *atomic.Int64 {
 	blocked := new(atomic.Int64)
 	srv.SetHook(func(ctx context.Context, o string) error {
@@ -236,6 +246,6 @@ func waitPutBlocked(p *Producer) {
 		if w > 0 {
 			return
 		}
-		runtime.Gosched()
+		time.Sleep(time.Millisecond) // a poll that lets a synctest bubble's time move
 	}
 }

@@ -14,16 +14,26 @@ type kRecord struct {
 	agg  aggregation.Aggregator // used when aggregating
 	blob []byte
 
+	// attempts is the history of every record of kr while shared holds:
+	// one Attempt per call for all its records, handed to each record's
+	// Result (capped, so an append copies) when it leaves kr. Without
+	// shared (records that came with histories of their own), each
+	// record's Result.Attempts is its history.
+	attempts []Attempt
+	shared   bool
+
 	// set by build, outside the lock, once
 	built bool
 	data  []byte
 	pk    string
 	ehk   string
 
-	size     int       // bytes counted against PutRecords limits: data + key
-	deadline time.Time // when it must be sent (first record's buffering deadline)
-	expire   time.Time // earliest TTL of its records
-	hasCtx   bool      // some record carries a cancelable context
+	size      int           // bytes counted against PutRecords limits: data + key
+	opened    time.Time     // when the aggregate was started: its records' enqueue time
+	openedOff time.Duration // opened, as an offset from Producer.epoch
+	deadline  time.Time     // when it must be sent (first record's buffering deadline)
+	expire    time.Time     // earliest TTL of its records
+	hasCtx    bool          // some record carries a cancelable context
 }
 
 func (kr *kRecord) reset() {
@@ -35,6 +45,54 @@ func (kr *kRecord) reset() {
 	kr.data, kr.pk, kr.ehk = nil, "", ""
 	kr.size = 0
 	kr.hasCtx = false
+	kr.attempts, kr.shared = nil, false // handed out to Results: never reused
+}
+
+// addAttempt records one call that carried kr.
+func (kr *kRecord) addAttempt(a Attempt) {
+	if kr.shared {
+		kr.attempts = append(kr.attempts, a)
+		return
+	}
+	for _, f := range kr.recs {
+		f.res.Attempts = append(f.res.Attempts, a)
+	}
+}
+
+// detach gives every record of kr its history, before the records leave
+// kr (to their outcome or another Kinesis record).
+func (kr *kRecord) detach() {
+	if !kr.shared {
+		return
+	}
+	kr.shared = false
+	if n := len(kr.attempts); n > 0 {
+		h := kr.attempts[:n:n]
+		for _, f := range kr.recs {
+			f.res.Attempts = h
+		}
+	}
+}
+
+// settle detaches kr's records and names where Kinesis stored them.
+func (kr *kRecord) settle(shardID, seq string) {
+	h := kr.attempts[:len(kr.attempts):len(kr.attempts)]
+	for _, f := range kr.recs {
+		if kr.shared {
+			f.res.Attempts = h
+		}
+		f.res.ShardID, f.res.SequenceNumber = shardID, seq
+	}
+	kr.shared = false
+}
+
+// join adds f to kr's records, keeping the history shared only while
+// every record has the same one (none, for records not sent yet).
+func (kr *kRecord) join(f *Future) {
+	if kr.shared && (len(f.res.Attempts) > 0 || len(kr.attempts) > 0) {
+		kr.detach()
+	}
+	kr.recs = append(kr.recs, f)
 }
 
 // build fixes the wire form of kr. It runs in a worker, outside the lock,
@@ -111,8 +169,17 @@ func (q *krQueue) popFront() *kRecord {
 	return kr
 }
 
-// lane holds the records predicted for one open shard.
+// readyTotals counts what the lanes' ready queues hold, for the
+// collection thresholds.
+type readyTotals struct{ n, bytes int }
+
+// lane holds the records predicted for one open shard: its open
+// aggregate, its queue of sealed Kinesis records (retries at the front),
+// its rate limiters, backoff and in-flight count. The Producer routes to
+// lanes and builds calls from them, with its lock held.
 type lane struct {
+	tot *readyTotals // the producer's totals, kept by the queue methods
+
 	shard   shardRange // zero for the unmapped lane
 	retired bool       // its shard left the map; in-flight records re-route on retry
 	stale   bool       // an aggregate landed on a shard unknown to the map: hold until refreshed
@@ -125,4 +192,116 @@ type lane struct {
 	notBefore time.Time
 
 	recTok, byteTok tokenBucket
+
+	// stamp is the buffering start of records put since the dispatcher's
+	// last pass (without aggregation; an aggregate has its own), so a Put
+	// need not read the clock.
+	stamp time.Time
+}
+
+// seal moves the open aggregate to the back of the ready queue.
+func (l *lane) seal() {
+	kr := l.open
+	l.open = nil
+	if len(kr.recs) == 1 {
+		kr.size = kr.recs[0].size()
+	} else {
+		kr.size = kr.agg.Size() + len(kr.recs[0].pk)
+	}
+	l.pushBack(kr)
+}
+
+func (l *lane) pushBack(kr *kRecord) {
+	l.ready.pushBack(kr)
+	l.tot.n++
+	l.tot.bytes += kr.size
+}
+
+// pushFront queues kr ahead of everything: a retry, or a batch put back.
+func (l *lane) pushFront(kr *kRecord) {
+	l.ready.pushFront(kr)
+	l.tot.n++
+	l.tot.bytes += kr.size
+}
+
+func (l *lane) popFront() *kRecord {
+	kr := l.ready.popFront()
+	l.tot.n--
+	l.tot.bytes -= kr.size
+	return kr
+}
+
+// drain removes every record queued in l, in order, and gives its
+// Kinesis records to release.
+func (l *lane) drain(release func(*kRecord)) []*Future {
+	var out []*Future
+	for l.ready.len() > 0 {
+		kr := l.popFront()
+		kr.detach()
+		out = append(out, kr.recs...)
+		release(kr)
+	}
+	if l.open != nil {
+		l.open.detach()
+		out = append(out, l.open.recs...)
+		release(l.open)
+		l.open = nil
+	}
+	out = append(out, l.pending...)
+	l.pending = nil
+	return out
+}
+
+// sendable reports whether l has Kinesis records that may go now: not
+// held for a shard map, not backing off, and (ordered) none in flight.
+func (l *lane) sendable(now time.Time, ordered bool) bool {
+	return l.ready.len() > 0 && !l.stale && !now.Before(l.notBefore) && !(ordered && l.inflight > 0)
+}
+
+// takeTokens takes kr's share of the shard's rate limits, if both buckets
+// have it now.
+func (l *lane) takeTokens(kr *kRecord, now time.Time) bool {
+	sz := float64(kr.size)
+	if l.recTok.wait(1, now) > 0 || l.byteTok.wait(sz, now) > 0 {
+		return false
+	}
+	l.recTok.take(1)
+	l.byteTok.take(sz)
+	return true
+}
+
+// refundTokens gives back what takeTokens took for kr (a batch put back).
+func (l *lane) refundTokens(kr *kRecord) {
+	l.recTok.refund(1)
+	l.byteTok.refund(float64(kr.size))
+}
+
+// failed backs the shard off after a failed attempt: one step per round
+// of failures, not per Kinesis record of one call.
+func (l *lane) failed(now time.Time, backoff func(failures int) time.Duration) {
+	if l.failures == 0 || !now.Before(l.notBefore) {
+		l.failures++
+		l.notBefore = now.Add(backoff(l.failures))
+	}
+}
+
+// nextDue is when l's first Kinesis record may go: its buffering deadline
+// (now when flushing), pushed back by the shard's backoff and rate limits.
+func (l *lane) nextDue(now time.Time, force bool) time.Time {
+	kr := l.ready.front()
+	t := kr.deadline
+	if force && t.After(now) {
+		t = now // flushing: due as soon as the backoff and tokens allow
+	}
+	if now.Before(l.notBefore) && l.notBefore.After(t) {
+		t = l.notBefore
+	}
+	if w := max(l.recTok.wait(1, now), l.byteTok.wait(float64(kr.size), now)); w > 0 && now.Add(w).After(t) {
+		t = now.Add(w)
+	}
+	if !t.After(now) {
+		// Due but held back by a partial batch decision: re-check soon.
+		t = now.Add(time.Millisecond)
+	}
+	return t
 }

@@ -11,8 +11,10 @@ type Metrics interface {
 	// UserRecordReceived: one record accepted by Put (KPL
 	// UserRecordsReceived, UserRecordsDataPut on receipt).
 	UserRecordReceived(dataSize int)
-	// UserRecordsPending: records and bytes with no outcome yet, after
-	// each PutRecords call (KPL UserRecordsPending).
+	// UserRecordsPending: records with no outcome yet (or a callback
+	// that has not returned) and the bytes they are charged against
+	// MaxBufferedBytes, after each PutRecords call (KPL
+	// UserRecordsPending).
 	UserRecordsPending(records, bytes int)
 	// KinesisRecordPut: one Kinesis record carrying userRecords user
 	// records (userDataSize bytes of data) stored on shardID, kinesisSize

@@ -1,11 +1,13 @@
 package producer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +38,9 @@ type Producer struct {
 	clk        clock.Clock
 	log        *slog.Logger
 	met        Metrics
+	metricsOn  bool // Metrics is not NopMetrics: per-record metric work is worth doing
+	keys       *keyCache
+	epoch      time.Time // Futures keep their enqueue time as an offset from it
 
 	kick      chan struct{}
 	refreshCh chan struct{}
@@ -54,19 +59,9 @@ type Producer struct {
 	cbQueue []callbackCall
 	cbSpare []callbackCall
 	cbKick  chan struct{}
-
-	// Test instrumentation (see quiescent). A wake-up handed to a goroutine
-	// blocked in select leaves the channel empty while that goroutine is
-	// runnable but has not run yet, so idleness is tracked with wake-up
-	// generations rather than channel lengths: a loop is idle only if it
-	// parked after seeing every wake-up requested so far.
-	active        atomic.Int64  // requests and shard map reads in progress
-	wakes         atomic.Uint64 // dispatcher wake-ups requested (wake)
-	idleAt        atomic.Uint64 // 1 + wakes seen by the parked dispatcher; 0 while it runs
-	refreshes     atomic.Uint64 // shard map reads requested (requestRefresh)
-	refreshServed atomic.Uint64 // refreshes the refresh loop has accounted for
-	refreshBusy   atomic.Bool   // a shard map read is in progress (and counted in active)
-	refreshDue    atomic.Int64  // UnixNano at which the refresh loop's timer fires
+	// cbGoroutine is the id of the goroutine running callbacks (see
+	// fromCallback).
+	cbGoroutine atomic.Uint64
 
 	mu              sync.Mutex
 	closed          bool // Close was called: Put refuses
@@ -84,8 +79,7 @@ type Producer struct {
 	laneByID        map[string]*lane
 	unmapped        *lane
 	gen             uint64
-	readyN          int
-	readyBytes      int
+	ready           readyTotals // what the lanes' ready queues hold
 	nextWake        time.Time
 	inflight        []*request
 	allRanges       map[string]shardRange // every listed shard, open or closed
@@ -115,15 +109,18 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 		clk:       cfg.Clock,
 		log:       cfg.Logger.With("stream", stream),
 		met:       cfg.Metrics,
+		metricsOn: cfg.Metrics != Metrics(NopMetrics{}),
+		keys:      newKeyCache(),
+		epoch:     cfg.Clock.Now(),
 		kick:      make(chan struct{}, 1),
 		refreshCh: make(chan struct{}, 1),
 		cbKick:    make(chan struct{}, 1),
 		reqCh:     make(chan *request),
 		closedCh:  make(chan struct{}),
 		laneByID:  map[string]*lane{},
-		unmapped:  &lane{},
 		keysSeen:  map[string]struct{}{},
 	}
+	p.unmapped = &lane{tot: &p.ready}
 	if strings.HasPrefix(stream, "arn:") {
 		p.streamARN = &stream
 	} else {
@@ -137,7 +134,6 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 	p.g = g
 	g.Go(func() error { return p.dispatchLoop(gctx) })
 	g.Go(func() error { return p.callbackLoop(gctx) })
-	p.active.Add(1) // the first shard map load
 	g.Go(func() error { return p.refreshLoop(gctx) })
 	for i := 0; i < cfg.MaxConnections; i++ {
 		g.Go(func() error { return p.worker(gctx) })
@@ -160,11 +156,14 @@ func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*
 // with the outcome, after the Future is done. Callbacks run one at a time,
 // in the order outcomes are known, on a producer goroutine that does
 // nothing else: a slow callback delays later callbacks (and Flush and
-// Close, which wait for callbacks to return) but not sending. A callback
-// may Put (it waits for room like any Put); it must not call Flush or
-// Close.
+// Close, which wait for callbacks to return) but not sending. A record
+// keeps its room in the buffer until its callback has returned, so slow
+// callbacks make Put wait rather than let the backlog grow. A callback may
+// Put: it waits for room like any Put, except when only callbacks
+// returning could free room (it would wait for itself), when it is let in
+// beyond the limits. It must not call Flush or Close.
 func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Result)) (*Future, error) {
-	hi, lo, err := checkRecord(rec.PartitionKey, rec.ExplicitHashKey, len(rec.Data))
+	hi, lo, err := p.keys.check(rec.PartitionKey, rec.ExplicitHashKey, len(rec.Data))
 	if err != nil {
 		return nil, err
 	}
@@ -175,26 +174,34 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 		}
 		f.ctx = ctx
 	}
-	size := f.size()
-	now := p.clk.Now()
+	size := p.charge(f)
+	waited := false
 	p.mu.Lock()
 	for {
 		if p.closed {
 			p.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if p.outRecords < p.cfg.MaxBufferedRecords && p.outBytes+size <= p.cfg.MaxBufferedBytes {
+		if n := p.outRecords + p.completing; n == 0 || n < p.cfg.MaxBufferedRecords && p.outBytes+p.completingBytes+size <= p.cfg.MaxBufferedBytes {
+			break // an empty buffer takes any record, however large its charge
+		}
+		if p.outRecords == 0 && p.completing > 0 && p.fromCallback() {
+			// Only callbacks returning can free room, and this Put is
+			// made by one: it would wait for itself.
 			break
 		}
 		if p.cfg.FailWhenBufferFull {
 			p.mu.Unlock()
 			return nil, ErrBufferFull
 		}
+		if !waited {
+			waited = true
+			p.waiting++
+		}
 		if p.room == nil {
 			p.room = make(chan struct{})
 		}
 		room := p.room
-		p.waiting++
 		p.mu.Unlock()
 		p.wake() // send what is buffered now rather than at its deadline
 		var cerr error
@@ -204,23 +211,50 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 			cerr = ctx.Err()
 		}
 		p.mu.Lock()
-		p.waiting--
 		if cerr != nil {
+			p.waiting--
 			p.mu.Unlock()
 			return nil, cerr
 		}
-		now = p.clk.Now()
 	}
-	f.enqueued = now
+	if waited {
+		p.waiting--
+	}
 	p.outRecords++
 	p.outBytes += size
-	kick := p.addLocked(f)
+	kick := p.addLocked(f, true)
 	p.mu.Unlock()
 	if kick {
 		p.wake()
 	}
-	p.met.UserRecordReceived(len(rec.Data))
+	if p.metricsOn {
+		p.met.UserRecordReceived(len(rec.Data))
+	}
 	return f, nil
+}
+
+// fromCallback reports whether the calling goroutine is the one running
+// callbacks. Only a Put that would otherwise wait for room asks, so the
+// cost of reading the goroutine's id (from its stack header: Go offers no
+// other way) is paid only when the buffer is full and a callback holds it.
+func (p *Producer) fromCallback() bool {
+	id := p.cbGoroutine.Load()
+	return id != 0 && id == goroutineID()
+}
+
+// goroutineID parses the current goroutine's id from "goroutine N [".
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, _ = bytes.CutPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 // PutSync puts one record and waits for its outcome.
@@ -232,8 +266,9 @@ func (p *Producer) PutSync(ctx context.Context, rec Record) (*Result, error) {
 	return f.Wait(ctx)
 }
 
-// Outstanding returns the records, and their data plus key bytes, that
-// have been accepted and have no outcome yet.
+// Outstanding returns the records that have been accepted and have no
+// outcome yet (or whose callback has not returned), and the bytes they
+// are charged against MaxBufferedBytes (see the package documentation).
 func (p *Producer) Outstanding() (records, bytes int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -296,7 +331,7 @@ func (p *Producer) abort() {
 	p.aborting = true
 	var failed []*Future
 	collect := func(l *lane) {
-		failed = append(failed, p.drainLaneLocked(l)...)
+		failed = append(failed, l.drain(p.putKR)...)
 	}
 	for _, l := range p.lanes {
 		collect(l)
@@ -308,6 +343,7 @@ func (p *Producer) abort() {
 	// Aggregates awaiting a shard check were stored: report them as such.
 	var stored []*Future
 	for _, u := range p.unverified {
+		u.kr.detach()
 		stored = append(stored, u.kr.recs...)
 	}
 	p.unverified = nil
@@ -340,7 +376,6 @@ func (p *Producer) waitDrained(ctx context.Context) error {
 }
 
 func (p *Producer) wake() {
-	p.wakes.Add(1)
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -348,7 +383,6 @@ func (p *Producer) wake() {
 }
 
 func (p *Producer) requestRefresh() {
-	p.refreshes.Add(1)
 	select {
 	case p.refreshCh <- struct{}{}:
 	default:
@@ -365,18 +399,16 @@ func (p *Producer) finish(fs []*Future) {
 	locked := false
 	bytes, ncb, cbBytes := 0, 0, 0
 	for _, f := range fs {
-		if n := len(f.res.Attempts); n > 1 {
-			p.met.RetriesPerRecord(f.res.ShardID, n-1)
-		} else {
-			p.met.RetriesPerRecord(f.res.ShardID, 0)
-		}
-		if f.res.Err != nil {
-			p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
-			if errors.Is(f.res.Err, ErrRecordExpired) {
-				p.met.UserRecordsExpired(f.res.ShardID, 1)
+		if p.metricsOn {
+			p.met.RetriesPerRecord(f.res.ShardID, max(len(f.res.Attempts)-1, 0))
+			if f.res.Err != nil {
+				p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
+				if errors.Is(f.res.Err, ErrRecordExpired) {
+					p.met.UserRecordsExpired(f.res.ShardID, 1)
+				}
 			}
 		}
-		sz := f.size()
+		sz := p.charge(f)
 		bytes += sz
 		if cb := f.complete(); cb != nil {
 			if !locked {
@@ -393,9 +425,10 @@ func (p *Producer) finish(fs []*Future) {
 		p.cbQueue = calls
 		p.cbMu.Unlock()
 	}
-	// The outcomes are published: free the room. Records with a callback
-	// stay "completing" until it has returned (callbackLoop may already
-	// have run it, leaving completing briefly negative).
+	// The outcomes are published: free the room of records without a
+	// callback. Records with one stay "completing", and keep their room,
+	// until it has returned (callbackLoop may already have run it, leaving
+	// completing briefly negative).
 	p.mu.Lock()
 	p.outRecords -= len(fs)
 	p.outBytes -= bytes
@@ -425,6 +458,10 @@ func (p *Producer) completed(n, bytes int) {
 	p.mu.Lock()
 	p.completing -= n
 	p.completingBytes -= bytes
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
 	if p.outRecords == 0 && p.completing == 0 && p.drained != nil {
 		close(p.drained)
 		p.drained = nil
@@ -443,6 +480,7 @@ type callbackCall struct {
 // Close cancels ctx only once every outcome, callbacks included, is
 // delivered, so nothing is left in the queue.
 func (p *Producer) callbackLoop(ctx context.Context) error {
+	p.cbGoroutine.Store(goroutineID())
 	for {
 		select {
 		case <-ctx.Done():
@@ -476,21 +514,10 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 
 // ---- routing and buffering (all with p.mu held) ----
 
-func (p *Producer) route(f *Future) *lane {
-	if p.lanes == nil {
-		return p.unmapped
-	}
-	i := lookup(p.shards, f.hi, f.lo)
-	if i < 0 {
-		p.requestRefresh()
-		return p.unmapped
-	}
-	return p.lanes[i]
-}
-
 func (p *Producer) getKR(l *lane) *kRecord {
 	kr := p.krPool.Get().(*kRecord)
 	kr.lane = l
+	kr.shared = true
 	return kr
 }
 
@@ -500,41 +527,84 @@ func (p *Producer) putKR(kr *kRecord) {
 }
 
 // addLocked appends f to its lane and reports whether the dispatcher
-// should be woken.
-func (p *Producer) addLocked(f *Future) bool {
+// should be woken. A fresh record (from Put) takes its batch's start as
+// its enqueue time, so that Put reads no clock: the aggregate's, or the
+// lane's stamp, at most RecordMaxBufferedTime old; a re-routed one keeps
+// its own.
+func (p *Producer) addLocked(f *Future, fresh bool) bool {
 	l := p.route(f)
 	if l == p.unmapped {
+		now := p.clk.Now()
+		if fresh {
+			f.enq = now.Sub(p.epoch)
+		}
 		// The dispatcher expires these records (and notices canceled
 		// contexts) on its own schedule: make sure it looks in time.
 		l.pending = append(l.pending, f)
-		return p.earlierLocked(p.unmappedCheck(f, p.clk.Now()))
+		return p.earlierLocked(p.unmappedCheck(f, now))
+	}
+	if !p.aggregate {
+		if fresh {
+			if l.stamp.IsZero() {
+				l.stamp = p.clk.Now()
+			}
+			f.enq = l.stamp.Sub(p.epoch)
+		}
+		kr := p.getKR(l)
+		kr.join(f)
+		deadline := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime)
+		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(f.enq+p.cfg.RecordTTL), f.ctx != nil
+		kr.size = f.size()
+		l.pushBack(kr)
+		return p.readyFull() || p.earlierLocked(deadline)
 	}
 	kick := false
-	deadline := f.enqueued.Add(p.cfg.RecordMaxBufferedTime)
-	if !p.aggregate {
-		kr := p.getKR(l)
-		kr.recs = append(kr.recs, f)
-		kr.deadline, kr.expire, kr.hasCtx = deadline, f.enqueued.Add(p.cfg.RecordTTL), f.ctx != nil
-		kr.size = f.size()
-		return p.pushReadyLocked(kr) || p.earlierLocked(deadline)
-	}
 	kr := l.open
 	if kr != nil && !p.fits(kr, f) {
-		kick = p.sealLocked(l)
+		l.seal()
+		kick = p.readyFull()
 		kr = nil
 	}
 	if kr == nil {
 		kr = p.getKR(l)
-		kr.deadline, kr.expire = deadline, f.enqueued.Add(p.cfg.RecordTTL)
+		kr.opened = p.clk.Now()
+		kr.openedOff = kr.opened.Sub(p.epoch)
+		kr.deadline, kr.expire = kr.opened.Add(p.cfg.RecordMaxBufferedTime), kr.opened.Add(p.cfg.RecordTTL)
 		l.open = kr
-		kick = kick || p.earlierLocked(deadline)
+		kick = p.earlierLocked(kr.deadline) || kick
+	}
+	if fresh {
+		f.enq = kr.openedOff
+	} else {
+		// A re-routed record may be older than the aggregate.
+		if d := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
+			kr.deadline = d
+			kick = p.earlierLocked(d) || kick
+		}
+		if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
+			kr.expire = e
+		}
 	}
 	kr.agg.Add(f.pk, f.ehk, f.data)
-	kr.recs = append(kr.recs, f)
+	kr.join(f)
 	if f.ctx != nil {
 		kr.hasCtx = true
 	}
 	return kick
+}
+
+// enqueuedAt is when f's TTL and buffering time start.
+func (p *Producer) enqueuedAt(f *Future) time.Time { return p.epoch.Add(f.enq) }
+
+// charge is what a record counts against MaxBufferedBytes: its data and
+// partition key, the producer's bookkeeping for it (recordOverhead) and,
+// when aggregating, the copy of both in its aggregate's blob.
+func (p *Producer) charge(f *Future) int {
+	n := f.size()
+	if p.aggregate {
+		return 2*n + recordOverhead
+	}
+	return n + recordOverhead
 }
 
 // fits reports whether f can join the aggregate kr within
@@ -552,7 +622,7 @@ func (p *Producer) fits(kr *kRecord, f *Future) bool {
 // for a shard map: at its TTL or, if its context can end, soon, since
 // nothing else notices the cancellation.
 func (p *Producer) unmappedCheck(f *Future, now time.Time) time.Time {
-	t := f.enqueued.Add(p.cfg.RecordTTL)
+	t := p.epoch.Add(f.enq + p.cfg.RecordTTL)
 	if f.ctx != nil {
 		if poll := now.Add(max(p.cfg.RecordMaxBufferedTime, minCancelPoll)); poll.Before(t) {
 			return poll
@@ -569,54 +639,10 @@ func (p *Producer) earlierLocked(t time.Time) bool {
 	return p.nextWake.IsZero() || t.Before(p.nextWake)
 }
 
-// sealLocked moves l's open aggregate to its ready queue.
-func (p *Producer) sealLocked(l *lane) bool {
-	kr := l.open
-	l.open = nil
-	if len(kr.recs) == 1 {
-		kr.size = kr.recs[0].size()
-	} else {
-		kr.size = kr.agg.Size() + len(kr.recs[0].pk)
-	}
-	return p.pushReadyLocked(kr)
-}
-
-func (p *Producer) pushReadyLocked(kr *kRecord) bool {
-	kr.lane.ready.pushBack(kr)
-	p.readyN++
-	p.readyBytes += kr.size
-	return p.readyN >= p.cfg.CollectionMaxCount || p.readyBytes >= p.cfg.CollectionMaxSize
-}
-
-func (p *Producer) popReadyLocked(l *lane) *kRecord {
-	kr := l.ready.popFront()
-	p.readyN--
-	p.readyBytes -= kr.size
-	return kr
-}
-
-func (p *Producer) pushFrontLocked(kr *kRecord) {
-	kr.lane.ready.pushFront(kr)
-	p.readyN++
-	p.readyBytes += kr.size
-}
-
-// drainLaneLocked removes every queued record of l, in order.
-func (p *Producer) drainLaneLocked(l *lane) []*Future {
-	var out []*Future
-	for l.ready.len() > 0 {
-		kr := p.popReadyLocked(l)
-		out = append(out, kr.recs...)
-		p.putKR(kr)
-	}
-	if l.open != nil {
-		out = append(out, l.open.recs...)
-		p.putKR(l.open)
-		l.open = nil
-	}
-	out = append(out, l.pending...)
-	l.pending = nil
-	return out
+// readyFull reports whether the lanes' ready queues hold a full
+// PutRecords call, which is worth waking the dispatcher for.
+func (p *Producer) readyFull() bool {
+	return p.ready.n >= p.cfg.CollectionMaxCount || p.ready.bytes >= p.cfg.CollectionMaxSize
 }
 
 // requeueFrontLocked puts records (in their original order) back at the
@@ -653,14 +679,14 @@ func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Futu
 			if kr == nil {
 				kr = p.getKR(l)
 				kr.deadline = now
-				kr.expire = f.enqueued.Add(p.cfg.RecordTTL)
+				kr.expire = p.epoch.Add(f.enq + p.cfg.RecordTTL)
 			}
 			if p.aggregate {
 				kr.agg.Add(f.pk, f.ehk, f.data)
 			}
-			kr.recs = append(kr.recs, f)
+			kr.join(f)
 			kr.hasCtx = kr.hasCtx || f.ctx != nil
-			if e := f.enqueued.Add(p.cfg.RecordTTL); e.Before(kr.expire) {
+			if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
 				kr.expire = e
 			}
 		}
@@ -672,7 +698,7 @@ func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Futu
 			} else {
 				k.size = k.agg.Size() + len(k.recs[0].pk)
 			}
-			p.pushFrontLocked(k)
+			l.pushFront(k)
 		}
 	}
 }
@@ -687,7 +713,7 @@ func (p *Producer) deadErr(f *Future, now time.Time) error {
 	if p.aborting {
 		return &RecordError{Reason: ErrClosed, Code: code, Message: msg}
 	}
-	if !now.Before(f.enqueued.Add(p.cfg.RecordTTL)) {
+	if !now.Before(p.epoch.Add(f.enq + p.cfg.RecordTTL)) {
 		return &RecordError{Reason: ErrRecordExpired, Code: code, Message: msg}
 	}
 	if f.ctx != nil && f.ctx.Err() != nil {
@@ -708,39 +734,11 @@ func (p *Producer) backoff(failures int) time.Duration {
 	return time.Duration(rand.Int64N(int64(d)) + 1) // full jitter
 }
 
-// quiescent reports whether the producer has nothing to do until the clock
-// moves, given that blocked requests are parked in the client waiting for
-// time. Tests on a fake clock use it to advance time only when the
-// producer has caught up.
-//
-// It holds only if the dispatcher is parked having seen every wake-up
-// requested of it and the refresh loop has accounted for every refresh
-// requested (a wake-up delivered to a parked goroutine that has not run yet
-// does not count as idle), neither's timer is due, the calls in progress
-// are all blocked ones, and none of them has had its context end (its
-// worker is about to return without the clock moving).
-func (p *Producer) quiescent(blocked int64) bool {
-	if idle := p.idleAt.Load(); idle == 0 || idle != p.wakes.Load()+1 {
-		return false
-	}
-	// A request made during a read is served once the read is over; the
-	// read itself is counted in active.
-	if !p.refreshBusy.Load() && p.refreshServed.Load() != p.refreshes.Load() {
-		return false
-	}
-	if p.active.Load() != blocked {
-		return false
-	}
-	now := p.clk.Now()
-	if !now.Before(time.Unix(0, p.refreshDue.Load())) {
-		return false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.inflight {
-		if r.ctx.Err() != nil {
-			return false
-		}
-	}
-	return p.nextWake.IsZero() || p.nextWake.After(now)
-}
+// recordOverhead is the memory the producer holds per buffered record
+// besides its data and key and their copy in an aggregate: the Future
+// (with its Result), its slots in its Kinesis record, aggregator, key
+// table, request and callback queue. Measured with BenchmarkStalledEndpoint
+// (live heap after GC per buffered record, less data, key and blob: about
+// 480 bytes with 100-byte records), with a margin for the variation between
+// runs.
+const recordOverhead = 544

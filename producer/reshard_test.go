@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/big"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,7 +24,9 @@ import (
 func TestSplitAndMergeDuringRun(t *testing.T) {
 	for _, accept := range []bool{false, true} {
 		t.Run(fmt.Sprintf("AcceptMisroutedAggregates=%v", accept), func(t *testing.T) {
-			testSplitAndMerge(t, accept)
+			synctest.Test(t, func(t *testing.T) {
+				testSplitAndMerge(t, accept)
+			})
 		})
 	}
 }
@@ -59,8 +61,8 @@ func testSplitAndMerge(t *testing.T, accept bool) {
 		defer p.mu.Unlock()
 		return len(p.shards) == 4 && p.shards[0].id != *s0.ShardId && p.shards[3].id != *shards.Shards[3].ShardId
 	}
-	for end := time.Now().Add(10 * time.Second); !refreshed(); runtime.Gosched() {
-		require.True(t, time.Now().Before(end), "shard map not refreshed")
+	for !refreshed() { // a refresh that never comes hangs (go test -timeout)
+		time.Sleep(time.Millisecond) // a poll that lets a synctest bubble's time move
 	}
 	before := len(puts)
 	puts = append(puts, putN(t, p, "d", 3000)...)
@@ -106,58 +108,60 @@ func allRanges(t *testing.T, srv *kinesistest.Server, stream string) map[string]
 func TestOrderedByPartitionKey(t *testing.T) {
 	for _, agg := range []bool{true, false} {
 		t.Run(fmt.Sprintf("aggregation=%v", agg), func(t *testing.T) {
-			srv, stream := newFake(t, 2, kinesistest.Options{Seed: 11})
-			srv.FailRecords(0.3, "InternalFailure")
-			srv.FailNext(kinesistest.OpPutRecords, 3, nil)
-			cfg := fastConfig()
-			cfg.OrderedByPartitionKey = true
-			cfg.DisableAggregation = !agg
-			cfg.RateLimit = 100000
-			p := newProducer(t, srv, stream, cfg)
-			var puts []put
-			for i := 0; i < 3000; i++ {
-				if i == 1500 {
-					// Reshard mid-run: order must hold across the parent
-					// and its children.
-					_, err := srv.SplitShard(context.Background(), &kinesis.SplitShardInput{
-						StreamName: aws.String(stream), ShardToSplit: aws.String("shardId-000000000000"),
-						NewStartingHashKey: aws.String("85070591730234615865843651857942052864"),
-					})
+			synctest.Test(t, func(t *testing.T) {
+				srv, stream := newFake(t, 2, kinesistest.Options{Seed: 11})
+				srv.FailRecords(0.3, "InternalFailure")
+				srv.FailNext(kinesistest.OpPutRecords, 3, nil)
+				cfg := fastConfig()
+				cfg.OrderedByPartitionKey = true
+				cfg.DisableAggregation = !agg
+				cfg.RateLimit = 100000
+				p := newProducer(t, srv, stream, cfg)
+				var puts []put
+				for i := 0; i < 3000; i++ {
+					if i == 1500 {
+						// Reshard mid-run: order must hold across the parent
+						// and its children.
+						_, err := srv.SplitShard(context.Background(), &kinesis.SplitShardInput{
+							StreamName: aws.String(stream), ShardToSplit: aws.String("shardId-000000000000"),
+							NewStartingHashKey: aws.String("85070591730234615865843651857942052864"),
+						})
+						require.NoError(t, err)
+					}
+					k := fmt.Sprintf("key%d", i%20)
+					d := fmt.Sprintf("%s/%06d", k, i)
+					f, err := p.Put(context.Background(), k, []byte(d))
 					require.NoError(t, err)
+					puts = append(puts, put{k, d, f})
 				}
-				k := fmt.Sprintf("key%d", i%20)
-				d := fmt.Sprintf("%s/%06d", k, i)
-				f, err := p.Put(context.Background(), k, []byte(d))
-				require.NoError(t, err)
-				puts = append(puts, put{k, d, f})
-			}
-			require.NoError(t, p.Flush(context.Background()))
-			require.Empty(t, reconcile(t, srv, stream, puts, false))
-			retried := 0
-			for _, pu := range puts {
-				if len(pu.f.Result().Attempts) > 1 {
-					retried++
-				}
-			}
-			require.Greater(t, retried, 100)
-			last := map[string]int{}
-			ranges := allRanges(t, srv, stream)
-			// ShardIDs lists parents before children.
-			for _, sh := range srv.ShardIDs(stream) {
-				for _, r := range srv.Records(stream, sh) {
-					recs, _ := aggregation.Deaggregate(nil, r.Data, aws.ToString(r.PartitionKey))
-					for _, ur := range recs {
-						if hi, lo, _ := hashKey(ur.PartitionKey, ""); !ranges[sh].contains(hi, lo) {
-							continue // a misrouted copy, re-sent; the KCL drops it too
-						}
-						k, n, _ := strings.Cut(string(ur.Data), "/")
-						i, _ := strconv.Atoi(n)
-						prev, ok := last[k]
-						require.True(t, !ok || i > prev, "key %s: %d stored after %d", k, i, prev)
-						last[k] = i
+				require.NoError(t, p.Flush(context.Background()))
+				require.Empty(t, reconcile(t, srv, stream, puts, false))
+				retried := 0
+				for _, pu := range puts {
+					if len(pu.f.Result().Attempts) > 1 {
+						retried++
 					}
 				}
-			}
+				require.Greater(t, retried, 100)
+				last := map[string]int{}
+				ranges := allRanges(t, srv, stream)
+				// ShardIDs lists parents before children.
+				for _, sh := range srv.ShardIDs(stream) {
+					for _, r := range srv.Records(stream, sh) {
+						recs, _ := aggregation.Deaggregate(nil, r.Data, aws.ToString(r.PartitionKey))
+						for _, ur := range recs {
+							if hi, lo, _ := hashKey(ur.PartitionKey, ""); !ranges[sh].contains(hi, lo) {
+								continue // a misrouted copy, re-sent; the KCL drops it too
+							}
+							k, n, _ := strings.Cut(string(ur.Data), "/")
+							i, _ := strconv.Atoi(n)
+							prev, ok := last[k]
+							require.True(t, !ok || i > prev, "key %s: %d stored after %d", k, i, prev)
+							last[k] = i
+						}
+					}
+				}
+			})
 		})
 	}
 }

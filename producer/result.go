@@ -2,7 +2,7 @@ package producer
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,7 +40,11 @@ type Result struct {
 	SequenceNumber string
 	// Attempts lists every PutRecords call that carried the record, in
 	// order. A record that failed without being sent (expired in the
-	// buffer, canceled, closed) may have none.
+	// buffer, canceled, closed) may have none. Records that travelled
+	// together share one slice (its capacity is its length, so appending
+	// copies): read it, do not modify its elements. An ErrorCode of
+	// "IncompleteResultEntry" marks a result entry that had neither an
+	// error nor a shard and sequence number; the record was retried.
 	Attempts []Attempt
 	// Err is nil on success, else a *RecordError.
 	Err error
@@ -55,40 +59,49 @@ type Future struct {
 	data     []byte
 	hi, lo   uint64
 	ctx      context.Context // only when it can be canceled
-	enqueued time.Time
+	enq      time.Duration   // its batch's start (from Producer.epoch), at most RecordMaxBufferedTime before Put
 	callback func(*Result)
 
-	attemptsBuf [1]Attempt
-	res         Result
+	// res.Attempts is filled in only when the record leaves its Kinesis
+	// record (kRecord.detach): until then the kRecord holds the history its
+	// records share.
+	res Result
 
-	mu   sync.Mutex
-	done bool
-	ch   chan struct{}
+	// state has futureDone once the outcome is published and futureCh
+	// once Done made ch: whichever of complete and Done sets its bit
+	// second closes ch, so completing a record takes no lock, and costs
+	// nothing more when nobody waits on its channel.
+	state atomic.Uint32
+	ch    atomic.Pointer[chan struct{}]
 }
+
+const (
+	futureDone = 1 << iota
+	futureCh
+)
 
 // Done returns a channel closed when the outcome is known.
 func (f *Future) Done() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.ch == nil {
-		f.ch = make(chan struct{})
-		if f.done {
-			close(f.ch)
-		}
+	if c := f.ch.Load(); c != nil {
+		return *c
 	}
-	return f.ch
+	c := make(chan struct{})
+	if !f.ch.CompareAndSwap(nil, &c) {
+		return *f.ch.Load()
+	}
+	if f.state.Or(futureCh)&futureDone != 0 {
+		close(c)
+	}
+	return c
 }
 
 // Wait blocks until the outcome is known or ctx ends. It returns the
 // Result and its Err; on ctx's end it returns (nil, ctx.Err()) and the
 // record stays in flight.
 func (f *Future) Wait(ctx context.Context) (*Result, error) {
-	f.mu.Lock()
-	if f.done {
-		f.mu.Unlock()
+	if f.state.Load()&futureDone != 0 {
 		return &f.res, f.res.Err
 	}
-	f.mu.Unlock()
 	select {
 	case <-f.Done():
 		return &f.res, f.res.Err
@@ -99,22 +112,13 @@ func (f *Future) Wait(ctx context.Context) (*Result, error) {
 
 // Result returns the outcome, or nil if it is not known yet.
 func (f *Future) Result() *Result {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.done {
+	if f.state.Load()&futureDone == 0 {
 		return nil
 	}
 	return &f.res
 }
 
 func (f *Future) size() int { return len(f.data) + len(f.pk) }
-
-func (f *Future) addAttempt(a Attempt) {
-	if f.res.Attempts == nil {
-		f.res.Attempts = f.attemptsBuf[:0]
-	}
-	f.res.Attempts = append(f.res.Attempts, a)
-}
 
 // complete publishes the outcome and returns the callback to run; the
 // producer never touches f afterwards except to read it.
@@ -123,11 +127,8 @@ func (f *Future) complete() func(*Result) {
 	f.ctx = nil
 	cb := f.callback
 	f.callback = nil
-	f.mu.Lock()
-	f.done = true
-	if f.ch != nil {
-		close(f.ch)
+	if f.state.Or(futureDone)&futureCh != 0 {
+		close(*f.ch.Load())
 	}
-	f.mu.Unlock()
 	return cb
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,7 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/aggregation"
-	"github.com/shardflow/shardflow/internal/clock"
 	"github.com/shardflow/shardflow/kinesistest"
 )
 
@@ -27,44 +27,48 @@ import (
 // read (a transient error on every ListShards), records put before any map
 // exists still get their outcome at RecordTTL, without Flush or Close.
 func TestListShardsFailsForeverRecordsExpire(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpListShards {
-			return kinesistest.ErrInternalFailure
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpListShards {
+				return kinesistest.ErrInternalFailure
+			}
+			return nil
+		})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: 5 * time.Second})
+		waitParked(t, p)
+		puts := putN(t, p, "nomap", 10)
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
+		for _, pu := range puts {
+			require.ErrorIs(t, pu.f.Result().Err, ErrRecordExpired)
 		}
-		return nil
+		require.Less(t, clk.Now().Sub(p.enqueuedAt(puts[0].f)), 6*time.Second)
 	})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: 5 * time.Second})
-	waitParked(t, p)
-	puts := putN(t, p, "nomap", 10)
-	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { r, _ := p.Outstanding(); return r == 0 })
-	for _, pu := range puts {
-		require.ErrorIs(t, pu.f.Result().Err, ErrRecordExpired)
-	}
-	require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 6*time.Second)
 }
 
 // TestCanceledWhileWaitingForMap: a record whose Put context ends while no
 // shard map is loaded fails with ErrCanceled well before its TTL.
 func TestCanceledWhileWaitingForMap(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpListShards {
-			return kinesistest.ErrInternalFailure
-		}
-		return nil
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 2, kinesistest.Options{Clock: clk})
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpListShards {
+				return kinesistest.ErrInternalFailure
+			}
+			return nil
+		})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
+		waitParked(t, p)
+		ctx, cancel := context.WithCancel(context.Background())
+		f, err := p.Put(ctx, "k", []byte("x"))
+		require.NoError(t, err)
+		cancel()
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { return f.Result() != nil })
+		require.ErrorIs(t, f.Result().Err, ErrCanceled)
+		require.Less(t, clk.Now().Sub(p.enqueuedAt(f)), DefaultRecordTTL)
 	})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
-	waitParked(t, p)
-	ctx, cancel := context.WithCancel(context.Background())
-	f, err := p.Put(ctx, "k", []byte("x"))
-	require.NoError(t, err)
-	cancel()
-	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { return f.Result() != nil })
-	require.ErrorIs(t, f.Result().Err, ErrCanceled)
-	require.Less(t, clk.Now().Sub(f.enqueued), DefaultRecordTTL)
 }
 
 // limitsClient checks every PutRecords call against the service limits.
@@ -107,31 +111,33 @@ func (c *limitsClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsInp
 func TestRequestLimits(t *testing.T) {
 	for _, agg := range []bool{true, false} {
 		t.Run(fmt.Sprintf("aggregation=%v", agg), func(t *testing.T) {
-			srv, stream := newFake(t, 2, kinesistest.Options{})
-			lc := &limitsClient{Client: srv, aggMax: 4096}
-			cfg := fastConfig()
-			cfg.DisableAggregation = !agg
-			cfg.AggregationMaxSize = 4096
-			cfg.RateLimit = 100000
-			cfg.RecordMaxBufferedTime = 50 * time.Millisecond
-			p := newProducer(t, lc, stream, cfg)
-			key := strings.Repeat("é", 256) // 512 bytes
-			sizes := []int{1, 100, 4096 - 600, 4096, 50000, MaxRecordSize - len(key), 3000, 1 << 19}
-			var puts []put
-			for i := 0; i < 80; i++ {
-				sz := sizes[i%len(sizes)]
-				d := []byte(fmt.Sprintf("r%d-", i))
-				d = append(d, make([]byte, max(0, sz-len(d)))...)
-				k := fmt.Sprintf("%s%d", key[:len(key)-4], i%10)
-				f, err := p.Put(context.Background(), k, d)
-				require.NoError(t, err)
-				puts = append(puts, put{k, string(d), f})
-			}
-			require.NoError(t, p.Flush(context.Background()))
-			require.Empty(t, reconcile(t, srv, stream, puts, false))
-			lc.mu.Lock()
-			defer lc.mu.Unlock()
-			require.Empty(t, lc.errs)
+			synctest.Test(t, func(t *testing.T) {
+				srv, stream := newFake(t, 2, kinesistest.Options{})
+				lc := &limitsClient{Client: srv, aggMax: 4096}
+				cfg := fastConfig()
+				cfg.DisableAggregation = !agg
+				cfg.AggregationMaxSize = 4096
+				cfg.RateLimit = 100000
+				cfg.RecordMaxBufferedTime = 50 * time.Millisecond
+				p := newProducer(t, lc, stream, cfg)
+				key := strings.Repeat("é", 256) // 512 bytes
+				sizes := []int{1, 100, 4096 - 600, 4096, 50000, MaxRecordSize - len(key), 3000, 1 << 19}
+				var puts []put
+				for i := 0; i < 80; i++ {
+					sz := sizes[i%len(sizes)]
+					d := []byte(fmt.Sprintf("r%d-", i))
+					d = append(d, make([]byte, max(0, sz-len(d)))...)
+					k := fmt.Sprintf("%s%d", key[:len(key)-4], i%10)
+					f, err := p.Put(context.Background(), k, d)
+					require.NoError(t, err)
+					puts = append(puts, put{k, string(d), f})
+				}
+				require.NoError(t, p.Flush(context.Background()))
+				require.Empty(t, reconcile(t, srv, stream, puts, false))
+				lc.mu.Lock()
+				defer lc.mu.Unlock()
+				require.Empty(t, lc.errs)
+			})
 		})
 	}
 }
@@ -140,56 +146,48 @@ func TestRequestLimits(t *testing.T) {
 // deadline) while other goroutines keep the buffer full must not deadlock
 // the producer.
 func TestCallbackPutsWhileBufferFull(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	cfg := fastConfig()
-	cfg.MaxBufferedRecords = 4
-	cfg.MaxConnections = 1
-	p := newProducer(t, srv, stream, cfg)
-	ctx := context.Background()
-	var chained atomic.Int64
-	var wg sync.WaitGroup
-	var cb func(*Result)
-	cb = func(r *Result) {
-		if chained.Add(1) > 2000 {
-			return
-		}
-		if _, err := p.PutRecord(ctx, Record{PartitionKey: "cb", Data: []byte("chained")}, cb); err != nil && !errors.Is(err, ErrClosed) {
-			t.Error(err)
-		}
-	}
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 300; i++ {
-				if _, err := p.PutRecord(ctx, Record{PartitionKey: fmt.Sprint(g, i), Data: []byte("x")}, cb); err != nil {
-					t.Error(err)
-					return
-				}
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		cfg := fastConfig()
+		cfg.MaxBufferedRecords = 4
+		cfg.MaxConnections = 1
+		p := newProducer(t, srv, stream, cfg)
+		ctx := context.Background()
+		var chained atomic.Int64
+		var wg sync.WaitGroup
+		var cb func(*Result)
+		cb = func(r *Result) {
+			if chained.Add(1) > 2000 {
+				return
 			}
-		}()
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("deadlock: producers blocked", debugHook())
-	}
-	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	require.NoError(t, p.Flush(fctx))
+			if _, err := p.PutRecord(ctx, Record{PartitionKey: "cb", Data: []byte("chained")}, cb); err != nil && !errors.Is(err, ErrClosed) {
+				t.Error(err)
+			}
+		}
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 300; i++ {
+					if _, err := p.PutRecord(ctx, Record{PartitionKey: fmt.Sprint(g, i), Data: []byte("x")}, cb); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		<-done // a deadlock hangs here, and go test -timeout shows where
+		require.NoError(t, p.Flush(ctx))
+	})
 }
 
 // waitParked waits until the dispatcher has done its first pass and the
-// first shard map read has ended.
-func waitParked(t testing.TB, p *Producer) {
+// first shard map read has ended: in a bubble, until every goroutine waits.
+func waitParked(t testing.TB, _ *Producer) {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); !p.quiescent(0); runtime.Gosched() {
-		if time.Now().After(end) {
-			t.Fatal("producer never parked")
-		}
-	}
+	synctest.Wait()
 }
 
 // TestChaosEveryRecordOneOutcome: concurrent Puts (some with contexts
@@ -294,11 +292,10 @@ func TestChaosEveryRecordOneOutcome(t *testing.T) {
 			require.NotEmpty(t, res.SequenceNumber)
 		}
 	}
-	for end := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; runtime.Gosched() {
-		if time.Now().After(end) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("goroutines left: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
+	// Close has waited for its goroutines; the runtime may take a moment
+	// to retire them. A leak hangs here (go test -timeout shows it).
+	for runtime.NumGoroutine() > before {
+		runtime.Gosched()
 	}
 }
 
@@ -344,19 +341,21 @@ func TestTokenBucket(t *testing.T) {
 // TestRecordLargerThanRateBucket: with a low RateLimit a 1 MiB record
 // exceeds the per-shard byte bucket; it is still sent.
 func TestRecordLargerThanRateBucket(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RateLimit: 10})
-	waitMapped(t, clk, p)
-	d := make([]byte, MaxRecordSize-1)
-	copy(d, "big")
-	f, err := p.Put(context.Background(), "k", d)
-	require.NoError(t, err)
-	f2, err := p.Put(context.Background(), "k2", []byte("small"))
-	require.NoError(t, err)
-	driveUntil(t, clk, 100*time.Millisecond, quietP(p), func() bool { return f.Result() != nil && f2.Result() != nil })
-	require.NoError(t, f.Result().Err)
-	require.NoError(t, f2.Result().Err)
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RateLimit: 10})
+		waitMapped(t, clk, p)
+		d := make([]byte, MaxRecordSize-1)
+		copy(d, "big")
+		f, err := p.Put(context.Background(), "k", d)
+		require.NoError(t, err)
+		f2, err := p.Put(context.Background(), "k2", []byte("small"))
+		require.NoError(t, err)
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { return f.Result() != nil && f2.Result() != nil })
+		require.NoError(t, f.Result().Err)
+		require.NoError(t, f2.Result().Err)
+	})
 }
 
 func TestClassifyMore(t *testing.T) {
@@ -389,31 +388,33 @@ func TestClassifyMore(t *testing.T) {
 // TestSuccessAfterTTLAndCancelWhileInFlight: a record whose TTL passes or
 // whose context ends while its call is in flight takes the call's outcome.
 func TestSuccessAfterTTLAndCancelWhileInFlight(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpPutRecords {
-			entered <- struct{}{}
-			<-release
-		}
-		return nil
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		entered, release := make(chan struct{}, 1), make(chan struct{})
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpPutRecords {
+				entered <- struct{}{}
+				<-release
+			}
+			return nil
+		})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: time.Second, RequestTimeout: time.Minute})
+		waitMapped(t, clk, p)
+		ctx, cancel := context.WithCancel(context.Background())
+		f, err := p.Put(ctx, "k", []byte("x"))
+		require.NoError(t, err)
+		f2, err := p.Put(context.Background(), "k2", []byte("y"))
+		require.NoError(t, err)
+		require.NoError(t, func() error { clk.Advance(time.Second / 2); <-entered; return nil }())
+		cancel()
+		clk.Advance(5 * time.Second)
+		close(release)
+		_, err = f.Wait(context.Background())
+		require.NoError(t, err)
+		_, err = f2.Wait(context.Background())
+		require.NoError(t, err)
 	})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: time.Second, RequestTimeout: time.Minute})
-	waitMapped(t, clk, p)
-	ctx, cancel := context.WithCancel(context.Background())
-	f, err := p.Put(ctx, "k", []byte("x"))
-	require.NoError(t, err)
-	f2, err := p.Put(context.Background(), "k2", []byte("y"))
-	require.NoError(t, err)
-	require.NoError(t, func() error { clk.Advance(time.Second / 2); <-entered; return nil }())
-	cancel()
-	clk.Advance(5 * time.Second)
-	close(release)
-	_, err = f.Wait(context.Background())
-	require.NoError(t, err)
-	_, err = f2.Wait(context.Background())
-	require.NoError(t, err)
 }
 
 // TestPartitionKeyNotUTF8: the SDK sends an invalid UTF-8 partition key
@@ -433,26 +434,27 @@ func TestPartitionKeyNotUTF8(t *testing.T) {
 // endpoint that honours ctx). The held records still get an outcome,
 // within their TTL plus a request timeout.
 func TestListShardsStallsAfterSplit(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: 10 * time.Second})
-	waitMapped(t, clk, p)
-	blocked := stall(srv, kinesistest.OpListShards)
-	ctx := context.Background()
-	_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &stream, ShardToSplit: aws.String(srv.ShardIDs(stream)[0]),
-		NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
-	require.NoError(t, err)
-	puts := putN(t, p, "held", 50)
-	quiet := func() bool { return p.quiescent(blocked.Load()) }
-	driveUntil(t, clk, 100*time.Millisecond, quiet, func() bool { r, _ := p.Outstanding(); return r == 0 })
-	require.Less(t, clk.Now().Sub(puts[0].f.enqueued), 10*time.Second+DefaultRequestTimeout+2*time.Second)
-	errs := map[string]int{}
-	for _, pu := range puts {
-		res := pu.f.Result()
-		require.NotNil(t, res)
-		errs[fmt.Sprint(res.Err, len(res.Attempts))]++
-	}
-	t.Logf("after %v: %v", clk.Now().Sub(puts[0].f.enqueued), errs)
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger(), RecordTTL: 10 * time.Second})
+		waitMapped(t, clk, p)
+		stall(srv, kinesistest.OpListShards)
+		ctx := context.Background()
+		_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &stream, ShardToSplit: aws.String(srv.ShardIDs(stream)[0]),
+			NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
+		require.NoError(t, err)
+		puts := putN(t, p, "held", 50)
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { r, _ := p.Outstanding(); return r == 0 })
+		require.Less(t, clk.Now().Sub(p.enqueuedAt(puts[0].f)), 10*time.Second+DefaultRequestTimeout+2*time.Second)
+		errs := map[string]int{}
+		for _, pu := range puts {
+			res := pu.f.Result()
+			require.NotNil(t, res)
+			errs[fmt.Sprint(res.Err, len(res.Attempts))]++
+		}
+		t.Logf("after %v: %v", clk.Now().Sub(p.enqueuedAt(puts[0].f)), errs)
+	})
 }
 
 // TestOrderedUnderThrottling: whole-call and per-record throttling with
@@ -460,39 +462,41 @@ func TestListShardsStallsAfterSplit(t *testing.T) {
 func TestOrderedUnderThrottling(t *testing.T) {
 	for _, agg := range []bool{true, false} {
 		t.Run(fmt.Sprintf("aggregation=%v", agg), func(t *testing.T) {
-			srv, stream := newFake(t, 4, kinesistest.Options{Seed: 5})
-			srv.Throttle(kinesistest.OpPutRecords, 0.3)
-			srv.FailRecords(0.3, "")
-			cfg := fastConfig()
-			cfg.OrderedByPartitionKey = true
-			cfg.DisableAggregation = !agg
-			cfg.RateLimit = 100000
-			cfg.AggregationMaxSize = 512
-			p := newProducer(t, srv, stream, cfg)
-			var puts []put
-			for i := 0; i < 2000; i++ {
-				k := fmt.Sprintf("key%d", i%37)
-				d := fmt.Sprintf("%s/%06d", k, i)
-				f, err := p.Put(context.Background(), k, []byte(d))
-				require.NoError(t, err)
-				puts = append(puts, put{k, d, f})
-			}
-			require.NoError(t, p.Flush(context.Background()))
-			require.Empty(t, reconcile(t, srv, stream, puts, false))
-			last := map[string]int{}
-			for _, sh := range srv.ShardIDs(stream) {
-				for _, r := range srv.Records(stream, sh) {
-					recs, _ := aggregation.Deaggregate(nil, r.Data, aws.ToString(r.PartitionKey))
-					for _, ur := range recs {
-						k, n, _ := strings.Cut(string(ur.Data), "/")
-						i, err := strconv.Atoi(n)
-						require.NoError(t, err)
-						prev, ok := last[k]
-						require.True(t, !ok || i > prev, "key %s: %d stored after %d", k, i, prev)
-						last[k] = i
+			synctest.Test(t, func(t *testing.T) {
+				srv, stream := newFake(t, 4, kinesistest.Options{Seed: 5})
+				srv.Throttle(kinesistest.OpPutRecords, 0.3)
+				srv.FailRecords(0.3, "")
+				cfg := fastConfig()
+				cfg.OrderedByPartitionKey = true
+				cfg.DisableAggregation = !agg
+				cfg.RateLimit = 100000
+				cfg.AggregationMaxSize = 512
+				p := newProducer(t, srv, stream, cfg)
+				var puts []put
+				for i := 0; i < 2000; i++ {
+					k := fmt.Sprintf("key%d", i%37)
+					d := fmt.Sprintf("%s/%06d", k, i)
+					f, err := p.Put(context.Background(), k, []byte(d))
+					require.NoError(t, err)
+					puts = append(puts, put{k, d, f})
+				}
+				require.NoError(t, p.Flush(context.Background()))
+				require.Empty(t, reconcile(t, srv, stream, puts, false))
+				last := map[string]int{}
+				for _, sh := range srv.ShardIDs(stream) {
+					for _, r := range srv.Records(stream, sh) {
+						recs, _ := aggregation.Deaggregate(nil, r.Data, aws.ToString(r.PartitionKey))
+						for _, ur := range recs {
+							k, n, _ := strings.Cut(string(ur.Data), "/")
+							i, err := strconv.Atoi(n)
+							require.NoError(t, err)
+							prev, ok := last[k]
+							require.True(t, !ok || i > prev, "key %s: %d stored after %d", k, i, prev)
+							last[k] = i
+						}
 					}
 				}
-			}
+			})
 		})
 	}
 }
@@ -501,59 +505,63 @@ func TestOrderedUnderThrottling(t *testing.T) {
 // results on unexpected shards) do not defeat the backoff after
 // ListShards errors.
 func TestListShardsBackoffHoldsUnderRefreshRequests(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	var calls atomic.Int64
-	srv.SetHook(func(ctx context.Context, op string) error {
-		if op == kinesistest.OpListShards {
-			calls.Add(1)
-			return &types.LimitExceededException{Message: aws.String("Rate exceeded")}
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		var calls atomic.Int64
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpListShards {
+				calls.Add(1)
+				return &types.LimitExceededException{Message: aws.String("Rate exceeded")}
+			}
+			return nil
+		})
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
+		waitParked(t, p)
+		for i := 0; i < 600; i++ {
+			p.requestRefresh()
+			driveUntil(t, clk, 0, func() bool { return len(p.refreshCh) == 0 })
+			clk.Advance(100 * time.Millisecond)
 		}
-		return nil
+		// 60 s with backoff 1, 2, 4, 8, 16, 30 s: about 7 calls, not 60.
+		require.LessOrEqual(t, calls.Load(), int64(10))
 	})
-	p := newProducer(t, srv, stream, Config{Clock: clk, Logger: discardLogger()})
-	waitParked(t, p)
-	for i := 0; i < 600; i++ {
-		p.requestRefresh()
-		driveUntil(t, clk, 0, quietP(p), func() bool { return len(p.refreshCh) == 0 })
-		clk.Advance(100 * time.Millisecond)
-	}
-	// 60 s with backoff 1, 2, 4, 8, 16, 30 s: about 7 calls, not 60.
-	require.LessOrEqual(t, calls.Load(), int64(10))
 }
 
 // TestPersistentPartialFailuresStayBounded: when every entry keeps failing,
 // the records and bytes outstanding never pass the limits and every record
 // expires with its attempts.
 func TestPersistentPartialFailuresStayBounded(t *testing.T) {
-	srv, stream := newFake(t, 2, kinesistest.Options{})
-	srv.FailRecords(1, "")
-	cfg := fastConfig()
-	cfg.MaxBufferedRecords = 50
-	cfg.RecordTTL = 200 * time.Millisecond
-	cfg.RecordMaxBufferedTime = time.Millisecond
-	p := newProducer(t, srv, stream, cfg)
-	var fs []*Future
-	for i := 0; i < 200; i++ {
-		f, err := p.Put(context.Background(), fmt.Sprint(i), []byte("x"))
-		require.NoError(t, err)
-		fs = append(fs, f)
-		r, _ := p.Outstanding()
-		require.LessOrEqual(t, r, 50)
-	}
-	require.NoError(t, p.Flush(context.Background()))
-	tried := 0
-	for _, f := range fs {
-		res := f.Result()
-		require.ErrorIs(t, res.Err, ErrRecordExpired)
-		for _, a := range res.Attempts {
-			require.Equal(t, "ProvisionedThroughputExceededException", a.ErrorCode)
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		srv.FailRecords(1, "")
+		cfg := fastConfig()
+		cfg.MaxBufferedRecords = 50
+		cfg.RecordTTL = 200 * time.Millisecond
+		cfg.RecordMaxBufferedTime = time.Millisecond
+		p := newProducer(t, srv, stream, cfg)
+		var fs []*Future
+		for i := 0; i < 200; i++ {
+			f, err := p.Put(context.Background(), fmt.Sprint(i), []byte("x"))
+			require.NoError(t, err)
+			fs = append(fs, f)
+			r, _ := p.Outstanding()
+			require.LessOrEqual(t, r, 50)
 		}
-		if len(res.Attempts) > 1 {
-			tried++
+		require.NoError(t, p.Flush(context.Background()))
+		tried := 0
+		for _, f := range fs {
+			res := f.Result()
+			require.ErrorIs(t, res.Err, ErrRecordExpired)
+			for _, a := range res.Attempts {
+				require.Equal(t, "ProvisionedThroughputExceededException", a.ErrorCode)
+			}
+			if len(res.Attempts) > 1 {
+				tried++
+			}
 		}
-	}
-	require.Positive(t, tried, "records retried")
+		require.Positive(t, tried, "records retried")
+	})
 }
 
 // TestAbortWithAggregateOnUnknownShard: Close's context ends while a call
@@ -561,49 +569,47 @@ func TestPersistentPartialFailuresStayBounded(t *testing.T) {
 // (and ListShards hangs): Close still returns at once, the records
 // reported as stored, as abort does for aggregates already held.
 func TestAbortWithAggregateOnUnknownShard(t *testing.T) {
-	clk := clock.NewFake(time.Time{})
-	srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
-	p, err := New(srv, stream, Config{Clock: clk, Logger: discardLogger()})
-	require.NoError(t, err)
-	waitMapped(t, clk, p)
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	srv.SetHook(func(ctx context.Context, op string) error {
-		switch op {
-		case kinesistest.OpPutRecords:
-			entered <- struct{}{}
-			<-release // ignores ctx: the call goes through
-		case kinesistest.OpListShards:
-			<-ctx.Done()
-			return ctx.Err()
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		p, err := New(srv, stream, Config{Clock: clk, Logger: discardLogger()})
+		require.NoError(t, err)
+		waitMapped(t, clk, p)
+		entered, release := make(chan struct{}, 1), make(chan struct{})
+		srv.SetHook(func(ctx context.Context, op string) error {
+			switch op {
+			case kinesistest.OpPutRecords:
+				entered <- struct{}{}
+				<-release // ignores ctx: the call goes through
+			case kinesistest.OpListShards:
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		})
+		ctx := context.Background()
+		_, err = srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &stream, ShardToSplit: aws.String(srv.ShardIDs(stream)[0]),
+			NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
+		require.NoError(t, err)
+		puts := putN(t, p, "abort", 50)
+		clk.Advance(DefaultRecordMaxBufferedTime)
+		<-entered
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		closed := make(chan error, 1)
+		go func() { closed <- p.Close(cctx) }()
+		for aborting := false; !aborting; time.Sleep(time.Millisecond) {
+			p.mu.Lock()
+			aborting = p.aborting
+			p.mu.Unlock()
 		}
-		return nil
+		close(release)
+		// A Close that hangs on an aggregate held for a shard map hangs here.
+		require.ErrorIs(t, <-closed, context.Canceled)
+		for _, pu := range puts {
+			res := pu.f.Result()
+			require.NotNil(t, res)
+			require.NoError(t, res.Err)
+		}
 	})
-	ctx := context.Background()
-	_, err = srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &stream, ShardToSplit: aws.String(srv.ShardIDs(stream)[0]),
-		NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
-	require.NoError(t, err)
-	puts := putN(t, p, "abort", 50)
-	clk.Advance(DefaultRecordMaxBufferedTime)
-	<-entered
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	closed := make(chan error, 1)
-	go func() { closed <- p.Close(cctx) }()
-	for aborting := false; !aborting; runtime.Gosched() {
-		p.mu.Lock()
-		aborting = p.aborting
-		p.mu.Unlock()
-	}
-	close(release)
-	select {
-	case err := <-closed:
-		require.ErrorIs(t, err, context.Canceled)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close hangs on an aggregate held for a shard map", debugHook())
-	}
-	for _, pu := range puts {
-		res := pu.f.Result()
-		require.NotNil(t, res)
-		require.NoError(t, res.Err)
-	}
 }

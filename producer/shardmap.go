@@ -2,9 +2,12 @@ package producer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -63,9 +66,6 @@ func (p *Producer) listOpenShards(ctx context.Context) ([]shardRange, map[string
 func (p *Producer) listShards(ctx context.Context, in *kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error) {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	// Only the refresh loop lists shards: the call's timeout is the loop's
-	// next timer while it runs (see quiescent).
-	p.refreshDue.Store(p.clk.Now().Add(p.cfg.RequestTimeout).UnixNano())
 	t := p.clk.NewTimer(p.cfg.RequestTimeout)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -123,4 +123,219 @@ func lookup(shards []shardRange, hi, lo uint64) int {
 		return -1
 	}
 	return i
+}
+
+// route returns the lane the current map predicts for f (with p.mu
+// held): the unmapped lane while there is no map, or when f's hash key is
+// in no known shard (which asks for a refresh).
+func (p *Producer) route(f *Future) *lane {
+	if p.lanes == nil {
+		return p.unmapped
+	}
+	i := lookup(p.shards, f.hi, f.lo)
+	if i < 0 {
+		p.requestRefresh()
+		return p.unmapped
+	}
+	return p.lanes[i]
+}
+
+// unverifiedKR is an aggregate stored on a shard missing from the shard
+// map, waiting for the next map to be checked.
+type unverifiedKR struct {
+	kr  *kRecord
+	sid string
+}
+
+const (
+	minRefreshSpacing = time.Second
+	maxRefreshBackoff = 30 * time.Second
+)
+
+func (p *Producer) refreshLoop(ctx context.Context) error {
+	t := p.clk.NewTimer(0)
+	defer t.Stop()
+	arm := func(d time.Duration) {
+		stopTimer(t)
+		t.Reset(d)
+	}
+	var backoff time.Duration
+	// notBefore is the earliest a refresh request may read the map: at
+	// least minRefreshSpacing after the last read, and after the backoff
+	// of a failed one.
+	var notBefore time.Time
+	for {
+		requested := false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		case <-p.refreshCh:
+			requested = true
+		}
+		if requested {
+			if wait := notBefore.Sub(p.clk.Now()); !notBefore.IsZero() && wait > 0 {
+				arm(wait)
+				continue
+			}
+		}
+		shards, all, err := p.listOpenShards(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		last := p.clk.Now()
+		notBefore = last.Add(minRefreshSpacing)
+		if err == nil && len(shards) == 0 {
+			err = errors.New("producer: stream has no open shards")
+		}
+		if err != nil {
+			backoff = min(max(2*backoff, time.Second), maxRefreshBackoff)
+			notBefore = last.Add(backoff)
+			p.log.Warn("listing shards failed", "error", err, "retry_in", backoff)
+			if class, code, msg := classifyErr(err); class == classRejected {
+				p.failUnmapped(err, code, msg)
+			}
+			p.resendUnverified()
+			arm(backoff)
+			continue
+		}
+		backoff = 0
+		p.installMap(shards, all)
+		arm(p.cfg.ShardMapRefreshInterval)
+	}
+}
+
+// resendUnverified gives up waiting for a shard map to check aggregates
+// stored on unknown shards and re-sends their records, as the KPL does.
+func (p *Producer) resendUnverified() {
+	now := p.clk.Now()
+	var done []*Future
+	p.mu.Lock()
+	us := p.unverified
+	p.unverified = nil
+	for _, u := range us {
+		done = p.verifyLocked(u.kr, shardRange{}, false, now, done)
+	}
+	for _, l := range p.lanes {
+		l.stale = false
+	}
+	p.mu.Unlock()
+	p.finish(done)
+	for _, u := range us {
+		p.putKR(u.kr)
+	}
+	if len(us) > 0 {
+		p.wake()
+	}
+}
+
+// failUnmapped fails records waiting for a shard map that cannot be read.
+func (p *Producer) failUnmapped(err error, code, msg string) {
+	p.mu.Lock()
+	fs := p.unmapped.pending
+	p.unmapped.pending = nil
+	p.mu.Unlock()
+	for _, f := range fs {
+		f.res.Err = &RecordError{Reason: ErrRejected, Code: code, Message: msg, Cause: err}
+	}
+	p.finish(fs)
+}
+
+// installMap swaps in a new shard map. Lanes of shards that are unchanged
+// keep their queues; records queued for shards that left the map are
+// re-routed in order, so nothing queued is sent with a stale prediction.
+// Aggregates stored on shards the old map did not know are checked now.
+func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
+	now := p.clk.Now()
+	rate := float64(p.cfg.RateLimit) / 100
+	p.mu.Lock()
+	p.allRanges = all
+	changed := len(shards) != len(p.shards)
+	lanes := make([]*lane, len(shards))
+	byID := make(map[string]*lane, len(shards))
+	for i, s := range shards {
+		if l, ok := p.laneByID[s.id]; ok && l.shard == s {
+			lanes[i] = l
+			l.stale = false
+		} else {
+			changed = true
+			lanes[i] = &lane{
+				tot:     &p.ready,
+				shard:   s,
+				recTok:  newTokenBucket(shardRecordsPerSecond*rate, now),
+				byteTok: newTokenBucket(shardBytesPerSecond*rate, now),
+			}
+		}
+		byID[s.id] = lanes[i]
+	}
+	var moved, done []*Future
+	if changed || len(p.unmapped.pending) > 0 {
+		for _, l := range p.lanes {
+			if byID[l.shard.id] != l {
+				l.retired = true
+				moved = append(moved, l.drain(p.putKR)...)
+			}
+		}
+		moved = append(moved, p.unmapped.drain(p.putKR)...)
+		p.gen++
+		p.shards, p.lanes, p.laneByID = shards, lanes, byID
+		for _, f := range moved {
+			p.addLocked(f, false)
+		}
+	}
+	// Resolve aggregates stored on shards we did not know.
+	var release []*kRecord
+	for _, u := range p.unverified {
+		r, known := all[u.sid]
+		done = p.verifyLocked(u.kr, r, known, now, done)
+		release = append(release, u.kr)
+	}
+	clear(p.unverified)
+	p.unverified = p.unverified[:0]
+	gen := p.gen
+	p.mu.Unlock()
+	p.finish(done)
+	for _, kr := range release {
+		p.putKR(kr)
+	}
+	if changed {
+		level := slog.LevelInfo
+		if gen == 1 {
+			level = slog.LevelDebug
+		}
+		p.log.Log(context.Background(), level, "shard map updated", "open_shards", len(shards), "rerouted_records", len(moved))
+	}
+	p.wake()
+}
+
+// verifyLocked settles the records of an aggregate Kinesis stored on shard
+// r (which the producer had not predicted): records whose hash key r
+// covers succeed; the others are re-sent to their own shard, as the KPL
+// does, because the KCL drops them, unless AcceptMisroutedAggregates. An
+// unknown shard cannot be checked, so all are re-sent. It appends the
+// settled records to done.
+func (p *Producer) verifyLocked(kr *kRecord, r shardRange, known bool, now time.Time, done []*Future) []*Future {
+	var redo []*Future
+	kr.detach()
+	for _, f := range kr.recs {
+		if p.cfg.AcceptMisroutedAggregates || (known && r.contains(f.hi, f.lo)) {
+			done = append(done, f)
+			continue
+		}
+		// The history may be shared with the aggregate's other records:
+		// replace the last attempt in a copy.
+		n := len(f.res.Attempts)
+		a := f.res.Attempts[n-1]
+		a.ErrorCode = "WrongShard"
+		a.ErrorMessage = "stored in an aggregate on shard " + f.res.ShardID + " outside the record's hash key range; re-sent"
+		f.res.Attempts = append(f.res.Attempts[:n-1:n-1], a)
+		f.res.ShardID, f.res.SequenceNumber = "", ""
+		redo = append(redo, f)
+	}
+	if len(redo) > 0 {
+		p.log.Warn("aggregate stored on another shard than predicted; re-sending the records that belong elsewhere",
+			"predicted", kr.lane.shard.id, "records", len(redo))
+		p.requeueFrontLocked(redo, now, &done)
+	}
+	return done
 }

@@ -1,0 +1,196 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// What a PutRecords call's result means for each of its Kinesis records.
+type krOutcome int
+
+const (
+	outSucceeded krOutcome = iota
+	outRetry
+	outFailed
+	outVerify // stored on a shard other than predicted: check each record's hash key
+)
+
+// handle settles one PutRecords call: classify reads the response,
+// requeueLocked puts what must be retried back in the lanes, and the
+// outcomes that are known are published.
+func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration) {
+	outcomes, done, mismatch := p.classify(r, out, reqErr, start, dur)
+	now := p.clk.Now()
+	p.mu.Lock()
+	done, keep := p.requeueLocked(r, outcomes, now, done)
+	p.mu.Unlock()
+	if mismatch {
+		p.log.Debug("records landed on another shard than predicted; refreshing the shard map")
+		p.requestRefresh()
+	}
+	p.finish(done)
+	for i, kr := range r.krs {
+		if !keep[i] {
+			p.putKR(kr)
+		}
+	}
+	p.wake()
+}
+
+// classify reads a call's response without the lock: it records the
+// attempt for every Kinesis record, decides each one's outcome, and
+// fills in the Results of records that succeeded or failed for good
+// (returned in done). mismatch reports a record stored on another shard
+// than predicted, which calls for a shard map refresh.
+func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration) (outcomes []krOutcome, done []*Future, mismatch bool) {
+	if reqErr == nil && (out == nil || len(out.Records) != len(r.krs)) {
+		reqErr = fmt.Errorf("producer: PutRecords returned %d results for %d records", lenResults(out), len(r.krs))
+	}
+	outcomes = make([]krOutcome, len(r.krs))
+	var reqClass errClass
+	var reqCode, reqMsg string
+	if reqErr != nil {
+		reqClass, reqCode, reqMsg = classifyErr(reqErr)
+		// Retried failures are routine (and visible in metrics and
+		// attempts); a rejection fails records for good.
+		level := slog.LevelDebug
+		if reqClass == classRejected {
+			level = slog.LevelWarn
+		}
+		if p.log.Enabled(context.Background(), level) {
+			p.log.Log(context.Background(), level, "PutRecords failed", "records", len(r.krs), "code", reqCode, "error", reqErr)
+		}
+	}
+	for i, kr := range r.krs {
+		shard := kr.lane.shard.id
+		code, msg, class := reqCode, reqMsg, reqClass
+		if reqErr == nil {
+			e := &out.Records[i]
+			code, msg = deref(e.ErrorCode), deref(e.ErrorMessage)
+			sid, seq := deref(e.ShardId), deref(e.SequenceNumber)
+			if code == "" && (sid == "" || seq == "") {
+				// Neither an error nor a place: not a success. The record
+				// may have been stored; retrying is at least once, as for
+				// a lost response.
+				code, msg = codeIncompleteResult, fmt.Sprintf("result entry without error code has shard id %q and sequence number %q", sid, seq)
+			}
+			if code == "" {
+				if sid != shard {
+					mismatch = true
+				}
+				kr.addAttempt(Attempt{Time: start, Duration: dur})
+				kr.settle(sid, seq)
+				if p.metricsOn {
+					p.met.KinesisRecordPut(sid, len(kr.recs), kr.userBytes(), len(kr.data))
+				}
+				if sid != shard && p.aggregate && len(kr.recs) > 1 {
+					outcomes[i] = outVerify
+					continue
+				}
+				outcomes[i] = outSucceeded
+				done = append(done, kr.recs...)
+				continue
+			}
+			class = classifyCode(code)
+		}
+		kr.addAttempt(Attempt{Time: start, Duration: dur, ErrorCode: code, ErrorMessage: msg})
+		p.met.ErrorsByCode(shard, code, 1)
+		var reason error
+		switch {
+		case class == classRejected:
+			reason = ErrRejected
+		case class == classThrottled && p.cfg.FailIfThrottled:
+			reason = ErrThrottled
+		}
+		if reason == nil {
+			outcomes[i] = outRetry
+			continue
+		}
+		outcomes[i] = outFailed
+		kr.detach()
+		for _, f := range kr.recs {
+			f.res.Err = &RecordError{Reason: reason, Code: code, Message: msg, Cause: reqErr}
+		}
+		done = append(done, kr.recs...)
+	}
+
+	return outcomes, done, mismatch
+}
+
+// requeueLocked applies a call's outcomes to the lanes (with p.mu held):
+// retries go back to the front of their shard's queue in their original
+// order, ahead of newer records, and back off the shard; aggregates whose
+// shard left the map, or that hold dead records, are taken apart and
+// re-routed; aggregates stored on another shard are checked against its
+// range, or held until the map knows it. It returns done with the records
+// settled here added, and which Kinesis records stay in use (keep[i]: in
+// a queue again, or held) rather than going back to the pool.
+func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time, done []*Future) ([]*Future, []bool) {
+	for i, x := range p.inflight {
+		if x == r {
+			last := len(p.inflight) - 1
+			p.inflight[i] = p.inflight[last]
+			p.inflight[last] = nil
+			p.inflight = p.inflight[:last]
+			break
+		}
+	}
+	held := make([]bool, len(r.krs))
+	for i, kr := range r.krs {
+		kr.lane.inflight--
+		switch outcomes[i] {
+		case outSucceeded:
+			kr.lane.failures = 0 // the shard's backoff starts over
+		case outVerify:
+			sid := kr.recs[0].res.ShardID
+			if rng, ok := p.allRanges[sid]; ok {
+				done = p.verifyLocked(kr, rng, true, now, done)
+			} else if p.aborting {
+				// Close gave up waiting: nothing will check the shard any
+				// more. The records are stored; report them so, as abort
+				// does for aggregates already held.
+				done = append(done, kr.recs...)
+			} else {
+				// Hold the aggregate, and the shard's queue, until the map
+				// names the shard.
+				held[i] = true
+				kr.lane.stale = true
+				p.unverified = append(p.unverified, unverifiedKR{kr, sid})
+			}
+		}
+	}
+	// redoKR marks aggregates taken apart (their records re-routed).
+	var redo []*Future
+	redoKR := make([]bool, len(r.krs))
+	for i := len(r.krs) - 1; i >= 0; i-- {
+		kr := r.krs[i]
+		if outcomes[i] != outRetry {
+			continue
+		}
+		l := kr.lane
+		l.failed(now, p.backoff)
+		if l.retired || p.aborting || !now.Before(kr.expire) || kr.anyCanceled() {
+			redoKR[i] = true
+			continue
+		}
+		kr.lane.pushFront(kr)
+	}
+	for i, kr := range r.krs {
+		if redoKR[i] {
+			kr.detach()
+			redo = append(redo, kr.recs...)
+		}
+	}
+	if len(redo) > 0 {
+		p.requeueFrontLocked(redo, now, &done)
+	}
+	keep := held
+	for i := range r.krs {
+		keep[i] = held[i] || (outcomes[i] == outRetry && !redoKR[i])
+	}
+	return done, keep
+}
