@@ -71,6 +71,12 @@ func (c *Consumer) IteratorExpired(shardID string) {
 	c.e.add(c.shard(shardID), kclExpiredIterator, 1)
 }
 
+// RetentionRestart implements consumer.Metrics (shardflow's own metric;
+// KCL has none for it).
+func (c *Consumer) RetentionRestart(shardID string) {
+	c.e.add(c.shard(shardID), kclRetentionRestart, 1)
+}
+
 // LeasesHeld implements consumer.Metrics.
 func (c *Consumer) LeasesHeld(n int) {
 	c.e.add(c.renew, kclCurrentLeases, float64(n))

@@ -81,6 +81,7 @@ var (
 	kclOutOfRangeRecords   = def{"OutOfRangeRecords", unitCount, sum} // shardflow
 	kclReadThrottles       = def{"ReadThrottles", unitCount, sum}     // shardflow
 	kclExpiredIterator     = def{"ExpiredIterator", unitCount, sum}
+	kclRetentionRestart    = def{"RetentionRestart", unitCount, sum}
 	kclCurrentLeases       = def{"CurrentLeases", unitCount, samples}
 	kclTakenLeases         = def{"TakenLeases", unitCount, sum}
 	kclLostLeases          = def{"LostLeases", unitCount, sum}

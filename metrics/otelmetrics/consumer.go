@@ -17,6 +17,7 @@ type Consumer struct {
 
 	processed, processedSize, processorErrors metric.Int64Counter
 	outOfRange, throttles, expiredIters       metric.Int64Counter
+	retentionRestarts                         metric.Int64Counter
 	leasesTaken, leasesLost                   metric.Int64Counter
 	leasesHeld                                metric.Int64Gauge
 	processTime                               metric.Float64Histogram
@@ -42,20 +43,21 @@ func NewConsumer(mp metric.MeterProvider, stream string) (*Consumer, error) {
 	b := newBuilder(mp)
 	s := keyStream.String(stream)
 	c := &Consumer{
-		stream:          newAttrs(s),
-		shards:          shardAttrs{base: s},
-		processed:       b.counter(cProcessed),
-		processedSize:   b.counter(cProcessedSize),
-		processTime:     b.seconds(cProcessTime),
-		behindLatest:    b.observableSeconds(cBehindLatest),
-		processorErrors: b.counter(cProcessorError),
-		outOfRange:      b.counter(cOutOfRange),
-		throttles:       b.counter(cThrottles),
-		expiredIters:    b.counter(cExpiredIters),
-		leasesHeld:      b.gauge(cLeasesHeld),
-		leasesTaken:     b.counter(cLeasesTaken),
-		leasesLost:      b.counter(cLeasesLost),
-		lag:             make(map[string]int64),
+		stream:            newAttrs(s),
+		shards:            shardAttrs{base: s},
+		processed:         b.counter(cProcessed),
+		processedSize:     b.counter(cProcessedSize),
+		processTime:       b.seconds(cProcessTime),
+		behindLatest:      b.observableSeconds(cBehindLatest),
+		processorErrors:   b.counter(cProcessorError),
+		outOfRange:        b.counter(cOutOfRange),
+		throttles:         b.counter(cThrottles),
+		expiredIters:      b.counter(cExpiredIters),
+		retentionRestarts: b.counter(cRetentionRestarts),
+		leasesHeld:        b.gauge(cLeasesHeld),
+		leasesTaken:       b.counter(cLeasesTaken),
+		leasesLost:        b.counter(cLeasesLost),
+		lag:               make(map[string]int64),
 	}
 	if err := b.done(); err != nil {
 		return nil, err
@@ -121,6 +123,11 @@ func (c *Consumer) Throttled(shardID string) {
 // IteratorExpired implements consumer.Metrics.
 func (c *Consumer) IteratorExpired(shardID string) {
 	c.expiredIters.Add(bg, 1, c.shards.of(shardID).add...)
+}
+
+// RetentionRestart implements consumer.Metrics.
+func (c *Consumer) RetentionRestart(shardID string) {
+	c.retentionRestarts.Add(bg, 1, c.shards.of(shardID).add...)
 }
 
 // LeasesHeld implements consumer.Metrics.

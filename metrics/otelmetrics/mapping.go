@@ -59,17 +59,18 @@ var (
 
 // Consumer instruments (KCL ProcessTask and worker metrics).
 var (
-	cProcessed      = spec{"shardflow.consumer.records.processed", "{record}", "Records delivered to successful ProcessRecords calls (KCL RecordsProcessed)."}
-	cProcessedSize  = spec{"shardflow.consumer.records.processed.size", "By", "Data bytes of the records processed (KCL DataBytesProcessed)."}
-	cProcessTime    = spec{"shardflow.consumer.process_records.duration", "s", "Duration of successful ProcessRecords calls (KCL RecordProcessor.processRecords.Time)."}
-	cBehindLatest   = spec{"shardflow.consumer.behind_latest", "s", "How far the last fetched batch is behind the tip of its shard (KCL MillisBehindLatest); absent once the lease is lost."}
-	cProcessorError = spec{"shardflow.consumer.processor.errors", "{call}", "Failed or panicking processor calls (retried, never skipped)."}
-	cOutOfRange     = spec{"shardflow.consumer.out_of_range_records", "{record}", "Sub-records whose hash key lies outside their shard's range (delivered anyway; KCL drops them)."}
-	cThrottles      = spec{"shardflow.consumer.read.throttles", "{call}", "Throttled Kinesis reads (GetRecords or SubscribeToShard)."}
-	cExpiredIters   = spec{"shardflow.consumer.iterators.expired", "{iterator}", "ExpiredIteratorException recoveries (KCL ExpiredIterator)."}
-	cLeasesHeld     = spec{"shardflow.consumer.leases.held", "{lease}", "Shards this worker processes (KCL CurrentLeases)."}
-	cLeasesTaken    = spec{"shardflow.consumer.leases.taken", "{lease}", "Leases this worker acquired (KCL TakenLeases)."}
-	cLeasesLost     = spec{"shardflow.consumer.leases.lost", "{lease}", "Leases lost to another worker, expiry or a fenced write; not those handed back (KCL LostLeases)."}
+	cProcessed         = spec{"shardflow.consumer.records.processed", "{record}", "Records delivered to successful ProcessRecords calls (KCL RecordsProcessed)."}
+	cProcessedSize     = spec{"shardflow.consumer.records.processed.size", "By", "Data bytes of the records processed (KCL DataBytesProcessed)."}
+	cProcessTime       = spec{"shardflow.consumer.process_records.duration", "s", "Duration of successful ProcessRecords calls (KCL RecordProcessor.processRecords.Time)."}
+	cBehindLatest      = spec{"shardflow.consumer.behind_latest", "s", "How far the last fetched batch is behind the tip of its shard (KCL MillisBehindLatest); absent once the lease is lost."}
+	cProcessorError    = spec{"shardflow.consumer.processor.errors", "{call}", "Failed or panicking processor calls (retried, never skipped)."}
+	cOutOfRange        = spec{"shardflow.consumer.out_of_range_records", "{record}", "Sub-records whose hash key lies outside their shard's range (delivered anyway; KCL drops them)."}
+	cThrottles         = spec{"shardflow.consumer.read.throttles", "{call}", "Throttled Kinesis reads (GetRecords or SubscribeToShard)."}
+	cRetentionRestarts = spec{"shardflow.consumer.retention_restarts", "{restart}", "Restarts at TRIM_HORIZON because the checkpoint was older than the stream's retention (records lost; logged at Error)."}
+	cExpiredIters      = spec{"shardflow.consumer.iterators.expired", "{iterator}", "ExpiredIteratorException recoveries (KCL ExpiredIterator)."}
+	cLeasesHeld        = spec{"shardflow.consumer.leases.held", "{lease}", "Shards this worker processes (KCL CurrentLeases)."}
+	cLeasesTaken       = spec{"shardflow.consumer.leases.taken", "{lease}", "Leases this worker acquired (KCL TakenLeases)."}
+	cLeasesLost        = spec{"shardflow.consumer.leases.lost", "{lease}", "Leases lost to another worker, expiry or a fenced write; not those handed back (KCL LostLeases)."}
 )
 
 // Lease coordinator instruments (KCL RenewAllLeases and TakeLeases).

@@ -14,6 +14,7 @@ type Consumer struct {
 	leasesTaken, leasesLost                    prometheus.Counter
 	processed, processedBytes, processorErrors *prometheus.CounterVec
 	outOfRange, throttles, expiredIters        *prometheus.CounterVec
+	retentionRestarts                          *prometheus.CounterVec
 	behindLatest                               *prometheus.GaugeVec
 }
 
@@ -29,17 +30,18 @@ func NewConsumer(reg prometheus.Registerer, stream string) (*Consumer, error) {
 	}
 	s := prometheus.Labels{lStream: stream}
 	return &Consumer{
-		processTime:     v.processTime.With(s),
-		leasesHeld:      v.leasesHeld.With(s),
-		leasesTaken:     v.leasesTaken.With(s),
-		leasesLost:      v.leasesLost.With(s),
-		processed:       v.processed.MustCurryWith(s),
-		processedBytes:  v.processedBytes.MustCurryWith(s),
-		processorErrors: v.processorErrors.MustCurryWith(s),
-		outOfRange:      v.outOfRange.MustCurryWith(s),
-		throttles:       v.throttles.MustCurryWith(s),
-		expiredIters:    v.expiredIters.MustCurryWith(s),
-		behindLatest:    v.behindLatest.MustCurryWith(s),
+		processTime:       v.processTime.With(s),
+		leasesHeld:        v.leasesHeld.With(s),
+		leasesTaken:       v.leasesTaken.With(s),
+		leasesLost:        v.leasesLost.With(s),
+		processed:         v.processed.MustCurryWith(s),
+		processedBytes:    v.processedBytes.MustCurryWith(s),
+		processorErrors:   v.processorErrors.MustCurryWith(s),
+		outOfRange:        v.outOfRange.MustCurryWith(s),
+		throttles:         v.throttles.MustCurryWith(s),
+		expiredIters:      v.expiredIters.MustCurryWith(s),
+		retentionRestarts: v.retentionRestarts.MustCurryWith(s),
+		behindLatest:      v.behindLatest.MustCurryWith(s),
 	}, nil
 }
 
@@ -73,6 +75,11 @@ func (c *Consumer) Throttled(shardID string) {
 // IteratorExpired implements consumer.Metrics.
 func (c *Consumer) IteratorExpired(shardID string) {
 	c.expiredIters.WithLabelValues(shardID).Inc()
+}
+
+// RetentionRestart implements consumer.Metrics.
+func (c *Consumer) RetentionRestart(shardID string) {
+	c.retentionRestarts.WithLabelValues(shardID).Inc()
 }
 
 // LeasesHeld implements consumer.Metrics.

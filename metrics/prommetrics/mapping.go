@@ -102,6 +102,7 @@ type consumerVecs struct {
 	processorErrors           *prometheus.CounterVec
 	outOfRange                *prometheus.CounterVec
 	throttles, expiredIters   *prometheus.CounterVec
+	retentionRestarts         *prometheus.CounterVec
 	leasesHeld                *prometheus.GaugeVec
 	leasesTaken, leasesLost   *prometheus.CounterVec
 }
@@ -109,17 +110,18 @@ type consumerVecs struct {
 func newConsumerVecs() consumerVecs {
 	const sub = "consumer"
 	return consumerVecs{
-		processed:       counter(sub, "records_processed_total", "Records delivered to successful ProcessRecords calls (KCL RecordsProcessed).", lStream, lShard),
-		processedBytes:  counter(sub, "processed_bytes_total", "Data bytes of the records processed (KCL DataBytesProcessed).", lStream, lShard),
-		processTime:     histogram(sub, "process_records_duration_seconds", "Duration of successful ProcessRecords calls (KCL RecordProcessor.processRecords.Time).", secondsBuckets, lStream),
-		behindLatest:    gauge(sub, "behind_latest_seconds", "How far the last fetched batch is behind the tip of its shard (KCL MillisBehindLatest); removed when the lease is lost.", lStream, lShard),
-		processorErrors: counter(sub, "processor_errors_total", "Failed or panicking processor calls (retried, never skipped).", lStream, lShard),
-		outOfRange:      counter(sub, "out_of_range_records_total", "Sub-records whose hash key lies outside their shard's range (delivered anyway; KCL drops them).", lStream, lShard),
-		throttles:       counter(sub, "read_throttles_total", "Throttled Kinesis reads (GetRecords or SubscribeToShard).", lStream, lShard),
-		expiredIters:    counter(sub, "expired_iterators_total", "ExpiredIteratorException recoveries (KCL ExpiredIterator).", lStream, lShard),
-		leasesHeld:      gauge(sub, "current_leases", "Shards this worker processes (KCL CurrentLeases).", lStream),
-		leasesTaken:     counter(sub, "leases_taken_total", "Leases this worker acquired (KCL TakenLeases).", lStream),
-		leasesLost:      counter(sub, "leases_lost_total", "Leases lost to another worker, expiry or a fenced write; not those handed back (KCL LostLeases).", lStream),
+		processed:         counter(sub, "records_processed_total", "Records delivered to successful ProcessRecords calls (KCL RecordsProcessed).", lStream, lShard),
+		processedBytes:    counter(sub, "processed_bytes_total", "Data bytes of the records processed (KCL DataBytesProcessed).", lStream, lShard),
+		processTime:       histogram(sub, "process_records_duration_seconds", "Duration of successful ProcessRecords calls (KCL RecordProcessor.processRecords.Time).", secondsBuckets, lStream),
+		behindLatest:      gauge(sub, "behind_latest_seconds", "How far the last fetched batch is behind the tip of its shard (KCL MillisBehindLatest); removed when the lease is lost.", lStream, lShard),
+		processorErrors:   counter(sub, "processor_errors_total", "Failed or panicking processor calls (retried, never skipped).", lStream, lShard),
+		outOfRange:        counter(sub, "out_of_range_records_total", "Sub-records whose hash key lies outside their shard's range (delivered anyway; KCL drops them).", lStream, lShard),
+		throttles:         counter(sub, "read_throttles_total", "Throttled Kinesis reads (GetRecords or SubscribeToShard).", lStream, lShard),
+		expiredIters:      counter(sub, "expired_iterators_total", "ExpiredIteratorException recoveries (KCL ExpiredIterator).", lStream, lShard),
+		retentionRestarts: counter(sub, "retention_restarts_total", "Restarts at TRIM_HORIZON because the checkpoint was older than the stream's retention (records lost; logged at Error).", lStream, lShard),
+		leasesHeld:        gauge(sub, "current_leases", "Shards this worker processes (KCL CurrentLeases).", lStream),
+		leasesTaken:       counter(sub, "leases_taken_total", "Leases this worker acquired (KCL TakenLeases).", lStream),
+		leasesLost:        counter(sub, "leases_lost_total", "Leases lost to another worker, expiry or a fenced write; not those handed back (KCL LostLeases).", lStream),
 	}
 }
 
@@ -133,6 +135,7 @@ func (v *consumerVecs) register(reg prometheus.Registerer) error {
 	use(&r, &v.outOfRange)
 	use(&r, &v.throttles)
 	use(&r, &v.expiredIters)
+	use(&r, &v.retentionRestarts)
 	use(&r, &v.leasesHeld)
 	use(&r, &v.leasesTaken)
 	use(&r, &v.leasesLost)
