@@ -184,9 +184,13 @@ func TestNoGoroutinesLeftAfterStop(t *testing.T) {
 			ApplicationName: "app", StreamName: "s", WorkerID: "w",
 			InitialPosition:      consumer.InitialPosition{Type: consumer.TrimHorizon},
 			IdleTimeBetweenReads: consumer.MinIdleTimeBetweenReads,
-			FailoverTime:         time.Second,
-			ShardSyncInterval:    50 * time.Millisecond,
-			Logger:               testLogger(t),
+			// The lease must not expire on its own: on a busy machine a
+			// renewal late by a second would lose it, and a pipeline that
+			// gets LeaseLost instead of ShutdownRequested leaves this
+			// test's waiter behind, a goroutine that never exits.
+			FailoverTime:      time.Hour,
+			ShardSyncInterval: 50 * time.Millisecond,
+			Logger:            testLogger(t),
 		})
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
