@@ -16,6 +16,7 @@ import (
 	"github.com/shardflow/shardflow/aggregation"
 	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/internal/clock"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
 )
@@ -184,9 +185,13 @@ func TestNoGoroutinesLeftAfterStop(t *testing.T) {
 			ApplicationName: "app", StreamName: "s", WorkerID: "w",
 			InitialPosition:      consumer.InitialPosition{Type: consumer.TrimHorizon},
 			IdleTimeBetweenReads: consumer.MinIdleTimeBetweenReads,
-			FailoverTime:         time.Second,
-			ShardSyncInterval:    50 * time.Millisecond,
-			Logger:               testLogger(t),
+			// The lease must not expire on its own: on a busy machine a
+			// renewal late by a second would lose it, and a pipeline that
+			// gets LeaseLost instead of ShutdownRequested leaves this
+			// test's waiter behind, a goroutine that never exits.
+			FailoverTime:      time.Hour,
+			ShardSyncInterval: 50 * time.Millisecond,
+			Logger:            testLogger(t),
 		})
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -307,6 +312,17 @@ func TestReacquiredLeaseWaitsForOldPipeline(t *testing.T) {
 	srv := kinesistest.New(kinesistest.Options{})
 	srv.MustCreateStream("s", 1)
 	store := lease.NewMemoryStore()
+	const key = "shardId-000000000000"
+	// The lease exists before Run and the record is there, so the first
+	// take pass and read need no time to pass.
+	_, err := store.Create(ctx, lease.Lease{Key: key, Checkpoint: checkpoint.TrimHorizon})
+	require.NoError(t, err)
+	put(t, srv, "a")
+	// The consumer runs on a fake clock that moves only when the test
+	// moves it, and never by a failover time: its lease cannot expire on
+	// its own however slow the machine (a loss the test did not cause
+	// would change which processor instance blocks).
+	clk := clock.NewFake(time.Time{})
 	c, err := consumer.New(srv, store, consumer.ProcessorFactoryFunc(func(string) consumer.RecordProcessor {
 		mu.Lock()
 		defer mu.Unlock()
@@ -316,10 +332,10 @@ func TestReacquiredLeaseWaitsForOldPipeline(t *testing.T) {
 		ApplicationName: "app", StreamName: "s", WorkerID: "w",
 		InitialPosition:         consumer.InitialPosition{Type: consumer.TrimHorizon},
 		IdleTimeBetweenReads:    consumer.MinIdleTimeBetweenReads,
-		FailoverTime:            300 * time.Millisecond,
-		LeaseTakeInterval:       100 * time.Millisecond,
-		LeaseExpiryScanInterval: 50 * time.Millisecond,
+		FailoverTime:            time.Minute,
+		LeaseExpiryScanInterval: time.Second,
 		LeaseInitialTakeDelay:   -1,
+		Clock:                   clk,
 		Logger:                  testLogger(t),
 	})
 	require.NoError(t, err)
@@ -327,23 +343,27 @@ func TestReacquiredLeaseWaitsForOldPipeline(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	put(t, srv, "a")
 	require.Equal(t, "init1", <-log)
 	require.Equal(t, "process1", <-log)
 
-	const key = "shardId-000000000000"
 	l, err := store.Get(ctx, key)
 	require.NoError(t, err)
 	l, err = store.Take(ctx, l, "thief")
 	require.NoError(t, err)
 	_, err = store.Release(ctx, l)
 	require.NoError(t, err)
-	// Wait until w holds the lease again.
-	waitFor(t, func() bool {
+	// Let w's renewal find the lease lost and a take pass take it back,
+	// a second at a time, until w holds it again (far less than the
+	// failover time passes before it does: a renewal interval and a scan).
+	for {
 		l, err = store.Get(ctx, key)
 		require.NoError(t, err)
-		return l.Owner == "w" && l.Counter > 2
-	})
+		if l.Owner == "w" && l.Counter > 2 {
+			break
+		}
+		clk.Advance(time.Second)
+		time.Sleep(time.Millisecond)
+	}
 	select {
 	case ev := <-log:
 		t.Fatalf("%s while the old processor is still in ProcessRecords", ev)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -159,7 +160,8 @@ func (c *Consumer) syncShards(ctx context.Context) (created int, err error) {
 }
 
 // cleanFinished deletes SHARD_END leases whose children have all
-// checkpointed past their initial position (KCL's lease cleanup rule). Only
+// checkpointed past their initial position and whose parents' leases are
+// gone (KCL's lease cleanup rule). Only
 // then is the parent's lease certainly not needed: a child whose parent
 // lease is gone starts at once, and the sync never recreates a lease above
 // a leased descendant. Deleting it as soon as the children have leases
@@ -167,13 +169,21 @@ func (c *Consumer) syncShards(ctx context.Context) (created int, err error) {
 // KCL) see children without their parent's SHARD_END before they started.
 func (c *Consumer) cleanFinished(ctx context.Context, leases []lease.Lease, children map[string][]string) {
 	started := make(map[string]bool, len(leases))
+	present := make(map[string]bool, len(leases))
 	for _, l := range leases {
 		// A real position or SHARD_END; a sentinel start position
 		// (TRIM_HORIZON, AT_TIMESTAMP, LATEST) means not started yet.
 		started[l.Key] = !l.Checkpoint.IsSentinel() || l.Finished()
+		present[l.Key] = true
 	}
 	for _, l := range leases {
 		if !l.Finished() {
+			continue
+		}
+		// Parents' leases go first (KCL's rule too): deleting this one
+		// while a parent's lease remains would leave that parent with a
+		// child lease that no longer exists, so it would never qualify.
+		if slices.ContainsFunc(l.ParentShardIDs, func(p string) bool { return present[p] }) {
 			continue
 		}
 		kids := l.ChildShardIDs

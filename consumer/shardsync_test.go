@@ -123,6 +123,60 @@ func TestSyncShardsCleansFinishedLeases(t *testing.T) {
 	require.ErrorIs(t, err, lease.ErrNotFound, "every child checkpointed past its start: the parent is deleted")
 }
 
+// A finished lease whose own parent's lease is still in the table is kept
+// until that parent's lease is deleted (KCL's cleanup rule): deleting it
+// first would leave the parent with a child lease that no longer exists, so
+// the parent (which needs every child to have started) would stay in the
+// table for good.
+func TestSyncShardsCleansFinishedLeasesParentsFirst(t *testing.T) {
+	ctx := context.Background()
+	srv := kinesistest.New(kinesistest.Options{})
+	srv.MustCreateStream("s", 1)
+	split := func(shard, at string) {
+		t.Helper()
+		_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("s"), ShardToSplit: aws.String(shard), NewStartingHashKey: aws.String(at)})
+		require.NoError(t, err)
+	}
+	split("shardId-000000000000", "1000") // children 1 and 2
+	split("shardId-000000000001", "500")  // children 3 and 4
+	store := lease.NewMemoryStore()
+	for _, l := range []lease.Lease{
+		{Key: "shardId-000000000000", Checkpoint: checkpoint.ShardEnd},
+		// 1 was processed to its end and its children have started ...
+		{Key: "shardId-000000000001", Checkpoint: checkpoint.ShardEnd, ParentShardIDs: []string{"shardId-000000000000"}},
+		{Key: "shardId-000000000003", Checkpoint: checkpoint.At("5", 0), ParentShardIDs: []string{"shardId-000000000001"}},
+		{Key: "shardId-000000000004", Checkpoint: checkpoint.At("6", 0), ParentShardIDs: []string{"shardId-000000000001"}},
+		// ... while its sibling 2 has not started yet, which keeps 0.
+		{Key: "shardId-000000000002", Checkpoint: checkpoint.TrimHorizon, ParentShardIDs: []string{"shardId-000000000000"}},
+	} {
+		_, err := store.Create(ctx, l)
+		require.NoError(t, err)
+	}
+	c, err := New(srv, store, ProcessRecord(nil), Config{ApplicationName: "a", StreamName: "s"})
+	require.NoError(t, err)
+	_, err = c.syncShards(ctx)
+	require.NoError(t, err)
+	_, err = store.Get(ctx, "shardId-000000000000")
+	require.NoError(t, err, "child 2 has not started: 0 stays")
+
+	l, err := store.Get(ctx, "shardId-000000000002")
+	require.NoError(t, err)
+	l, err = store.Take(ctx, l, "w")
+	require.NoError(t, err)
+	_, err = store.UpdateCheckpoint(ctx, l, checkpoint.At("7", 0))
+	require.NoError(t, err)
+	// Every finished lease goes within a pass per generation.
+	for range 3 {
+		_, err = c.syncShards(ctx)
+		require.NoError(t, err)
+	}
+	ls, err := store.List(ctx)
+	require.NoError(t, err)
+	for _, l := range ls {
+		require.False(t, l.Finished(), "finished lease %s left in the table", l.Key)
+	}
+}
+
 // ListShards pages (1000 shards a page) are followed with NextToken alone.
 func TestSyncShardsManyShards(t *testing.T) {
 	ctx := context.Background()

@@ -201,6 +201,30 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store, putIt
 		require.ErrorIs(t, err, ErrConflict)
 	})
 
+	// A NULL leaseCounter (another tool wrote it) reads as counter 0 like
+	// a missing one, so it must be takeable on counter 0 like a missing
+	// one: listed but never takeable would silently skip its shard.
+	t.Run("NullLeaseCounterTakeable", func(t *testing.T) {
+		s := newStore(t)
+		putItem(t, s, map[string]types.AttributeValue{
+			AttrLeaseKey:     &types.AttributeValueMemberS{Value: "k"},
+			AttrCheckpoint:   &types.AttributeValueMemberS{Value: checkpoint.SentinelTrimHorizon},
+			AttrLeaseCounter: &types.AttributeValueMemberNULL{Value: true},
+		})
+		all, err := s.List(ctx)
+		require.NoError(t, err)
+		require.Len(t, all, 1)
+		require.Equal(t, int64(0), all[0].Counter)
+		got, err := s.Take(ctx, all[0], "w1")
+		require.NoError(t, err)
+		require.Equal(t, "w1", got.Owner)
+		require.Equal(t, int64(1), got.Counter)
+		// The first taker wrote a counter: a second taker on the same
+		// observation loses.
+		_, err = s.Take(ctx, all[0], "w2")
+		require.ErrorIs(t, err, ErrConflict)
+	})
+
 	// Non-lease items (KCL 3.x entityType) are invisible to List and Get.
 	t.Run("NonLeaseItemsSkipped", func(t *testing.T) {
 		s := newStore(t)

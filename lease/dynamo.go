@@ -263,10 +263,11 @@ func (u *update) expression() string {
 func (s *DynamoStore) apply(ctx context.Context, op string, l Lease, u *update, want Lease) (Lease, error) {
 	counterCond := "#c = :c"
 	if l.Counter == 0 {
-		// An item without leaseCounter (written by another tool) reads as
-		// counter 0; without this it could never be taken, and its shard
-		// would silently never be processed.
-		counterCond = "(#c = :c OR attribute_not_exists(#c))"
+		// An item without leaseCounter, or with a NULL one (written by
+		// another tool), reads as counter 0; without this it could never
+		// be taken, and its shard would silently never be processed.
+		counterCond = "(#c = :c OR attribute_not_exists(#c) OR attribute_type(#c, :nullType))"
+		u.values[":nullType"] = &types.AttributeValueMemberS{Value: "NULL"}
 	}
 	cond := counterCond + " AND #o = :o"
 	if l.Owner == "" {
