@@ -70,7 +70,12 @@ func TestChaosWorkers(t *testing.T) {
 	store, err := lease.NewDynamoStore(ctx, ddb, table) // created once, before the workers race to
 	require.NoError(t, err)
 
-	fleet := chaos.NewFleet(t, chaos.WorkerConfig{KinesisEndpoint: kinesisEP, DynamoDBEndpoint: dynamoEP, Stream: stream, Table: table})
+	const failover = 3 * time.Second
+	fleet := chaos.NewFleet(t, chaos.WorkerConfig{
+		KinesisEndpoint: kinesisEP, DynamoDBEndpoint: dynamoEP, Stream: stream, Table: table,
+		FailoverTime: failover,
+		BatchWork:    100 * time.Millisecond, // widens the window in which a kill leaves work past the checkpoint
+	})
 	slots := []string{"w0", "w1", "w2"}
 	for _, s := range slots {
 		_, err := fleet.Start(s)
@@ -200,7 +205,7 @@ func TestChaosWorkers(t *testing.T) {
 
 	js, err := fleet.Journals()
 	require.NoError(t, err)
-	rep := chaos.Reconcile(chaos.Input{Produced: produced, Journals: js, Killed: fleet.Killed(), Parents: parents(ctx, t, kc, stream)})
+	rep := chaos.Reconcile(chaos.Input{Produced: produced, Journals: js, Killed: fleet.Killed(), Parents: parents(ctx, t, kc, stream), FailoverTime: failover})
 	t.Logf("chaos run: %s", rep.Summary())
 	if ls, err := store.List(ctx); err == nil {
 		var held []string

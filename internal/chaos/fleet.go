@@ -23,6 +23,10 @@ type WorkerConfig struct {
 	Table            string        // lease table and application name
 	FailoverTime     time.Duration // default 3 s
 	ShardSync        time.Duration // default 1 s
+	// BatchWork is how long each batch takes between being journaled and
+	// checkpointed: the window in which a kill leaves processed records
+	// that the next owner redelivers.
+	BatchWork time.Duration
 }
 
 // Fleet runs worker processes by slot ("w0", "w1", ...). Each Start of a
@@ -115,7 +119,7 @@ func (f *Fleet) Start(slot string) (string, error) {
 	cmd := exec.Command(f.bin,
 		"-kinesis", f.cfg.KinesisEndpoint, "-dynamodb", f.cfg.DynamoDBEndpoint,
 		"-stream", f.cfg.Stream, "-table", f.cfg.Table, "-id", id, "-journal", journal,
-		"-failover", f.cfg.FailoverTime.String(), "-shard-sync", f.cfg.ShardSync.String())
+		"-failover", f.cfg.FailoverTime.String(), "-shard-sync", f.cfg.ShardSync.String(), "-work", f.cfg.BatchWork.String())
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		stderr.Close()
@@ -157,8 +161,13 @@ func (f *Fleet) Kill(slot string) (string, error) {
 		return "", fmt.Errorf("chaos: kill %s: not running", slot)
 	}
 	delete(f.running, slot)
-	f.killed[w.id] = time.Now()
+	now := time.Now()
+	f.killed[w.id] = now
 	f.mu.Unlock()
+	// For a post-mortem of the kept directory: who was killed when.
+	if err := appendLine(filepath.Join(f.dir, "kills"), fmt.Sprintf("%s\t%d\t%s", w.id, now.UnixNano(), now.Format(time.RFC3339Nano))); err != nil {
+		return "", err
+	}
 	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return "", fmt.Errorf("chaos: kill %s: %w", w.id, err)
 	}
@@ -269,6 +278,21 @@ func (f *Fleet) killAll() {
 		_ = w.cmd.Process.Signal(syscall.SIGKILL)
 		<-w.done
 	}
+}
+
+func appendLine(path, line string) error {
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("chaos: %w", err)
+	}
+	_, err = fh.WriteString(line + "\n")
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("chaos: %w", err)
+	}
+	return nil
 }
 
 // tail reads a journal incrementally.

@@ -28,6 +28,10 @@ type Input struct {
 	Killed map[string]time.Time
 	// Parents maps each shard to its parent shards (ListShards at the end).
 	Parents map[string][]string
+	// FailoverTime is the workers' lease FailoverTime; when set, the report
+	// counts the duplicates caused by a worker that took a live owner's
+	// lease less than that long after it started (JoinSteals).
+	FailoverTime time.Duration
 }
 
 // Duplicate causes. Only DupCrash is explained: the previous copy was
@@ -59,6 +63,11 @@ type Report struct {
 	// Duplicates counts processings of a position beyond its first, by cause.
 	Duplicates  map[string]int
 	Unexplained []string // one line per duplicate not explained by a crash
+	// JoinSteals counts the unexplained duplicates where the shard moved
+	// between two live owners and the taker had started less than
+	// FailoverTime before (a joining worker stealing for balance before
+	// it can know which workers are alive).
+	JoinSteals int
 	// Overlaps counts shards processed by two instances at once (the
 	// later one started before the earlier one's last journaled entry).
 	Overlaps          int
@@ -110,6 +119,9 @@ func (r *Report) Summary() string {
 	for _, c := range causes {
 		fmt.Fprintf(&b, "\n  duplicates, %s: %d", c, r.Duplicates[c])
 	}
+	if r.JoinSteals > 0 {
+		fmt.Fprintf(&b, "\n  of the unexplained, taken from a live owner by a worker started less than FailoverTime before: %d", r.JoinSteals)
+	}
 	if len(r.Resume) > 0 {
 		fmt.Fprintf(&b, "\n  kill -9 to resume elsewhere: n=%d min=%v median=%v max=%v (not resumed: %d)",
 			len(r.Resume), r.Resume[0].Round(time.Millisecond), r.Resume[len(r.Resume)/2].Round(time.Millisecond),
@@ -149,8 +161,12 @@ func Reconcile(in Input) *Report {
 	insts := map[string]*instance{}
 	var occs []*occurrence
 	endBegin := map[string]time.Time{} // shard -> first ShardEnded call on it
+	started := map[string]time.Time{}  // worker -> its Start entry
 	for _, j := range in.Journals {
 		for i, e := range j.Entries {
+			if e.Kind == Start {
+				started[j.Worker] = e.Time
+			}
 			if e.Proc == "" {
 				continue
 			}
@@ -179,7 +195,7 @@ func Reconcile(in Input) *Report {
 	}
 	r.Instances, r.Processed = len(insts), len(occs)
 	r.checkCoverage(in.Produced, in.Journals, occs)
-	r.checkDuplicates(occs, in.Killed)
+	r.checkDuplicates(occs, in.Killed, started, in.FailoverTime)
 	r.checkOrder(in.Produced, occs)
 	r.checkChildren(in.Parents, insts, occs, endBegin)
 	r.measureResume(insts, in.Killed)
@@ -260,7 +276,7 @@ func (r *Report) checkCoverage(produced []Produced, journals []Journal, occs []*
 	}
 }
 
-func (r *Report) checkDuplicates(occs []*occurrence, killed map[string]time.Time) {
+func (r *Report) checkDuplicates(occs []*occurrence, killed, started map[string]time.Time, failover time.Duration) {
 	byPos := map[string][]*occurrence{}
 	for _, o := range occs {
 		k := posKey(o.inst.shard, o.pos)
@@ -276,6 +292,15 @@ func (r *Report) checkDuplicates(occs []*occurrence, killed map[string]time.Time
 			prev, cur := os[i-1], os[i]
 			cause := classify(prev, cur, killed)
 			r.Duplicates[cause]++
+			if cause == DupLeaseLost || cause == DupStaleOwner {
+				taker := cur.inst
+				if prev.inst.init.After(taker.init) {
+					taker = prev.inst
+				}
+				if st, ok := started[taker.worker]; ok && failover > 0 && taker.init.Sub(st) < failover {
+					r.JoinSteals++
+				}
+			}
 			if cause != DupCrash {
 				r.Unexplained = append(r.Unexplained, fmt.Sprintf("%s (%s): by %s at %s, again by %s at %s: %s",
 					k, cur.data, prev.inst.proc, prev.time.Format("15:04:05.000"), cur.inst.proc, cur.time.Format("15:04:05.000"), cause))

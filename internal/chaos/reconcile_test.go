@@ -143,9 +143,15 @@ func TestReconcileUnexplainedDuplicates(t *testing.T) {
 		r := crashRun(3200)
 		delete(r.killed, "w0.1")
 		r.event("w0.1/1", "s0", Lost, 3250)
+		r.journals["w1.1"].Entries = append([]Entry{{Time: at(3000), Kind: Start}}, r.journals["w1.1"].Entries...)
 		rep := r.reconcile()
 		require.Equal(t, map[string]int{DupLeaseLost: 1}, rep.Duplicates)
 		require.Len(t, rep.Unexplained, 1)
+		require.Zero(t, rep.JoinSteals, "no FailoverTime given")
+		in := Input{Produced: r.produced, Journals: []Journal{*r.journals["w0.1"], *r.journals["w1.1"]}, FailoverTime: time.Second}
+		require.Equal(t, 1, Reconcile(in).JoinSteals, "w1 took the lease 200ms after it started")
+		in.FailoverTime = 100 * time.Millisecond
+		require.Zero(t, Reconcile(in).JoinSteals)
 	})
 	t.Run("resumed behind a checkpoint", func(t *testing.T) {
 		r := crashRun(3200)

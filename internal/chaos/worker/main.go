@@ -46,6 +46,7 @@ func main() {
 		syncEvery = flag.Duration("shard-sync", time.Second, "ShardSyncInterval")
 		idle      = flag.Duration("idle", consumer.MinIdleTimeBetweenReads, "IdleTimeBetweenReads")
 		stopWait  = flag.Duration("shutdown-timeout", time.Minute, "bound on graceful shutdown")
+		work      = flag.Duration("work", 0, "time each batch takes between being journaled and checkpointed")
 	)
 	flag.Parse()
 	if *kinesisEP == "" || *dynamoEP == "" || *stream == "" || *table == "" || *id == "" || *path == "" {
@@ -53,13 +54,13 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("worker", *id)
-	if err := run(log, *kinesisEP, *dynamoEP, *stream, *table, *id, *path, *failover, *syncEvery, *idle, *stopWait); err != nil {
+	if err := run(log, *kinesisEP, *dynamoEP, *stream, *table, *id, *path, *failover, *syncEvery, *idle, *stopWait, *work); err != nil {
 		log.Error("worker failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, kinesisEP, dynamoEP, stream, table, id, path string, failover, syncEvery, idle, stopWait time.Duration) error {
+func run(log *slog.Logger, kinesisEP, dynamoEP, stream, table, id, path string, failover, syncEvery, idle, stopWait, work time.Duration) error {
 	j, err := openJournal(path)
 	if err != nil {
 		return err
@@ -83,7 +84,7 @@ func run(log *slog.Logger, kinesisEP, dynamoEP, stream, table, id, path string, 
 	}
 	var procs atomic.Int64
 	factory := consumer.ProcessorFactoryFunc(func(shardID string) consumer.RecordProcessor {
-		return &processor{j: j, proc: fmt.Sprintf("%s/%d", id, procs.Add(1)), shard: shardID, log: log}
+		return &processor{j: j, proc: fmt.Sprintf("%s/%d", id, procs.Add(1)), shard: shardID, log: log, work: work}
 	})
 	c, err := consumer.New(kinesis.NewFromConfig(awsCfg(kinesisEP)), store, factory, consumer.Config{
 		ApplicationName:         table,
@@ -189,6 +190,7 @@ type processor struct {
 	proc  string
 	shard string
 	log   *slog.Logger
+	work  time.Duration
 }
 
 func (p *processor) entry(k chaos.Kind, pos checkpoint.Position) chaos.Entry {
@@ -210,6 +212,17 @@ func (p *processor) ProcessRecords(ctx context.Context, in consumer.ProcessRecor
 		es[i].Key, es[i].Data = r.PartitionKey, string(r.Data)
 	}
 	p.j.mustWrite(es...) // fsynced before the checkpoint below
+	if p.work > 0 {
+		// The rest of the batch's work: a kill now leaves processed records
+		// past the checkpoint, which the next owner must redeliver.
+		t := time.NewTimer(p.work)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 	last := in.Records[len(in.Records)-1].Position()
 	return p.checkpoint(ctx, func(ctx context.Context) error { return in.Checkpointer.CheckpointAt(ctx, last) }, last, chaos.Checkpoint)
 }
