@@ -22,5 +22,7 @@
 //	w0, err := f.Start("w0") // worker id "w0.1"
 //	f.Kill("w0"); f.Start("w0") // SIGKILL, then worker "w0.2"
 //	f.StopAll(ctx)
-//	rep := chaos.Reconcile(chaos.Input{Produced: ..., Journals: f.Journals(), ...})
+//	js, err := f.Journals()
+//	rep := chaos.Reconcile(chaos.Input{Produced: ..., Journals: js, Killed: f.Killed(), ...})
+//	for _, p := range rep.Problems() { t.Error(p) }
 package chaos

@@ -58,8 +58,8 @@ type worker struct {
 func BuildWorker(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "worker")
-	// The test runs in this package's directory; the worker is beside it.
-	cmd := exec.Command("go", "build", "-o", bin, "./worker")
+	// By import path, so a test in any package of the module can build it.
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/shardflow/shardflow/internal/chaos/worker")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("chaos: building the worker: %v\n%s", err, out)
 	}
