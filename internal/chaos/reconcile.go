@@ -119,8 +119,9 @@ func (r *Report) Summary() string {
 	for _, c := range causes {
 		fmt.Fprintf(&b, "\n  duplicates, %s: %d", c, r.Duplicates[c])
 	}
-	if r.JoinSteals > 0 {
-		fmt.Fprintf(&b, "\n  of the unexplained, taken from a live owner by a worker started less than FailoverTime before: %d", r.JoinSteals)
+	if moved := r.Duplicates[DupLeaseLost] + r.Duplicates[DupStaleOwner]; moved > 0 {
+		fmt.Fprintf(&b, "\n  of those moved between live owners: %d by a taker started less than FailoverTime before (joining), %d by one started earlier",
+			r.JoinSteals, moved-r.JoinSteals)
 	}
 	if len(r.Resume) > 0 {
 		fmt.Fprintf(&b, "\n  kill -9 to resume elsewhere: n=%d min=%v median=%v max=%v (not resumed: %d)",
