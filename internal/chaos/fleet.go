@@ -160,6 +160,13 @@ func (f *Fleet) Kill(slot string) (string, error) {
 		f.mu.Unlock()
 		return "", fmt.Errorf("chaos: kill %s: not running", slot)
 	}
+	select {
+	case <-w.done:
+		// Killing it now would pass its own failure off as a kill.
+		f.mu.Unlock()
+		return "", fmt.Errorf("chaos: kill %s: %s had already exited: %v (log %s)", slot, w.id, w.err, f.logPath(w.id))
+	default:
+	}
 	delete(f.running, slot)
 	now := time.Now()
 	f.killed[w.id] = now

@@ -68,8 +68,9 @@ type Report struct {
 	// FailoverTime before (a joining worker stealing for balance before
 	// it can know which workers are alive).
 	JoinSteals int
-	// Overlaps counts shards processed by two instances at once (the
-	// later one started before the earlier one's last journaled entry).
+	// Overlaps counts pairs of instances that processed one shard at once
+	// (the later one started before the earlier one's last record or
+	// checkpoint).
 	Overlaps          int
 	OrderViolations   []string
 	ChildBeforeParent []string
