@@ -42,6 +42,21 @@ type Config struct {
 	// takes everything up to the target at once (KCL's behaviour), and
 	// workers started a moment later steal their share.
 	InitialTakeDelay time.Duration
+	// HandoffTimeout bounds a graceful handoff. A worker that wants a lease
+	// a live worker holds (to balance) does not take it: it marks it for
+	// handoff (KCL 3.x's leaseOwner/checkpointOwner), the holder sees the
+	// mark at its next renewal, finishes the batch in flight, checkpoints
+	// and hands the lease over, and only then does the new owner start,
+	// from that checkpoint: nothing is processed twice. A handoff not
+	// completed within HandoffTimeout of the mark (on the new owner's
+	// clock) falls back to a take. Default 30s (KCL 3.x's
+	// gracefulLeaseHandoffTimeoutMillis). A negative value disables
+	// graceful handoff: leases are stolen outright (KCL 2.x's behaviour).
+	HandoffTimeout time.Duration
+	// HandoffPollInterval is how often a worker waiting for a handoff it
+	// requested reads the lease (one GetItem) to start as soon as the
+	// holder has handed over. Default min(500ms, RenewInterval).
+	HandoffPollInterval time.Duration
 	// MaxLeasesForWorker caps the leases this worker holds; 0 = unlimited
 	// (KCL's default).
 	MaxLeasesForWorker int
@@ -98,6 +113,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.InitialTakeDelay >= c.TakeInterval {
 		return c, invalidConfig("InitialTakeDelay %v must be below TakeInterval %v", c.InitialTakeDelay, c.TakeInterval)
 	}
+	if c.HandoffTimeout == 0 {
+		c.HandoffTimeout = 30 * time.Second
+	}
+	if c.HandoffPollInterval == 0 {
+		c.HandoffPollInterval = min(500*time.Millisecond, c.RenewInterval)
+	}
+	if c.HandoffPollInterval < 0 {
+		return c, invalidConfig("HandoffPollInterval %v must be positive", c.HandoffPollInterval)
+	}
 	if c.MaxLeasesForWorker < 0 || c.MaxLeasesToStealAtOneTime < 0 {
 		return c, invalidConfig("MaxLeasesForWorker and MaxLeasesToStealAtOneTime must not be negative")
 	}
@@ -137,9 +161,10 @@ type TakeStats struct {
 	Balance                       bool // a balancing pass (may steal), not an expiry scan
 	Leases, Workers, Target, Held int  // as computed from the scan (Held after the pass)
 	// Taken counts unowned or expired leases taken, Stolen leases taken
-	// from a worker above its share, Failed takes that did not succeed
-	// (mostly another worker winning the race).
-	Taken, Stolen, Failed int
+	// from a worker above its share (graceful handoff disabled), Handoffs
+	// leases marked for handoff from such a worker, Failed takes and marks
+	// that did not succeed (mostly another worker winning the race).
+	Taken, Stolen, Handoffs, Failed int
 	Err                   error         // the scan's error, if it failed
 	Duration              time.Duration // how long the pass took
 }

@@ -25,6 +25,9 @@ type fleet struct {
 	store   Store
 	cfg     Config
 	workers map[string]*worker
+	// holdHandoffs makes workers ignore HandoffRequested (a processor that
+	// never finishes its batch); by default they hand over at once.
+	holdHandoffs bool
 }
 
 type worker struct {
@@ -52,7 +55,7 @@ func (p *passCounter) TakePass(s TakeStats) {
 	if s.Balance {
 		p.balances++
 	}
-	p.stolen += s.Stolen
+	p.stolen += s.Stolen + s.Handoffs
 	p.taken += s.Taken
 }
 
@@ -103,6 +106,11 @@ func (f *fleet) launch(id string) *worker {
 			w.mu.Lock()
 			w.events = append(w.events, ev)
 			w.mu.Unlock()
+			if ev.Type == HandoffRequested && !f.holdHandoffs {
+				// As the consumer does once the batch in flight is
+				// checkpointed: hand the lease over.
+				_ = c.Release(context.Background(), ev.Lease.Key)
+			}
 		}
 	}()
 	f.workers[id] = w
@@ -130,6 +138,25 @@ func (f *fleet) stop(id string) {
 	delete(f.workers, id)
 }
 
+// settleHandoffs waits until every worker has handed over the leases it
+// was asked for (the harness's event readers do it at once, off the clock),
+// so that what the clock triggers next is deterministic.
+func (f *fleet) settleHandoffs() {
+	if f.holdHandoffs {
+		return
+	}
+	for id, w := range f.workers {
+		require.Eventually(f.t, func() bool {
+			for _, l := range w.c.Held() {
+				if l.InHandoff() && l.CheckpointOwner == id {
+					return false
+				}
+			}
+			return true
+		}, 5*time.Second, time.Millisecond, "worker %s hands over", id)
+	}
+}
+
 func (f *fleet) stopAll() {
 	for id := range f.workers {
 		f.stop(id)
@@ -147,6 +174,7 @@ func (f *fleet) advance(d time.Duration) {
 		}
 		f.clk.Set(next)
 		f.clk.BlockUntil(f.idleTimers())
+		f.settleHandoffs()
 		if !next.Before(end) {
 			return
 		}

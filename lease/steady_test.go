@@ -49,7 +49,7 @@ func steadyState(t *testing.T, store Store, minutes int, onBalanced func()) (cal
 	cs := &countingStore{Store: store, calls: map[string]int{}}
 	f := newFleet(t, cs, 12)
 	startBalanced(t, f)
-	f.advance(takeInterval)
+	f.advance(2*takeInterval + handoffTime)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
 	cs.reset()
 	if onBalanced != nil {
