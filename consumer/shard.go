@@ -31,12 +31,12 @@ type pipeline struct {
 type outcome int
 
 const (
-	outAbrupt   outcome = iota // Run's context ended, or Shutdown timed out
-	outLost                    // the lease was lost
-	outShutdown                // graceful shutdown requested
-	outShardEnd                // the shard ended and was checkpointed
-	outHandoff                 // another worker asked for the lease
-	outHandoffQuiet            // as outHandoff, without ShutdownRequested (not initialised, or ShardEnded called)
+	outAbrupt       outcome = iota // Run's context ended, or Shutdown timed out
+	outLost                        // the lease was lost
+	outShutdown                    // graceful shutdown requested
+	outShardEnd                    // the shard ended and was checkpointed
+	outHandoff                     // another worker asked for the lease
+	outHandoffQuiet                // as outHandoff, without ShutdownRequested (not initialised, or ShardEnded called)
 )
 
 func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, w checkpoint.Writer) {

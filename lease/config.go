@@ -165,8 +165,8 @@ type TakeStats struct {
 	// leases marked for handoff from such a worker, Failed takes and marks
 	// that did not succeed (mostly another worker winning the race).
 	Taken, Stolen, Handoffs, Failed int
-	Err                   error         // the scan's error, if it failed
-	Duration              time.Duration // how long the pass took
+	Err                             error         // the scan's error, if it failed
+	Duration                        time.Duration // how long the pass took
 }
 
 // NopMetrics discards everything.
