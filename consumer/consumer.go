@@ -66,17 +66,11 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 		}
 	}
 	log := cfg.Logger.With("worker", cfg.WorkerID, "stream", streamLabel(cfg))
-	coord, err := lease.NewCoordinator(store, lease.Config{
-		WorkerID:                  cfg.WorkerID,
-		FailoverTime:              cfg.FailoverTime,
-		MaxLeasesForWorker:        cfg.MaxLeasesForWorker,
-		MaxLeasesToStealAtOneTime: cfg.MaxLeasesToStealAtOneTime,
-		TakeInterval:              cfg.LeaseTakeInterval,
-		ExpiryScanInterval:        cfg.LeaseExpiryScanInterval,
-		InitialTakeDelay:          cfg.LeaseInitialTakeDelay,
-		Clock:                     cfg.Clock,
-		Logger:                    cfg.Logger.With("stream", streamLabel(cfg)),
-	})
+	lcfg := cfg.Lease
+	if lcfg.Logger == nil {
+		lcfg.Logger = cfg.Logger.With("stream", streamLabel(cfg))
+	}
+	coord, err := lease.NewCoordinator(store, lcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
