@@ -88,40 +88,10 @@ func TestChaosWorkers(t *testing.T) {
 	t.Logf("plan %+v, seed %d, journals in %s", plan, seed, fleet.Dir())
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	type put struct {
-		rec chaos.Produced
-		f   *producer.Future
-	}
 	var puts []put
 	stop := make(chan struct{})
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { // the producer, owned by g
-		counters := make([]int, plan.keys)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		perTick := max(1, plan.ratePerSecond/50)
-		for i := 0; ; {
-			select {
-			case <-stop:
-				return nil
-			case <-gctx.Done():
-				return gctx.Err()
-			case <-tick.C:
-			}
-			for range perTick {
-				k := i % plan.keys
-				i++
-				counters[k]++
-				key := fmt.Sprintf("k%03d", k)
-				id := fmt.Sprintf("%s:%d", key, counters[k])
-				f, err := p.Put(ctx, key, []byte(id)) // not gctx: it ends with g.Wait, canceling unsent records
-				if err != nil {
-					return fmt.Errorf("put %s: %w", id, err)
-				}
-				puts = append(puts, put{rec: chaos.Produced{ID: id, Key: key, Counter: counters[k]}, f: f})
-			}
-		}
-	})
+	g.Go(func() error { return produceLoop(ctx, gctx, p, plan.keys, plan.ratePerSecond, stop, &puts) }) // owned by g
 	kills := 0
 	g.Go(func() error { // the killer, owned by g
 		for {
@@ -166,8 +136,50 @@ func TestChaosWorkers(t *testing.T) {
 		return pause(gctx, plan.produceFor/3)
 	})
 	require.NoError(t, g.Wait())
-	require.NoError(t, p.Close(ctx))
+	produced := results(ctx, t, p, puts)
+	t.Logf("%d kills", kills)
+	finishRun(ctx, t, fleet, store, kc, stream, produced, failover)
+}
 
+type put struct {
+	rec chaos.Produced
+	f   *producer.Future
+}
+
+// produceLoop writes rate records a second with per-key counters over keys
+// keys until stop is closed. Its Puts use ctx, not gctx: the loop ends with
+// its errgroup, which would cancel records not yet sent.
+func produceLoop(ctx, gctx context.Context, p *producer.Producer, keys, rate int, stop <-chan struct{}, puts *[]put) error {
+	counters := make([]int, keys)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	perTick := max(1, rate/50)
+	for i := 0; ; {
+		select {
+		case <-stop:
+			return nil
+		case <-gctx.Done():
+			return gctx.Err()
+		case <-tick.C:
+		}
+		for range perTick {
+			k := i % keys
+			i++
+			counters[k]++
+			key := fmt.Sprintf("k%03d", k)
+			id := fmt.Sprintf("%s:%d", key, counters[k])
+			f, err := p.Put(ctx, key, []byte(id))
+			if err != nil {
+				return fmt.Errorf("put %s: %w", id, err)
+			}
+			*puts = append(*puts, put{rec: chaos.Produced{ID: id, Key: key, Counter: counters[k]}, f: f})
+		}
+	}
+}
+
+// results closes the producer and returns what was produced, where.
+func results(ctx context.Context, t *testing.T, p *producer.Producer, puts []put) []chaos.Produced {
+	require.NoError(t, p.Close(ctx))
 	produced := make([]chaos.Produced, len(puts))
 	failed := 0
 	for i, pt := range puts {
@@ -181,9 +193,14 @@ func TestChaosWorkers(t *testing.T) {
 		}
 		produced[i].ShardID, produced[i].SequenceNumber = res.ShardID, res.SequenceNumber
 	}
-	t.Logf("produced %d records (%d failed puts), %d kills; waiting until every one is processed", len(produced), failed, kills)
+	t.Logf("produced %d records (%d failed puts); waiting until every one is processed", len(produced), failed)
+	return produced
+}
 
-	// Wait for every record to be processed; the fleet keeps running.
+// finishRun waits until every produced record was processed (the fleet
+// keeps running), shuts the fleet down gracefully, reconciles the journals
+// and reports every broken promise as a test error.
+func finishRun(ctx context.Context, t *testing.T, fleet *chaos.Fleet, store lease.Store, kc *kinesis.Client, stream string, produced []chaos.Produced, failover time.Duration) *chaos.Report {
 	for {
 		js, err := fleet.Journals()
 		require.NoError(t, err)
@@ -219,6 +236,7 @@ func TestChaosWorkers(t *testing.T) {
 	for _, p := range rep.Problems() {
 		t.Error(p)
 	}
+	return rep
 }
 
 func pause(ctx context.Context, d time.Duration) error {
