@@ -27,6 +27,10 @@ type WorkerConfig struct {
 	// checkpointed: the window in which a kill leaves processed records
 	// that the next owner redelivers.
 	BatchWork time.Duration
+	// HandoffTimeout is the workers' lease.Config.HandoffTimeout (0: the
+	// default; negative: leases are stolen outright, KCL 2.x's way, for a
+	// before/after comparison).
+	HandoffTimeout time.Duration
 }
 
 // Fleet runs worker processes by slot ("w0", "w1", ...). Each Start of a
@@ -119,7 +123,8 @@ func (f *Fleet) Start(slot string) (string, error) {
 	cmd := exec.Command(f.bin,
 		"-kinesis", f.cfg.KinesisEndpoint, "-dynamodb", f.cfg.DynamoDBEndpoint,
 		"-stream", f.cfg.Stream, "-table", f.cfg.Table, "-id", id, "-journal", journal,
-		"-failover", f.cfg.FailoverTime.String(), "-shard-sync", f.cfg.ShardSync.String(), "-work", f.cfg.BatchWork.String())
+		"-failover", f.cfg.FailoverTime.String(), "-shard-sync", f.cfg.ShardSync.String(), "-work", f.cfg.BatchWork.String(),
+		"-handoff-timeout", f.cfg.HandoffTimeout.String())
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		stderr.Close()

@@ -47,6 +47,7 @@ func main() {
 		idle      = flag.Duration("idle", consumer.MinIdleTimeBetweenReads, "IdleTimeBetweenReads")
 		stopWait  = flag.Duration("shutdown-timeout", time.Minute, "bound on graceful shutdown")
 		work      = flag.Duration("work", 0, "time each batch takes between being journaled and checkpointed")
+		handoff   = flag.Duration("handoff-timeout", 0, "lease HandoffTimeout (0 default, negative steals outright)")
 	)
 	flag.Parse()
 	if *kinesisEP == "" || *dynamoEP == "" || *stream == "" || *table == "" || *id == "" || *path == "" {
@@ -54,13 +55,13 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("worker", *id)
-	if err := run(log, *kinesisEP, *dynamoEP, *stream, *table, *id, *path, *failover, *syncEvery, *idle, *stopWait, *work); err != nil {
+	if err := run(log, *kinesisEP, *dynamoEP, *stream, *table, *id, *path, *failover, *syncEvery, *idle, *stopWait, *work, *handoff); err != nil {
 		log.Error("worker failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, kinesisEP, dynamoEP, stream, table, id, path string, failover, syncEvery, idle, stopWait, work time.Duration) error {
+func run(log *slog.Logger, kinesisEP, dynamoEP, stream, table, id, path string, failover, syncEvery, idle, stopWait, work, handoff time.Duration) error {
 	j, err := openJournal(path)
 	if err != nil {
 		return err
@@ -99,6 +100,7 @@ func run(log *slog.Logger, kinesisEP, dynamoEP, stream, table, id, path string, 
 		ProcessorRetryBackoff:   consumer.Backoff{Initial: 50 * time.Millisecond, Max: time.Second},
 		Logger:                  log,
 		Metrics:                 leaseMetrics{j: j},
+		Lease:                   lease.Config{HandoffTimeout: handoff},
 	})
 	if err != nil {
 		return err
