@@ -358,6 +358,7 @@ func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
 				size += len(recs[i].Data)
 			}
 			c.cfg.Metrics.RecordsProcessed(pl.l.Key, len(recs), size, c.cfg.Clock.Now().Sub(start))
+			c.coord.RecordProcessed(pl.l.Key, size) // the lease's throughput, for balancing by load
 		}
 		return err
 	})

@@ -57,6 +57,19 @@ type Config struct {
 	// requested reads the lease (one GetItem) to start as soon as the
 	// holder has handed over. Default min(500ms, RenewInterval).
 	HandoffPollInterval time.Duration
+	// Balance is what balancing evens out across workers: BalanceByLoad
+	// (the default) the bytes/s of their leases, as measured by the
+	// holders (RecordProcessed) and written with each renewal as KCL 3.x's
+	// throughputKBps; BalanceByCount the number of leases (KCL 2.x). By
+	// load falls back to count while no lease in the table has a
+	// throughput yet (a new or idle stream).
+	Balance Balance
+	// LoadHysteresis is the least improvement, as a fraction of the mean
+	// load per worker, that a move must bring to the spread between the
+	// two workers involved when balancing by load. Default 0.1: leases
+	// then never bounce (a move back would make the spread worse) and
+	// small imbalances are left alone.
+	LoadHysteresis float64
 	// MaxLeasesForWorker caps the leases this worker holds; 0 = unlimited
 	// (KCL's default).
 	MaxLeasesForWorker int
@@ -73,6 +86,17 @@ type Config struct {
 	// Metrics receives pass statistics. Default no-op.
 	Metrics Metrics
 }
+
+// Balance says what balancing evens out across workers.
+type Balance int
+
+const (
+	// BalanceByLoad evens out bytes/s per worker (KCL 3.x's aim), without
+	// a leader: each worker asks for leases from the most loaded workers.
+	BalanceByLoad Balance = iota
+	// BalanceByCount evens out the number of leases (KCL 2.x).
+	BalanceByCount
+)
 
 // ErrInvalidConfig is wrapped by every configuration error from
 // NewCoordinator.
@@ -121,6 +145,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HandoffPollInterval < 0 {
 		return c, invalidConfig("HandoffPollInterval %v must be positive", c.HandoffPollInterval)
+	}
+	if c.Balance != BalanceByLoad && c.Balance != BalanceByCount {
+		return c, invalidConfig("unknown Balance %d", c.Balance)
+	}
+	if c.LoadHysteresis == 0 {
+		c.LoadHysteresis = 0.1
+	}
+	if c.LoadHysteresis < 0 || c.LoadHysteresis >= 1 {
+		return c, invalidConfig("LoadHysteresis %v must be in (0, 1)", c.LoadHysteresis)
 	}
 	if c.MaxLeasesForWorker < 0 || c.MaxLeasesToStealAtOneTime < 0 {
 		return c, invalidConfig("MaxLeasesForWorker and MaxLeasesToStealAtOneTime must not be negative")

@@ -159,8 +159,9 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store, putIt
 		s := newStore(t)
 		l := fresh("k")
 		l.Owner, l.CheckpointOwner = "w0", "kcl-worker"
+		l.ThroughputKBps = 3
 		l.Extra = map[string]types.AttributeValue{
-			"throughputKBps": &types.AttributeValueMemberN{Value: "3"},
+			"someKCLAttribute": &types.AttributeValueMemberN{Value: "3"},
 		}
 		_, err := s.Create(ctx, l)
 		require.NoError(t, err)
@@ -174,15 +175,23 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store, putIt
 		require.ErrorIs(t, err, ErrConflict, "writes are conditional on checkpointOwner")
 		got, err = s.Take(ctx, got, "w1")
 		require.NoError(t, err)
-		require.Equal(t, map[string]types.AttributeValue{"throughputKBps": &types.AttributeValueMemberN{Value: "3"}}, got.Extra)
+		require.Equal(t, map[string]types.AttributeValue{"someKCLAttribute": &types.AttributeValueMemberN{Value: "3"}}, got.Extra)
+		require.Equal(t, 3.0, got.ThroughputKBps, "kept by a take")
 		require.Empty(t, got.CheckpointOwner)
 		require.Equal(t, int64(1), got.OwnerSwitchesSinceCheckpoint, "moved from the worker processing it")
 		got, err = s.Get(ctx, "k")
 		require.NoError(t, err)
 		require.Empty(t, got.CheckpointOwner)
+		got.ThroughputKBps = 4.25
+		got, err = s.Renew(ctx, got)
+		require.NoError(t, err)
+		require.Equal(t, 4.25, got.ThroughputKBps, "written by a renewal")
+		got, err = s.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, 4.25, got.ThroughputKBps)
 		got, err = s.Release(ctx, got)
 		require.NoError(t, err)
-		require.Contains(t, got.Extra, "throughputKBps")
+		require.Contains(t, got.Extra, "someKCLAttribute")
 	})
 
 	// A graceful handoff as KCL 3.x writes it: MarkHandoff names the next

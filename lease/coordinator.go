@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,12 @@ type heldLease struct {
 	lost           bool
 	// handoffNotified: HandoffRequested was sent for this acquisition.
 	handoffNotified bool
+	// bytes counts the data processed (RecordProcessed) since the last
+	// renewal pass; rate (KiB/s, smoothed) and rateSince are updated by
+	// each pass under mu.
+	bytes     atomic.Int64
+	rate      float64
+	rateSince time.Time
 	// view is a copy of lease for Held, which must not wait for h.mu (held
 	// across store calls).
 	view atomic.Pointer[Lease]
@@ -218,7 +225,8 @@ func (c *Coordinator) markLostLockedAt(h *heldLease, why error, level slog.Level
 }
 
 func (c *Coordinator) acquire(l Lease, issued time.Time) {
-	h := &heldLease{lastWritten: issued}
+	// The previous holder's measurement is the best guess until ours.
+	h := &heldLease{lastWritten: issued, rate: l.ThroughputKBps, rateSince: issued}
 	h.set(l)
 	// Hold h.mu until Acquired is queued: the renewer (or ReleaseAll) can
 	// find h as soon as it is in c.held, and its Lost must come after the
@@ -230,6 +238,35 @@ func (c *Coordinator) acquire(l Lease, issued time.Time) {
 	c.mu.Unlock()
 	c.log.Info("lease acquired", "lease", l.Key, "counter", l.Counter)
 	c.events.push(Event{Type: Acquired, Lease: l.Clone(), Writer: &LeaseWriter{c: c, h: h, key: l.Key}, held: h})
+}
+
+// RecordProcessed counts bytes of data processed on the shard of a held
+// lease (the consumer calls it after each batch); it never blocks. The
+// rate is written with the lease's renewals as throughputKBps, which is
+// what balancing by load evens out.
+func (c *Coordinator) RecordProcessed(key string, bytes int) {
+	if h := c.lookup(key); h != nil && bytes > 0 {
+		h.bytes.Add(int64(bytes))
+	}
+}
+
+// measure updates h's smoothed rate with the bytes counted since the last
+// pass; h.mu must be held.
+func (h *heldLease) measure(now time.Time) float64 {
+	dt := now.Sub(h.rateSince).Seconds()
+	if dt <= 0 {
+		return h.rate
+	}
+	inst := float64(h.bytes.Swap(0)) / 1024 / dt
+	h.rateSince = now
+	// Half the weight on the last interval: a change shows within two
+	// renewals, and one quiet interval does not zero a busy shard.
+	h.rate = (h.rate + inst) / 2
+	if h.rate < 0.001 {
+		h.rate = 0
+	}
+	h.rate = math.Round(h.rate*1000) / 1000
+	return h.rate
 }
 
 // isLoss reports whether a store error means the lease is no longer ours.
@@ -699,7 +736,12 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	// comes within two thirds of FailoverTime of that write, leaving a third
 	// for retries: with KCL's timings (interval FailoverTime/3) that is
 	// always so, with a long RenewInterval it never is.
-	if el := now.Sub(h.lastWritten); el < c.cfg.RenewInterval/2 && el+c.cfg.RenewInterval <= c.cfg.FailoverTime*2/3 {
+	rate := h.measure(now)
+	written := h.lease.ThroughputKBps
+	// A renewal also publishes the throughput: skip it only while the
+	// published value is close enough to the current one.
+	stale := math.Abs(rate-written) > 0.25*max(rate, written)
+	if el := now.Sub(h.lastWritten); !stale && el < c.cfg.RenewInterval/2 && el+c.cfg.RenewInterval <= c.cfg.FailoverTime*2/3 {
 		return skipped, time.Time{}
 	}
 	// Bound the call so a hung request cannot hold the lease's lock (and
@@ -707,7 +749,10 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	// wall clock, not lease timing.
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
 	defer cancel()
-	_, err := c.do(rctx, h, now, func(l Lease) (Lease, error) { return c.store.Renew(rctx, l) }, nil)
+	_, err := c.do(rctx, h, now, func(l Lease) (Lease, error) {
+		l.ThroughputKBps = rate
+		return c.store.Renew(rctx, l)
+	}, nil)
 	switch {
 	case err == nil:
 		return renewed, time.Time{}
@@ -910,7 +955,24 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	// steals only after watching for longer than FailoverTime, when every
 	// lease of a dead worker shows as expired (available) and the workers
 	// still counted are alive.
-	if balance && !capped && now.Sub(c.watchingSince) > c.cfg.FailoverTime {
+	watched := now.Sub(c.watchingSince) > c.cfg.FailoverTime
+	move := func(l Lease, from string) {
+		switch {
+		case c.cfg.HandoffTimeout > 0:
+			if mark(l) {
+				st.Handoffs++
+				c.log.Info("lease handoff requested from a live worker", "lease", l.Key, "from", from, "kbps", l.ThroughputKBps)
+			}
+		case take(l):
+			st.Stolen++
+			c.log.Info("lease stolen", "lease", l.Key, "from", from)
+		}
+	}
+	byLoad := c.cfg.Balance == BalanceByLoad && plan.totalLoad > 0
+	if balance && !capped && watched && byLoad {
+		c.balanceLoad(ctx, &plan, &st, &mine, move)
+	}
+	if balance && !capped && watched && !byLoad {
 		counts, victims := plan.counts, plan.victims
 		for mine < plan.target && ctx.Err() == nil {
 			if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
@@ -937,16 +999,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 			l := victims[v][0]
 			victims[v] = victims[v][1:]
 			counts[v]--
-			switch {
-			case c.cfg.HandoffTimeout > 0:
-				if mark(l) {
-					st.Handoffs++
-					c.log.Info("lease handoff requested from a live worker", "lease", l.Key, "from", v)
-				}
-			case take(l):
-				st.Stolen++
-				c.log.Info("lease stolen", "lease", l.Key, "from", v)
-			}
+			move(l, v)
 		}
 	}
 	st.Held = mine
@@ -1061,6 +1114,57 @@ func (c *Coordinator) pollHandoffs(ctx context.Context) {
 	}
 }
 
+// balanceLoad moves leases from the most loaded workers to this one, one
+// at a time, while a move lowers the spread between the two workers by at
+// least LoadHysteresis of the mean load per worker. Of the candidate
+// leases it picks the one that evens the pair out best, so a hot shard
+// goes to an idle worker and cold ones fill in. A move back could only
+// widen the spread again, so leases do not bounce. Leases with no measured
+// throughput are never moved by load.
+func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStats, mine *int, move func(Lease, string)) {
+	mean := p.totalLoad / float64(p.workers)
+	least := c.cfg.LoadHysteresis * mean
+	for ctx.Err() == nil {
+		if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
+			return
+		}
+		if m := c.cfg.MaxLeasesForWorker; m > 0 && *mine >= m {
+			return
+		}
+		var (
+			from string
+			pick = -1
+			gain float64
+		)
+		for w, ls := range p.victims {
+			d := p.loads[w] - p.myLoad
+			if d <= least {
+				continue
+			}
+			for i, l := range ls {
+				g := d - math.Abs(d-2*l.ThroughputKBps)
+				if g >= least && (g > gain || (g == gain && (w < from || (w == from && i < pick)))) {
+					from, pick, gain = w, i, g
+				}
+			}
+		}
+		if pick < 0 {
+			return
+		}
+		l := p.victims[from][pick]
+		p.victims[from] = slices.Delete(p.victims[from], pick, pick+1)
+		p.loads[from] -= l.ThroughputKBps
+		p.myLoad += l.ThroughputKBps
+		before := st.Stolen + st.Handoffs
+		move(l, from)
+		if st.Stolen+st.Handoffs == before {
+			// The write failed (another worker was quicker): the view is
+			// stale; the next pass starts from a fresh scan.
+			return
+		}
+	}
+}
+
 // observe records when each lease's counter was first seen at its current
 // value, on the local clock.
 func (c *Coordinator) observe(all []Lease, now time.Time) {
@@ -1084,6 +1188,10 @@ type takePlan struct {
 	available                     []Lease
 	counts                        map[string]int     // unexpired leases per other worker
 	victims                       map[string][]Lease // their leases, in steal order
+	// loads is the throughput (KiB/s) of the leases counted in counts,
+	// myLoad that of this worker's, totalLoad that of every lease.
+	loads             map[string]float64
+	myLoad, totalLoad float64
 }
 
 // parentsUnknown returns the leases this worker could take (unowned or
@@ -1176,18 +1284,28 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 		return false
 	}
 
-	p := takePlan{counts: map[string]int{}, victims: map[string][]Lease{}}
+	p := takePlan{counts: map[string]int{}, victims: map[string][]Lease{}, loads: map[string]float64{}}
+	count := func(owner string, l Lease) {
+		p.leases++
+		p.totalLoad += l.ThroughputKBps
+		if owner == self {
+			p.mine++
+			p.myLoad += l.ThroughputKBps
+			return
+		}
+		p.counts[owner]++
+		p.loads[owner] += l.ThroughputKBps
+	}
 	veryOld := map[string]bool{}
 	for _, l := range all {
 		if l.Finished() {
 			continue
 		}
 		if heldKeys[l.Key] {
-			p.leases++
 			if l.InHandoff() && l.Owner != self {
-				p.counts[l.Owner]++ // leaving: it is the next owner's share
+				count(l.Owner, l) // leaving: it is the next owner's share
 			} else {
-				p.mine++
+				count(self, l)
 			}
 			continue
 		}
@@ -1196,12 +1314,7 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 		if l.InHandoff() && !expired {
 			// Being handed over: the next owner's share, which nobody
 			// else may ask for or take while the holder renews it.
-			p.leases++
-			if l.Owner == self {
-				p.mine++
-			} else {
-				p.counts[l.Owner]++
-			}
+			count(l.Owner, l)
 			continue
 		}
 		if (l.Owner == "" || expired) && l.Owner != self && blocked(l) {
@@ -1211,15 +1324,16 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 			// at its next pass.
 			continue
 		}
-		p.leases++
 		switch {
 		case l.Owner == "" || expired || l.Owner == self:
 			// Owned by self but not held: left over from an earlier run
 			// of this worker; take it back at once.
+			p.leases++
+			p.totalLoad += l.ThroughputKBps
 			p.available = append(p.available, l)
 			veryOld[l.Key] = expired && age > 3*c.cfg.FailoverTime
 		default:
-			p.counts[l.Owner]++
+			count(l.Owner, l)
 			p.victims[l.Owner] = append(p.victims[l.Owner], l)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -338,7 +339,13 @@ func (s *DynamoStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
 		return Lease{}, fmt.Errorf("lease %s: renew: no owner", l.Key)
 	}
-	return s.apply(ctx, "renew", l, newUpdate(l), expected(l, func(*Lease) {}, 1))
+	u := newUpdate(l)
+	if l.ThroughputKBps > 0 {
+		u.setAttr(AttrThroughputKBps, &types.AttributeValueMemberN{Value: strconv.FormatFloat(l.ThroughputKBps, 'f', -1, 64)})
+	} else {
+		u.removeAttr(AttrThroughputKBps)
+	}
+	return s.apply(ctx, "renew", l, u, expected(l, func(*Lease) {}, 1))
 }
 
 // Take implements Store.

@@ -28,6 +28,9 @@ type fleet struct {
 	// holdHandoffs makes workers ignore HandoffRequested (a processor that
 	// never finishes its batch); by default they hand over at once.
 	holdHandoffs bool
+	// traffic is each shard's data rate (KiB/s): advance feeds it to the
+	// worker holding the lease (RecordProcessed), as a consumer would.
+	traffic map[string]float64
 }
 
 type worker struct {
@@ -138,6 +141,19 @@ func (f *fleet) stop(id string) {
 	delete(f.workers, id)
 }
 
+// feed reports d's worth of traffic on every held lease, before the clock
+// moves, so the passes at the next deadline measure it deterministically.
+func (f *fleet) feed(d time.Duration) {
+	if len(f.traffic) == 0 || d <= 0 {
+		return
+	}
+	for _, w := range f.workers {
+		for _, l := range w.c.Held() {
+			w.c.RecordProcessed(l.Key, int(f.traffic[l.Key]*1024*d.Seconds()))
+		}
+	}
+}
+
 // settleHandoffs waits until every worker has handed over the leases it
 // was asked for (the harness's event readers do it at once, off the clock),
 // so that what the clock triggers next is deterministic.
@@ -172,6 +188,7 @@ func (f *fleet) advance(d time.Duration) {
 		if ds := f.clk.Deadlines(); len(ds) > 0 && ds[0].Before(end) {
 			next = ds[0]
 		}
+		f.feed(next.Sub(f.clk.Now()))
 		f.clk.Set(next)
 		f.clk.BlockUntil(f.idleTimers())
 		f.settleHandoffs()

@@ -33,6 +33,9 @@ const (
 	// owner, checkpointOwner the worker still processing (and
 	// checkpointing) the shard until it hands over.
 	AttrCheckpointOwner = "checkpointOwner"
+	// AttrThroughputKBps is KCL 3.x's throughputKBps: the lease's recent
+	// throughput as measured by its holder, in KiB/s.
+	AttrThroughputKBps = "throughputKBps"
 )
 
 // EntityTypeLease is the entityType KCL 3.x gives lease items. Items with
@@ -68,6 +71,10 @@ type Lease struct {
 	// handoff it names the worker that still processes the shard, while
 	// Owner names the worker it is being handed to. "" otherwise.
 	CheckpointOwner string
+	// ThroughputKBps is KCL 3.x's throughputKBps: the data rate its holder
+	// measured over its last renewal intervals (KiB/s), written with each
+	// renewal; 0 when never measured. Balancing by load uses it.
+	ThroughputKBps float64
 	// Extra holds attributes this package does not interpret (KCL 3.x's
 	// throughputKBps, checkpointOwner, entityType, ...), as read. They are
 	// preserved in the table because every update touches only the
@@ -129,6 +136,7 @@ type item struct {
 	StartingHashKey              string   `dynamodbav:"startingHashKey,omitempty"`
 	EndingHashKey                string   `dynamodbav:"endingHashKey,omitempty"`
 	CheckpointOwner              string   `dynamodbav:"checkpointOwner,omitempty"`
+	ThroughputKBps               float64  `dynamodbav:"throughputKBps,omitempty"`
 }
 
 var knownAttrs = map[string]bool{
@@ -136,7 +144,7 @@ var knownAttrs = map[string]bool{
 	AttrOwnerSwitchesSinceCheckpoint: true, AttrCheckpoint: true, AttrCheckpointSubSequence: true,
 	AttrPendingCheckpoint: true, AttrPendingCheckpointSubSequence: true, AttrPendingCheckpointState: true,
 	AttrParentShardID: true, AttrChildShardIDs: true, AttrStartingHashKey: true, AttrEndingHashKey: true,
-	AttrCheckpointOwner: true,
+	AttrCheckpointOwner: true, AttrThroughputKBps: true,
 }
 
 // positionAttr returns the checkpoint attribute value for p: the sentinel
@@ -170,6 +178,7 @@ func MarshalItem(l Lease) (map[string]types.AttributeValue, error) {
 		StartingHashKey:              l.StartingHashKey,
 		EndingHashKey:                l.EndingHashKey,
 		CheckpointOwner:              l.CheckpointOwner,
+		ThroughputKBps:               l.ThroughputKBps,
 	}
 	// DynamoDB rejects empty and duplicate sets, and attributevalue would
 	// write an empty (non-nil) slice as NULL: empty values are omitted.
@@ -224,6 +233,7 @@ func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 		StartingHashKey:              it.StartingHashKey,
 		EndingHashKey:                it.EndingHashKey,
 		CheckpointOwner:              it.CheckpointOwner,
+		ThroughputKBps:               it.ThroughputKBps,
 	}
 	// Sets come back in any order; keep the one order MemoryStore uses.
 	l = normalize(l)

@@ -136,7 +136,7 @@ func (s *MemoryStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
 		return Lease{}, fmt.Errorf("lease %s: renew: no owner", l.Key)
 	}
-	return s.update(ctx, "renew", l, func(*Lease) {})
+	return s.update(ctx, "renew", l, func(c *Lease) { c.ThroughputKBps = l.ThroughputKBps })
 }
 
 // Take implements Store.

@@ -71,7 +71,9 @@ type Store interface {
 	Get(ctx context.Context, key string) (Lease, error)
 	// Create stores l if no lease has its key; created reports whether it did.
 	Create(ctx context.Context, l Lease) (created bool, err error)
-	// Renew increments the counter of a lease held by l.Owner.
+	// Renew increments the counter of a lease held by l.Owner (or by
+	// l.CheckpointOwner during a handoff) and writes l.ThroughputKBps
+	// (removing the attribute when 0).
 	Renew(ctx context.Context, l Lease) (Lease, error)
 	// Take makes owner the holder of the lease observed as l, incrementing
 	// ownerSwitchesSinceCheckpoint when it was processed by another worker
