@@ -79,6 +79,10 @@ type Report struct {
 	// counts those never resumed.
 	Resume     []time.Duration
 	NotResumed int
+	// Handover is, for each ownership that ended with ShutdownRequested
+	// (a graceful handoff or shutdown), the time from its Shutdown entry
+	// to the next owner's Initialize on the shard, sorted.
+	Handover []time.Duration
 }
 
 // Problems lists every broken promise (up to a few examples each); empty
@@ -131,6 +135,10 @@ func (r *Report) Summary() string {
 	} else {
 		fmt.Fprintf(&b, "\n  kill -9 to resume elsewhere: none measured (not resumed: %d)", r.NotResumed)
 	}
+	if n := len(r.Handover); n > 0 {
+		fmt.Fprintf(&b, "\n  graceful hand-over, ShutdownRequested to the next owner's Initialize: n=%d min=%v median=%v max=%v",
+			n, r.Handover[0].Round(time.Millisecond), r.Handover[n/2].Round(time.Millisecond), r.Handover[n-1].Round(time.Millisecond))
+	}
 	return b.String()
 }
 
@@ -141,6 +149,7 @@ type instance struct {
 	ckpt                checkpoint.Position // last successful checkpoint, or the start
 	terminal            Kind                // "" while none was journaled
 	lastWork            time.Time           // time of its last Record or Checkpoint entry
+	end                 time.Time           // time of its terminal entry
 }
 
 // occurrence is one processing of one record.
@@ -191,7 +200,7 @@ func Reconcile(in Input) *Report {
 				occs = append(occs, &occurrence{inst: in, time: e.Time, seq: i, pos: e.Pos, key: e.Key, data: e.Data})
 			}
 			if e.Kind.terminal() {
-				in.terminal = e.Kind
+				in.terminal, in.end = e.Kind, e.Time
 			}
 		}
 	}
@@ -201,6 +210,7 @@ func Reconcile(in Input) *Report {
 	r.checkOrder(in.Produced, occs)
 	r.checkChildren(in.Parents, insts, occs, endBegin)
 	r.measureResume(insts, in.Killed)
+	r.measureHandover(insts)
 	r.countOverlaps(insts)
 	return r
 }
@@ -421,6 +431,24 @@ func (r *Report) checkChildren(parents map[string][]string, insts map[string]*in
 			}
 		}
 	}
+}
+
+func (r *Report) measureHandover(insts map[string]*instance) {
+	for _, x := range insts {
+		if x.terminal != Shutdown {
+			continue
+		}
+		var next time.Time
+		for _, y := range insts {
+			if y.shard == x.shard && y != x && !y.init.Before(x.end) && (next.IsZero() || y.init.Before(next)) {
+				next = y.init
+			}
+		}
+		if !next.IsZero() {
+			r.Handover = append(r.Handover, next.Sub(x.end))
+		}
+	}
+	sort.Slice(r.Handover, func(i, j int) bool { return r.Handover[i] < r.Handover[j] })
 }
 
 func (r *Report) measureResume(insts map[string]*instance, killed map[string]time.Time) {

@@ -275,3 +275,20 @@ func TestJournalRoundTripAndTornLine(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, len(es)+1)
 }
+
+func TestReconcileHandoverTime(t *testing.T) {
+	r := newRun()
+	a, b := r.put("k1", 1, "s0", 10), r.put("k1", 2, "s0", 20)
+	r.init("w0.1/1", "s0", 0)
+	r.rec("w0.1/1", a, 1)
+	r.ckpt("w0.1/1", a, 2)
+	r.event("w0.1/1", "s0", Shutdown, 100) // handed over
+	r.init("w1.1/1", "s0", 340)
+	r.rec("w1.1/1", b, 341)
+	r.ckpt("w1.1/1", b, 342)
+	rep := r.reconcile()
+	require.Empty(t, rep.Problems(), rep.Summary())
+	require.Equal(t, []time.Duration{240 * time.Millisecond}, rep.Handover)
+	require.Contains(t, rep.Summary(), "graceful hand-over")
+	require.Zero(t, rep.Overlaps)
+}
