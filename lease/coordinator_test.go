@@ -62,7 +62,7 @@ func TestThreeWorkersTwelveLeasesBalanceWithinTwoTakeCycles(t *testing.T) {
 	// Two cycles: w3 cannot ask for the leases still being handed to w2.
 	f.advance(2 * takeInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
-	f.advance(f.workers["w1"].c.Config().RenewInterval) // victims learn of steals at their next renewal
+	f.advance(handoffTime) // holders hand over at their next renewal, the new owners start at their next poll
 	f.requireConsistent()
 
 	// Stable: two more take cycles change nothing.
@@ -86,7 +86,7 @@ func TestNewWorkerGetsItsShareWithinTwoCycles(t *testing.T) {
 	startBalanced(t, f)
 	f.advance(2 * takeInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
-	f.advance(f.workers["w1"].c.Config().RenewInterval) // victims learn of steals at their next renewal
+	f.advance(handoffTime) // holders hand over at their next renewal, the new owners start at their next poll
 
 	lostBefore := func() int {
 		n := 0
