@@ -146,11 +146,13 @@ func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
 // Config returns the configuration with defaults applied.
 func (c *Coordinator) Config() Config { return c.cfg }
 
-// Events delivers Acquired and Lost events while Run runs, and is closed
-// when Run returns. The coordinator never blocks on it: events queue
-// internally (at most two per lease, as a Lost cancels an undelivered
-// Acquired), so a slow reader delays only its own notifications. The
-// consumer should drain it promptly, since a Lost tells it to stop a shard.
+// Events delivers Acquired, Lost and HandoffRequested events while Run
+// runs, in order per lease, and is closed when Run returns. The
+// coordinator never blocks on it: events queue internally (at most three
+// per lease, as a Lost cancels its acquisition's undelivered events), so a
+// slow reader delays only its own notifications. The consumer should drain
+// it promptly, since a Lost tells it to stop a shard and a
+// HandoffRequested that another worker waits for the shard.
 func (c *Coordinator) Events() <-chan Event { return c.events.out }
 
 // Run renews, takes and balances leases until ctx ends, then returns nil.
@@ -468,10 +470,11 @@ func (w *LeaseWriter) WritePendingCheckpoint(ctx context.Context, shardID string
 
 // Release gives up one held lease: its owner is removed in the table so
 // any worker can take it at its next take pass, and a Lost event (Err
-// ErrReleased) is sent. A lease another worker asked for (HandoffRequested)
-// is handed to that worker instead (Err ErrHandedOff), which starts it at
-// once from the checkpoint written before Release. This worker's own taker may take it back like any
-// other available lease; ReleaseAll stops taking. Releasing a lease that is
+// ErrReleased) is sent. A lease another worker asked for
+// (HandoffRequested) is handed to that worker instead (Err ErrHandedOff),
+// which starts it at once from the checkpoint written before Release.
+// This worker's own taker may take a released lease back like any other
+// available lease; ReleaseAll stops taking. Releasing a lease that is
 // already lost returns nil. A transient store error leaves the lease held
 // and is returned so the caller can retry.
 func (c *Coordinator) Release(ctx context.Context, key string) error {

@@ -55,9 +55,10 @@ type Event struct {
 }
 
 // eventQueue decouples the coordinator from the consumer: pushes never
-// block, and a Lost that cancels an undelivered Acquired of the same
-// acquisition removes both, so the queue holds at most two events per lease
-// (a Lost of an old acquisition and an Acquired of a new one).
+// block, and a Lost removes the undelivered Acquired and HandoffRequested
+// of its acquisition (and itself, if the Acquired was undelivered), so the
+// queue holds at most three events per lease (a Lost of an old
+// acquisition, an Acquired of a new one and its HandoffRequested).
 type eventQueue struct {
 	mu     sync.Mutex
 	q      []Event
