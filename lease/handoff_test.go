@@ -68,7 +68,11 @@ func (s *recStore) opsOn(key string) []string {
 // the table for a failover time it asks for one lease. It returns the key
 // of that lease once the mark is in the table.
 func handoffFleet(t *testing.T, hold bool) (f *fleet, rs *recStore, key string) {
-	rs = &recStore{Store: NewMemoryStore()}
+	return handoffFleetOn(t, NewMemoryStore(), hold)
+}
+
+func handoffFleetOn(t *testing.T, base Store, hold bool) (f *fleet, rs *recStore, key string) {
+	rs = &recStore{Store: base}
 	f = newFleet(t, rs, 2)
 	f.holdHandoffs = hold
 	w1 := f.start("w1")
@@ -105,8 +109,10 @@ func handoffFleet(t *testing.T, hold bool) (f *fleet, rs *recStore, key string) 
 // from that checkpoint; the two never process the lease at once (every
 // write of the old holder precedes the hand-over, every write of the new
 // owner follows it).
-func TestHandoffCompletes(t *testing.T) {
-	f, rs, key := handoffFleet(t, false)
+func TestHandoffCompletes(t *testing.T) { testHandoffCompletes(t, NewMemoryStore()) }
+
+func testHandoffCompletes(t *testing.T, base Store) {
+	f, rs, key := handoffFleetOn(t, base, false)
 	w1, w2 := f.workers["w1"], f.workers["w2"]
 	f.advance(handoffTime)
 	require.Equal(t, []string{key}, keys(w2.c.Held()))
