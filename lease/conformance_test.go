@@ -251,6 +251,23 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store, putIt
 		got, err := s.Get(ctx, "k")
 		require.NoError(t, err)
 		require.Equal(t, done, got)
+
+		// A withdrawn request: the holder keeps the lease, at the same
+		// counter, and its stale writes fail once with the lease restored.
+		m2, err := s.MarkHandoff(ctx, done, "third")
+		require.NoError(t, err)
+		_, err = s.CancelHandoff(ctx, done)
+		require.Error(t, err, "not in handoff as passed")
+		back, err := s.CancelHandoff(ctx, m2)
+		require.NoError(t, err)
+		require.Equal(t, "new", back.Owner)
+		require.Empty(t, back.CheckpointOwner)
+		require.Equal(t, done.Counter, back.Counter)
+		_, err = s.Renew(ctx, m2)
+		require.ErrorAs(t, err, &ce, "the stale marked view fails")
+		require.Equal(t, back, *ce.Current)
+		_, err = s.Renew(ctx, back)
+		require.NoError(t, err)
 	})
 
 	// An item without leaseCounter (another tool wrote it) is listed with
