@@ -126,7 +126,8 @@ type Config struct {
 	// Lease is the lease coordinator's configuration, whole: besides the
 	// settings above it has RenewInterval, HandoffTimeout (graceful
 	// handoff, default 30 s as KCL 3.x; negative steals outright as KCL
-	// 2.x), HandoffPollInterval and the lease Metrics. WorkerID and Clock
+	// 2.x), HandoffPollInterval, Balance (by load, the default, or by
+	// count), LoadHysteresis and the lease Metrics. WorkerID and Clock
 	// are this Config's; Logger defaults to this Config's. The fields above
 	// are shorthands for the same settings (FailoverTime,
 	// MaxLeasesForWorker, MaxLeasesToStealAtOneTime, and LeaseTakeInterval,

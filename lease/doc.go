@@ -5,8 +5,8 @@
 // A Store holds the leases (DynamoStore on DynamoDB, MemoryStore in
 // memory; both have the same semantics). Every write is conditional on the
 // lease's fencing counter and owner. A Coordinator per worker renews the
-// leases it holds, takes unowned and expired ones, balances by count
-// against the rest of the fleet, and reports every Acquired, Lost and
+// leases it holds, takes unowned and expired ones, balances against the
+// rest of the fleet (by load or by count), and reports every Acquired, Lost and
 // HandoffRequested lease on Events. It implements checkpoint.Writer, so a worker that lost a lease
 // cannot write a checkpoint for it.
 //
@@ -39,6 +39,19 @@
 // write is conditional on counter, leaseOwner and checkpointOwner, so a
 // holder learns of the mark from the failed condition, and every change of
 // hands but the mark itself moves the counter.
+//
+// Balancing by load (Config.Balance, the default): each holder measures
+// the bytes/s of its leases (RecordProcessed) and writes them with its
+// renewals as KCL 3.x's throughputKBps; a worker asks the most loaded
+// workers for the lease that evens the pair out best, and only when the
+// move narrows their spread by LoadHysteresis of the mean load, so leases
+// do not bounce. Moves use the graceful handoff. BalanceByCount keeps KCL
+// 2.x's count balancing; by load falls back to it while no throughput has
+// been measured.
+//
+// Shard sync (SyncShards, CreateChildLeases) and the cleanup of finished
+// leases (DeleteFinished) are functions on a Store, so the consumer never
+// writes lease rows itself.
 //
 // Tolerated in a shared table: a leaseOwner written as "" or NULL means
 // unowned, and DynamoStore.List skips (and logs) items it cannot read
