@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/lease"
 )
 
 // InitialPosition says where a shard with no checkpoint starts.
@@ -122,6 +123,18 @@ type Config struct {
 	// none steals from another at start-up (stolen leases redeliver
 	// records). Negative disables it.
 	LeaseInitialTakeDelay time.Duration
+	// Lease is the lease coordinator's configuration, whole: besides the
+	// settings above it has RenewInterval, HandoffTimeout (graceful
+	// handoff, default 30 s as KCL 3.x; negative steals outright as KCL
+	// 2.x), HandoffPollInterval, Balance (by load, the default, or by
+	// count), LoadHysteresis and the lease Metrics. WorkerID and Clock
+	// are this Config's; Logger defaults to this Config's. The fields above
+	// are shorthands for the same settings (FailoverTime,
+	// MaxLeasesForWorker, MaxLeasesToStealAtOneTime, and LeaseTakeInterval,
+	// LeaseExpiryScanInterval, LeaseInitialTakeDelay for TakeInterval,
+	// ExpiryScanInterval, InitialTakeDelay): set either; setting both to
+	// different values is an error naming the field.
+	Lease lease.Config
 
 	// KeepFinishedLeases keeps the leases of ended shards in the table. By
 	// default (as KCL's cleanupLeasesUponShardCompletion) the shard sync
@@ -211,6 +224,9 @@ func (c Config) withDefaults() (Config, error) {
 	if !orDefault(&c.ParentShardPollInterval, DefaultParentShardPollInterval, 0) {
 		return bad("ParentShardPollInterval %v < 0", c.ParentShardPollInterval)
 	}
+	if err := c.mergeLease(); err != nil {
+		return bad("%v", err)
+	}
 	if !orDefault(&c.FailoverTime, DefaultFailoverTime, 0) {
 		return bad("FailoverTime %v < 0", c.FailoverTime)
 	}
@@ -231,10 +247,49 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Lease.FailoverTime = c.FailoverTime
+	c.Lease.WorkerID, c.Lease.Clock = c.WorkerID, c.Clock
 	if c.Metrics == nil {
 		c.Metrics = NopMetrics{}
 	}
 	return c, nil
+}
+
+// mergeLease reconciles the shorthand lease fields with Lease: each setting
+// ends up the same in both.
+func (c *Config) mergeLease() error {
+	l := &c.Lease
+	if l.WorkerID != "" && l.WorkerID != c.WorkerID {
+		return fmt.Errorf("Lease.WorkerID %q differs from WorkerID %q (leave it empty)", l.WorkerID, c.WorkerID)
+	}
+	if l.Clock != nil && c.Clock != nil && l.Clock != c.Clock {
+		return errors.New("Lease.Clock differs from Clock (leave it nil)")
+	}
+	if c.Clock == nil {
+		c.Clock = l.Clock
+	}
+	return errors.Join(
+		merge("FailoverTime", &c.FailoverTime, &l.FailoverTime),
+		merge("MaxLeasesForWorker", &c.MaxLeasesForWorker, &l.MaxLeasesForWorker),
+		merge("MaxLeasesToStealAtOneTime", &c.MaxLeasesToStealAtOneTime, &l.MaxLeasesToStealAtOneTime),
+		merge("LeaseTakeInterval", &c.LeaseTakeInterval, &l.TakeInterval),
+		merge("LeaseExpiryScanInterval", &c.LeaseExpiryScanInterval, &l.ExpiryScanInterval),
+		merge("LeaseInitialTakeDelay", &c.LeaseInitialTakeDelay, &l.InitialTakeDelay),
+	)
+}
+
+// merge makes a shorthand field and its Lease field equal: whichever is set
+// wins; both set differently is an error.
+func merge[T int | time.Duration](name string, short, long *T) error {
+	switch {
+	case *short == 0:
+		*short = *long
+	case *long == 0:
+		*long = *short
+	case *short != *long:
+		return fmt.Errorf("%s %v differs from its Lease setting %v (set one)", name, *short, *long)
+	}
+	return nil
 }
 
 func (b Backoff) withDefaults(initial, maxDelay time.Duration) (Backoff, error) {

@@ -66,17 +66,11 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 		}
 	}
 	log := cfg.Logger.With("worker", cfg.WorkerID, "stream", streamLabel(cfg))
-	coord, err := lease.NewCoordinator(store, lease.Config{
-		WorkerID:                  cfg.WorkerID,
-		FailoverTime:              cfg.FailoverTime,
-		MaxLeasesForWorker:        cfg.MaxLeasesForWorker,
-		MaxLeasesToStealAtOneTime: cfg.MaxLeasesToStealAtOneTime,
-		TakeInterval:              cfg.LeaseTakeInterval,
-		ExpiryScanInterval:        cfg.LeaseExpiryScanInterval,
-		InitialTakeDelay:          cfg.LeaseInitialTakeDelay,
-		Clock:                     cfg.Clock,
-		Logger:                    cfg.Logger.With("stream", streamLabel(cfg)),
-	})
+	lcfg := cfg.Lease
+	if lcfg.Logger == nil {
+		lcfg.Logger = cfg.Logger.With("stream", streamLabel(cfg))
+	}
+	coord, err := lease.NewCoordinator(store, lcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -314,10 +308,12 @@ func (c *Consumer) followLeases(ctx context.Context) {
 				c.startShard(ctx, ev)
 			case lease.Lost:
 				if !errors.Is(ev.Err, lease.ErrReleased) {
-					// Handed back (shard end, shutdown): not a loss.
+					// Handed back (shard end, shutdown, handoff): not a loss.
 					c.cfg.Metrics.LeaseLost(ev.Lease.Key)
 				}
 				c.stopShard(ev.Lease.Key)
+			case lease.HandoffRequested:
+				c.handOffShard(ev.Lease.Key)
 			}
 		}
 	}
@@ -330,9 +326,24 @@ type shardHandle struct {
 	lost   chan struct{} // closed when the lease was lost
 	done   chan struct{} // closed when the pipeline has stopped
 	once   sync.Once
+	// handoff is closed when another worker asked for the lease: the
+	// pipeline finishes its batch, checkpoints and hands the lease over.
+	handoff     chan struct{}
+	handoffOnce sync.Once
 }
 
 func (h *shardHandle) markLost() { h.once.Do(func() { close(h.lost) }) }
+
+func (h *shardHandle) markHandoff() { h.handoffOnce.Do(func() { close(h.handoff) }) }
+
+func (h *shardHandle) handoffRequested() bool {
+	select {
+	case <-h.handoff:
+		return true
+	default:
+		return false
+	}
+}
 
 func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 	l := ev.Lease
@@ -350,7 +361,7 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 	}
 	prev := c.shards[l.Key]
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &shardHandle{key: l.Key, cancel: cancel, lost: make(chan struct{}), done: make(chan struct{})}
+	h := &shardHandle{key: l.Key, cancel: cancel, lost: make(chan struct{}), done: make(chan struct{}), handoff: make(chan struct{})}
 	c.shards[l.Key] = h
 	c.cfg.Metrics.LeasesHeld(len(c.shards))
 	c.pipelines.Add(1)
@@ -382,6 +393,18 @@ func (c *Consumer) stopShard(key string) {
 	if h != nil {
 		h.markLost()
 		h.cancel()
+	}
+}
+
+// handOffShard asks the shard's pipeline to hand its lease over: events
+// come in order, so the pipeline of key is the acquisition the request is
+// for (a Lost cancels a request not yet delivered).
+func (c *Consumer) handOffShard(key string) {
+	c.mu.Lock()
+	h := c.shards[key]
+	c.mu.Unlock()
+	if h != nil {
+		h.markHandoff()
 	}
 }
 

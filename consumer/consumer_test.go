@@ -95,9 +95,9 @@ func put(t *testing.T, srv *kinesistest.Server, data ...string) {
 type chanProc struct {
 	batches    chan consumer.ProcessRecordsInput
 	release    chan error // ProcessRecords returns what it receives here
-	lost       chan *checkpoint.Checkpointer
+	lost       chan consumer.Checkpointer
 	shutdown   chan struct{}
-	lastCP     atomic.Pointer[checkpoint.Checkpointer]
+	lastCP     atomic.Pointer[consumer.Checkpointer]
 	ctxEnded   chan error
 	blockOnCtx bool
 }
@@ -106,7 +106,7 @@ func newChanProc() *chanProc {
 	return &chanProc{
 		batches:  make(chan consumer.ProcessRecordsInput, 16),
 		release:  make(chan error, 16),
-		lost:     make(chan *checkpoint.Checkpointer, 1),
+		lost:     make(chan consumer.Checkpointer, 1),
 		shutdown: make(chan struct{}, 1),
 		ctxEnded: make(chan error, 1),
 	}
@@ -114,7 +114,8 @@ func newChanProc() *chanProc {
 
 func (p *chanProc) Initialize(context.Context, consumer.InitializeInput) error { return nil }
 func (p *chanProc) ProcessRecords(ctx context.Context, in consumer.ProcessRecordsInput) error {
-	p.lastCP.Store(in.Checkpointer)
+	cp := in.Checkpointer
+	p.lastCP.Store(&cp)
 	select {
 	case p.batches <- in:
 	case <-ctx.Done():
@@ -133,7 +134,13 @@ func (p *chanProc) ProcessRecords(ctx context.Context, in consumer.ProcessRecord
 		return ctx.Err()
 	}
 }
-func (p *chanProc) LeaseLost(context.Context, consumer.LeaseLostInput) { p.lost <- p.lastCP.Load() }
+func (p *chanProc) LeaseLost(context.Context, consumer.LeaseLostInput) {
+	var cp consumer.Checkpointer
+	if v := p.lastCP.Load(); v != nil {
+		cp = *v
+	}
+	p.lost <- cp
+}
 func (p *chanProc) ShardEnded(ctx context.Context, in consumer.ShardEndedInput) error {
 	return in.Checkpointer.Checkpoint(ctx)
 }

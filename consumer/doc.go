@@ -31,17 +31,23 @@
 // parent's lease is deleted only once every child has checkpointed past
 // its starting position (KCL's cleanup rule).
 //
-// Delivery is at least once: a record is delivered again only after its
-// lease moved (a crash, a lease taken for balance, a processor that failed
-// after its last checkpoint), from the last checkpoint on. Workers started
+// Delivery is at least once: a record is delivered again only after a
+// crash (from the crashed worker's last checkpoint on), a processor that
+// failed after its last checkpoint, or a graceful handoff that did not
+// complete within Lease.HandoffTimeout. Leases that move for balance move
+// by graceful handoff (KCL 3.x's): the worker that wants a lease marks it,
+// the holder's pipeline finishes the batch in flight, calls
+// ShutdownRequested (the processor checkpoints) and hands the lease over,
+// and the new owner starts from that checkpoint; nothing is delivered twice
+// and no shard is processed by two workers at once. Workers started
 // together on unowned leases each take one lease first and their share
-// LeaseInitialTakeDelay later, so start-up does not steal leases (and
-// redeliver records). A worker joining a running fleet first takes only
-// unowned and expired leases, and steals for balance only after watching
-// the lease table for a full FailoverTime (before that a crashed worker's
-// leases look alive); each stolen shard's batch in flight since its last
-// checkpoint is delivered again. A worker shutting down takes no leases,
-// and Shutdown releases them even when its context is already done.
+// LeaseInitialTakeDelay later. A worker joining a running fleet first
+// takes only unowned and expired leases, and asks for leases of live
+// workers only after watching the lease table for a full FailoverTime
+// (before that a crashed worker's leases look alive). A worker shutting
+// down takes no leases, withdraws its pending handoff requests, hands over
+// the leases asked of it and releases the rest (all after their final
+// checkpoints), even when Shutdown's context is already done.
 // A shard not checkpointed yet resumes from its initial position: with
 // LATEST (as in KCL) a lease that moves before the first checkpoint
 // resumes at the then-latest record, skipping what the old owner fetched

@@ -35,6 +35,27 @@ func (r *Record) Position() checkpoint.Position {
 	return checkpoint.At(r.SequenceNumber, r.SubSequenceNumber)
 }
 
+// Checkpointer is what a processor records its progress through: the
+// calls of checkpoint.Checkpointer meant for processors. Its other methods
+// (Delivered, Returned, ShardEnded, LeaseLost, Close) are the consumer's
+// own controls and are not offered. Tests that drive a processor by hand
+// pass a *checkpoint.Checkpointer, which implements it.
+type Checkpointer interface {
+	// Checkpoint records everything delivered so far (see
+	// ProcessRecordsInput.Checkpointer for which batches that covers).
+	Checkpoint(ctx context.Context) error
+	// CheckpointAt records pos, a record delivered to the processor.
+	CheckpointAt(ctx context.Context, pos checkpoint.Position) error
+	// PrepareCheckpoint stores pos and state as the pending checkpoint
+	// (two-phase checkpointing), without moving the checkpoint.
+	PrepareCheckpoint(ctx context.Context, pos checkpoint.Position, state []byte) error
+	// Last returns the last checkpoint written (the start position until
+	// the first).
+	Last() checkpoint.Position
+}
+
+var _ Checkpointer = (*checkpoint.Checkpointer)(nil)
+
 // InitializeInput is passed to RecordProcessor.Initialize.
 type InitializeInput struct {
 	// ShardID is the shard this processor is for.
@@ -67,7 +88,7 @@ type ProcessRecordsInput struct {
 	// marks only the batches it returned nil for: after an error (while the
 	// batch waits for its retry, in ShutdownRequested) it covers the
 	// batches before the failed one.
-	Checkpointer *checkpoint.Checkpointer
+	Checkpointer Checkpointer
 }
 
 // ShardEndedInput is passed to RecordProcessor.ShardEnded.
@@ -75,7 +96,7 @@ type ShardEndedInput struct {
 	ShardID string
 	// Checkpointer must be used to checkpoint (Checkpoint(ctx)), which
 	// writes SHARD_END and lets the child shards start.
-	Checkpointer *checkpoint.Checkpointer
+	Checkpointer Checkpointer
 }
 
 // ShutdownRequestedInput is passed to RecordProcessor.ShutdownRequested.
@@ -84,7 +105,7 @@ type ShutdownRequestedInput struct {
 	// Checkpointer lets the processor checkpoint what it has finished before
 	// the lease is released: Checkpoint() writes the end of the last batch
 	// ProcessRecords returned nil for, never a batch that failed.
-	Checkpointer *checkpoint.Checkpointer
+	Checkpointer Checkpointer
 }
 
 // LeaseLostInput is passed to RecordProcessor.LeaseLost.
@@ -172,7 +193,7 @@ func (p *funcProcessor) ProcessRecords(ctx context.Context, in ProcessRecordsInp
 	return p.checkpointDone(ctx, in.Checkpointer)
 }
 
-func (p *funcProcessor) checkpointDone(ctx context.Context, cp *checkpoint.Checkpointer) error {
+func (p *funcProcessor) checkpointDone(ctx context.Context, cp Checkpointer) error {
 	if !p.hasDone {
 		return nil
 	}

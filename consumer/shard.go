@@ -31,10 +31,12 @@ type pipeline struct {
 type outcome int
 
 const (
-	outAbrupt   outcome = iota // Run's context ended, or Shutdown timed out
-	outLost                    // the lease was lost
-	outShutdown                // graceful shutdown requested
-	outShardEnd                // the shard ended and was checkpointed
+	outAbrupt       outcome = iota // Run's context ended, or Shutdown timed out
+	outLost                        // the lease was lost
+	outShutdown                    // graceful shutdown requested
+	outShardEnd                    // the shard ended and was checkpointed
+	outHandoff                     // another worker asked for the lease
+	outHandoffQuiet                // as outHandoff, without ShutdownRequested (not initialised, or ShardEnded called)
 )
 
 func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, w checkpoint.Writer) {
@@ -47,7 +49,7 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 		c.release(ctx, l.Key, log)
 		return
 	}
-	switch c.waitForParents(ctx, l, log) {
+	switch c.waitForParents(ctx, h, l, log) {
 	case parentsEnded:
 	case parentUnreadable:
 		// It cannot start, and waiting would hold a slot of this worker's
@@ -56,6 +58,9 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 		c.release(ctx, l.Key, log)
 		return
 	default:
+		if h.handoffRequested() && ctx.Err() == nil {
+			c.release(ctx, l.Key, log) // nothing processed yet: hand over at once
+		}
 		return
 	}
 	select {
@@ -83,13 +88,26 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 			pl.p.LeaseLost(context.WithoutCancel(ctx), LeaseLostInput{ShardID: l.Key})
 			return nil
 		})
-	case outShutdown:
+	case outShutdown, outHandoff:
+		// A handoff is KCL 3.x's graceful lease handoff: the batch in
+		// flight has finished, the processor checkpoints what it finished
+		// (ShutdownRequested), and the lease then goes to the worker that
+		// asked for it, which starts from that checkpoint. On shutdown the
+		// release happens in drain, for every lease at once.
 		err := safeCall(func() error {
 			return pl.p.ShutdownRequested(ctx, ShutdownRequestedInput{ShardID: l.Key, Checkpointer: pl.cp})
 		})
 		if err != nil {
-			log.Error("ShutdownRequested failed; releasing the lease anyway", "err", err)
+			log.Error("ShutdownRequested failed; handing the lease over anyway", "err", err)
 		}
+		if out == outHandoff {
+			pl.cp.Close() // no checkpoint after the handover
+			log.Info("handing the lease over", "checkpoint", pl.cp.Last().String())
+			c.release(ctx, l.Key, log)
+		}
+	case outHandoffQuiet:
+		pl.cp.Close()
+		c.release(ctx, l.Key, log)
 	case outShardEnd:
 		c.signalEnded()
 		c.release(ctx, l.Key, log)
@@ -130,7 +148,7 @@ const (
 // waitForParents blocks until every parent shard has checkpointed SHARD_END
 // or has no lease. A parent lease item that cannot be read (not a transient
 // error: the item must be fixed) is reported at Error and ends the wait.
-func (c *Consumer) waitForParents(ctx context.Context, l lease.Lease, log *slog.Logger) parentsWait {
+func (c *Consumer) waitForParents(ctx context.Context, h *shardHandle, l lease.Lease, log *slog.Logger) parentsWait {
 	for {
 		c.mu.Lock()
 		ended := c.ended
@@ -168,6 +186,9 @@ func (c *Consumer) waitForParents(ctx context.Context, l lease.Lease, log *slog.
 			t.Stop()
 			return parentsStopped
 		case <-c.graceful:
+			t.Stop()
+			return parentsStopped
+		case <-h.handoff:
 			t.Stop()
 			return parentsStopped
 		case <-ended:
@@ -228,6 +249,9 @@ func (pl *pipeline) stopReason(ctx context.Context) outcome {
 		return outShutdown
 	default:
 	}
+	if pl.h.handoffRequested() {
+		return outHandoff
+	}
 	return -1
 }
 
@@ -240,8 +264,11 @@ func (pl *pipeline) run(ctx context.Context) outcome {
 		PendingCheckpointState: pl.l.PendingCheckpointState,
 	}
 	if out := pl.retry(ctx, "Initialize", func(ctx context.Context) error { return pl.p.Initialize(ctx, in) }); out >= 0 {
-		if out == outShutdown {
+		switch out {
+		case outShutdown:
 			return outAbrupt // not initialised: nothing to shut down
+		case outHandoff:
+			return outHandoffQuiet
 		}
 		return out
 	}
@@ -273,6 +300,8 @@ func (pl *pipeline) run(ctx context.Context) outcome {
 		case <-pl.h.lost:
 			continue
 		case <-c.graceful:
+			continue
+		case <-pl.h.handoff:
 			continue
 		case b = <-batches:
 		}
@@ -329,6 +358,7 @@ func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
 				size += len(recs[i].Data)
 			}
 			c.cfg.Metrics.RecordsProcessed(pl.l.Key, len(recs), size, c.cfg.Clock.Now().Sub(start))
+			c.coord.RecordProcessed(pl.l.Key, size) // the lease's throughput, for balancing by load
 		}
 		return err
 	})
@@ -366,6 +396,7 @@ func (pl *pipeline) retryCall(ctx context.Context, what string, processor bool, 
 		case <-ctx.Done():
 		case <-pl.h.lost:
 		case <-pl.c.graceful:
+		case <-pl.h.handoff:
 		case <-t.C():
 		}
 		t.Stop()
@@ -400,8 +431,11 @@ func (pl *pipeline) shardEnd(ctx context.Context, children []types.ChildShard) o
 		}
 		return nil
 	})
-	if out == outShutdown {
+	switch out {
+	case outShutdown:
 		return outAbrupt // ShardEnded was already called: no ShutdownRequested
+	case outHandoff:
+		return outHandoffQuiet
 	}
 	if out >= 0 {
 		return out

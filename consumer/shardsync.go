@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -37,175 +36,61 @@ func (c *Consumer) listShards(ctx context.Context) ([]types.Shard, error) {
 	}
 }
 
-// syncShards creates leases for shards that need one (KCL's
-// HierarchicalShardSyncer, simplified):
-//   - a shard whose lease exists, or one of whose descendants has a lease
-//     (its lineage was processed and the lease possibly cleaned up), is left
-//     alone;
-//   - a shard with a parent that has (or now gets) a lease starts at
-//     TRIM_HORIZON, so nothing written after the split or merge is missed;
-//   - any other shard starts at the initial position; with LATEST, closed
-//     shards without leased ancestry get no lease (nothing new will arrive).
-//
-// Creates are conditional (if absent), so workers syncing at once agree.
+// syncShards lists the stream's shards and has the lease package create
+// the leases they need (lease.SyncShards) and, unless KeepFinishedLeases,
+// delete finished ones no longer needed (lease.DeleteFinished).
 func (c *Consumer) syncShards(ctx context.Context) (created int, err error) {
 	shards, err := c.listShards(ctx)
 	if err != nil {
 		return 0, err
 	}
-	leases, err := c.store.List(ctx)
+	ls := leaseShards(shards)
+	made, listed, err := lease.SyncShards(ctx, c.store, ls, c.initialPosition())
+	for _, l := range made {
+		c.log.Info("created lease", "shard", l.Key, "checkpoint", l.Checkpoint.String(), "parents", l.ParentShardIDs)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("list leases: %w", err)
-	}
-	byID := make(map[string]*types.Shard, len(shards))
-	children := make(map[string][]string)
-	for i := range shards {
-		s := &shards[i]
-		id := aws.ToString(s.ShardId)
-		byID[id] = s
-		for _, p := range shardParents(s) {
-			children[p] = append(children[p], id)
-		}
-	}
-	has := make(map[string]bool, len(leases))
-	for _, l := range leases {
-		has[l.Key] = true
-	}
-	// leasedBelow reports whether a descendant of id has a lease.
-	memoBelow := map[string]bool{}
-	var leasedBelow func(id string) bool
-	leasedBelow = func(id string) bool {
-		if v, ok := memoBelow[id]; ok {
-			return v
-		}
-		memoBelow[id] = false // cycle guard
-		for _, ch := range children[id] {
-			if has[ch] || leasedBelow(ch) {
-				memoBelow[id] = true
-				return true
-			}
-		}
-		return false
-	}
-	// ensure reports whether id has, gets or no longer needs a lease (its
-	// lineage was processed), creating the lease if needed.
-	visiting := map[string]bool{}
-	var ensure func(id string) (bool, error)
-	ensure = func(id string) (bool, error) {
-		if has[id] {
-			return true, nil
-		}
-		s, ok := byID[id]
-		if !ok || visiting[id] {
-			return false, nil
-		}
-		visiting[id] = true
-		if leasedBelow(id) {
-			// Processed earlier (its lease was cleaned up): its other
-			// children must start at TRIM_HORIZON like the leased one.
-			has[id] = true
-			return true, nil
-		}
-		start := checkpoint.Position{}
-		for _, p := range shardParents(s) {
-			ok, err := ensure(p)
-			if err != nil {
-				return false, err
-			}
-			if ok {
-				start = checkpoint.TrimHorizon
-			}
-		}
-		if start.IsZero() {
-			switch c.cfg.InitialPosition.Type {
-			case TrimHorizon:
-				start = checkpoint.TrimHorizon
-			case AtTimestamp:
-				start = checkpoint.AtTimestamp
-			default:
-				if s.SequenceNumberRange != nil && s.SequenceNumberRange.EndingSequenceNumber != nil {
-					return false, nil // closed, and LATEST skips history
-				}
-				start = checkpoint.Latest
-			}
-		}
-		l := lease.Lease{
-			Key:            id,
-			Checkpoint:     start,
-			ParentShardIDs: shardParents(s),
-		}
-		if r := s.HashKeyRange; r != nil {
-			l.StartingHashKey, l.EndingHashKey = aws.ToString(r.StartingHashKey), aws.ToString(r.EndingHashKey)
-		}
-		made, err := c.store.Create(ctx, l)
-		if err != nil {
-			return false, fmt.Errorf("create lease %s: %w", id, err)
-		}
-		has[id] = true
-		if made {
-			created++
-			c.log.Info("created lease", "shard", id, "checkpoint", start.String(), "parents", l.ParentShardIDs)
-		}
-		return true, nil
-	}
-	for i := range shards {
-		if _, err := ensure(aws.ToString(shards[i].ShardId)); err != nil {
-			return created, err
-		}
+		return len(made), err
 	}
 	if !c.cfg.KeepFinishedLeases {
-		c.cleanFinished(ctx, leases, children)
+		deleted, err := lease.DeleteFinished(ctx, c.store, listed, ls)
+		for _, k := range deleted {
+			c.log.Info("deleted finished lease", "shard", k)
+		}
+		if err != nil {
+			// Not fatal for the sync: the next one tries again.
+			c.log.Warn("deleting finished leases failed", "err", err)
+		}
 	}
-	return created, nil
+	return len(made), nil
 }
 
-// cleanFinished deletes SHARD_END leases whose children have all
-// checkpointed past their initial position and whose parents' leases are
-// gone (KCL's lease cleanup rule). Only
-// then is the parent's lease certainly not needed: a child whose parent
-// lease is gone starts at once, and the sync never recreates a lease above
-// a leased descendant. Deleting it as soon as the children have leases
-// would also make a KCL worker reading the table (a fleet moving back to
-// KCL) see children without their parent's SHARD_END before they started.
-func (c *Consumer) cleanFinished(ctx context.Context, leases []lease.Lease, children map[string][]string) {
-	started := make(map[string]bool, len(leases))
-	present := make(map[string]bool, len(leases))
-	for _, l := range leases {
-		// A real position or SHARD_END; a sentinel start position
-		// (TRIM_HORIZON, AT_TIMESTAMP, LATEST) means not started yet.
-		started[l.Key] = !l.Checkpoint.IsSentinel() || l.Finished()
-		present[l.Key] = true
+// initialPosition is where shards without leased ancestry start.
+func (c *Consumer) initialPosition() checkpoint.Position {
+	switch c.cfg.InitialPosition.Type {
+	case TrimHorizon:
+		return checkpoint.TrimHorizon
+	case AtTimestamp:
+		return checkpoint.AtTimestamp
 	}
-	for _, l := range leases {
-		if !l.Finished() {
-			continue
+	return checkpoint.Latest
+}
+
+// leaseShards describes the stream's shards for the lease package.
+func leaseShards(shards []types.Shard) []lease.Shard {
+	out := make([]lease.Shard, len(shards))
+	for i := range shards {
+		s := &shards[i]
+		out[i] = lease.Shard{
+			ID:        aws.ToString(s.ShardId),
+			ParentIDs: shardParents(s),
+			Closed:    s.SequenceNumberRange != nil && s.SequenceNumberRange.EndingSequenceNumber != nil,
 		}
-		// Parents' leases go first (KCL's rule too): deleting this one
-		// while a parent's lease remains would leave that parent with a
-		// child lease that no longer exists, so it would never qualify.
-		if slices.ContainsFunc(l.ParentShardIDs, func(p string) bool { return present[p] }) {
-			continue
+		if r := s.HashKeyRange; r != nil {
+			out[i].StartingHashKey, out[i].EndingHashKey = aws.ToString(r.StartingHashKey), aws.ToString(r.EndingHashKey)
 		}
-		kids := l.ChildShardIDs
-		if len(kids) == 0 {
-			kids = children[l.Key]
-		}
-		if len(kids) == 0 {
-			continue // children unknown yet
-		}
-		all := true
-		for _, k := range kids {
-			all = all && started[k]
-		}
-		if !all {
-			continue
-		}
-		if err := c.store.Delete(ctx, l.Key); err != nil {
-			c.log.Warn("deleting finished lease failed", "shard", l.Key, "err", err)
-			continue
-		}
-		c.log.Info("deleted finished lease", "shard", l.Key, "children", kids)
 	}
+	return out
 }
 
 func shardParents(s *types.Shard) []string {
@@ -256,22 +141,16 @@ func (c *Consumer) createChildLeases(ctx context.Context, shardID string, childr
 			c.log.Info("shard sync for a merge child created leases", "created", n)
 		}
 	}
-	for _, ch := range children {
-		l := lease.Lease{
-			Key:            aws.ToString(ch.ShardId),
-			Checkpoint:     checkpoint.TrimHorizon,
-			ParentShardIDs: append([]string(nil), ch.ParentShards...),
-		}
+	kids := make([]lease.Shard, len(children))
+	for i, ch := range children {
+		kids[i] = lease.Shard{ID: aws.ToString(ch.ShardId), ParentIDs: ch.ParentShards}
 		if r := ch.HashKeyRange; r != nil {
-			l.StartingHashKey, l.EndingHashKey = aws.ToString(r.StartingHashKey), aws.ToString(r.EndingHashKey)
-		}
-		made, err := c.store.Create(ctx, l)
-		if err != nil {
-			return fmt.Errorf("create child lease %s: %w", l.Key, err)
-		}
-		if made {
-			c.log.Info("created child lease", "shard", l.Key, "parents", l.ParentShardIDs)
+			kids[i].StartingHashKey, kids[i].EndingHashKey = aws.ToString(r.StartingHashKey), aws.ToString(r.EndingHashKey)
 		}
 	}
-	return nil
+	made, err := lease.CreateChildLeases(ctx, c.store, kids)
+	for _, l := range made {
+		c.log.Info("created child lease", "shard", l.Key, "parents", l.ParentShardIDs)
+	}
+	return err
 }

@@ -46,8 +46,10 @@ func TestReadKCLItem(t *testing.T) {
 	require.Equal(t, []string{"shardId-000000000009"}, l.ChildShardIDs)
 	require.Equal(t, "0", l.StartingHashKey)
 	require.Equal(t, "340282366920938463463374607431768211455", l.EndingHashKey)
-	require.Len(t, l.Extra, 3)
-	require.Equal(t, &types.AttributeValueMemberN{Value: "12.5"}, l.Extra["throughputKBps"])
+	require.Equal(t, "worker-a", l.CheckpointOwner)
+	require.False(t, l.InHandoff(), "checkpointOwner equal to leaseOwner is no handoff")
+	require.Len(t, l.Extra, 1)
+	require.Equal(t, 12.5, l.ThroughputKBps)
 
 	// Round trip: our item for that lease is KCL's item, attribute for
 	// attribute and type for type.

@@ -46,6 +46,34 @@ type Config struct {
 	// watched the table for longer than FailoverTime (no worker steals
 	// before that: until then it cannot tell live workers from dead ones).
 	InitialTakeDelay time.Duration
+	// HandoffTimeout bounds a graceful handoff. A worker that wants a lease
+	// a live worker holds (to balance) does not take it: it marks it for
+	// handoff (KCL 3.x's leaseOwner/checkpointOwner), the holder sees the
+	// mark at its next renewal, finishes the batch in flight, checkpoints
+	// and hands the lease over, and only then does the new owner start,
+	// from that checkpoint: nothing is processed twice. A handoff not
+	// completed within HandoffTimeout of the mark (on the new owner's
+	// clock) falls back to a take. Default 30s (KCL 3.x's
+	// gracefulLeaseHandoffTimeoutMillis). A negative value disables
+	// graceful handoff: leases are stolen outright (KCL 2.x's behaviour).
+	HandoffTimeout time.Duration
+	// HandoffPollInterval is how often a worker waiting for a handoff it
+	// requested reads the lease (one GetItem) to start as soon as the
+	// holder has handed over. Default min(500ms, RenewInterval).
+	HandoffPollInterval time.Duration
+	// Balance is what balancing evens out across workers: BalanceByLoad
+	// (the default) the bytes/s of their leases, as measured by the
+	// holders (RecordProcessed) and written with each renewal as KCL 3.x's
+	// throughputKBps; BalanceByCount the number of leases (KCL 2.x). By
+	// load falls back to count while no lease in the table has a
+	// throughput yet (a new or idle stream).
+	Balance Balance
+	// LoadHysteresis is the least improvement, as a fraction of the mean
+	// load per worker, that a move must bring to the spread between the
+	// two workers involved when balancing by load. Default 0.1: leases
+	// then never bounce (a move back would make the spread worse) and
+	// small imbalances are left alone.
+	LoadHysteresis float64
 	// MaxLeasesForWorker caps the leases this worker holds; 0 = unlimited
 	// (KCL's default).
 	MaxLeasesForWorker int
@@ -62,6 +90,17 @@ type Config struct {
 	// Metrics receives pass statistics. Default no-op.
 	Metrics Metrics
 }
+
+// Balance says what balancing evens out across workers.
+type Balance int
+
+const (
+	// BalanceByLoad evens out bytes/s per worker (KCL 3.x's aim), without
+	// a leader: each worker asks for leases from the most loaded workers.
+	BalanceByLoad Balance = iota
+	// BalanceByCount evens out the number of leases (KCL 2.x).
+	BalanceByCount
+)
 
 // ErrInvalidConfig is wrapped by every configuration error from
 // NewCoordinator.
@@ -102,6 +141,24 @@ func (c Config) withDefaults() (Config, error) {
 	if c.InitialTakeDelay >= c.TakeInterval {
 		return c, invalidConfig("InitialTakeDelay %v must be below TakeInterval %v", c.InitialTakeDelay, c.TakeInterval)
 	}
+	if c.HandoffTimeout == 0 {
+		c.HandoffTimeout = 30 * time.Second
+	}
+	if c.HandoffPollInterval == 0 {
+		c.HandoffPollInterval = min(500*time.Millisecond, c.RenewInterval)
+	}
+	if c.HandoffPollInterval < 0 {
+		return c, invalidConfig("HandoffPollInterval %v must be positive", c.HandoffPollInterval)
+	}
+	if c.Balance != BalanceByLoad && c.Balance != BalanceByCount {
+		return c, invalidConfig("unknown Balance %d", c.Balance)
+	}
+	if c.LoadHysteresis == 0 {
+		c.LoadHysteresis = 0.1
+	}
+	if c.LoadHysteresis < 0 || c.LoadHysteresis >= 1 {
+		return c, invalidConfig("LoadHysteresis %v must be in (0, 1)", c.LoadHysteresis)
+	}
 	if c.MaxLeasesForWorker < 0 || c.MaxLeasesToStealAtOneTime < 0 {
 		return c, invalidConfig("MaxLeasesForWorker and MaxLeasesToStealAtOneTime must not be negative")
 	}
@@ -141,11 +198,12 @@ type TakeStats struct {
 	Balance                       bool // a balancing pass (may steal), not an expiry scan
 	Leases, Workers, Target, Held int  // as computed from the scan (Held after the pass)
 	// Taken counts unowned or expired leases taken, Stolen leases taken
-	// from a worker above its share, Failed takes that did not succeed
-	// (mostly another worker winning the race).
-	Taken, Stolen, Failed int
-	Err                   error         // the scan's error, if it failed
-	Duration              time.Duration // how long the pass took
+	// from a worker above its share (graceful handoff disabled), Handoffs
+	// leases marked for handoff from such a worker, Failed takes and marks
+	// that did not succeed (mostly another worker winning the race).
+	Taken, Stolen, Handoffs, Failed int
+	Err                             error         // the scan's error, if it failed
+	Duration                        time.Duration // how long the pass took
 }
 
 // NopMetrics discards everything.

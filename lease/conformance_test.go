@@ -158,24 +158,116 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store, putIt
 	t.Run("KCL3Attributes", func(t *testing.T) {
 		s := newStore(t)
 		l := fresh("k")
+		l.Owner, l.CheckpointOwner = "w0", "kcl-worker"
+		l.ThroughputKBps = 3
 		l.Extra = map[string]types.AttributeValue{
-			"checkpointOwner": &types.AttributeValueMemberS{Value: "kcl-worker"},
-			"throughputKBps":  &types.AttributeValueMemberN{Value: "3"},
+			"someKCLAttribute": &types.AttributeValueMemberN{Value: "3"},
 		}
 		_, err := s.Create(ctx, l)
 		require.NoError(t, err)
 		got, err := s.Get(ctx, "k")
 		require.NoError(t, err)
 		require.Equal(t, l.Extra, got.Extra)
+		require.Equal(t, "kcl-worker", got.CheckpointOwner)
+		stale := got
+		stale.CheckpointOwner = ""
+		_, err = s.Take(ctx, stale, "w1")
+		require.ErrorIs(t, err, ErrConflict, "writes are conditional on checkpointOwner")
 		got, err = s.Take(ctx, got, "w1")
 		require.NoError(t, err)
-		require.Equal(t, map[string]types.AttributeValue{"throughputKBps": &types.AttributeValueMemberN{Value: "3"}}, got.Extra)
+		require.Equal(t, map[string]types.AttributeValue{"someKCLAttribute": &types.AttributeValueMemberN{Value: "3"}}, got.Extra)
+		require.Equal(t, 3.0, got.ThroughputKBps, "kept by a take")
+		require.Empty(t, got.CheckpointOwner)
+		require.Equal(t, int64(1), got.OwnerSwitchesSinceCheckpoint, "moved from the worker processing it")
 		got, err = s.Get(ctx, "k")
 		require.NoError(t, err)
-		require.NotContains(t, got.Extra, "checkpointOwner")
+		require.Empty(t, got.CheckpointOwner)
+		got.ThroughputKBps = 4.25
+		got, err = s.Renew(ctx, got)
+		require.NoError(t, err)
+		require.Equal(t, 4.25, got.ThroughputKBps, "written by a renewal")
+		got, err = s.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, 4.25, got.ThroughputKBps)
 		got, err = s.Release(ctx, got)
 		require.NoError(t, err)
-		require.Contains(t, got.Extra, "throughputKBps")
+		require.Contains(t, got.Extra, "someKCLAttribute")
+	})
+
+	// A graceful handoff as KCL 3.x writes it: MarkHandoff names the next
+	// owner as leaseOwner and the holder as checkpointOwner without moving
+	// the counter; the holder's stale writes fail with the marked lease in
+	// the error; it goes on writing as checkpointOwner, and completes with
+	// Take(l, l.Owner).
+	t.Run("Handoff", func(t *testing.T) {
+		s := newStore(t)
+		_, err := s.Create(ctx, fresh("k"))
+		require.NoError(t, err)
+		l, err := s.Get(ctx, "k")
+		require.NoError(t, err)
+		held, err := s.Take(ctx, l, "old")
+		require.NoError(t, err)
+
+		_, err = s.MarkHandoff(ctx, held, "old")
+		require.Error(t, err, "to itself")
+		m, err := s.MarkHandoff(ctx, held, "new")
+		require.NoError(t, err)
+		require.Equal(t, "new", m.Owner)
+		require.Equal(t, "old", m.CheckpointOwner)
+		require.Equal(t, held.Counter, m.Counter, "no counter move (KCL 3.x)")
+		require.True(t, m.InHandoff())
+		require.Equal(t, "old", m.Processor())
+		again, err := s.MarkHandoff(ctx, held, "new")
+		require.NoError(t, err, "a retried mark that landed succeeds")
+		require.Equal(t, m, again)
+		_, err = s.MarkHandoff(ctx, held, "third")
+		require.ErrorIs(t, err, ErrConflict, "a second wanter loses")
+		_, err = s.MarkHandoff(ctx, m, "third")
+		require.Error(t, err, "already in handoff")
+
+		_, err = s.Renew(ctx, held)
+		var ce *ConflictError
+		require.ErrorAs(t, err, &ce, "the holder's stale renewal fails")
+		require.NotNil(t, ce.Current)
+		require.Equal(t, m, *ce.Current, "with the marked lease")
+
+		m, err = s.Renew(ctx, m)
+		require.NoError(t, err, "the holder renews as checkpointOwner")
+		m, err = s.UpdateCheckpoint(ctx, m, checkpoint.At("7", 0))
+		require.NoError(t, err)
+		require.Equal(t, "old", m.CheckpointOwner, "a checkpoint keeps the handoff")
+
+		_, err = s.Take(ctx, held, "new")
+		require.ErrorIs(t, err, ErrConflict)
+		done, err := s.Take(ctx, m, m.Owner)
+		require.NoError(t, err)
+		require.Equal(t, "new", done.Owner)
+		require.Empty(t, done.CheckpointOwner)
+		require.Equal(t, m.Counter+1, done.Counter)
+		require.Equal(t, int64(1), done.OwnerSwitchesSinceCheckpoint)
+		require.Equal(t, checkpoint.At("7", 0), done.Checkpoint)
+		_, err = s.Renew(ctx, m)
+		require.ErrorIs(t, err, ErrConflict, "the old holder is fenced")
+		got, err := s.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, done, got)
+
+		// A withdrawn request: the holder keeps the lease, at the same
+		// counter, and its stale writes fail once with the lease restored.
+		m2, err := s.MarkHandoff(ctx, done, "third")
+		require.NoError(t, err)
+		_, err = s.CancelHandoff(ctx, done)
+		require.Error(t, err, "not in handoff as passed")
+		back, err := s.CancelHandoff(ctx, m2)
+		require.NoError(t, err)
+		require.Equal(t, "new", back.Owner)
+		require.Empty(t, back.CheckpointOwner)
+		require.Equal(t, done.Counter, back.Counter)
+		_, err = s.Renew(ctx, m2)
+		require.ErrorAs(t, err, &ce, "the stale marked view fails")
+		require.Equal(t, back, *ce.Current)
+		_, err = s.Renew(ctx, back)
+		require.NoError(t, err)
 	})
 
 	// An item without leaseCounter (another tool wrote it) is listed with

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,6 +28,10 @@ var (
 	ErrExpiredLocally = errors.New("lease: not renewed within failover time")
 	// ErrReleased means the lease was released by Release or ReleaseAll.
 	ErrReleased = errors.New("lease: released")
+	// ErrHandedOff means Release or ReleaseAll completed a graceful
+	// handoff: the lease went to the worker that asked for it. It matches
+	// ErrReleased too.
+	ErrHandedOff = fmt.Errorf("%w: handed over to the worker that asked for it", ErrReleased)
 	// ErrAlreadyRunning means Run was called twice.
 	ErrAlreadyRunning = errors.New("lease: coordinator already running")
 )
@@ -59,6 +65,11 @@ type Coordinator struct {
 	mu   sync.Mutex
 	held map[string]*heldLease
 
+	// incoming are the handoffs this worker requested and waits for, by
+	// lease key (guarded by mu); incomingWake wakes the handoff loop.
+	incoming     map[string]incomingHandoff
+	incomingWake chan struct{}
+
 	seen map[string]observation // owned by the take loop
 	// watchingSince is when the take loop first scanned the table; zero
 	// before. It is owned by the take loop.
@@ -74,6 +85,14 @@ type heldLease struct {
 	// successful write; zero when every write's outcome is known.
 	uncertainSince time.Time
 	lost           bool
+	// handoffNotified: HandoffRequested was sent for this acquisition.
+	handoffNotified bool
+	// bytes counts the data processed (RecordProcessed) since the last
+	// renewal pass; rate (KiB/s, smoothed) and rateSince are updated by
+	// each pass under mu.
+	bytes     atomic.Int64
+	rate      float64
+	rateSince time.Time
 	// view is a copy of lease for Held, which must not wait for h.mu (held
 	// across store calls).
 	view atomic.Pointer[Lease]
@@ -84,6 +103,11 @@ func (h *heldLease) set(l Lease) {
 	h.lease = l
 	v := l.Clone()
 	h.view.Store(&v)
+}
+
+// incomingHandoff is a handoff this worker asked for.
+type incomingHandoff struct {
+	since time.Time // when the mark was written (or first seen), local clock
 }
 
 type observation struct {
@@ -113,17 +137,22 @@ func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
 		takeNow: make(chan struct{}, 1),
 		held:    make(map[string]*heldLease),
 		seen:    make(map[string]observation),
+
+		incoming:     make(map[string]incomingHandoff),
+		incomingWake: make(chan struct{}, 1),
 	}, nil
 }
 
 // Config returns the configuration with defaults applied.
 func (c *Coordinator) Config() Config { return c.cfg }
 
-// Events delivers Acquired and Lost events while Run runs, and is closed
-// when Run returns. The coordinator never blocks on it: events queue
-// internally (at most two per lease, as a Lost cancels an undelivered
-// Acquired), so a slow reader delays only its own notifications. The
-// consumer should drain it promptly, since a Lost tells it to stop a shard.
+// Events delivers Acquired, Lost and HandoffRequested events while Run
+// runs, in order per lease, and is closed when Run returns. The
+// coordinator never blocks on it: events queue internally (at most three
+// per lease, as a Lost cancels its acquisition's undelivered events), so a
+// slow reader delays only its own notifications. The consumer should drain
+// it promptly, since a Lost tells it to stop a shard and a
+// HandoffRequested that another worker waits for the shard.
 func (c *Coordinator) Events() <-chan Event { return c.events.out }
 
 // Run renews, takes and balances leases until ctx ends, then returns nil.
@@ -198,7 +227,8 @@ func (c *Coordinator) markLostLockedAt(h *heldLease, why error, level slog.Level
 }
 
 func (c *Coordinator) acquire(l Lease, issued time.Time) {
-	h := &heldLease{lastWritten: issued}
+	// The previous holder's measurement is the best guess until ours.
+	h := &heldLease{lastWritten: issued, rate: l.ThroughputKBps, rateSince: issued}
 	h.set(l)
 	// Hold h.mu until Acquired is queued: the renewer (or ReleaseAll) can
 	// find h as soon as it is in c.held, and its Lost must come after the
@@ -210,6 +240,35 @@ func (c *Coordinator) acquire(l Lease, issued time.Time) {
 	c.mu.Unlock()
 	c.log.Info("lease acquired", "lease", l.Key, "counter", l.Counter)
 	c.events.push(Event{Type: Acquired, Lease: l.Clone(), Writer: &LeaseWriter{c: c, h: h, key: l.Key}, held: h})
+}
+
+// RecordProcessed counts bytes of data processed on the shard of a held
+// lease (the consumer calls it after each batch); it never blocks. The
+// rate is written with the lease's renewals as throughputKBps, which is
+// what balancing by load evens out.
+func (c *Coordinator) RecordProcessed(key string, bytes int) {
+	if h := c.lookup(key); h != nil && bytes > 0 {
+		h.bytes.Add(int64(bytes))
+	}
+}
+
+// measure updates h's smoothed rate with the bytes counted since the last
+// pass; h.mu must be held.
+func (h *heldLease) measure(now time.Time) float64 {
+	dt := now.Sub(h.rateSince).Seconds()
+	if dt <= 0 {
+		return h.rate
+	}
+	inst := float64(h.bytes.Swap(0)) / 1024 / dt
+	h.rateSince = now
+	// Half the weight on the last interval: a change shows within two
+	// renewals, and one quiet interval does not zero a busy shard.
+	h.rate = (h.rate + inst) / 2
+	if h.rate < 0.001 {
+		h.rate = 0
+	}
+	h.rate = math.Round(h.rate*1000) / 1000
+	return h.rate
 }
 
 // isLoss reports whether a store error means the lease is no longer ours.
@@ -247,31 +306,61 @@ func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Le
 // do runs one conditional store write on h (h.mu held), issued at now, and
 // keeps h.lease, h.lastWritten and h.uncertainSince up to date.
 //
-// A write that failed with a transient error may still have landed (a
-// timeout after DynamoDB applied it). The table then holds this worker as
-// owner at the held counter + 1, and the next write of another kind fails
-// its condition. Only this acquisition can have made that change: every
-// write of another worker sets another owner or removes it, and this
-// worker's taker never writes a lease it holds. So when a write fails its
-// condition after such an uncertain write, the lease is re-read, and if it
-// shows this worker at the held counter + 1 it is adopted (as written when
-// the uncertain write was issued, the conservative time) and the write is
-// tried once more; anything else is a loss.
+// A failed condition does not always mean the lease is lost; the lease as
+// read back decides (the store returns it in the ConflictError, or it is
+// read here):
+//
+//   - A write that failed with a transient error may still have landed (a
+//     timeout after DynamoDB applied it). The table then shows this worker
+//     processing the lease at the held counter + 1, and the next write of
+//     another kind fails its condition. Only this acquisition can have
+//     made that change: every write of another worker sets another owner
+//     or removes it, and this worker's taker never writes a lease it
+//     holds. Such a lease is adopted (as written when the uncertain write
+//     was issued, the conservative time).
+//   - A graceful handoff request (MarkHandoff) changes leaseOwner and
+//     checkpointOwner without moving the counter: at the held counter,
+//     with this worker as checkpointOwner, the lease is still ours to
+//     process until we hand it over. It is adopted as it is (its expiry
+//     clock unchanged) and HandoffRequested is sent.
+//
+// After adopting, the write is tried once more; anything else is a loss.
 func (c *Coordinator) do(ctx context.Context, h *heldLease, now time.Time, f func(Lease) (Lease, error), guard func(Lease) error) (Lease, error) {
 	l, err := f(h.lease)
-	if err != nil && errors.Is(err, ErrConflict) && !h.uncertainSince.IsZero() {
-		cur, gerr := c.store.Get(ctx, h.lease.Key)
+	if err != nil && errors.Is(err, ErrConflict) {
+		var cur *Lease
+		var ce *ConflictError
 		switch {
-		case errors.Is(gerr, ErrNotFound):
-			return Lease{}, gerr
-		case gerr != nil:
-			// Unknown again: keep the lease until it expires locally.
-			return Lease{}, fmt.Errorf("lease %s: re-read after failed condition: %w", h.lease.Key, gerr)
-		case cur.Owner == c.cfg.WorkerID && cur.Counter == h.lease.Counter+1:
-			h.set(cur)
-			h.lastWritten, h.uncertainSince = h.uncertainSince, time.Time{}
+		case errors.As(err, &ce) && ce.Current != nil:
+			cur = ce.Current
+		case !h.uncertainSince.IsZero():
+			got, gerr := c.store.Get(ctx, h.lease.Key)
+			switch {
+			case errors.Is(gerr, ErrNotFound):
+				return Lease{}, gerr
+			case gerr != nil:
+				// Unknown again: keep the lease until it expires locally.
+				return Lease{}, fmt.Errorf("lease %s: re-read after failed condition: %w", h.lease.Key, gerr)
+			}
+			cur = &got
+		}
+		adopted := false
+		if cur != nil && cur.Processor() == c.cfg.WorkerID {
+			switch {
+			case cur.Counter == h.lease.Counter+1 && !h.uncertainSince.IsZero():
+				h.set(cur.Clone())
+				h.lastWritten, h.uncertainSince = h.uncertainSince, time.Time{}
+				adopted = true
+			case cur.Counter == h.lease.Counter:
+				// A handoff requested, or withdrawn (CancelHandoff).
+				h.set(cur.Clone())
+				adopted = true
+			}
+		}
+		if adopted {
+			c.noteHandoffLocked(h)
 			if guard != nil {
-				if err := guard(cur); err != nil {
+				if err := guard(h.lease); err != nil {
 					return Lease{}, err
 				}
 			}
@@ -286,6 +375,17 @@ func (c *Coordinator) do(ctx context.Context, h *heldLease, now time.Time, f fun
 		h.uncertainSince = now
 	}
 	return l, err
+}
+
+// noteHandoffLocked sends HandoffRequested once per acquisition when the
+// held lease is marked for handoff from this worker; h.mu must be held.
+func (c *Coordinator) noteHandoffLocked(h *heldLease) {
+	if h.handoffNotified || h.lost || !h.lease.InHandoff() || h.lease.CheckpointOwner != c.cfg.WorkerID {
+		return
+	}
+	h.handoffNotified = true
+	c.log.Info("lease handoff requested", "lease", h.lease.Key, "to", h.lease.Owner, "counter", h.lease.Counter)
+	c.events.push(Event{Type: HandoffRequested, Lease: h.lease.Clone(), held: h})
 }
 
 func (c *Coordinator) writeKey(ctx context.Context, key string, f func(Lease) (Lease, error), guard func(Lease) error) error {
@@ -370,8 +470,11 @@ func (w *LeaseWriter) WritePendingCheckpoint(ctx context.Context, shardID string
 
 // Release gives up one held lease: its owner is removed in the table so
 // any worker can take it at its next take pass, and a Lost event (Err
-// ErrReleased) is sent. This worker's own taker may take it back like any
-// other available lease; ReleaseAll stops taking. Releasing a lease that is
+// ErrReleased) is sent. A lease another worker asked for
+// (HandoffRequested) is handed to that worker instead (Err ErrHandedOff),
+// which starts it at once from the checkpoint written before Release.
+// This worker's own taker may take a released lease back like any other
+// available lease; ReleaseAll stops taking. Releasing a lease that is
 // already lost returns nil. A transient store error leaves the lease held
 // and is returned so the caller can retry.
 func (c *Coordinator) Release(ctx context.Context, key string) error {
@@ -388,8 +491,20 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 	if h.lost {
 		return nil
 	}
-	_, err := c.do(ctx, h, c.cfg.Clock.Now(), func(l Lease) (Lease, error) { return c.store.Release(ctx, l) }, nil)
+	got, err := c.do(ctx, h, c.cfg.Clock.Now(), func(l Lease) (Lease, error) {
+		if l.InHandoff() {
+			// Completing the handoff: the next owner (already leaseOwner)
+			// becomes the only owner, and the counter moves, which tells
+			// it the checkpoint it starts from is final.
+			return c.store.Take(ctx, l, l.Owner)
+		}
+		return c.store.Release(ctx, l)
+	}, nil)
 	switch {
+	case err == nil && got.Owner != "":
+		c.log.Info("lease handed over", "lease", h.lease.Key, "to", got.Owner, "checkpoint", got.Checkpoint.String())
+		c.markLostLocked(h, ErrHandedOff)
+		return nil
 	case err == nil:
 		c.markLostLocked(h, ErrReleased)
 		return nil
@@ -438,34 +553,117 @@ func (c *Coordinator) ReleaseAll(ctx context.Context) error {
 		})
 	}
 	_ = g.Wait()
+	errs = append(errs, c.dropIncoming(ctx))
+	return errors.Join(errs...)
+}
+
+// dropIncoming gives up the handoffs this worker asked for, as it stops: a
+// lease already handed over to it (not yet taken) is released so another
+// worker takes it at once; one still being handed over is given back to its
+// holder (CancelHandoff), which keeps processing it or, if it was already
+// handing over, releases it. Either way no record is processed twice.
+func (c *Coordinator) dropIncoming(ctx context.Context) error {
+	c.mu.Lock()
+	keys := make([]string, 0, len(c.incoming))
+	for k := range c.incoming {
+		keys = append(keys, k)
+	}
+	clear(c.incoming)
+	c.mu.Unlock()
+	var errs []error
+	for _, k := range keys {
+		if c.lookup(k) != nil {
+			continue // held: released above
+		}
+		cur, err := c.store.Get(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("lease %s: handoff to this worker: %w", k, err))
+			continue
+		}
+		// Twice: the holder may complete the handoff between the read and
+		// the cancel, and the lease is then released instead.
+		for range 2 {
+			if cur.Owner != c.cfg.WorkerID {
+				break
+			}
+			if cur.InHandoff() {
+				_, err = c.store.CancelHandoff(ctx, cur)
+			} else {
+				_, err = c.store.Release(ctx, cur)
+			}
+			var ce *ConflictError
+			if !errors.As(err, &ce) || ce.Current == nil {
+				break
+			}
+			cur = *ce.Current
+		}
+		if err != nil && !isLoss(err) {
+			errs = append(errs, fmt.Errorf("lease %s: giving up a handoff to this worker: %w", k, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
 // renewLoop renews at a fixed rate on the injected clock. When a lease
 // failed to renew, it also wakes exactly when that lease's failover time
 // runs out, so the loss is reported then and not up to an interval later.
+// While this worker waits for handoffs it asked for, it also polls them
+// every HandoffPollInterval (one timer for both, so the loop's schedule
+// stays one deadline).
 func (c *Coordinator) renewLoop(ctx context.Context) error {
 	clk := c.cfg.Clock
 	next := clk.Now().Add(c.cfg.RenewInterval)
+	var expiry, nextPoll time.Time
 	t := clk.NewTimer(c.cfg.RenewInterval)
 	defer t.Stop()
 	for {
+		fired := false
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-c.incomingWake:
+			if !t.Stop() {
+				select {
+				case <-t.C():
+					fired = true
+				default:
+				}
+			}
+			if nextPoll.IsZero() {
+				nextPoll = clk.Now().Add(c.cfg.HandoffPollInterval)
+			}
 		case <-t.C():
+			fired = true
 		}
-		expiry := c.renewPass(ctx)
 		now := clk.Now()
-		if !next.After(now) {
-			next = next.Add(c.cfg.RenewInterval)
+		if fired && (!now.Before(next) || (!expiry.IsZero() && !now.Before(expiry))) {
+			expiry = c.renewPass(ctx)
+			now = clk.Now()
 			if !next.After(now) {
-				next = now.Add(c.cfg.RenewInterval)
+				next = next.Add(c.cfg.RenewInterval)
+				if !next.After(now) {
+					next = now.Add(c.cfg.RenewInterval)
+				}
 			}
 		}
+		if !nextPoll.IsZero() && !now.Before(nextPoll) {
+			c.pollHandoffs(ctx)
+			now = clk.Now()
+			nextPoll = time.Time{}
+			c.mu.Lock()
+			if len(c.incoming) > 0 {
+				nextPoll = now.Add(c.cfg.HandoffPollInterval)
+			}
+			c.mu.Unlock()
+		}
 		wake := next
-		if !expiry.IsZero() && expiry.Before(wake) {
-			wake = expiry
+		for _, w := range []time.Time{expiry, nextPoll} {
+			if !w.IsZero() && w.Before(wake) {
+				wake = w
+			}
 		}
 		t.Reset(max(wake.Sub(now), 0))
 	}
@@ -541,7 +739,12 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	// comes within two thirds of FailoverTime of that write, leaving a third
 	// for retries: with KCL's timings (interval FailoverTime/3) that is
 	// always so, with a long RenewInterval it never is.
-	if el := now.Sub(h.lastWritten); el < c.cfg.RenewInterval/2 && el+c.cfg.RenewInterval <= c.cfg.FailoverTime*2/3 {
+	rate := h.measure(now)
+	written := h.lease.ThroughputKBps
+	// A renewal also publishes the throughput: skip it only while the
+	// published value is close enough to the current one.
+	stale := math.Abs(rate-written) > 0.25*max(rate, written)
+	if el := now.Sub(h.lastWritten); !stale && el < c.cfg.RenewInterval/2 && el+c.cfg.RenewInterval <= c.cfg.FailoverTime*2/3 {
 		return skipped, time.Time{}
 	}
 	// Bound the call so a hung request cannot hold the lease's lock (and
@@ -549,7 +752,10 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	// wall clock, not lease timing.
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
 	defer cancel()
-	_, err := c.do(rctx, h, now, func(l Lease) (Lease, error) { return c.store.Renew(rctx, l) }, nil)
+	_, err := c.do(rctx, h, now, func(l Lease) (Lease, error) {
+		l.ThroughputKBps = rate
+		return c.store.Renew(rctx, l)
+	}, nil)
 	switch {
 	case err == nil:
 		return renewed, time.Time{}
@@ -681,26 +887,19 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		c.watchingSince = now
 	}
 	c.observe(all, now)
+	for _, l := range all {
+		// A handoff to this worker it does not track: its mark's outcome
+		// was unknown (a timeout that landed). Wait for it like any other.
+		if l.InHandoff() && l.Owner == c.cfg.WorkerID && c.lookup(l.Key) == nil {
+			c.addIncomingIfAbsent(l.Key, now)
+		}
+	}
 	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
 	mine := plan.mine
 
 	take := func(l Lease) bool {
-		select {
-		case c.taking <- struct{}{}:
-		case <-ctx.Done():
-			return false
-		}
-		defer func() { <-c.taking }()
-		if c.drain.Load() {
-			return false
-		}
-		issued := clk.Now()
-		// An I/O deadline, as for renewals: a hung request must not stall
-		// the taker, nor ReleaseAll waiting for it.
-		tctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
-		got, err := c.store.Take(tctx, l, c.cfg.WorkerID)
-		cancel()
+		got, ok, err := c.takeLease(ctx, l)
 		if err != nil {
 			st.Failed++
 			if !isLoss(err) && ctx.Err() == nil {
@@ -708,8 +907,32 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 			}
 			return false
 		}
+		if !ok {
+			return false
+		}
 		c.seen[l.Key] = observation{counter: got.Counter, owner: got.Owner, since: now}
-		c.acquire(got, issued)
+		mine++
+		return true
+	}
+	// mark asks the holder of l to hand it over (graceful handoff): the
+	// lease counts as this worker's from now on, and the handoff loop
+	// starts it once handed over.
+	mark := func(l Lease) bool {
+		if c.drain.Load() {
+			return false
+		}
+		tctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
+		got, err := c.store.MarkHandoff(tctx, l, c.cfg.WorkerID)
+		cancel()
+		if err != nil {
+			st.Failed++
+			if !isLoss(err) && ctx.Err() == nil {
+				c.log.Warn("lease handoff request failed", "lease", l.Key, "err", err)
+			}
+			return false
+		}
+		c.seen[l.Key] = observation{counter: got.Counter, owner: got.Owner, since: now}
+		c.addIncoming(l.Key, clk.Now())
 		mine++
 		return true
 	}
@@ -735,15 +958,37 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	// steals only after watching for longer than FailoverTime, when every
 	// lease of a dead worker shows as expired (available) and the workers
 	// still counted are alive.
-	if balance && !capped && now.Sub(c.watchingSince) > c.cfg.FailoverTime {
+	watched := now.Sub(c.watchingSince) > c.cfg.FailoverTime
+	move := func(l Lease, from string) {
+		switch {
+		case c.cfg.HandoffTimeout > 0:
+			if mark(l) {
+				st.Handoffs++
+				c.log.Info("lease handoff requested from a live worker", "lease", l.Key, "from", from, "kbps", l.ThroughputKBps)
+			}
+		case take(l):
+			st.Stolen++
+			c.log.Info("lease stolen", "lease", l.Key, "from", from)
+		}
+	}
+	byLoad := c.cfg.Balance == BalanceByLoad && plan.totalLoad > 0
+	if balance && !capped && watched && byLoad {
+		c.balanceLoad(ctx, &plan, &st, &mine, move)
+	}
+	if balance && !capped && watched && !byLoad {
 		counts, victims := plan.counts, plan.victims
 		for mine < plan.target && ctx.Err() == nil {
-			if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen >= n {
+			if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
 				break
 			}
-			// The most loaded worker, ties by name for determinism.
+			// The most loaded worker that has a lease to give (leases
+			// being handed over cannot be asked for again), ties by name
+			// for determinism.
 			var v string
 			for w, n := range counts {
+				if len(victims[w]) == 0 {
+					continue
+				}
 				if n > counts[v] || (n == counts[v] && n > 0 && (v == "" || w < v)) {
 					v = w
 				}
@@ -757,14 +1002,170 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 			l := victims[v][0]
 			victims[v] = victims[v][1:]
 			counts[v]--
-			if take(l) {
-				st.Stolen++
-				c.log.Info("lease stolen", "lease", l.Key, "from", v)
-			}
+			move(l, v)
 		}
 	}
 	st.Held = mine
 	return capped
+}
+
+// takeLease takes l (as observed) for this worker and acquires it; ok is
+// false when the worker is stopping. It holds the taking slot across the
+// write and the acquisition so ReleaseAll cannot miss the lease.
+func (c *Coordinator) takeLease(ctx context.Context, l Lease) (got Lease, ok bool, err error) {
+	select {
+	case c.taking <- struct{}{}:
+	case <-ctx.Done():
+		return Lease{}, false, nil
+	}
+	defer func() { <-c.taking }()
+	if c.drain.Load() {
+		return Lease{}, false, nil
+	}
+	issued := c.cfg.Clock.Now()
+	// An I/O deadline, as for renewals: a hung request must not stall
+	// the taker, nor ReleaseAll waiting for it.
+	tctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
+	got, err = c.store.Take(tctx, l, c.cfg.WorkerID)
+	cancel()
+	if err != nil {
+		return Lease{}, false, err
+	}
+	c.acquire(got, issued)
+	c.mu.Lock()
+	delete(c.incoming, l.Key)
+	c.mu.Unlock()
+	return got, true, nil
+}
+
+func (c *Coordinator) addIncoming(key string, since time.Time) {
+	c.mu.Lock()
+	c.incoming[key] = incomingHandoff{since: since}
+	c.mu.Unlock()
+	select {
+	case c.incomingWake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Coordinator) addIncomingIfAbsent(key string, since time.Time) {
+	c.mu.Lock()
+	_, ok := c.incoming[key]
+	c.mu.Unlock()
+	if !ok {
+		c.addIncoming(key, since)
+	}
+}
+
+// pollHandoffs reads each lease whose handoff this worker asked for and
+// takes it as soon as its holder has handed it over, or when
+// HandoffTimeout has passed since the mark (the fallback: the holder is
+// alive, since it renews, but did not finish in time). It runs on the
+// renew loop, every HandoffPollInterval while there are such leases.
+func (c *Coordinator) pollHandoffs(ctx context.Context) {
+	c.mu.Lock()
+	pending := maps.Clone(c.incoming)
+	c.mu.Unlock()
+	drop := func(key string) {
+		c.mu.Lock()
+		delete(c.incoming, key)
+		c.mu.Unlock()
+	}
+	for key, in := range pending {
+		if ctx.Err() != nil || c.drain.Load() {
+			return
+		}
+		if c.lookup(key) != nil {
+			drop(key) // taken meanwhile (by the take loop, after expiry)
+			continue
+		}
+		gctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
+		cur, err := c.store.Get(gctx, key)
+		cancel()
+		switch {
+		case errors.Is(err, ErrNotFound):
+			drop(key)
+			continue
+		case err != nil:
+			if ctx.Err() == nil {
+				c.log.Warn("reading a lease being handed over failed", "lease", key, "err", err)
+			}
+			continue
+		case cur.Owner != c.cfg.WorkerID:
+			// Taken by another worker (after expiry: the holder died) or
+			// released: not coming.
+			c.log.Info("lease handoff to this worker abandoned", "lease", key, "owner", cur.Owner)
+			drop(key)
+			continue
+		case cur.InHandoff():
+			waited := c.cfg.Clock.Now().Sub(in.since)
+			if waited < c.cfg.HandoffTimeout {
+				continue
+			}
+			c.log.Warn("lease handoff not completed in time: taking the lease", "lease", key, "from", cur.CheckpointOwner, "waited", waited)
+		}
+		if _, _, err := c.takeLease(ctx, cur); err != nil {
+			if isLoss(err) {
+				// Moved since the read (a renewal by the holder, or its
+				// handover): the next poll sees where it is.
+				continue
+			}
+			if ctx.Err() == nil {
+				c.log.Warn("taking a lease handed over failed", "lease", key, "err", err)
+			}
+		}
+	}
+}
+
+// balanceLoad moves leases from the most loaded workers to this one, one
+// at a time, while a move lowers the spread between the two workers by at
+// least LoadHysteresis of the mean load per worker. Of the candidate
+// leases it picks the one that evens the pair out best, so a hot shard
+// goes to an idle worker and cold ones fill in. A move back could only
+// widen the spread again, so leases do not bounce. Leases with no measured
+// throughput are never moved by load.
+func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStats, mine *int, move func(Lease, string)) {
+	mean := p.totalLoad / float64(p.workers)
+	least := c.cfg.LoadHysteresis * mean
+	for ctx.Err() == nil {
+		if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
+			return
+		}
+		if m := c.cfg.MaxLeasesForWorker; m > 0 && *mine >= m {
+			return
+		}
+		var (
+			from string
+			pick = -1
+			gain float64
+		)
+		for w, ls := range p.victims {
+			d := p.loads[w] - p.myLoad
+			if d <= least {
+				continue
+			}
+			for i, l := range ls {
+				g := d - math.Abs(d-2*l.ThroughputKBps)
+				if g >= least && (g > gain || (g == gain && (w < from || (w == from && i < pick)))) {
+					from, pick, gain = w, i, g
+				}
+			}
+		}
+		if pick < 0 {
+			return
+		}
+		l := p.victims[from][pick]
+		p.victims[from] = slices.Delete(p.victims[from], pick, pick+1)
+		p.loads[from] -= l.ThroughputKBps
+		p.myLoad += l.ThroughputKBps
+		before := st.Stolen + st.Handoffs
+		move(l, from)
+		if st.Stolen+st.Handoffs == before {
+			// The write failed (another worker was quicker): the view is
+			// stale; the next pass starts from a fresh scan.
+			return
+		}
+	}
 }
 
 // observe records when each lease's counter was first seen at its current
@@ -790,6 +1191,10 @@ type takePlan struct {
 	available                     []Lease
 	counts                        map[string]int     // unexpired leases per other worker
 	victims                       map[string][]Lease // their leases, in steal order
+	// loads is the throughput (KiB/s) of the leases counted in counts,
+	// myLoad that of this worker's, totalLoad that of every lease.
+	loads             map[string]float64
+	myLoad, totalLoad float64
 }
 
 // parentsUnknown returns the leases this worker could take (unowned or
@@ -882,19 +1287,39 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 		return false
 	}
 
-	p := takePlan{counts: map[string]int{}, victims: map[string][]Lease{}}
+	p := takePlan{counts: map[string]int{}, victims: map[string][]Lease{}, loads: map[string]float64{}}
+	count := func(owner string, l Lease) {
+		p.leases++
+		p.totalLoad += l.ThroughputKBps
+		if owner == self {
+			p.mine++
+			p.myLoad += l.ThroughputKBps
+			return
+		}
+		p.counts[owner]++
+		p.loads[owner] += l.ThroughputKBps
+	}
 	veryOld := map[string]bool{}
 	for _, l := range all {
 		if l.Finished() {
 			continue
 		}
 		if heldKeys[l.Key] {
-			p.leases++
-			p.mine++
+			if l.InHandoff() && l.Owner != self {
+				count(l.Owner, l) // leaving: it is the next owner's share
+			} else {
+				count(self, l)
+			}
 			continue
 		}
 		age := now.Sub(c.seen[l.Key].since)
 		expired := age > c.cfg.FailoverTime
+		if l.InHandoff() && !expired {
+			// Being handed over: the next owner's share, which nobody
+			// else may ask for or take while the holder renews it.
+			count(l.Owner, l)
+			continue
+		}
 		if (l.Owner == "" || expired) && l.Owner != self && blocked(l) {
 			// Nobody works on it yet, and nobody can before its parents
 			// end: leave it out of the balance. The worker that finishes
@@ -902,15 +1327,16 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 			// at its next pass.
 			continue
 		}
-		p.leases++
 		switch {
 		case l.Owner == "" || expired || l.Owner == self:
 			// Owned by self but not held: left over from an earlier run
 			// of this worker; take it back at once.
+			p.leases++
+			p.totalLoad += l.ThroughputKBps
 			p.available = append(p.available, l)
 			veryOld[l.Key] = expired && age > 3*c.cfg.FailoverTime
 		default:
-			p.counts[l.Owner]++
+			count(l.Owner, l)
 			p.victims[l.Owner] = append(p.victims[l.Owner], l)
 		}
 	}

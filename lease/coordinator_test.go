@@ -16,6 +16,10 @@ import (
 const (
 	failover     = 10 * time.Second
 	takeInterval = (failover + 25*time.Millisecond) * 2
+	// handoffTime covers a graceful handoff: the holder sees the mark at
+	// its next renewal (FailoverTime/3 - 25ms), the new owner at its next
+	// poll (500ms).
+	handoffTime = failover/3 + time.Second
 )
 
 func TestConfigDefaultsAreKCLs(t *testing.T) {
@@ -55,9 +59,10 @@ func TestThreeWorkersTwelveLeasesBalanceWithinTwoTakeCycles(t *testing.T) {
 	// Joining workers steal only once they have watched the table for a
 	// failover time: at their first balancing pass after that.
 	require.Equal(t, map[string]int{"w1": 12}, f.owners(), "nothing stolen by a worker that just started")
-	f.advance(takeInterval)
+	// Two cycles: w3 cannot ask for the leases still being handed to w2.
+	f.advance(2 * takeInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
-	f.advance(f.workers["w1"].c.Config().RenewInterval) // victims learn of steals at their next renewal
+	f.advance(handoffTime) // holders hand over at their next renewal, the new owners start at their next poll
 	f.requireConsistent()
 
 	// Stable: two more take cycles change nothing.
@@ -79,9 +84,9 @@ func TestThreeWorkersTwelveLeasesBalanceWithinTwoTakeCycles(t *testing.T) {
 func TestNewWorkerGetsItsShareWithinTwoCycles(t *testing.T) {
 	f := newFleet(t, NewMemoryStore(), 12)
 	startBalanced(t, f)
-	f.advance(takeInterval)
+	f.advance(2 * takeInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
-	f.advance(f.workers["w1"].c.Config().RenewInterval) // victims learn of steals at their next renewal
+	f.advance(handoffTime) // holders hand over at their next renewal, the new owners start at their next poll
 
 	lostBefore := func() int {
 		n := 0
@@ -90,16 +95,21 @@ func TestNewWorkerGetsItsShareWithinTwoCycles(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, func() bool { return lostBefore() == 10 }) // 8+2 from the start-up balancing
+	f.advance(handoffTime)
+	f.settle()
+	// w1 gave 6 to w2 and 3 to w3, w2 gave 1 each to w1 and w3: leases
+	// still being handed to w2 cannot be asked for, so a fleet starting
+	// together moves one lease more than the minimum (10).
+	waitFor(t, func() bool { return lostBefore() == 11 })
 	f.advance(3 * time.Second)
 	w4 := f.start("w4") // its first cycle
-	f.advance(takeInterval)
+	f.advance(takeInterval + handoffTime)
 	require.LessOrEqual(t, w4.passes.balances, 2)
 	require.Equal(t, map[string]int{"w1": 3, "w2": 3, "w3": 3, "w4": 3}, f.owners())
 	f.advance(takeInterval)
 	f.requireConsistent()
 	// The three leases w4 stole were each reported lost to their holder.
-	waitFor(t, func() bool { return lostBefore() == 13 })
+	waitFor(t, func() bool { return lostBefore() == 14 })
 }
 
 func TestDeadWorkerLeasesTakenWithinFailoverPlusOneTakeCycle(t *testing.T) {
@@ -133,7 +143,7 @@ func TestDeadWorkerWorstPhase(t *testing.T) {
 func TestCleanShutdownHandsOverWithinOneTakeCycle(t *testing.T) {
 	f := newFleet(t, NewMemoryStore(), 12)
 	startBalanced(t, f)
-	f.advance(takeInterval + 3*time.Second)
+	f.advance(2*takeInterval + handoffTime)
 	w3 := f.workers["w3"]
 	require.NoError(t, w3.c.ReleaseAll(context.Background()))
 	require.Empty(t, w3.c.Held())
@@ -257,7 +267,7 @@ func TestFinishedLeasesAreNotTaken(t *testing.T) {
 	w1 := f.start("w1")
 	require.Len(t, w1.c.Held(), 4)
 	w2 := f.start("w2")
-	f.advance(takeInterval)
+	f.advance(takeInterval + handoffTime)
 	require.Len(t, w2.c.Held(), 2, "SHARD_END leases are not counted for balance")
 	for _, k := range []string{"a", "b"} {
 		l, err := store.Get(ctx, k)

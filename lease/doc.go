@@ -5,9 +5,9 @@
 // A Store holds the leases (DynamoStore on DynamoDB, MemoryStore in
 // memory; both have the same semantics). Every write is conditional on the
 // lease's fencing counter and owner. A Coordinator per worker renews the
-// leases it holds, takes unowned and expired ones, balances by count
-// against the rest of the fleet, and reports every Acquired and Lost lease
-// on Events. It implements checkpoint.Writer, so a worker that lost a lease
+// leases it holds, takes unowned and expired ones, balances against the
+// rest of the fleet (by load or by count), and reports every Acquired, Lost and
+// HandoffRequested lease on Events. It implements checkpoint.Writer, so a worker that lost a lease
 // cannot write a checkpoint for it.
 //
 // Compared with KCL: a worker below its fair share takes (or steals) all it
@@ -23,6 +23,36 @@
 // a crashed worker's leases as they expire instead of stealing from live
 // workers; StopTaking (a worker shutting down) ends taking for good.
 //
+// Graceful handoff (as KCL 3.x, but leaderless): a worker that wants a
+// lease a live worker holds does not steal it. It marks it (Store.MarkHandoff:
+// leaseOwner = itself, checkpointOwner = the holder, the counter unchanged,
+// as KCL 3.x's initiateGracefulLeaseHandoff writes it). The holder sees the
+// mark at its next write (a renewal at the latest) and gets
+// HandoffRequested; it finishes the batch in flight, checkpoints and calls
+// Release, which completes the handoff (a fenced Take for the new owner,
+// removing checkpointOwner). The new owner polls the lease every
+// HandoffPollInterval and starts from that checkpoint, so nothing is
+// processed twice and never by two workers at once. If the holder has not
+// handed over HandoffTimeout (30 s, KCL's default) after the mark, the new
+// owner takes the lease; if the holder dies, the lease expires as usual. A
+// wanter that stops withdraws its request (Store.CancelHandoff). Every
+// write is conditional on counter, leaseOwner and checkpointOwner, so a
+// holder learns of the mark from the failed condition, and every change of
+// hands but the mark itself moves the counter.
+//
+// Balancing by load (Config.Balance, the default): each holder measures
+// the bytes/s of its leases (RecordProcessed) and writes them with its
+// renewals as KCL 3.x's throughputKBps; a worker asks the most loaded
+// workers for the lease that evens the pair out best, and only when the
+// move narrows their spread by LoadHysteresis of the mean load, so leases
+// do not bounce. Moves use the graceful handoff. BalanceByCount keeps KCL
+// 2.x's count balancing; by load falls back to it while no throughput has
+// been measured.
+//
+// Shard sync (SyncShards, CreateChildLeases) and the cleanup of finished
+// leases (DeleteFinished) are functions on a Store, so the consumer never
+// writes lease rows itself.
+//
 // Tolerated in a shared table: a leaseOwner written as "" or NULL means
 // unowned, and DynamoStore.List skips (and logs) items it cannot read
 // instead of failing the scan.
@@ -36,6 +66,7 @@
 //		switch ev.Type {
 //		case lease.Acquired: // start the shard; checkpoint through ev.Writer
 //		case lease.Lost:     // stop the shard
+//		case lease.HandoffRequested: // finish the batch, checkpoint, then coord.Release(ctx, ev.Lease.Key)
 //		}
 //	}
 //

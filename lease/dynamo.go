@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -269,11 +270,19 @@ func (s *DynamoStore) apply(ctx context.Context, op string, l Lease, u *update, 
 		counterCond = "(#c = :c OR attribute_not_exists(#c) OR attribute_type(#c, :nullType))"
 		u.values[":nullType"] = &types.AttributeValueMemberS{Value: "NULL"}
 	}
-	cond := counterCond + " AND #o = :o"
+	// checkpointOwner is part of the condition: a handoff request
+	// (MarkHandoff) changes it, and leaseOwner, without moving the counter.
+	u.names["#co"] = AttrCheckpointOwner
+	coCond := " AND attribute_not_exists(#co)"
+	if l.CheckpointOwner != "" {
+		coCond = " AND #co = :co"
+		u.values[":co"] = &types.AttributeValueMemberS{Value: l.CheckpointOwner}
+	}
+	cond := counterCond + " AND #o = :o" + coCond
 	if l.Owner == "" {
 		// Unowned: the attribute absent (as KCL and this package write
 		// it), NULL or "" (as other tools may write it).
-		cond = counterCond + " AND (attribute_not_exists(#o) OR attribute_type(#o, :nullType) OR #o = :noOwner)"
+		cond = counterCond + " AND (attribute_not_exists(#o) OR attribute_type(#o, :nullType) OR #o = :noOwner)" + coCond
 		u.values[":nullType"] = &types.AttributeValueMemberS{Value: "NULL"}
 		u.values[":noOwner"] = &types.AttributeValueMemberS{Value: ""}
 	} else {
@@ -299,7 +308,7 @@ func (s *DynamoStore) apply(ctx context.Context, op string, l Lease, u *update, 
 		case landed(cur, want):
 			return cur, nil
 		}
-		return Lease{}, &ConflictError{Op: op, Key: l.Key, Counter: l.Counter, Owner: l.Owner}
+		return Lease{}, &ConflictError{Op: op, Key: l.Key, Counter: l.Counter, Owner: l.Owner, Current: &cur}
 	}
 	if err != nil {
 		return Lease{}, fmt.Errorf("lease %s: %s: %w", l.Key, op, err)
@@ -312,17 +321,17 @@ func landed(cur, want Lease) bool {
 	eqPos := func(a, b *checkpoint.Position) bool {
 		return (a == nil) == (b == nil) && (a == nil || *a == *b)
 	}
-	return cur.Counter == want.Counter && cur.Owner == want.Owner &&
+	return cur.Counter == want.Counter && cur.Owner == want.Owner && cur.CheckpointOwner == want.CheckpointOwner &&
 		cur.Checkpoint == want.Checkpoint && eqPos(cur.PendingCheckpoint, want.PendingCheckpoint) &&
 		bytes.Equal(cur.PendingCheckpointState, want.PendingCheckpointState) &&
 		slices.Equal(sortedSet(cur.ChildShardIDs), sortedSet(want.ChildShardIDs))
 }
 
-// expected returns l after f and the counter increment, as apply's want.
-func expected(l Lease, f func(*Lease)) Lease {
+// expected returns l after f and the counter moved by step, as apply's want.
+func expected(l Lease, f func(*Lease), step int64) Lease {
 	w := l.Clone()
 	f(&w)
-	w.Counter++
+	w.Counter += step
 	return normalize(w)
 }
 
@@ -331,7 +340,13 @@ func (s *DynamoStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
 		return Lease{}, fmt.Errorf("lease %s: renew: no owner", l.Key)
 	}
-	return s.apply(ctx, "renew", l, newUpdate(l), expected(l, func(*Lease) {}))
+	u := newUpdate(l)
+	if l.ThroughputKBps > 0 {
+		u.setAttr(AttrThroughputKBps, &types.AttributeValueMemberN{Value: strconv.FormatFloat(l.ThroughputKBps, 'f', -1, 64)})
+	} else {
+		u.removeAttr(AttrThroughputKBps)
+	}
+	return s.apply(ctx, "renew", l, u, expected(l, func(*Lease) {}, 1))
 }
 
 // Take implements Store.
@@ -342,16 +357,48 @@ func (s *DynamoStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 	u := newUpdate(l)
 	u.set = append(u.set, "#o = :owner")
 	u.values[":owner"] = &types.AttributeValueMemberS{Value: owner}
-	if l.Owner != "" && l.Owner != owner {
-		// As KCL: a switch is a move from another owner; taking an
-		// unowned (released or new) lease is not one.
+	if p := l.Processor(); p != "" && p != owner {
+		// As KCL: a switch is a move from another worker; taking an
+		// unowned (released or new) lease is not one, nor is completing a
+		// handoff to oneself.
 		u.names["#sw"] = AttrOwnerSwitchesSinceCheckpoint
 		u.values[":zero"], u.values[":one"] = nAttr(0), nAttr(1)
 		u.set = append(u.set, "#sw = if_not_exists(#sw, :zero) + :one")
 	}
-	// A fresh owner ends any KCL 3.x hand-over in progress, as KCL's take does.
-	u.removeAttr(attrCheckpointOwner)
-	return s.apply(ctx, "take", l, u, expected(l, func(c *Lease) { c.Owner = owner }))
+	// A fresh owner ends any handoff in progress, as KCL's take does.
+	u.remove = append(u.remove, "#co")
+	return s.apply(ctx, "take", l, u, expected(l, func(c *Lease) { c.Owner, c.CheckpointOwner = owner, "" }, 1))
+}
+
+// MarkHandoff implements Store. Like KCL 3.x's initiateGracefulLeaseHandoff
+// it leaves leaseCounter as it is.
+func (s *DynamoStore) MarkHandoff(ctx context.Context, l Lease, next string) (Lease, error) {
+	if err := checkHandoff(l, next); err != nil {
+		return Lease{}, err
+	}
+	u := &update{
+		names:  map[string]string{"#c": AttrLeaseCounter, "#o": AttrLeaseOwner},
+		values: map[string]types.AttributeValue{":c": nAttr(l.Counter)},
+	}
+	u.set = append(u.set, "#o = :next", "#co = :from")
+	u.values[":next"] = &types.AttributeValueMemberS{Value: next}
+	u.values[":from"] = &types.AttributeValueMemberS{Value: l.Owner}
+	return s.apply(ctx, "mark handoff", l, u, expected(l, func(c *Lease) { c.Owner, c.CheckpointOwner = next, l.Owner }, 0))
+}
+
+// CancelHandoff implements Store; it leaves leaseCounter as it is.
+func (s *DynamoStore) CancelHandoff(ctx context.Context, l Lease) (Lease, error) {
+	if !l.InHandoff() {
+		return Lease{}, fmt.Errorf("lease %s: cancel handoff: not in handoff", l.Key)
+	}
+	u := &update{
+		names:  map[string]string{"#c": AttrLeaseCounter, "#o": AttrLeaseOwner},
+		values: map[string]types.AttributeValue{":c": nAttr(l.Counter)},
+	}
+	u.set = append(u.set, "#o = :back")
+	u.values[":back"] = &types.AttributeValueMemberS{Value: l.CheckpointOwner}
+	u.remove = append(u.remove, "#co")
+	return s.apply(ctx, "cancel handoff", l, u, expected(l, func(c *Lease) { c.Owner, c.CheckpointOwner = l.CheckpointOwner, "" }, 0))
 }
 
 // Release implements Store.
@@ -360,9 +407,8 @@ func (s *DynamoStore) Release(ctx context.Context, l Lease) (Lease, error) {
 		return Lease{}, fmt.Errorf("lease %s: release: no owner", l.Key)
 	}
 	u := newUpdate(l)
-	u.remove = append(u.remove, "#o")
-	u.removeAttr(attrCheckpointOwner)
-	return s.apply(ctx, "release", l, u, expected(l, func(c *Lease) { c.Owner = "" }))
+	u.remove = append(u.remove, "#o", "#co")
+	return s.apply(ctx, "release", l, u, expected(l, func(c *Lease) { c.Owner, c.CheckpointOwner = "", "" }, 1))
 }
 
 // UpdateCheckpoint implements Store.
@@ -379,7 +425,7 @@ func (s *DynamoStore) UpdateCheckpoint(ctx context.Context, l Lease, pos checkpo
 	u.removeAttr(AttrPendingCheckpointState)
 	return s.apply(ctx, "checkpoint", l, u, expected(l, func(c *Lease) {
 		c.Checkpoint, c.PendingCheckpoint, c.PendingCheckpointState = pos, nil, nil
-	}))
+	}, 1))
 }
 
 // UpdatePendingCheckpoint implements Store.
@@ -408,7 +454,7 @@ func (s *DynamoStore) UpdatePendingCheckpoint(ctx context.Context, l Lease, pos 
 		}
 		p := *pos
 		c.PendingCheckpoint, c.PendingCheckpointState = &p, slices.Clone(state)
-	}))
+	}, 1))
 }
 
 // UpdateChildShards implements Store.
@@ -419,7 +465,7 @@ func (s *DynamoStore) UpdateChildShards(ctx context.Context, l Lease, children [
 	} else {
 		u.setAttr(AttrChildShardIDs, &types.AttributeValueMemberSS{Value: sortedSet(children)})
 	}
-	return s.apply(ctx, "child shards", l, u, expected(l, func(c *Lease) { c.ChildShardIDs = slices.Clone(children) }))
+	return s.apply(ctx, "child shards", l, u, expected(l, func(c *Lease) { c.ChildShardIDs = slices.Clone(children) }, 1))
 }
 
 // Delete implements Store.

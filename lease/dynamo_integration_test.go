@@ -189,12 +189,17 @@ func TestDynamoTakenLeaseCannotCheckpoint(t *testing.T) {
 	require.Equal(t, checkpoint.At("10", 0), got.Checkpoint)
 }
 
+// A graceful handoff through dynalite's conditional writes.
+func TestDynamoHandoffCompletes(t *testing.T) {
+	testHandoffCompletes(t, newDynaliteStore(t, itest.DynamoDB(t)))
+}
+
 // Workers that crash and shut down cleanly on dynalite.
 func TestDynamoFleetFailoverAndHandOver(t *testing.T) {
 	s := newDynaliteStore(t, itest.DynamoDB(t))
 	f := newFleet(t, s, 12)
 	startBalanced(t, f)
-	f.advance(takeInterval)
+	f.advance(2*takeInterval + handoffTime)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
 	f.stop("w3")
 	f.advance(failover + takeInterval)

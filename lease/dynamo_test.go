@@ -132,9 +132,9 @@ func TestDynamoStoreErrorClassification(t *testing.T) {
 		_, _ = s.Take(ctx, unowned, "w2")
 		require.Len(t, d.updateSeen, 7)
 		for i, in := range d.updateSeen {
-			want := "#c = :c AND #o = :o"
+			want := "#c = :c AND #o = :o AND attribute_not_exists(#co)"
 			if i == 6 {
-				want = "#c = :c AND (attribute_not_exists(#o) OR attribute_type(#o, :nullType) OR #o = :noOwner)"
+				want = "#c = :c AND (attribute_not_exists(#o) OR attribute_type(#o, :nullType) OR #o = :noOwner) AND attribute_not_exists(#co)"
 			}
 			require.Equal(t, want, aws.ToString(in.ConditionExpression))
 			require.Equal(t, &types.AttributeValueMemberN{Value: "5"}, in.ExpressionAttributeValues[":c"])

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -12,8 +13,14 @@ const (
 	// Acquired: this worker now holds the lease; start processing its shard.
 	Acquired EventType = iota + 1
 	// Lost: this worker no longer holds the lease (taken, expired locally,
-	// fenced on a checkpoint, or released); stop processing its shard.
+	// fenced on a checkpoint, released or handed over); stop processing
+	// its shard.
 	Lost
+	// HandoffRequested: another worker asked for the lease (graceful
+	// handoff). Finish the batch in flight, checkpoint, then call
+	// Coordinator.Release, which hands the lease to that worker; it starts
+	// from that checkpoint. The lease stays held (and renewed) until then.
+	HandoffRequested
 )
 
 // String returns "Acquired" or "Lost".
@@ -23,6 +30,8 @@ func (t EventType) String() string {
 		return "Acquired"
 	case Lost:
 		return "Lost"
+	case HandoffRequested:
+		return "HandoffRequested"
 	}
 	return "EventType(?)"
 }
@@ -46,9 +55,10 @@ type Event struct {
 }
 
 // eventQueue decouples the coordinator from the consumer: pushes never
-// block, and a Lost that cancels an undelivered Acquired of the same
-// acquisition removes both, so the queue holds at most two events per lease
-// (a Lost of an old acquisition and an Acquired of a new one).
+// block, and a Lost removes the undelivered Acquired and HandoffRequested
+// of its acquisition (and itself, if the Acquired was undelivered), so the
+// queue holds at most three events per lease (a Lost of an old
+// acquisition, an Acquired of a new one and its HandoffRequested).
 type eventQueue struct {
 	mu     sync.Mutex
 	q      []Event
@@ -68,11 +78,18 @@ func (e *eventQueue) push(ev Event) {
 		return
 	}
 	if ev.Type == Lost {
-		for i, x := range e.q {
-			if x.Type == Acquired && x.held == ev.held {
-				e.q = append(e.q[:i], e.q[i+1:]...)
-				return
+		// An acquisition never seen by the reader: drop its events, and
+		// the Lost too.
+		cancelled := false
+		e.q = slices.DeleteFunc(e.q, func(x Event) bool {
+			if x.held != ev.held {
+				return false
 			}
+			cancelled = cancelled || x.Type == Acquired
+			return x.Type == Acquired || x.Type == HandoffRequested
+		})
+		if cancelled {
+			return
 		}
 	}
 	e.q = append(e.q, ev)

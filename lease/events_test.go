@@ -33,3 +33,21 @@ func TestEventQueueNeverBlocksAndStaysBounded(t *testing.T) {
 	require.False(t, ok, "closed when Run ends")
 	q.push(Event{Type: Acquired, held: a}) // after close: dropped, no panic
 }
+
+// A Lost drops its acquisition's undelivered HandoffRequested (the reader
+// must not hand over a lease it no longer holds, nor a later acquisition's),
+// and only a Lost whose Acquired was undelivered is dropped itself.
+func TestEventQueueLostCancelsHandoffRequest(t *testing.T) {
+	q := newEventQueue()
+	a, b := &heldLease{lease: Lease{Key: "k"}}, &heldLease{lease: Lease{Key: "k"}}
+	q.push(Event{Type: Acquired, Lease: a.lease, held: a})
+	q.push(Event{Type: HandoffRequested, Lease: a.lease, held: a})
+	q.push(Event{Type: Lost, Lease: a.lease, held: a})
+	require.Empty(t, q.q)
+
+	q.push(Event{Type: HandoffRequested, Lease: b.lease, held: b}) // its Acquired already delivered
+	q.push(Event{Type: Lost, Lease: b.lease, held: b})
+	require.Len(t, q.q, 1)
+	require.Equal(t, Lost, q.q[0].Type)
+	require.Equal(t, "HandoffRequested", HandoffRequested.String())
+}

@@ -25,6 +25,12 @@ type fleet struct {
 	store   Store
 	cfg     Config
 	workers map[string]*worker
+	// holdHandoffs makes workers ignore HandoffRequested (a processor that
+	// never finishes its batch); by default they hand over at once.
+	holdHandoffs bool
+	// traffic is each shard's data rate (KiB/s): advance feeds it to the
+	// worker holding the lease (RecordProcessed), as a consumer would.
+	traffic map[string]float64
 }
 
 type worker struct {
@@ -52,7 +58,7 @@ func (p *passCounter) TakePass(s TakeStats) {
 	if s.Balance {
 		p.balances++
 	}
-	p.stolen += s.Stolen
+	p.stolen += s.Stolen + s.Handoffs
 	p.taken += s.Taken
 }
 
@@ -103,6 +109,11 @@ func (f *fleet) launch(id string) *worker {
 			w.mu.Lock()
 			w.events = append(w.events, ev)
 			w.mu.Unlock()
+			if ev.Type == HandoffRequested && !f.holdHandoffs {
+				// As the consumer does once the batch in flight is
+				// checkpointed: hand the lease over.
+				_ = c.Release(context.Background(), ev.Lease.Key)
+			}
 		}
 	}()
 	f.workers[id] = w
@@ -130,6 +141,38 @@ func (f *fleet) stop(id string) {
 	delete(f.workers, id)
 }
 
+// feed reports d's worth of traffic on every held lease, before the clock
+// moves, so the passes at the next deadline measure it deterministically.
+func (f *fleet) feed(d time.Duration) {
+	if len(f.traffic) == 0 || d <= 0 {
+		return
+	}
+	for _, w := range f.workers {
+		for _, l := range w.c.Held() {
+			w.c.RecordProcessed(l.Key, int(f.traffic[l.Key]*1024*d.Seconds()))
+		}
+	}
+}
+
+// settleHandoffs waits until every worker has handed over the leases it
+// was asked for (the harness's event readers do it at once, off the clock),
+// so that what the clock triggers next is deterministic.
+func (f *fleet) settleHandoffs() {
+	if f.holdHandoffs {
+		return
+	}
+	for id, w := range f.workers {
+		waitFor(f.t, func() bool {
+			for _, l := range w.c.Held() {
+				if l.InHandoff() && l.CheckpointOwner == id {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
 func (f *fleet) stopAll() {
 	for id := range f.workers {
 		f.stop(id)
@@ -148,8 +191,10 @@ func (f *fleet) advance(d time.Duration) {
 		if ds := f.clk.Deadlines(); len(ds) > 0 && ds[0].Before(end) {
 			next = ds[0]
 		}
+		f.feed(next.Sub(f.clk.Now()))
 		f.clk.Set(next)
 		f.clk.BlockUntil(f.idleTimers())
+		f.settleHandoffs()
 		f.settle()
 		if !next.Before(end) {
 			return

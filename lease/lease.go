@@ -28,12 +28,15 @@ const (
 	AttrStartingHashKey              = "startingHashKey"
 	AttrEndingHashKey                = "endingHashKey"
 	AttrEntityType                   = "entityType"
+	// AttrCheckpointOwner is KCL 3.x's checkpointOwner, set only while a
+	// lease is handed over gracefully: leaseOwner already names the next
+	// owner, checkpointOwner the worker still processing (and
+	// checkpointing) the shard until it hands over.
+	AttrCheckpointOwner = "checkpointOwner"
+	// AttrThroughputKBps is KCL 3.x's throughputKBps: the lease's recent
+	// throughput as measured by its holder, in KiB/s.
+	AttrThroughputKBps = "throughputKBps"
 )
-
-// attrCheckpointOwner is KCL 3.x's checkpointOwner: set while a lease is
-// handed over gracefully between KCL 3.x workers. Kept in Extra, removed by
-// Take and Release as KCL does.
-const attrCheckpointOwner = "checkpointOwner"
 
 // EntityTypeLease is the entityType KCL 3.x gives lease items. Items with
 // another entityType (worker metrics, leader lock) are not leases.
@@ -64,6 +67,14 @@ type Lease struct {
 	// StartingHashKey and EndingHashKey are the shard's hash key range as
 	// decimal strings; "" when unknown.
 	StartingHashKey, EndingHashKey string
+	// CheckpointOwner is KCL 3.x's checkpointOwner: during a graceful
+	// handoff it names the worker that still processes the shard, while
+	// Owner names the worker it is being handed to. "" otherwise.
+	CheckpointOwner string
+	// ThroughputKBps is KCL 3.x's throughputKBps: the data rate its holder
+	// measured over its last renewal intervals (KiB/s), written with each
+	// renewal; 0 when never measured. Balancing by load uses it.
+	ThroughputKBps float64
 	// Extra holds attributes this package does not interpret (KCL 3.x's
 	// throughputKBps, checkpointOwner, entityType, ...), as read. They are
 	// preserved in the table because every update touches only the
@@ -77,6 +88,21 @@ type Lease struct {
 // starting position.
 // A sub-sequence number stored with the sentinel does not matter, as in KCL.
 func (l Lease) Finished() bool { return l.Checkpoint.Sentinel == checkpoint.SentinelShardEnd }
+
+// InHandoff reports whether the lease is being handed over gracefully
+// (KCL 3.x's shutdownRequested): CheckpointOwner still processes it, Owner
+// is the worker it goes to once CheckpointOwner has checkpointed.
+func (l Lease) InHandoff() bool { return l.CheckpointOwner != "" && l.CheckpointOwner != l.Owner }
+
+// Processor returns the worker that processes the shard now: the
+// CheckpointOwner during a handoff, otherwise the Owner (KCL 3.x's
+// actualOwner).
+func (l Lease) Processor() string {
+	if l.CheckpointOwner != "" {
+		return l.CheckpointOwner
+	}
+	return l.Owner
+}
 
 // Clone returns a deep copy of l.
 func (l Lease) Clone() Lease {
@@ -110,6 +136,8 @@ type item struct {
 	ChildShardIDs                []string `dynamodbav:"childShardIds,stringset,omitempty"`
 	StartingHashKey              string   `dynamodbav:"startingHashKey,omitempty"`
 	EndingHashKey                string   `dynamodbav:"endingHashKey,omitempty"`
+	CheckpointOwner              string   `dynamodbav:"checkpointOwner,omitempty"`
+	ThroughputKBps               float64  `dynamodbav:"throughputKBps,omitempty"`
 }
 
 var knownAttrs = map[string]bool{
@@ -117,6 +145,7 @@ var knownAttrs = map[string]bool{
 	AttrOwnerSwitchesSinceCheckpoint: true, AttrCheckpoint: true, AttrCheckpointSubSequence: true,
 	AttrPendingCheckpoint: true, AttrPendingCheckpointSubSequence: true, AttrPendingCheckpointState: true,
 	AttrParentShardID: true, AttrChildShardIDs: true, AttrStartingHashKey: true, AttrEndingHashKey: true,
+	AttrCheckpointOwner: true, AttrThroughputKBps: true,
 }
 
 // positionAttr returns the checkpoint attribute value for p: the sentinel
@@ -149,6 +178,8 @@ func MarshalItem(l Lease) (map[string]types.AttributeValue, error) {
 		CheckpointSubSequenceNumber:  l.Checkpoint.SubSequenceNumber,
 		StartingHashKey:              l.StartingHashKey,
 		EndingHashKey:                l.EndingHashKey,
+		CheckpointOwner:              l.CheckpointOwner,
+		ThroughputKBps:               l.ThroughputKBps,
 	}
 	// DynamoDB rejects empty and duplicate sets, and attributevalue would
 	// write an empty (non-nil) slice as NULL: empty values are omitted.
@@ -202,6 +233,8 @@ func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 		ChildShardIDs:                it.ChildShardIDs,
 		StartingHashKey:              it.StartingHashKey,
 		EndingHashKey:                it.EndingHashKey,
+		CheckpointOwner:              it.CheckpointOwner,
+		ThroughputKBps:               it.ThroughputKBps,
 	}
 	// Sets come back in any order; keep the one order MemoryStore uses.
 	l = normalize(l)

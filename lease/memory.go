@@ -103,6 +103,11 @@ func sortedSet(s []string) []string {
 // update applies f to the stored lease after checking the condition that
 // every mutating write shares: same counter, same owner.
 func (s *MemoryStore) update(ctx context.Context, op string, l Lease, f func(*Lease)) (Lease, error) {
+	return s.updateStep(ctx, op, l, 1, f)
+}
+
+// updateStep is update with the counter moved by step (0 for MarkHandoff).
+func (s *MemoryStore) updateStep(ctx context.Context, op string, l Lease, step int64, f func(*Lease)) (Lease, error) {
 	if err := ctx.Err(); err != nil {
 		return Lease{}, err
 	}
@@ -112,15 +117,16 @@ func (s *MemoryStore) update(ctx context.Context, op string, l Lease, f func(*Le
 	if !ok {
 		return Lease{}, fmt.Errorf("lease %s: %s: %w", l.Key, op, ErrNotFound)
 	}
-	if cur.Counter != l.Counter || cur.Owner != l.Owner {
+	if cur.Counter != l.Counter || cur.Owner != l.Owner || cur.CheckpointOwner != l.CheckpointOwner {
 		// Same rule as DynamoStore: a write whose effect is already in
 		// place (a retried write that landed) succeeds.
-		if landed(cur, expected(l, f)) {
+		if landed(cur, expected(l, f, step)) {
 			return cur.Clone(), nil
 		}
-		return Lease{}, &ConflictError{Op: op, Key: l.Key, Counter: l.Counter, Owner: l.Owner}
+		c := cur.Clone()
+		return Lease{}, &ConflictError{Op: op, Key: l.Key, Counter: l.Counter, Owner: l.Owner, Current: &c}
 	}
-	cur = expected(cur, f)
+	cur = expected(cur, f, step)
 	s.leases[l.Key] = cur
 	return cur.Clone(), nil
 }
@@ -130,7 +136,7 @@ func (s *MemoryStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
 		return Lease{}, fmt.Errorf("lease %s: renew: no owner", l.Key)
 	}
-	return s.update(ctx, "renew", l, func(*Lease) {})
+	return s.update(ctx, "renew", l, func(c *Lease) { c.ThroughputKBps = l.ThroughputKBps })
 }
 
 // Take implements Store.
@@ -139,12 +145,38 @@ func (s *MemoryStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 		return Lease{}, fmt.Errorf("lease %s: take: empty owner", l.Key)
 	}
 	return s.update(ctx, "take", l, func(c *Lease) {
-		if c.Owner != "" && c.Owner != owner {
+		if p := c.Processor(); p != "" && p != owner {
 			c.OwnerSwitchesSinceCheckpoint++
 		}
-		c.Owner = owner
-		delete(c.Extra, attrCheckpointOwner)
+		c.Owner, c.CheckpointOwner = owner, ""
 	})
+}
+
+// MarkHandoff implements Store.
+func (s *MemoryStore) MarkHandoff(ctx context.Context, l Lease, next string) (Lease, error) {
+	if err := checkHandoff(l, next); err != nil {
+		return Lease{}, err
+	}
+	return s.updateStep(ctx, "mark handoff", l, 0, func(c *Lease) { c.Owner, c.CheckpointOwner = next, l.Owner })
+}
+
+// CancelHandoff implements Store.
+func (s *MemoryStore) CancelHandoff(ctx context.Context, l Lease) (Lease, error) {
+	if !l.InHandoff() {
+		return Lease{}, fmt.Errorf("lease %s: cancel handoff: not in handoff", l.Key)
+	}
+	return s.updateStep(ctx, "cancel handoff", l, 0, func(c *Lease) { c.Owner, c.CheckpointOwner = l.CheckpointOwner, "" })
+}
+
+// checkHandoff validates a MarkHandoff request.
+func checkHandoff(l Lease, next string) error {
+	switch {
+	case l.Owner == "" || next == "" || next == l.Owner:
+		return fmt.Errorf("lease %s: mark handoff: needs an owner (%q) and another next owner (%q)", l.Key, l.Owner, next)
+	case l.CheckpointOwner != "":
+		return fmt.Errorf("lease %s: mark handoff: already in handoff from %s", l.Key, l.CheckpointOwner)
+	}
+	return nil
 }
 
 // Release implements Store.
@@ -152,10 +184,7 @@ func (s *MemoryStore) Release(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
 		return Lease{}, fmt.Errorf("lease %s: release: no owner", l.Key)
 	}
-	return s.update(ctx, "release", l, func(c *Lease) {
-		c.Owner = ""
-		delete(c.Extra, attrCheckpointOwner)
-	})
+	return s.update(ctx, "release", l, func(c *Lease) { c.Owner, c.CheckpointOwner = "", "" })
 }
 
 // UpdateCheckpoint implements Store.

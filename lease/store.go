@@ -35,6 +35,11 @@ type ConflictError struct {
 	// Counter and Owner are the values the write was conditional on.
 	Counter int64
 	Owner   string
+	// Current is the lease as read back after the failed condition, when
+	// that read succeeded (nil otherwise, or when the lease is gone). It
+	// tells a holder whether a graceful handoff was requested (the only
+	// change made without moving the counter) or the lease was taken.
+	Current *Lease
 }
 
 func (e *ConflictError) Error() string {
@@ -48,10 +53,10 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 // have identical semantics, checked by one conformance suite:
 //
 //   - Every mutating call except Create and Delete is conditional on the
-//     lease's Counter and Owner as passed in l (Owner "" means "unowned"),
-//     increments the counter by one, and returns the lease as now stored.
-//     A failed condition returns a *ConflictError; a missing lease
-//     ErrNotFound.
+//     lease's Counter, Owner and CheckpointOwner as passed in l ("" means
+//     absent), increments the counter by one (all but MarkHandoff), and
+//     returns the lease as now stored. A failed condition returns a
+//     *ConflictError; a missing lease ErrNotFound.
 //   - A write whose exact effect is already stored (owner, counter+1 and
 //     the written attributes) succeeds and returns the stored lease: that
 //     is how a retried request whose first attempt landed is told apart
@@ -66,13 +71,29 @@ type Store interface {
 	Get(ctx context.Context, key string) (Lease, error)
 	// Create stores l if no lease has its key; created reports whether it did.
 	Create(ctx context.Context, l Lease) (created bool, err error)
-	// Renew increments the counter of a lease held by l.Owner.
+	// Renew increments the counter of a lease held by l.Owner (or by
+	// l.CheckpointOwner during a handoff) and writes l.ThroughputKBps
+	// (removing the attribute when 0).
 	Renew(ctx context.Context, l Lease) (Lease, error)
 	// Take makes owner the holder of the lease observed as l, incrementing
-	// ownerSwitchesSinceCheckpoint when it had another owner (not when it
-	// was unowned), as KCL does. A lease item without leaseCounter reads
-	// as counter 0 and can be taken on it.
+	// ownerSwitchesSinceCheckpoint when it was processed by another worker
+	// (l.Processor(); not when it was unowned), as KCL does. It ends any
+	// handoff in progress (removes checkpointOwner): Take(l, l.Owner) by
+	// the CheckpointOwner is how a handoff is completed. A lease item
+	// without leaseCounter reads as counter 0 and can be taken on it.
 	Take(ctx context.Context, l Lease, owner string) (Lease, error)
+	// MarkHandoff asks the holder of l to hand the lease over to next, as
+	// KCL 3.x's initiateGracefulLeaseHandoff: leaseOwner becomes next and
+	// checkpointOwner the holder (l.Owner), which goes on processing until
+	// it has checkpointed and completes the handoff with Take. It requires
+	// a lease not already in handoff, and does not move the counter (so
+	// it reads as neither a renewal nor a take to KCL 2.x workers).
+	MarkHandoff(ctx context.Context, l Lease, next string) (Lease, error)
+	// CancelHandoff withdraws a handoff request (by the next owner, which
+	// is stopping): leaseOwner goes back to the checkpointOwner, which keeps
+	// the lease as if never asked. Like MarkHandoff it does not move the
+	// counter.
+	CancelHandoff(ctx context.Context, l Lease) (Lease, error)
 	// Release removes the owner, so any worker can take the lease at once.
 	Release(ctx context.Context, l Lease) (Lease, error)
 	// UpdateCheckpoint sets the checkpoint, clears the pending checkpoint and

@@ -31,10 +31,11 @@ func launchProcessing(f *fleet, id string, wg *sync.WaitGroup) *worker {
 	go func() { w.done <- c.Run(ctx) }()
 	go func() {
 		defer close(w.drain)
-		stops := map[*heldLease]chan struct{}{}
+		type proc struct{ stop, done chan struct{} }
+		stops := map[*heldLease]proc{}
 		defer func() {
 			for _, s := range stops {
-				close(s)
+				close(s.stop)
 			}
 		}()
 		for ev := range c.Events() {
@@ -43,11 +44,12 @@ func launchProcessing(f *fleet, id string, wg *sync.WaitGroup) *worker {
 			w.mu.Unlock()
 			switch ev.Type {
 			case Acquired:
-				stop := make(chan struct{})
-				stops[ev.held] = stop
+				stop, done := make(chan struct{}), make(chan struct{})
+				stops[ev.held] = proc{stop, done}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					defer close(done)
 					var next int64 = 1
 					if !ev.Lease.Checkpoint.IsSentinel() {
 						next, _ = strconv.ParseInt(ev.Lease.Checkpoint.SequenceNumber, 10, 64)
@@ -69,9 +71,17 @@ func launchProcessing(f *fleet, id string, wg *sync.WaitGroup) *worker {
 						}
 					}
 				}()
+			case HandoffRequested:
+				// As the consumer: stop processing, then hand over.
+				if s, ok := stops[ev.held]; ok {
+					close(s.stop)
+					<-s.done
+					delete(stops, ev.held)
+				}
+				_ = c.Release(context.Background(), ev.Lease.Key)
 			case Lost:
 				if s, ok := stops[ev.held]; ok {
-					close(s)
+					close(s.stop)
 					delete(stops, ev.held)
 				}
 			}

@@ -62,7 +62,7 @@ func (p *Processor) ProcessRecords(ctx context.Context, in consumer.ProcessRecor
 	return p.checkpoint(ctx, in.Checkpointer)
 }
 
-func (p *Processor) checkpoint(ctx context.Context, cp *checkpoint.Checkpointer) error {
+func (p *Processor) checkpoint(ctx context.Context, cp consumer.Checkpointer) error {
 	if p.committed == nil {
 		return nil
 	}
