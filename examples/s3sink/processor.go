@@ -170,7 +170,7 @@ func (p *Processor) seal() {
 
 // deliverSealed runs the three steps for the sealed segment. Each step is
 // idempotent, so a failed call is simply made again.
-func (p *Processor) deliverSealed(ctx context.Context, cp *checkpoint.Checkpointer) error {
+func (p *Processor) deliverSealed(ctx context.Context, cp consumer.Checkpointer) error {
 	seg := p.sealed
 	if seg == nil {
 		return nil
@@ -228,7 +228,7 @@ func (p *Processor) staleKeys(seg *segment, cut cutState) []string {
 }
 
 // flush cuts and delivers whatever is buffered.
-func (p *Processor) flush(ctx context.Context, cp *checkpoint.Checkpointer) error {
+func (p *Processor) flush(ctx context.Context, cp consumer.Checkpointer) error {
 	if err := p.deliverSealed(ctx, cp); err != nil {
 		return err
 	}
