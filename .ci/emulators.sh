@@ -64,10 +64,10 @@ emulators_start() {
   local kl dl km kmtls
   kl=$(_emu_free_port); dl=$(_emu_free_port); km=$(_emu_free_port); kmtls=$(_emu_free_port)
 
-  node "$_emu_cache/node_modules/kinesalite/cli.js" --port "$kl" \
+  node --require "$_emu_root/.ci/emulator-guard.js" "$_emu_cache/node_modules/kinesalite/cli.js" --port "$kl" \
     --createStreamMs 50 --deleteStreamMs 50 --updateStreamMs 50 >"$_emu_logs/kinesalite.log" 2>&1 &
   _emu_pids+=($!)
-  node "$_emu_cache/node_modules/dynalite/cli.js" --port "$dl" --createTableMs 50 \
+  node --require "$_emu_root/.ci/emulator-guard.js" "$_emu_cache/node_modules/dynalite/cli.js" --port "$dl" --createTableMs 50 \
     >"$_emu_logs/dynalite.log" 2>&1 &
   _emu_pids+=($!)
   # kinesis-mock reads server.json from its working directory.
