@@ -63,14 +63,27 @@ type Producer struct {
 	// fromCallback).
 	cbGoroutine atomic.Uint64
 
+	// Room in the buffer, taken by Put without a lock (see reserve):
+	// the records accepted whose room is held (no outcome yet, or a
+	// callback not returned) and their charge. Kept off the cache line of
+	// the fields around them.
+	_         [64]byte
+	heldRecs  atomic.Int64
+	heldBytes atomic.Int64
+	_         [48]byte
+	closed    atomic.Bool // Close was called: Put refuses
+	table     atomic.Pointer[routeTable]
+	ready     readyTotals // what the lanes' queues hold
+	// nextWake is when the dispatcher will next look, as an offset from
+	// epoch; 0 while a pass runs or when it has nothing to wait for, so a
+	// Put that starts a batch wakes it.
+	nextWake atomic.Int64
+
 	mu              sync.Mutex
-	closed          bool // Close was called: Put refuses
 	aborting        bool // Close's context ended: fail instead of retry
 	flushing        int
 	waiting         int // Puts blocked for room
-	outRecords      int
-	outBytes        int
-	completing      int // resolved records whose callback has not returned
+	completing      int // resolved records whose callback has not returned (held in heldRecs)
 	completingBytes int
 	room            chan struct{}
 	drained         chan struct{}
@@ -79,8 +92,6 @@ type Producer struct {
 	laneByID        map[string]*lane
 	unmapped        *lane
 	gen             uint64
-	ready           readyTotals // what the lanes' ready queues hold
-	nextWake        time.Time
 	inflight        []*request
 	allRanges       map[string]shardRange // every listed shard, open or closed
 	unverified      []unverifiedKR
@@ -175,33 +186,85 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 		f.ctx = ctx
 	}
 	size := p.charge(f)
+	if !p.reserve(size) {
+		if err := p.waitRoom(ctx, size); err != nil {
+			return nil, err
+		}
+	}
+	// Close sets closed before it waits for the held records to drain:
+	// either it sees this reservation and waits for the record, or this
+	// sees closed.
+	if p.closed.Load() {
+		p.release(1, size)
+		return nil, ErrClosed
+	}
+	if p.enqueue(f) || p.closed.Load() {
+		p.wake()
+	}
+	if p.metricsOn {
+		p.met.UserRecordReceived(len(rec.Data))
+	}
+	return f, nil
+}
+
+// reserve takes room for one record of the given charge, if the buffer
+// has it, without a lock. An empty buffer takes any record, however large
+// its charge. Concurrent Puts may each pass the record limit by one (they
+// check the count and take it in two steps), never the byte limit except
+// through the empty-buffer rule.
+func (p *Producer) reserve(size int) bool {
+	sz := int64(size)
+	for {
+		b, n := p.heldBytes.Load(), p.heldRecs.Load()
+		if n != 0 && (n >= int64(p.cfg.MaxBufferedRecords) || b+sz > int64(p.cfg.MaxBufferedBytes)) {
+			return false
+		}
+		if p.heldBytes.CompareAndSwap(b, b+sz) {
+			p.heldRecs.Add(1)
+			return true
+		}
+	}
+}
+
+// waitRoom is reserve for a Put that found the buffer full: it waits for
+// room under p.mu (or fails, with FailWhenBufferFull).
+func (p *Producer) waitRoom(ctx context.Context, size int) error {
 	waited := false
 	p.mu.Lock()
+	defer func() {
+		if waited {
+			p.waiting--
+		}
+		p.mu.Unlock()
+	}()
 	for {
-		if p.closed {
-			p.mu.Unlock()
-			return nil, ErrClosed
+		if p.closed.Load() {
+			return ErrClosed
 		}
-		if n := p.outRecords + p.completing; n == 0 || n < p.cfg.MaxBufferedRecords && p.outBytes+p.completingBytes+size <= p.cfg.MaxBufferedBytes {
-			break // an empty buffer takes any record, however large its charge
+		// The room channel exists before reserve looks again: whoever
+		// frees room after this look closes it (release, finish and
+		// completed free room first, then close it under p.mu).
+		if p.room == nil {
+			p.room = make(chan struct{})
 		}
-		if p.outRecords == 0 && p.completing > 0 && p.fromCallback() {
+		room := p.room
+		if p.reserve(size) {
+			return nil
+		}
+		if held := p.heldRecs.Load(); int(held) == p.completing && p.completing > 0 && p.fromCallback() {
 			// Only callbacks returning can free room, and this Put is
 			// made by one: it would wait for itself.
-			break
+			p.heldRecs.Add(1)
+			p.heldBytes.Add(int64(size))
+			return nil
 		}
 		if p.cfg.FailWhenBufferFull {
-			p.mu.Unlock()
-			return nil, ErrBufferFull
+			return ErrBufferFull
 		}
 		if !waited {
 			waited = true
 			p.waiting++
 		}
-		if p.room == nil {
-			p.room = make(chan struct{})
-		}
-		room := p.room
 		p.mu.Unlock()
 		p.wake() // send what is buffered now rather than at its deadline
 		var cerr error
@@ -212,25 +275,54 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 		}
 		p.mu.Lock()
 		if cerr != nil {
-			p.waiting--
-			p.mu.Unlock()
-			return nil, cerr
+			return cerr
 		}
 	}
-	if waited {
-		p.waiting--
-	}
-	p.outRecords++
-	p.outBytes += size
-	kick := p.addLocked(f, true)
+}
+
+// release gives back the room of n records that were never enqueued.
+func (p *Producer) release(n, bytes int) {
+	p.heldRecs.Add(int64(-n))
+	p.heldBytes.Add(int64(-bytes))
+	p.mu.Lock()
+	p.freedLocked()
 	p.mu.Unlock()
-	if kick {
-		p.wake()
+}
+
+// freedLocked wakes the Puts waiting for room and, once nothing is held,
+// Flush and Close (p.mu held, after the room was freed).
+func (p *Producer) freedLocked() {
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
 	}
-	if p.metricsOn {
-		p.met.UserRecordReceived(len(rec.Data))
+	if p.heldRecs.Load() == 0 && p.drained != nil {
+		close(p.drained)
+		p.drained = nil
 	}
-	return f, nil
+}
+
+// enqueue puts f in the lane the shard map predicts and reports whether
+// the dispatcher should be woken. The fast path reads the map's snapshot
+// and takes only the lane's lock; records without a lane (no map yet, a
+// hash key in no known shard, a lane retired by a new map) go the slow
+// way, under p.mu.
+func (p *Producer) enqueue(f *Future) bool {
+	if t := p.table.Load(); t != nil {
+		if i := lookup(t.shards, f.hi, f.lo); i >= 0 {
+			l := t.lanes[i]
+			l.mu.Lock()
+			if !l.retired {
+				kick := p.addToLane(l, f, true)
+				l.mu.Unlock()
+				return kick
+			}
+			l.mu.Unlock()
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addLocked(f, true)
 }
 
 // fromCallback reports whether the calling goroutine is the one running
@@ -270,9 +362,7 @@ func (p *Producer) PutSync(ctx context.Context, rec Record) (*Result, error) {
 // outcome yet (or whose callback has not returned), and the bytes they
 // are charged against MaxBufferedBytes (see the package documentation).
 func (p *Producer) Outstanding() (records, bytes int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.outRecords + p.completing, p.outBytes + p.completingBytes
+	return int(p.heldRecs.Load()), int(p.heldBytes.Load())
 }
 
 // Flush sends everything buffered without waiting for buffering deadlines
@@ -298,7 +388,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 // idempotent; later calls wait for the first to finish.
 func (p *Producer) Close(ctx context.Context) error {
 	p.mu.Lock()
-	if p.closed {
+	if p.closed.Load() {
 		p.mu.Unlock()
 		select {
 		case <-p.closedCh:
@@ -307,7 +397,7 @@ func (p *Producer) Close(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	p.closed = true
+	p.closed.Store(true)
 	if p.room != nil {
 		close(p.room)
 		p.room = nil
@@ -331,7 +421,7 @@ func (p *Producer) abort() {
 	p.aborting = true
 	var failed []*Future
 	collect := func(l *lane) {
-		failed = append(failed, l.drain(p.putKR)...)
+		failed = append(failed, l.drain(p.putKR, false)...)
 	}
 	for _, l := range p.lanes {
 		collect(l)
@@ -358,7 +448,7 @@ func (p *Producer) abort() {
 func (p *Producer) waitDrained(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		if p.outRecords == 0 && p.completing == 0 {
+		if p.heldRecs.Load() == 0 {
 			p.mu.Unlock()
 			return nil
 		}
@@ -430,19 +520,12 @@ func (p *Producer) finish(fs []*Future) {
 	// until it has returned (callbackLoop may already have run it, leaving
 	// completing briefly negative).
 	p.mu.Lock()
-	p.outRecords -= len(fs)
-	p.outBytes -= bytes
 	p.completing += ncb
 	p.completingBytes += cbBytes
-	if p.room != nil {
-		close(p.room)
-		p.room = nil
-	}
-	if p.outRecords == 0 && p.completing == 0 && p.drained != nil {
-		close(p.drained)
-		p.drained = nil
-	}
-	pending, pendingBytes := p.outRecords, p.outBytes
+	p.heldRecs.Add(int64(ncb - len(fs)))
+	p.heldBytes.Add(int64(cbBytes - bytes))
+	p.freedLocked()
+	pending, pendingBytes := int(p.heldRecs.Load())-p.completing, int(p.heldBytes.Load())-p.completingBytes
 	p.mu.Unlock()
 	if locked {
 		select {
@@ -458,14 +541,9 @@ func (p *Producer) completed(n, bytes int) {
 	p.mu.Lock()
 	p.completing -= n
 	p.completingBytes -= bytes
-	if p.room != nil {
-		close(p.room)
-		p.room = nil
-	}
-	if p.outRecords == 0 && p.completing == 0 && p.drained != nil {
-		close(p.drained)
-		p.drained = nil
-	}
+	p.heldRecs.Add(int64(-n))
+	p.heldBytes.Add(int64(-bytes))
+	p.freedLocked()
 	p.mu.Unlock()
 }
 
@@ -526,11 +604,9 @@ func (p *Producer) putKR(kr *kRecord) {
 	p.krPool.Put(kr)
 }
 
-// addLocked appends f to its lane and reports whether the dispatcher
-// should be woken. A fresh record (from Put) takes its batch's start as
-// its enqueue time, so that Put reads no clock: the aggregate's, or the
-// lane's stamp, at most RecordMaxBufferedTime old; a re-routed one keeps
-// its own.
+// addLocked appends f to the lane the current map routes it to (p.mu
+// held) and reports whether the dispatcher should be woken. A fresh
+// record is one from Put; a re-routed one keeps its enqueue time.
 func (p *Producer) addLocked(f *Future, fresh bool) bool {
 	l := p.route(f)
 	if l == p.unmapped {
@@ -541,8 +617,18 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 		// The dispatcher expires these records (and notices canceled
 		// contexts) on its own schedule: make sure it looks in time.
 		l.pending = append(l.pending, f)
-		return p.earlierLocked(p.unmappedCheck(f, now))
+		return p.earlier(p.unmappedCheck(f, now))
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return p.addToLane(l, f, fresh)
+}
+
+// addToLane appends f to the mapped lane l (l.mu held) and reports
+// whether the dispatcher should be woken. A fresh record takes its
+// batch's start as its enqueue time, so that Put reads no clock: the
+// aggregate's, or the lane's stamp, at most RecordMaxBufferedTime old.
+func (p *Producer) addToLane(l *lane, f *Future, fresh bool) bool {
 	if !p.aggregate {
 		if fresh {
 			if l.stamp.IsZero() {
@@ -555,8 +641,8 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 		deadline := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime)
 		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(f.enq+p.cfg.RecordTTL), f.ctx != nil
 		kr.size = f.size()
-		l.pushBack(kr)
-		return p.readyFull() || p.earlierLocked(deadline)
+		l.putSealed(kr)
+		return p.readyFull() || p.earlier(deadline)
 	}
 	kick := false
 	kr := l.open
@@ -571,7 +657,7 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 		kr.openedOff = kr.opened.Sub(p.epoch)
 		kr.deadline, kr.expire = kr.opened.Add(p.cfg.RecordMaxBufferedTime), kr.opened.Add(p.cfg.RecordTTL)
 		l.open = kr
-		kick = p.earlierLocked(kr.deadline) || kick
+		kick = p.earlier(kr.deadline) || kick
 	}
 	if fresh {
 		f.enq = kr.openedOff
@@ -579,7 +665,7 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 		// A re-routed record may be older than the aggregate.
 		if d := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
 			kr.deadline = d
-			kick = p.earlierLocked(d) || kick
+			kick = p.earlier(d) || kick
 		}
 		if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
 			kr.expire = e
@@ -635,14 +721,28 @@ func (p *Producer) unmappedCheck(f *Future, now time.Time) time.Time {
 // records waiting for a shard map.
 const minCancelPoll = 10 * time.Millisecond
 
-func (p *Producer) earlierLocked(t time.Time) bool {
-	return p.nextWake.IsZero() || t.Before(p.nextWake)
+// earlier reports whether t is before the dispatcher's next look (or a
+// pass is running, or it has nothing to wait for): then whoever has
+// something due at t must wake it.
+func (p *Producer) earlier(t time.Time) bool {
+	w := p.nextWake.Load()
+	return w == 0 || t.Sub(p.epoch) < time.Duration(w)
+}
+
+// setNextWake publishes the dispatcher's next look (zero: none, or a pass
+// is running).
+func (p *Producer) setNextWake(t time.Time) {
+	var w int64
+	if !t.IsZero() {
+		w = max(int64(t.Sub(p.epoch)), 1)
+	}
+	p.nextWake.Store(w)
 }
 
 // readyFull reports whether the lanes' ready queues hold a full
 // PutRecords call, which is worth waking the dispatcher for.
 func (p *Producer) readyFull() bool {
-	return p.ready.n >= p.cfg.CollectionMaxCount || p.ready.bytes >= p.cfg.CollectionMaxSize
+	return p.ready.n.Load() >= int64(p.cfg.CollectionMaxCount) || p.ready.bytes.Load() >= int64(p.cfg.CollectionMaxSize)
 }
 
 // requeueFrontLocked puts records (in their original order) back at the
