@@ -118,8 +118,8 @@
 // # Cost
 //
 // Put computes the MD5 of the partition key once per key while it stays
-// in a bounded cache (8,192 keys of up to 64 bytes), takes one lock and
-// allocates one Future; the aggregate's MD5 and encoding happen once per
+// in a bounded, lock-free cache (16,384 keys of up to 64 bytes), takes
+// only its shard's lock and allocates one Future; the aggregate's MD5 and encoding happen once per
 // Kinesis record, and each PutRecords call records one Attempt shared by
 // all the records it carried. BenchmarkFloor, beside BenchmarkProducer,
 // is what any producer that predicts shards and aggregates must spend.
