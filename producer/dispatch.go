@@ -271,17 +271,23 @@ lanes:
 }
 
 func (p *Producer) worker(ctx context.Context) error {
+	// done is the worker's buffer for the records a call settles, reused
+	// from call to call (a call settles up to thousands of records).
+	var done []*Future
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case r := <-p.reqCh:
-			p.send(r)
+			done = p.send(r, done[:0])
+			clear(done)
 		}
 	}
 }
 
-func (p *Producer) send(r *request) {
+// send makes the call r and handles its result; done is a buffer for the
+// settled records, returned for reuse.
+func (p *Producer) send(r *request, done []*Future) []*Future {
 	r.entries = r.entries[:0]
 	start := p.clk.Now()
 	// The first attempt of every Kinesis record sent for the first time
@@ -322,7 +328,7 @@ func (p *Producer) send(r *request) {
 	end := p.clk.Now()
 	r.cancel(nil)
 	p.met.RequestTime(end.Sub(start), len(r.krs), err)
-	p.handle(r, out, err, start, end.Sub(start))
+	return p.handle(r, out, err, start, end.Sub(start), done)
 }
 
 func lenResults(out *kinesis.PutRecordsOutput) int {

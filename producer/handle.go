@@ -22,8 +22,9 @@ const (
 // handle settles one PutRecords call: classify reads the response,
 // requeueLocked puts what must be retried back in the lanes, and the
 // outcomes that are known are published.
-func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration) {
-	outcomes, done, mismatch := p.classify(r, out, reqErr, start, dur)
+// done is a buffer for the settled records; handle returns it for reuse.
+func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration, done []*Future) []*Future {
+	outcomes, done, mismatch := p.classify(r, out, reqErr, start, dur, done)
 	now := p.clk.Now()
 	p.mu.Lock()
 	done, keep := p.requeueLocked(r, outcomes, now, done)
@@ -39,14 +40,15 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 		}
 	}
 	p.wake()
+	return done
 }
 
 // classify reads a call's response without the lock: it records the
 // attempt for every Kinesis record, decides each one's outcome, and
 // fills in the Results of records that succeeded or failed for good
-// (returned in done). mismatch reports a record stored on another shard
+// (appended to done). mismatch reports a record stored on another shard
 // than predicted, which calls for a shard map refresh.
-func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration) (outcomes []krOutcome, done []*Future, mismatch bool) {
+func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration, done []*Future) (outcomes []krOutcome, _ []*Future, mismatch bool) {
 	if reqErr == nil && (out == nil || len(out.Records) != len(r.krs)) {
 		reqErr = fmt.Errorf("producer: PutRecords returned %d results for %d records", lenResults(out), len(r.krs))
 	}

@@ -51,6 +51,8 @@ type Producer struct {
 	reqAbort  context.CancelCauseFunc
 	closedCh  chan struct{}
 	krPool    sync.Pool
+	krMu      sync.Mutex
+	krFree    []*kRecord // reset aggregates kept for reuse, at most krFreeMax
 
 	// Callbacks run on their own goroutine, so that a callback blocked in
 	// Put (waiting for room) never holds up the dispatcher or a worker,
@@ -592,16 +594,47 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 
 // ---- routing and buffering (all with p.mu held) ----
 
+// getKR returns an empty Kinesis record for l. Aggregates come from a
+// small free list rather than the sync.Pool, which every GC empties: a
+// fresh aggregate grows its key table, records and blob again, about 80
+// bytes per user record of garbage.
 func (p *Producer) getKR(l *lane) *kRecord {
-	kr := p.krPool.Get().(*kRecord)
+	var kr *kRecord
+	if p.aggregate {
+		p.krMu.Lock()
+		if n := len(p.krFree); n > 0 {
+			kr = p.krFree[n-1]
+			p.krFree[n-1] = nil
+			p.krFree = p.krFree[:n-1]
+		}
+		p.krMu.Unlock()
+	}
+	if kr == nil {
+		kr = p.krPool.Get().(*kRecord)
+	}
 	kr.lane = l
 	kr.shared = true
 	return kr
 }
 
+// krFreeMax bounds the aggregates kept for reuse, and so the memory they
+// hold outside MaxBufferedBytes: about 100 KB each at the default
+// AggregationMaxSize (blob, records and key table).
+const krFreeMax = 16
+
 func (p *Producer) putKR(kr *kRecord) {
 	kr.reset()
-	p.krPool.Put(kr)
+	if p.aggregate && cap(kr.recs) > 1 {
+		p.krMu.Lock()
+		if len(p.krFree) < krFreeMax {
+			p.krFree = append(p.krFree, kr)
+			kr = nil
+		}
+		p.krMu.Unlock()
+	}
+	if kr != nil {
+		p.krPool.Put(kr)
+	}
 }
 
 // addLocked appends f to the lane the current map routes it to (p.mu
