@@ -330,7 +330,29 @@ func (p *Producer) enqueue(f *Future) bool {
 // fromCallback reports whether the calling goroutine is the one running
 // callbacks. Only a Put that would otherwise wait for room asks, so the
 // cost of reading the goroutine's id (from its stack header: Go offers no
-// other way) is paid only when the buffer is full and a callback holds it.
+// other way) is paid only when the buffer is full and callbacks hold it.
+//
+// Why goroutine identity, after looking for a design without it: records
+// keep their room until their callback returns (so slow callbacks push
+// back on Put instead of growing a backlog), and callbacks run one at a
+// time; a callback blocked in Put while everything held is waiting for a
+// callback would wait for itself. The alternatives each give up something
+// the package promises:
+//   - Freeing a record's room before its callback runs, or bounding the
+//     callback queue on its own, moves the wait without removing it: the
+//     callback's Put still waits for records that can only be settled,
+//     or their callbacks run, after it returns.
+//   - Letting in any Put while only callbacks hold room (no identity
+//     needed) makes the bound leak: under a slow callback, one more
+//     record per PutRecords round trip, without limit.
+//   - An explicit API for Puts from callbacks (a context or a method)
+//     changes what a callback may simply do with the Producer it has.
+//
+// So the exception applies to exactly the goroutine that would deadlock.
+// The stack header "goroutine N [" has been stable since Go 1; were it to
+// change, goroutineID returns 0, the exception never applies, and
+// TestCallbackPutsWhileBufferFull (a synctest bubble, so a deadlock fails
+// it at once) says so.
 func (p *Producer) fromCallback() bool {
 	id := p.cbGoroutine.Load()
 	return id != 0 && id == goroutineID()
