@@ -351,8 +351,8 @@ func (p *Producer) enqueue(f *Future) bool {
 // So the exception applies to exactly the goroutine that would deadlock.
 // The stack header "goroutine N [" has been stable since Go 1; were it to
 // change, goroutineID returns 0, the exception never applies, and
-// TestCallbackPutsWhileBufferFull (a synctest bubble, so a deadlock fails
-// it at once) says so.
+// TestCallbackPutsWhileBufferFull deadlocks (checked: it then hangs
+// until go test's -timeout, which names the waiting Put).
 func (p *Producer) fromCallback() bool {
 	id := p.cbGoroutine.Load()
 	return id != 0 && id == goroutineID()
