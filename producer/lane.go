@@ -187,8 +187,8 @@ func (t *readyTotals) add(n, bytes int) {
 //   - the Put side, under the lane's own mu: the open aggregate, the
 //     Kinesis records sealed by Puts and not yet collected by the
 //     dispatcher, the batch stamp and retired. A Put takes only this lock
-//     (and the key cache's stripe); it never takes Producer.mu on its
-//     fast path.
+//     (the key cache and the buffer's room take none); it never takes
+//     Producer.mu on its fast path.
 //   - the send side, under Producer.mu (only the dispatcher and result
 //     handling touch it): the ready queue (retries at the front), rate
 //     limiters, backoff, in-flight count.
