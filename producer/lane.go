@@ -76,14 +76,19 @@ func (kr *kRecord) detach() {
 	}
 }
 
-// settle detaches kr's records and names where Kinesis stored them.
-func (kr *kRecord) settle(shardID, seq string) {
+// settle detaches kr's records and names where Kinesis stored them, and
+// passes each record to then (if not nil) in the same pass, while it is
+// in cache.
+func (kr *kRecord) settle(shardID, seq string, then func(*Future)) {
 	h := kr.attempts[:len(kr.attempts):len(kr.attempts)]
 	for _, f := range kr.recs {
 		if kr.shared {
 			f.res.Attempts = h
 		}
 		f.res.ShardID, f.res.SequenceNumber = shardID, seq
+		if then != nil {
+			then(f)
+		}
 	}
 	kr.shared = false
 }

@@ -506,52 +506,64 @@ func (p *Producer) requestRefresh() {
 // finish publishes the outcomes of records whose Result is filled in, then
 // releases their buffer space.
 func (p *Producer) finish(fs []*Future) {
-	if len(fs) == 0 {
+	var st settling
+	for _, f := range fs {
+		p.publish(f, &st)
+	}
+	p.settled(&st)
+}
+
+// settling gathers records whose outcomes publish has published, until
+// settled frees their room: one lock per batch, not per record.
+type settling struct {
+	n, bytes, ncb, cbBytes int
+	calls                  []callbackCall
+}
+
+// publish publishes the outcome of f, whose Result is filled in.
+func (p *Producer) publish(f *Future, st *settling) {
+	if p.metricsOn {
+		p.met.RetriesPerRecord(f.res.ShardID, max(len(f.res.Attempts)-1, 0))
+		if f.res.Err != nil {
+			p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
+			if errors.Is(f.res.Err, ErrRecordExpired) {
+				p.met.UserRecordsExpired(f.res.ShardID, 1)
+			}
+		}
+	}
+	sz := p.charge(f)
+	st.n++
+	st.bytes += sz
+	if cb := f.complete(); cb != nil {
+		st.calls = append(st.calls, callbackCall{f, cb, sz})
+		st.ncb++
+		st.cbBytes += sz
+	}
+}
+
+// settled queues the callbacks of published records and frees the room
+// of those without one.
+func (p *Producer) settled(st *settling) {
+	if st.n == 0 {
 		return
 	}
-	var calls []callbackCall
-	locked := false
-	bytes, ncb, cbBytes := 0, 0, 0
-	for _, f := range fs {
-		if p.metricsOn {
-			p.met.RetriesPerRecord(f.res.ShardID, max(len(f.res.Attempts)-1, 0))
-			if f.res.Err != nil {
-				p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
-				if errors.Is(f.res.Err, ErrRecordExpired) {
-					p.met.UserRecordsExpired(f.res.ShardID, 1)
-				}
-			}
-		}
-		sz := p.charge(f)
-		bytes += sz
-		if cb := f.complete(); cb != nil {
-			if !locked {
-				locked = true
-				p.cbMu.Lock()
-				calls = p.cbQueue
-			}
-			calls = append(calls, callbackCall{f, cb, sz})
-			ncb++
-			cbBytes += sz
-		}
-	}
-	if locked {
-		p.cbQueue = calls
+	if len(st.calls) > 0 {
+		p.cbMu.Lock()
+		p.cbQueue = append(p.cbQueue, st.calls...)
 		p.cbMu.Unlock()
 	}
-	// The outcomes are published: free the room of records without a
-	// callback. Records with one stay "completing", and keep their room,
+	// Records with a callback stay "completing", and keep their room,
 	// until it has returned (callbackLoop may already have run it, leaving
 	// completing briefly negative).
 	p.mu.Lock()
-	p.completing += ncb
-	p.completingBytes += cbBytes
-	p.heldRecs.Add(int64(ncb - len(fs)))
-	p.heldBytes.Add(int64(cbBytes - bytes))
+	p.completing += st.ncb
+	p.completingBytes += st.cbBytes
+	p.heldRecs.Add(int64(st.ncb - st.n))
+	p.heldBytes.Add(int64(st.cbBytes - st.bytes))
 	p.freedLocked()
 	pending, pendingBytes := int(p.heldRecs.Load())-p.completing, int(p.heldBytes.Load())-p.completingBytes
 	p.mu.Unlock()
-	if locked {
+	if len(st.calls) > 0 {
 		select {
 		case p.cbKick <- struct{}{}:
 		default:
