@@ -69,7 +69,10 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 	now := p.clk.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	force := p.flushing > 0 || p.waiting > 0 || p.closed
+	// A Put that starts a batch while this pass runs wakes the
+	// dispatcher again (see earlier): this pass may miss it.
+	p.setNextWake(time.Time{})
+	force := p.flushing > 0 || p.waiting > 0 || p.closed.Load()
 	soonest := func(t time.Time) {
 		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
 			wake = t
@@ -89,6 +92,20 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 			r.cancel(ErrRequestTimeout)
 		}
 	}
+	if p.aborting {
+		// Close gave up: a Put that took its room just before Close began
+		// may have enqueued after abort drained the lanes.
+		fail := func(l *lane) {
+			for _, f := range l.drain(p.putKR, false) {
+				f.res.Err = &RecordError{Reason: ErrClosed}
+				done = append(done, f)
+			}
+		}
+		for _, l := range p.lanes {
+			fail(l)
+		}
+		fail(p.unmapped)
+	}
 	// Expire records waiting for a shard map.
 	if u := p.unmapped; len(u.pending) > 0 {
 		keep := u.pending[:0]
@@ -105,14 +122,7 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 		u.pending = keep
 	}
 	for _, l := range p.lanes {
-		l.stamp = time.Time{} // records put from now on start a new batch
-		if l.open != nil {
-			if force || !now.Before(l.open.deadline) {
-				l.seal()
-			} else {
-				soonest(l.open.deadline)
-			}
-		}
+		soonest(l.collect(now, force))
 		for l.ready.len() > 0 && !now.Before(l.ready.front().expire) {
 			p.pruneFrontLocked(l, now, &done)
 		}
@@ -147,7 +157,7 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 		}
 		soonest(l.nextDue(now, force))
 	}
-	p.nextWake = wake
+	p.setNextWake(wake)
 	return reqs, done, wake
 }
 
@@ -180,7 +190,7 @@ func (kr *kRecord) anyCanceled() bool {
 // records is due, or when flushing.
 func (p *Producer) buildLocked(now time.Time, force bool, done *[]*Future) *request {
 	n := len(p.lanes)
-	if n == 0 || p.ready.n == 0 {
+	if n == 0 || p.ready.n.Load() == 0 {
 		return nil
 	}
 	r := &request{gen: p.gen}
@@ -261,17 +271,23 @@ lanes:
 }
 
 func (p *Producer) worker(ctx context.Context) error {
+	// done is the worker's buffer for the records a call settles, reused
+	// from call to call (a call settles up to thousands of records).
+	var done []*Future
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case r := <-p.reqCh:
-			p.send(r)
+			done = p.send(r, done[:0])
+			clear(done)
 		}
 	}
 }
 
-func (p *Producer) send(r *request) {
+// send makes the call r and handles its result; done is a buffer for the
+// settled records, returned for reuse.
+func (p *Producer) send(r *request, done []*Future) []*Future {
 	r.entries = r.entries[:0]
 	start := p.clk.Now()
 	// The first attempt of every Kinesis record sent for the first time
@@ -312,7 +328,7 @@ func (p *Producer) send(r *request) {
 	end := p.clk.Now()
 	r.cancel(nil)
 	p.met.RequestTime(end.Sub(start), len(r.krs), err)
-	p.handle(r, out, err, start, end.Sub(start))
+	return p.handle(r, out, err, start, end.Sub(start), done)
 }
 
 func lenResults(out *kinesis.PutRecordsOutput) int {

@@ -99,7 +99,12 @@
 // records and a stalled endpoint keeps the live heap within about
 // MaxBufferedBytes + 16 MiB (see BenchmarkStalledEndpoint). A buffer with
 // nothing outstanding takes any record, so one larger than the bound
-// still goes. Outstanding reports the records and their charges.
+// still goes. Puts take room without a lock, so concurrent Puts may pass
+// MaxBufferedRecords by one record each (never MaxBufferedBytes, except
+// through the empty-buffer rule). Outstanding reports the records and
+// their charges. Outside the bound, and bounded on their own, are the
+// key cache (at most about 1.8 MB) and up to 16 empty aggregates kept
+// for reuse (about 100 KB each at the default AggregationMaxSize).
 //
 // Every record gets its outcome by its RecordTTL, counted from the start
 // of its batch (at most RecordMaxBufferedTime before its Put, so that Put
@@ -118,9 +123,10 @@
 // # Cost
 //
 // Put computes the MD5 of the partition key once per key while it stays
-// in a bounded cache (8,192 keys of up to 64 bytes), takes one lock and
-// allocates one Future; the aggregate's MD5 and encoding happen once per
-// Kinesis record, and each PutRecords call records one Attempt shared by
-// all the records it carried. BenchmarkFloor, beside BenchmarkProducer,
+// in a bounded, lock-free cache (16,384 keys of up to 64 bytes), takes
+// only its shard's lock (so Puts to different shards run in parallel)
+// and allocates one Future; the aggregate's MD5 and encoding happen once
+// per Kinesis record, and each PutRecords call records one Attempt shared
+// by all the records it carried. BenchmarkFloor, beside BenchmarkProducer,
 // is what any producer that predicts shards and aggregates must spend.
 package producer

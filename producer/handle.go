@@ -22,8 +22,10 @@ const (
 // handle settles one PutRecords call: classify reads the response,
 // requeueLocked puts what must be retried back in the lanes, and the
 // outcomes that are known are published.
-func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration) {
-	outcomes, done, mismatch := p.classify(r, out, reqErr, start, dur)
+// done is a buffer for the settled records; handle returns it for reuse.
+func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration, done []*Future) []*Future {
+	var st settling
+	outcomes, done, mismatch := p.classify(r, out, reqErr, start, dur, done, &st)
 	now := p.clk.Now()
 	p.mu.Lock()
 	done, keep := p.requeueLocked(r, outcomes, now, done)
@@ -32,25 +34,31 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 		p.log.Debug("records landed on another shard than predicted; refreshing the shard map")
 		p.requestRefresh()
 	}
-	p.finish(done)
+	for _, f := range done {
+		p.publish(f, &st)
+	}
+	p.settled(&st)
 	for i, kr := range r.krs {
 		if !keep[i] {
 			p.putKR(kr)
 		}
 	}
 	p.wake()
+	return done
 }
 
 // classify reads a call's response without the lock: it records the
 // attempt for every Kinesis record, decides each one's outcome, and
-// fills in the Results of records that succeeded or failed for good
-// (returned in done). mismatch reports a record stored on another shard
+// fills in the Results of records that succeeded or failed for good:
+// those that succeeded are published at once, into st (in the pass that
+// settles them), the others appended to done. mismatch reports a record stored on another shard
 // than predicted, which calls for a shard map refresh.
-func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration) (outcomes []krOutcome, done []*Future, mismatch bool) {
+func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration, done []*Future, st *settling) (outcomes []krOutcome, _ []*Future, mismatch bool) {
 	if reqErr == nil && (out == nil || len(out.Records) != len(r.krs)) {
 		reqErr = fmt.Errorf("producer: PutRecords returned %d results for %d records", lenResults(out), len(r.krs))
 	}
 	outcomes = make([]krOutcome, len(r.krs))
+	publish := func(f *Future) { p.publish(f, st) }
 	var reqClass errClass
 	var reqCode, reqMsg string
 	if reqErr != nil {
@@ -83,16 +91,16 @@ func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr er
 					mismatch = true
 				}
 				kr.addAttempt(Attempt{Time: start, Duration: dur})
-				kr.settle(sid, seq)
 				if p.metricsOn {
 					p.met.KinesisRecordPut(sid, len(kr.recs), kr.userBytes(), len(kr.data))
 				}
 				if sid != shard && p.aggregate && len(kr.recs) > 1 {
+					kr.settle(sid, seq, nil)
 					outcomes[i] = outVerify
 					continue
 				}
 				outcomes[i] = outSucceeded
-				done = append(done, kr.recs...)
+				kr.settle(sid, seq, publish)
 				continue
 			}
 			class = classifyCode(code)

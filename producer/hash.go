@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
-	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -98,26 +98,31 @@ func less128(ahi, alo, bhi, blo uint64) bool {
 }
 
 // keyCache remembers the hash keys of recently seen partition keys, so a
-// repeated key (a customer or device id) skips its MD5. It is a 2-way
-// set-associative table of keyCacheSets sets, striped over
-// keyCacheStripes mutexes so that concurrent Puts rarely meet. Keys
-// longer than keyCacheMaxKey are not cached, which bounds the memory the
-// cache keeps alive to about keyCacheSets x 2 x (keyCacheMaxKey + 32) bytes.
+// repeated key (a customer or device id) skips its MD5. It takes no lock:
+// a 4-way set-associative table of keyCacheSets sets whose ways point to
+// immutable entries, published and read atomically, each with a tag (bits
+// of the key's maphash) so a look-up dereferences only an entry that
+// probably matches. A key takes an empty way; it evicts another only on
+// its second miss within a while (a filter of tags remembers first
+// misses), so that a stream of keys that never repeat neither allocates
+// nor evicts the keys that do. Keys longer
+// than keyCacheMaxKey are not cached, which bounds what the cache keeps
+// alive to about keyCacheSets x 4 x (keyCacheMaxKey + 48) bytes, 1.8 MB.
 type keyCache struct {
-	seed    maphash.Seed
-	stripes [keyCacheStripes]keyCacheStripe
+	seed maphash.Seed
+	sets [keyCacheSets]keyCacheSet
+	seen [keyCacheSets * keyCacheWays]atomic.Uint32 // tags of keys missed once
 }
 
 const (
-	keyCacheStripes = 64
-	keyCacheSets    = 4096 // 8,192 keys
-	keyCacheMaxKey  = 64
+	keyCacheSets   = 4096 // 16,384 keys: 4,096 keys in use rarely overflow a set
+	keyCacheWays   = 4
+	keyCacheMaxKey = 64
 )
 
-type keyCacheStripe struct {
-	mu   sync.Mutex
-	sets [keyCacheSets / keyCacheStripes][2]keyCacheEntry
-	_    [64]byte // keeps neighbouring stripes' mutexes off one cache line
+type keyCacheSet struct {
+	tags [keyCacheWays]atomic.Uint32
+	ents [keyCacheWays]atomic.Pointer[keyCacheEntry]
 }
 
 type keyCacheEntry struct {
@@ -133,14 +138,13 @@ func (c *keyCache) check(pk, ehk string, dataLen int) (hi, lo uint64, err error)
 		return checkRecord(pk, ehk, dataLen)
 	}
 	h := maphash.String(c.seed, pk)
-	st := &c.stripes[h%keyCacheStripes]
-	set := &st.sets[(h/keyCacheStripes)%(keyCacheSets/keyCacheStripes)]
-	// One lock per Put: a miss computes the MD5 (about 100 ns) under it,
-	// which costs less than locking twice, and other stripes go on.
-	st.mu.Lock()
-	for i := range set {
-		if e := set[i]; e.key == pk && pk != "" {
-			st.mu.Unlock()
+	set := &c.sets[h%keyCacheSets]
+	tag := uint32(h>>32) | 1 // never 0, the tag of an empty way
+	for i := range set.tags {
+		if set.tags[i].Load() != tag {
+			continue
+		}
+		if e := set.ents[i].Load(); e != nil && e.key == pk {
 			// A cached key was valid UTF-8 and short enough; only the
 			// record's size is left to check.
 			if dataLen+len(pk) > MaxRecordSize {
@@ -150,10 +154,29 @@ func (c *keyCache) check(pk, ehk string, dataLen int) (hi, lo uint64, err error)
 		}
 	}
 	hi, lo, err = checkRecord(pk, ehk, dataLen)
-	if err == nil {
-		set[1] = set[0]
-		set[0] = keyCacheEntry{pk, hi, lo}
+	if err != nil {
+		return 0, 0, err
 	}
-	st.mu.Unlock()
-	return hi, lo, err
+	// Fill an empty way; replace one (picked by the hash's other bits)
+	// only for a key missed before. Racing inserts may leave a tag beside
+	// another key's entry: a look-up compares the key, so that only costs
+	// a miss.
+	w := -1
+	for i := range set.ents {
+		if set.ents[i].Load() == nil {
+			w = i
+			break
+		}
+	}
+	if w < 0 {
+		seen := &c.seen[(h>>20)%uint64(len(c.seen))]
+		if seen.Load() != tag {
+			seen.Store(tag) // first miss: cache it if it comes again
+			return hi, lo, nil
+		}
+		w = int(h>>16) % keyCacheWays
+	}
+	set.ents[w].Store(&keyCacheEntry{pk, hi, lo})
+	set.tags[w].Store(tag)
+	return hi, lo, nil
 }

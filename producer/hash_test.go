@@ -3,7 +3,10 @@ package producer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/maphash"
 	"math/big"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -81,4 +84,56 @@ func TestClassify(t *testing.T) {
 		require.Equal(t, c.want, class, "%v", c.err)
 		require.Equal(t, c.code, code, "%v", c.err)
 	}
+}
+
+// cachedKeys counts the keys the cache holds.
+func cachedKeys(c *keyCache) int {
+	n := 0
+	for i := range c.sets {
+		for j := range c.sets[i].ents {
+			if c.sets[i].ents[j].Load() != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// The key cache returns what checkRecord returns, keeps a working set of
+// 4,096 repeated keys (nearly all of them: a set of four ways can
+// overflow), and a stream of keys that never repeat neither evicts them
+// nor grows it.
+func TestKeyCache(t *testing.T) {
+	c := newKeyCache()
+	keys := benchKeys(4096)
+	for round := 0; round < 3; round++ {
+		for _, k := range keys {
+			hi, lo, err := c.check(k, "", 100)
+			require.NoError(t, err)
+			whi, wlo, _ := hashKey(k, "")
+			require.Equal(t, [2]uint64{whi, wlo}, [2]uint64{hi, lo}, k)
+		}
+	}
+	n := cachedKeys(c)
+	require.GreaterOrEqual(t, n, 4000)
+	_, _, err := c.check(keys[0], "", MaxRecordSize)
+	require.ErrorIs(t, err, ErrRecordTooLarge, "a cached key still has its record's size checked")
+
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 100_000; i++ {
+		k := fmt.Sprintf("stream-%d-%d", i, r.Uint64())
+		_, _, err := c.check(k, "", 100)
+		require.NoError(t, err)
+	}
+	require.LessOrEqual(t, cachedKeys(c), keyCacheSets*keyCacheWays)
+	kept := 0
+	for _, k := range keys {
+		set := &c.sets[maphash.String(c.seed, k)%keyCacheSets]
+		for i := range set.ents {
+			if e := set.ents[i].Load(); e != nil && e.key == k {
+				kept++
+			}
+		}
+	}
+	require.GreaterOrEqual(t, kept, n-n/50, "keys that never repeat evicted the repeated ones")
 }

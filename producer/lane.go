@@ -1,6 +1,8 @@
 package producer
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shardflow/shardflow/aggregation"
@@ -74,14 +76,19 @@ func (kr *kRecord) detach() {
 	}
 }
 
-// settle detaches kr's records and names where Kinesis stored them.
-func (kr *kRecord) settle(shardID, seq string) {
+// settle detaches kr's records and names where Kinesis stored them, and
+// passes each record to then (if not nil) in the same pass, while it is
+// in cache.
+func (kr *kRecord) settle(shardID, seq string, then func(*Future)) {
 	h := kr.attempts[:len(kr.attempts):len(kr.attempts)]
 	for _, f := range kr.recs {
 		if kr.shared {
 			f.res.Attempts = h
 		}
 		f.res.ShardID, f.res.SequenceNumber = shardID, seq
+		if then != nil {
+			then(f)
+		}
 	}
 	kr.shared = false
 }
@@ -169,71 +176,127 @@ func (q *krQueue) popFront() *kRecord {
 	return kr
 }
 
-// readyTotals counts what the lanes' ready queues hold, for the
-// collection thresholds.
-type readyTotals struct{ n, bytes int }
+// readyTotals counts what the lanes' queues (ready and sealed) hold, for
+// the collection thresholds. Atomic: Puts add to it under their lane's
+// lock only.
+type readyTotals struct{ n, bytes atomic.Int64 }
 
-// lane holds the records predicted for one open shard: its open
-// aggregate, its queue of sealed Kinesis records (retries at the front),
-// its rate limiters, backoff and in-flight count. The Producer routes to
-// lanes and builds calls from them, with its lock held.
+func (t *readyTotals) add(n, bytes int) {
+	t.n.Add(int64(n))
+	t.bytes.Add(int64(bytes))
+}
+
+// lane holds the records predicted for one open shard. It has two sides,
+// so that Puts to different shards (and Puts and the dispatcher) do not
+// contend on one lock:
+//   - the Put side, under the lane's own mu: the open aggregate, the
+//     Kinesis records sealed by Puts and not yet collected by the
+//     dispatcher, the batch stamp and retired. A Put takes only this lock
+//     (the key cache and the buffer's room take none); it never takes
+//     Producer.mu on its fast path.
+//   - the send side, under Producer.mu (only the dispatcher and result
+//     handling touch it): the ready queue (retries at the front), rate
+//     limiters, backoff, in-flight count.
+//
+// The dispatcher moves sealed records to the ready queue at each pass,
+// taking mu with Producer.mu held (the lock order is Producer.mu, then
+// lane.mu; nothing holding a lane's mu takes Producer.mu).
 type lane struct {
 	tot *readyTotals // the producer's totals, kept by the queue methods
 
-	shard   shardRange // zero for the unmapped lane
-	retired bool       // its shard left the map; in-flight records re-route on retry
-	stale   bool       // an aggregate landed on a shard unknown to the map: hold until refreshed
+	shard shardRange // zero for the unmapped lane
+	stale bool       // an aggregate landed on a shard unknown to the map: hold until refreshed
 
-	open      *kRecord // aggregate being filled
-	ready     krQueue  // sealed, waiting to be sent
+	mu sync.Mutex
+	// retired: its shard left the map; a Put finding it set re-routes
+	// under Producer.mu, and in-flight records re-route on retry. Set
+	// with both locks held.
+	retired bool
+	open    *kRecord   // aggregate being filled
+	sealed  []*kRecord // sealed by Puts, counted in tot, not yet in ready
+	// stamp is the buffering start of records put since the dispatcher's
+	// last pass (without aggregation; an aggregate has its own), so a Put
+	// need not read the clock.
+	stamp time.Time
+
+	ready     krQueue // sealed, waiting to be sent
 	pending   []*Future
 	inflight  int // Kinesis records in flight
 	failures  int // consecutive failed attempts, for backoff
 	notBefore time.Time
 
 	recTok, byteTok tokenBucket
-
-	// stamp is the buffering start of records put since the dispatcher's
-	// last pass (without aggregation; an aggregate has its own), so a Put
-	// need not read the clock.
-	stamp time.Time
 }
 
-// seal moves the open aggregate to the back of the ready queue.
-func (l *lane) seal() {
-	kr := l.open
-	l.open = nil
+// sealedSize fixes kr's size against the PutRecords limits.
+func (kr *kRecord) sealedSize() {
 	if len(kr.recs) == 1 {
 		kr.size = kr.recs[0].size()
 	} else {
 		kr.size = kr.agg.Size() + len(kr.recs[0].pk)
 	}
-	l.pushBack(kr)
+}
+
+// seal moves the open aggregate to the Put side's sealed list (l.mu held).
+func (l *lane) seal() {
+	kr := l.open
+	l.open = nil
+	kr.sealedSize()
+	l.putSealed(kr)
+}
+
+// putSealed queues kr behind everything (l.mu held).
+func (l *lane) putSealed(kr *kRecord) {
+	l.sealed = append(l.sealed, kr)
+	l.tot.add(1, kr.size)
+}
+
+// collect moves what Puts sealed to the back of the ready queue, seals
+// the open aggregate if force or due (else returns its deadline), and
+// starts a new batch stamp. Producer.mu is held; collect takes l.mu.
+func (l *lane) collect(now time.Time, force bool) (openDeadline time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, kr := range l.sealed {
+		l.ready.pushBack(kr) // already counted in tot
+		l.sealed[i] = nil
+	}
+	l.sealed = l.sealed[:0]
+	l.stamp = time.Time{} // records put from now on start a new batch
+	if l.open != nil {
+		if force || !now.Before(l.open.deadline) {
+			kr := l.open
+			l.open = nil
+			kr.sealedSize()
+			l.pushBack(kr)
+		} else {
+			return l.open.deadline
+		}
+	}
+	return time.Time{}
 }
 
 func (l *lane) pushBack(kr *kRecord) {
 	l.ready.pushBack(kr)
-	l.tot.n++
-	l.tot.bytes += kr.size
+	l.tot.add(1, kr.size)
 }
 
 // pushFront queues kr ahead of everything: a retry, or a batch put back.
 func (l *lane) pushFront(kr *kRecord) {
 	l.ready.pushFront(kr)
-	l.tot.n++
-	l.tot.bytes += kr.size
+	l.tot.add(1, kr.size)
 }
 
 func (l *lane) popFront() *kRecord {
 	kr := l.ready.popFront()
-	l.tot.n--
-	l.tot.bytes -= kr.size
+	l.tot.add(-1, -kr.size)
 	return kr
 }
 
 // drain removes every record queued in l, in order, and gives its
-// Kinesis records to release.
-func (l *lane) drain(release func(*kRecord)) []*Future {
+// Kinesis records to release. Producer.mu is held; drain takes l.mu, and
+// retires l if retire.
+func (l *lane) drain(release func(*kRecord), retire bool) []*Future {
 	var out []*Future
 	for l.ready.len() > 0 {
 		kr := l.popFront()
@@ -241,6 +304,19 @@ func (l *lane) drain(release func(*kRecord)) []*Future {
 		out = append(out, kr.recs...)
 		release(kr)
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if retire {
+		l.retired = true
+	}
+	for i, kr := range l.sealed {
+		l.tot.add(-1, -kr.size)
+		kr.detach()
+		out = append(out, kr.recs...)
+		release(kr)
+		l.sealed[i] = nil
+	}
+	l.sealed = l.sealed[:0]
 	if l.open != nil {
 		l.open.detach()
 		out = append(out, l.open.recs...)

@@ -51,6 +51,8 @@ type Producer struct {
 	reqAbort  context.CancelCauseFunc
 	closedCh  chan struct{}
 	krPool    sync.Pool
+	krMu      sync.Mutex
+	krFree    []*kRecord // reset aggregates kept for reuse, at most krFreeMax
 
 	// Callbacks run on their own goroutine, so that a callback blocked in
 	// Put (waiting for room) never holds up the dispatcher or a worker,
@@ -63,14 +65,27 @@ type Producer struct {
 	// fromCallback).
 	cbGoroutine atomic.Uint64
 
+	// Room in the buffer, taken by Put without a lock (see reserve):
+	// the records accepted whose room is held (no outcome yet, or a
+	// callback not returned) and their charge. Kept off the cache line of
+	// the fields around them.
+	_         [64]byte
+	heldRecs  atomic.Int64
+	heldBytes atomic.Int64
+	_         [48]byte
+	closed    atomic.Bool // Close was called: Put refuses
+	table     atomic.Pointer[routeTable]
+	ready     readyTotals // what the lanes' queues hold
+	// nextWake is when the dispatcher will next look, as an offset from
+	// epoch; 0 while a pass runs or when it has nothing to wait for, so a
+	// Put that starts a batch wakes it.
+	nextWake atomic.Int64
+
 	mu              sync.Mutex
-	closed          bool // Close was called: Put refuses
 	aborting        bool // Close's context ended: fail instead of retry
 	flushing        int
 	waiting         int // Puts blocked for room
-	outRecords      int
-	outBytes        int
-	completing      int // resolved records whose callback has not returned
+	completing      int // resolved records whose callback has not returned (held in heldRecs)
 	completingBytes int
 	room            chan struct{}
 	drained         chan struct{}
@@ -79,8 +94,6 @@ type Producer struct {
 	laneByID        map[string]*lane
 	unmapped        *lane
 	gen             uint64
-	ready           readyTotals // what the lanes' ready queues hold
-	nextWake        time.Time
 	inflight        []*request
 	allRanges       map[string]shardRange // every listed shard, open or closed
 	unverified      []unverifiedKR
@@ -175,33 +188,85 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 		f.ctx = ctx
 	}
 	size := p.charge(f)
+	if !p.reserve(size) {
+		if err := p.waitRoom(ctx, size); err != nil {
+			return nil, err
+		}
+	}
+	// Close sets closed before it waits for the held records to drain:
+	// either it sees this reservation and waits for the record, or this
+	// sees closed.
+	if p.closed.Load() {
+		p.release(1, size)
+		return nil, ErrClosed
+	}
+	if p.enqueue(f) || p.closed.Load() {
+		p.wake()
+	}
+	if p.metricsOn {
+		p.met.UserRecordReceived(len(rec.Data))
+	}
+	return f, nil
+}
+
+// reserve takes room for one record of the given charge, if the buffer
+// has it, without a lock. An empty buffer takes any record, however large
+// its charge. Concurrent Puts may each pass the record limit by one (they
+// check the count and take it in two steps), never the byte limit except
+// through the empty-buffer rule.
+func (p *Producer) reserve(size int) bool {
+	sz := int64(size)
+	for {
+		b, n := p.heldBytes.Load(), p.heldRecs.Load()
+		if n != 0 && (n >= int64(p.cfg.MaxBufferedRecords) || b+sz > int64(p.cfg.MaxBufferedBytes)) {
+			return false
+		}
+		if p.heldBytes.CompareAndSwap(b, b+sz) {
+			p.heldRecs.Add(1)
+			return true
+		}
+	}
+}
+
+// waitRoom is reserve for a Put that found the buffer full: it waits for
+// room under p.mu (or fails, with FailWhenBufferFull).
+func (p *Producer) waitRoom(ctx context.Context, size int) error {
 	waited := false
 	p.mu.Lock()
+	defer func() {
+		if waited {
+			p.waiting--
+		}
+		p.mu.Unlock()
+	}()
 	for {
-		if p.closed {
-			p.mu.Unlock()
-			return nil, ErrClosed
+		if p.closed.Load() {
+			return ErrClosed
 		}
-		if n := p.outRecords + p.completing; n == 0 || n < p.cfg.MaxBufferedRecords && p.outBytes+p.completingBytes+size <= p.cfg.MaxBufferedBytes {
-			break // an empty buffer takes any record, however large its charge
+		// The room channel exists before reserve looks again: whoever
+		// frees room after this look closes it (release, finish and
+		// completed free room first, then close it under p.mu).
+		if p.room == nil {
+			p.room = make(chan struct{})
 		}
-		if p.outRecords == 0 && p.completing > 0 && p.fromCallback() {
+		room := p.room
+		if p.reserve(size) {
+			return nil
+		}
+		if held := p.heldRecs.Load(); int(held) == p.completing && p.completing > 0 && p.fromCallback() {
 			// Only callbacks returning can free room, and this Put is
 			// made by one: it would wait for itself.
-			break
+			p.heldRecs.Add(1)
+			p.heldBytes.Add(int64(size))
+			return nil
 		}
 		if p.cfg.FailWhenBufferFull {
-			p.mu.Unlock()
-			return nil, ErrBufferFull
+			return ErrBufferFull
 		}
 		if !waited {
 			waited = true
 			p.waiting++
 		}
-		if p.room == nil {
-			p.room = make(chan struct{})
-		}
-		room := p.room
 		p.mu.Unlock()
 		p.wake() // send what is buffered now rather than at its deadline
 		var cerr error
@@ -212,31 +277,82 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 		}
 		p.mu.Lock()
 		if cerr != nil {
-			p.waiting--
-			p.mu.Unlock()
-			return nil, cerr
+			return cerr
 		}
 	}
-	if waited {
-		p.waiting--
-	}
-	p.outRecords++
-	p.outBytes += size
-	kick := p.addLocked(f, true)
+}
+
+// release gives back the room of n records that were never enqueued.
+func (p *Producer) release(n, bytes int) {
+	p.heldRecs.Add(int64(-n))
+	p.heldBytes.Add(int64(-bytes))
+	p.mu.Lock()
+	p.freedLocked()
 	p.mu.Unlock()
-	if kick {
-		p.wake()
+}
+
+// freedLocked wakes the Puts waiting for room and, once nothing is held,
+// Flush and Close (p.mu held, after the room was freed).
+func (p *Producer) freedLocked() {
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
 	}
-	if p.metricsOn {
-		p.met.UserRecordReceived(len(rec.Data))
+	if p.heldRecs.Load() == 0 && p.drained != nil {
+		close(p.drained)
+		p.drained = nil
 	}
-	return f, nil
+}
+
+// enqueue puts f in the lane the shard map predicts and reports whether
+// the dispatcher should be woken. The fast path reads the map's snapshot
+// and takes only the lane's lock; records without a lane (no map yet, a
+// hash key in no known shard, a lane retired by a new map) go the slow
+// way, under p.mu.
+func (p *Producer) enqueue(f *Future) bool {
+	if t := p.table.Load(); t != nil {
+		if i := lookup(t.shards, f.hi, f.lo); i >= 0 {
+			l := t.lanes[i]
+			l.mu.Lock()
+			if !l.retired {
+				kick := p.addToLane(l, f, true)
+				l.mu.Unlock()
+				return kick
+			}
+			l.mu.Unlock()
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addLocked(f, true)
 }
 
 // fromCallback reports whether the calling goroutine is the one running
 // callbacks. Only a Put that would otherwise wait for room asks, so the
 // cost of reading the goroutine's id (from its stack header: Go offers no
-// other way) is paid only when the buffer is full and a callback holds it.
+// other way) is paid only when the buffer is full and callbacks hold it.
+//
+// Why goroutine identity, after looking for a design without it: records
+// keep their room until their callback returns (so slow callbacks push
+// back on Put instead of growing a backlog), and callbacks run one at a
+// time; a callback blocked in Put while everything held is waiting for a
+// callback would wait for itself. The alternatives each give up something
+// the package promises:
+//   - Freeing a record's room before its callback runs, or bounding the
+//     callback queue on its own, moves the wait without removing it: the
+//     callback's Put still waits for records that can only be settled,
+//     or their callbacks run, after it returns.
+//   - Letting in any Put while only callbacks hold room (no identity
+//     needed) makes the bound leak: under a slow callback, one more
+//     record per PutRecords round trip, without limit.
+//   - An explicit API for Puts from callbacks (a context or a method)
+//     changes what a callback may simply do with the Producer it has.
+//
+// So the exception applies to exactly the goroutine that would deadlock.
+// The stack header "goroutine N [" has been stable since Go 1; were it to
+// change, goroutineID returns 0, the exception never applies, and
+// TestCallbackPutsWhileBufferFull deadlocks (checked: it then hangs
+// until go test's -timeout, which names the waiting Put).
 func (p *Producer) fromCallback() bool {
 	id := p.cbGoroutine.Load()
 	return id != 0 && id == goroutineID()
@@ -270,9 +386,7 @@ func (p *Producer) PutSync(ctx context.Context, rec Record) (*Result, error) {
 // outcome yet (or whose callback has not returned), and the bytes they
 // are charged against MaxBufferedBytes (see the package documentation).
 func (p *Producer) Outstanding() (records, bytes int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.outRecords + p.completing, p.outBytes + p.completingBytes
+	return int(p.heldRecs.Load()), int(p.heldBytes.Load())
 }
 
 // Flush sends everything buffered without waiting for buffering deadlines
@@ -298,7 +412,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 // idempotent; later calls wait for the first to finish.
 func (p *Producer) Close(ctx context.Context) error {
 	p.mu.Lock()
-	if p.closed {
+	if p.closed.Load() {
 		p.mu.Unlock()
 		select {
 		case <-p.closedCh:
@@ -307,7 +421,7 @@ func (p *Producer) Close(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	p.closed = true
+	p.closed.Store(true)
 	if p.room != nil {
 		close(p.room)
 		p.room = nil
@@ -331,7 +445,7 @@ func (p *Producer) abort() {
 	p.aborting = true
 	var failed []*Future
 	collect := func(l *lane) {
-		failed = append(failed, l.drain(p.putKR)...)
+		failed = append(failed, l.drain(p.putKR, false)...)
 	}
 	for _, l := range p.lanes {
 		collect(l)
@@ -358,7 +472,7 @@ func (p *Producer) abort() {
 func (p *Producer) waitDrained(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		if p.outRecords == 0 && p.completing == 0 {
+		if p.heldRecs.Load() == 0 {
 			p.mu.Unlock()
 			return nil
 		}
@@ -392,59 +506,64 @@ func (p *Producer) requestRefresh() {
 // finish publishes the outcomes of records whose Result is filled in, then
 // releases their buffer space.
 func (p *Producer) finish(fs []*Future) {
-	if len(fs) == 0 {
+	var st settling
+	for _, f := range fs {
+		p.publish(f, &st)
+	}
+	p.settled(&st)
+}
+
+// settling gathers records whose outcomes publish has published, until
+// settled frees their room: one lock per batch, not per record.
+type settling struct {
+	n, bytes, ncb, cbBytes int
+	calls                  []callbackCall
+}
+
+// publish publishes the outcome of f, whose Result is filled in.
+func (p *Producer) publish(f *Future, st *settling) {
+	if p.metricsOn {
+		p.met.RetriesPerRecord(f.res.ShardID, max(len(f.res.Attempts)-1, 0))
+		if f.res.Err != nil {
+			p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
+			if errors.Is(f.res.Err, ErrRecordExpired) {
+				p.met.UserRecordsExpired(f.res.ShardID, 1)
+			}
+		}
+	}
+	sz := p.charge(f)
+	st.n++
+	st.bytes += sz
+	if cb := f.complete(); cb != nil {
+		st.calls = append(st.calls, callbackCall{f, cb, sz})
+		st.ncb++
+		st.cbBytes += sz
+	}
+}
+
+// settled queues the callbacks of published records and frees the room
+// of those without one.
+func (p *Producer) settled(st *settling) {
+	if st.n == 0 {
 		return
 	}
-	var calls []callbackCall
-	locked := false
-	bytes, ncb, cbBytes := 0, 0, 0
-	for _, f := range fs {
-		if p.metricsOn {
-			p.met.RetriesPerRecord(f.res.ShardID, max(len(f.res.Attempts)-1, 0))
-			if f.res.Err != nil {
-				p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
-				if errors.Is(f.res.Err, ErrRecordExpired) {
-					p.met.UserRecordsExpired(f.res.ShardID, 1)
-				}
-			}
-		}
-		sz := p.charge(f)
-		bytes += sz
-		if cb := f.complete(); cb != nil {
-			if !locked {
-				locked = true
-				p.cbMu.Lock()
-				calls = p.cbQueue
-			}
-			calls = append(calls, callbackCall{f, cb, sz})
-			ncb++
-			cbBytes += sz
-		}
-	}
-	if locked {
-		p.cbQueue = calls
+	if len(st.calls) > 0 {
+		p.cbMu.Lock()
+		p.cbQueue = append(p.cbQueue, st.calls...)
 		p.cbMu.Unlock()
 	}
-	// The outcomes are published: free the room of records without a
-	// callback. Records with one stay "completing", and keep their room,
+	// Records with a callback stay "completing", and keep their room,
 	// until it has returned (callbackLoop may already have run it, leaving
 	// completing briefly negative).
 	p.mu.Lock()
-	p.outRecords -= len(fs)
-	p.outBytes -= bytes
-	p.completing += ncb
-	p.completingBytes += cbBytes
-	if p.room != nil {
-		close(p.room)
-		p.room = nil
-	}
-	if p.outRecords == 0 && p.completing == 0 && p.drained != nil {
-		close(p.drained)
-		p.drained = nil
-	}
-	pending, pendingBytes := p.outRecords, p.outBytes
+	p.completing += st.ncb
+	p.completingBytes += st.cbBytes
+	p.heldRecs.Add(int64(st.ncb - st.n))
+	p.heldBytes.Add(int64(st.cbBytes - st.bytes))
+	p.freedLocked()
+	pending, pendingBytes := int(p.heldRecs.Load())-p.completing, int(p.heldBytes.Load())-p.completingBytes
 	p.mu.Unlock()
-	if locked {
+	if len(st.calls) > 0 {
 		select {
 		case p.cbKick <- struct{}{}:
 		default:
@@ -458,14 +577,9 @@ func (p *Producer) completed(n, bytes int) {
 	p.mu.Lock()
 	p.completing -= n
 	p.completingBytes -= bytes
-	if p.room != nil {
-		close(p.room)
-		p.room = nil
-	}
-	if p.outRecords == 0 && p.completing == 0 && p.drained != nil {
-		close(p.drained)
-		p.drained = nil
-	}
+	p.heldRecs.Add(int64(-n))
+	p.heldBytes.Add(int64(-bytes))
+	p.freedLocked()
 	p.mu.Unlock()
 }
 
@@ -514,23 +628,52 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 
 // ---- routing and buffering (all with p.mu held) ----
 
+// getKR returns an empty Kinesis record for l. Aggregates come from a
+// small free list rather than the sync.Pool, which every GC empties: a
+// fresh aggregate grows its key table, records and blob again, about 80
+// bytes per user record of garbage.
 func (p *Producer) getKR(l *lane) *kRecord {
-	kr := p.krPool.Get().(*kRecord)
+	var kr *kRecord
+	if p.aggregate {
+		p.krMu.Lock()
+		if n := len(p.krFree); n > 0 {
+			kr = p.krFree[n-1]
+			p.krFree[n-1] = nil
+			p.krFree = p.krFree[:n-1]
+		}
+		p.krMu.Unlock()
+	}
+	if kr == nil {
+		kr = p.krPool.Get().(*kRecord)
+	}
 	kr.lane = l
 	kr.shared = true
 	return kr
 }
 
+// krFreeMax bounds the aggregates kept for reuse, and so the memory they
+// hold outside MaxBufferedBytes: about 100 KB each at the default
+// AggregationMaxSize (blob, records and key table).
+const krFreeMax = 16
+
 func (p *Producer) putKR(kr *kRecord) {
 	kr.reset()
-	p.krPool.Put(kr)
+	if p.aggregate && cap(kr.recs) > 1 {
+		p.krMu.Lock()
+		if len(p.krFree) < krFreeMax {
+			p.krFree = append(p.krFree, kr)
+			kr = nil
+		}
+		p.krMu.Unlock()
+	}
+	if kr != nil {
+		p.krPool.Put(kr)
+	}
 }
 
-// addLocked appends f to its lane and reports whether the dispatcher
-// should be woken. A fresh record (from Put) takes its batch's start as
-// its enqueue time, so that Put reads no clock: the aggregate's, or the
-// lane's stamp, at most RecordMaxBufferedTime old; a re-routed one keeps
-// its own.
+// addLocked appends f to the lane the current map routes it to (p.mu
+// held) and reports whether the dispatcher should be woken. A fresh
+// record is one from Put; a re-routed one keeps its enqueue time.
 func (p *Producer) addLocked(f *Future, fresh bool) bool {
 	l := p.route(f)
 	if l == p.unmapped {
@@ -541,8 +684,18 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 		// The dispatcher expires these records (and notices canceled
 		// contexts) on its own schedule: make sure it looks in time.
 		l.pending = append(l.pending, f)
-		return p.earlierLocked(p.unmappedCheck(f, now))
+		return p.earlier(p.unmappedCheck(f, now))
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return p.addToLane(l, f, fresh)
+}
+
+// addToLane appends f to the mapped lane l (l.mu held) and reports
+// whether the dispatcher should be woken. A fresh record takes its
+// batch's start as its enqueue time, so that Put reads no clock: the
+// aggregate's, or the lane's stamp, at most RecordMaxBufferedTime old.
+func (p *Producer) addToLane(l *lane, f *Future, fresh bool) bool {
 	if !p.aggregate {
 		if fresh {
 			if l.stamp.IsZero() {
@@ -555,8 +708,8 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 		deadline := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime)
 		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(f.enq+p.cfg.RecordTTL), f.ctx != nil
 		kr.size = f.size()
-		l.pushBack(kr)
-		return p.readyFull() || p.earlierLocked(deadline)
+		l.putSealed(kr)
+		return p.readyFull() || p.earlier(deadline)
 	}
 	kick := false
 	kr := l.open
@@ -571,7 +724,7 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 		kr.openedOff = kr.opened.Sub(p.epoch)
 		kr.deadline, kr.expire = kr.opened.Add(p.cfg.RecordMaxBufferedTime), kr.opened.Add(p.cfg.RecordTTL)
 		l.open = kr
-		kick = p.earlierLocked(kr.deadline) || kick
+		kick = p.earlier(kr.deadline) || kick
 	}
 	if fresh {
 		f.enq = kr.openedOff
@@ -579,7 +732,7 @@ func (p *Producer) addLocked(f *Future, fresh bool) bool {
 		// A re-routed record may be older than the aggregate.
 		if d := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
 			kr.deadline = d
-			kick = p.earlierLocked(d) || kick
+			kick = p.earlier(d) || kick
 		}
 		if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
 			kr.expire = e
@@ -635,14 +788,28 @@ func (p *Producer) unmappedCheck(f *Future, now time.Time) time.Time {
 // records waiting for a shard map.
 const minCancelPoll = 10 * time.Millisecond
 
-func (p *Producer) earlierLocked(t time.Time) bool {
-	return p.nextWake.IsZero() || t.Before(p.nextWake)
+// earlier reports whether t is before the dispatcher's next look (or a
+// pass is running, or it has nothing to wait for): then whoever has
+// something due at t must wake it.
+func (p *Producer) earlier(t time.Time) bool {
+	w := p.nextWake.Load()
+	return w == 0 || t.Sub(p.epoch) < time.Duration(w)
+}
+
+// setNextWake publishes the dispatcher's next look (zero: none, or a pass
+// is running).
+func (p *Producer) setNextWake(t time.Time) {
+	var w int64
+	if !t.IsZero() {
+		w = max(int64(t.Sub(p.epoch)), 1)
+	}
+	p.nextWake.Store(w)
 }
 
 // readyFull reports whether the lanes' ready queues hold a full
 // PutRecords call, which is worth waking the dispatcher for.
 func (p *Producer) readyFull() bool {
-	return p.ready.n >= p.cfg.CollectionMaxCount || p.ready.bytes >= p.cfg.CollectionMaxSize
+	return p.ready.n.Load() >= int64(p.cfg.CollectionMaxCount) || p.ready.bytes.Load() >= int64(p.cfg.CollectionMaxSize)
 }
 
 // requeueFrontLocked puts records (in their original order) back at the

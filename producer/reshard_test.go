@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -143,25 +144,85 @@ func TestOrderedByPartitionKey(t *testing.T) {
 					}
 				}
 				require.Greater(t, retried, 100)
-				last := map[string]int{}
-				ranges := allRanges(t, srv, stream)
-				// ShardIDs lists parents before children.
-				for _, sh := range srv.ShardIDs(stream) {
-					for _, r := range srv.Records(stream, sh) {
-						recs, _ := aggregation.Deaggregate(nil, r.Data, aws.ToString(r.PartitionKey))
-						for _, ur := range recs {
-							if hi, lo, _ := hashKey(ur.PartitionKey, ""); !ranges[sh].contains(hi, lo) {
-								continue // a misrouted copy, re-sent; the KCL drops it too
-							}
-							k, n, _ := strings.Cut(string(ur.Data), "/")
-							i, _ := strconv.Atoi(n)
-							prev, ok := last[k]
-							require.True(t, !ok || i > prev, "key %s: %d stored after %d", k, i, prev)
-							last[k] = i
-						}
-					}
-				}
+				requireKeyOrder(t, srv, stream)
 			})
 		})
 	}
+}
+
+// requireKeyOrder checks that each key's records (data "key/n") are
+// stored in increasing n, misrouted copies aside.
+func requireKeyOrder(t *testing.T, srv *kinesistest.Server, stream string) {
+	t.Helper()
+	last := map[string]int{}
+	ranges := allRanges(t, srv, stream)
+	// ShardIDs lists parents before children.
+	for _, sh := range srv.ShardIDs(stream) {
+		for _, r := range srv.Records(stream, sh) {
+			recs, _ := aggregation.Deaggregate(nil, r.Data, aws.ToString(r.PartitionKey))
+			for _, ur := range recs {
+				if hi, lo, _ := hashKey(ur.PartitionKey, ""); !ranges[sh].contains(hi, lo) {
+					continue // a misrouted copy, re-sent; the KCL drops it too
+				}
+				k, n, _ := strings.Cut(string(ur.Data), "/")
+				i, _ := strconv.Atoi(n)
+				prev, ok := last[k]
+				require.True(t, !ok || i > prev, "key %s: %d stored after %d", k, i, prev)
+				last[k] = i
+			}
+		}
+	}
+}
+
+// TestOrderedConcurrentPutsAcrossSplit: goroutines Put their own keys at
+// once (through the lanes' own locks, not the producer's) while a split
+// installs a new shard map: each key's records are stored in Put order,
+// and every record once.
+func TestOrderedConcurrentPutsAcrossSplit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{Seed: 5})
+		srv.FailRecords(0.2, "InternalFailure")
+		cfg := fastConfig()
+		cfg.OrderedByPartitionKey = true
+		cfg.RateLimit = 100000
+		p := newProducer(t, srv, stream, cfg)
+		const goroutines, each = 4, 800
+		var (
+			mu   sync.Mutex
+			puts []put
+			wg   sync.WaitGroup
+		)
+		for g := 0; g < goroutines; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					if g == 0 && i == each/2 {
+						_, err := srv.SplitShard(context.Background(), &kinesis.SplitShardInput{
+							StreamName: aws.String(stream), ShardToSplit: aws.String("shardId-000000000000"),
+							NewStartingHashKey: aws.String("85070591730234615865843651857942052864"),
+						})
+						if err != nil {
+							t.Error(err)
+						}
+					}
+					k := fmt.Sprintf("g%dkey%d", g, i%5)
+					d := fmt.Sprintf("%s/%06d", k, i)
+					f, err := p.Put(context.Background(), k, []byte(d))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					puts = append(puts, put{k, d, f})
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		require.NoError(t, p.Flush(context.Background()))
+		require.Len(t, puts, goroutines*each)
+		require.Empty(t, reconcile(t, srv, stream, puts, false))
+		requireKeyOrder(t, srv, stream)
+	})
 }

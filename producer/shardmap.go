@@ -125,6 +125,13 @@ func lookup(shards []shardRange, hi, lo uint64) int {
 	return i
 }
 
+// routeTable is the shard map as Puts read it without Producer.mu: an
+// immutable snapshot, swapped whole by installMap.
+type routeTable struct {
+	shards []shardRange
+	lanes  []*lane // parallel to shards
+}
+
 // route returns the lane the current map predicts for f (with p.mu
 // held): the unmapped lane while there is no map, or when f's hash key is
 // in no known shard (which asks for a refresh).
@@ -272,16 +279,19 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 	if changed || len(p.unmapped.pending) > 0 {
 		for _, l := range p.lanes {
 			if byID[l.shard.id] != l {
-				l.retired = true
-				moved = append(moved, l.drain(p.putKR)...)
+				moved = append(moved, l.drain(p.putKR, true)...)
 			}
 		}
-		moved = append(moved, p.unmapped.drain(p.putKR)...)
+		moved = append(moved, p.unmapped.drain(p.putKR, false)...)
 		p.gen++
 		p.shards, p.lanes, p.laneByID = shards, lanes, byID
 		for _, f := range moved {
 			p.addLocked(f, false)
 		}
+		// Only now may Puts route with the new map: its lanes hold the
+		// re-routed records first, so a key's records stay in order.
+		// (A Put that meets a retired lane meanwhile waits for p.mu.)
+		p.table.Store(&routeTable{shards: shards, lanes: lanes})
 	}
 	// Resolve aggregates stored on shards we did not know.
 	var release []*kRecord
