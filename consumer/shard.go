@@ -154,7 +154,7 @@ func (c *Consumer) waitForParents(ctx context.Context, h *shardHandle, l lease.L
 		ended := c.ended
 		c.mu.Unlock()
 		pending := ""
-		for _, pid := range l.ParentShardIDs {
+		for _, pid := range l.ParentKeys() {
 			pl, err := c.store.Get(ctx, pid)
 			if errors.Is(err, lease.ErrNotFound) {
 				continue
