@@ -56,10 +56,27 @@ type Checkpointer interface {
 
 var _ Checkpointer = (*checkpoint.Checkpointer)(nil)
 
+// StreamRef tells a processor which stream its shard belongs to; in
+// multi-stream mode one processor factory serves shards of every stream.
+type StreamRef struct {
+	// Name and ARN are the stream's.
+	Name, ARN string
+	// ID is the stream identifier its leases are keyed by
+	// ("account:stream:creationEpoch"); "" in single-stream mode.
+	ID string
+	// LeaseKey is the shard's lease key: the shard id in single-stream
+	// mode, "account:stream:creationEpoch:shardId" in multi-stream mode. It
+	// is the id ProcessorFactory.NewProcessor and Metrics get.
+	LeaseKey string
+}
+
 // InitializeInput is passed to RecordProcessor.Initialize.
 type InitializeInput struct {
-	// ShardID is the shard this processor is for.
+	// ShardID is the shard this processor is for (the bare shard id, also
+	// in multi-stream mode).
 	ShardID string
+	// Stream is the shard's stream.
+	Stream StreamRef
 	// StartingPosition is where processing resumes: the lease's checkpoint,
 	// or a sentinel (TRIM_HORIZON, LATEST, AT_TIMESTAMP) for a shard never
 	// checkpointed.
@@ -76,6 +93,8 @@ type InitializeInput struct {
 type ProcessRecordsInput struct {
 	// ShardID is the shard the records come from.
 	ShardID string
+	// Stream is the shard's stream.
+	Stream StreamRef
 	// Records are the records of the batch, in shard order, deaggregated.
 	// The slice and the records' Data belong to the consumer and are valid
 	// until ProcessRecords returns.
@@ -94,6 +113,7 @@ type ProcessRecordsInput struct {
 // ShardEndedInput is passed to RecordProcessor.ShardEnded.
 type ShardEndedInput struct {
 	ShardID string
+	Stream  StreamRef
 	// Checkpointer must be used to checkpoint (Checkpoint(ctx)), which
 	// writes SHARD_END and lets the child shards start.
 	Checkpointer Checkpointer
@@ -102,6 +122,7 @@ type ShardEndedInput struct {
 // ShutdownRequestedInput is passed to RecordProcessor.ShutdownRequested.
 type ShutdownRequestedInput struct {
 	ShardID string
+	Stream  StreamRef
 	// Checkpointer lets the processor checkpoint what it has finished before
 	// the lease is released: Checkpoint() writes the end of the last batch
 	// ProcessRecords returned nil for, never a batch that failed.
@@ -111,6 +132,7 @@ type ShutdownRequestedInput struct {
 // LeaseLostInput is passed to RecordProcessor.LeaseLost.
 type LeaseLostInput struct {
 	ShardID string
+	Stream  StreamRef
 }
 
 // RecordProcessor processes the records of one shard. It has KCL's
