@@ -166,7 +166,9 @@ type RecordProcessor interface {
 }
 
 // ProcessorFactory makes one RecordProcessor per shard lease a worker
-// acquires. It is called from several goroutines.
+// acquires. It is called from several goroutines with the lease key: the
+// shard id, or in multi-stream mode "account:stream:creationEpoch:shardId"
+// (the inputs' Stream tells the stream apart in either mode).
 type ProcessorFactory interface {
 	NewProcessor(shardID string) RecordProcessor
 }
@@ -186,13 +188,25 @@ type RecordFunc func(ctx context.Context, shardID string, r Record) error
 // fn fails on a record, the records before it are checkpointed and the error
 // is returned, so the batch is delivered again from the failed record.
 func ProcessRecord(fn RecordFunc) ProcessorFactory {
-	return ProcessorFactoryFunc(func(shardID string) RecordProcessor {
+	return ProcessStreamRecord(func(ctx context.Context, _ StreamRef, shardID string, r Record) error {
+		return fn(ctx, shardID, r)
+	})
+}
+
+// StreamRecordFunc is RecordFunc with the record's stream, for
+// multi-stream consumers (Config.Streams).
+type StreamRecordFunc func(ctx context.Context, stream StreamRef, shardID string, r Record) error
+
+// ProcessStreamRecord is ProcessRecord for a function that also gets the
+// stream each record came from.
+func ProcessStreamRecord(fn StreamRecordFunc) ProcessorFactory {
+	return ProcessorFactoryFunc(func(string) RecordProcessor {
 		return &funcProcessor{fn: fn}
 	})
 }
 
 type funcProcessor struct {
-	fn RecordFunc
+	fn StreamRecordFunc
 	// done is the position of the last record fn handled successfully and
 	// not yet checkpointed, when hasDone.
 	done    checkpoint.Position
@@ -203,7 +217,7 @@ func (p *funcProcessor) Initialize(context.Context, InitializeInput) error { ret
 
 func (p *funcProcessor) ProcessRecords(ctx context.Context, in ProcessRecordsInput) error {
 	for i := range in.Records {
-		if err := p.fn(ctx, in.ShardID, in.Records[i]); err != nil {
+		if err := p.fn(ctx, in.Stream, in.ShardID, in.Records[i]); err != nil {
 			if p.hasDone {
 				// Best effort: on failure the remainder is redelivered anyway.
 				_ = p.checkpointDone(ctx, in.Checkpointer)
