@@ -1,0 +1,134 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/kinesistest"
+	"github.com/shardflow/shardflow/lease"
+)
+
+// The stream set policy on a fake clock: each syncStreams is one
+// StreamSyncInterval tick. New streams get leases at once (keyed
+// account:stream:epoch:shardId with KCL's attributes); a failing Streams
+// call keeps the set; a stream missing from the set keeps its leases for
+// FormerStreamsDeleteAfter, is revived when it returns, and then loses its
+// leases (only its own); with FormerStreamsDeleteAfter 0 they are kept.
+func TestStreamSetPolicy(t *testing.T) {
+	for _, deleteAfter := range []time.Duration{10 * time.Minute, 0} {
+		t.Run(deleteAfter.String(), func(t *testing.T) {
+			ctx := context.Background()
+			srv := kinesistest.New(kinesistest.Options{})
+			srv.MustCreateStream("a", 2)
+			srv.MustCreateStream("b", 1)
+			var mu sync.Mutex
+			set := []StreamConfig{{Name: "a"}, {Name: "b", InitialPosition: &InitialPosition{Type: Latest}}}
+			var fail error
+			streams := func(context.Context) ([]StreamConfig, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return slices.Clone(set), fail
+			}
+			clk := clock.NewFake(time.Unix(1_800_000_000, 0))
+			store := lease.NewMemoryStore()
+			c, err := New(srv, store, ProcessRecord(nil), Config{
+				ApplicationName: "app", Streams: streams, FormerStreamsDeleteAfter: deleteAfter,
+				InitialPosition: InitialPosition{Type: TrimHorizon}, Clock: clk,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			})
+			require.NoError(t, err)
+			byStream := func() map[string][]lease.Lease {
+				ls, err := store.List(ctx)
+				require.NoError(t, err)
+				m := map[string][]lease.Lease{}
+				for _, l := range ls {
+					id, err := lease.ParseStreamIdentifier(l.StreamID)
+					require.NoError(t, err)
+					require.Equal(t, "123456789012", id.AccountID, "account from the stream ARN")
+					m[id.StreamName] = append(m[id.StreamName], l)
+				}
+				return m
+			}
+			tick := func() {
+				t.Helper()
+				_, err := c.syncStreams(ctx)
+				require.NoError(t, err)
+			}
+
+			n, err := c.syncStreams(ctx)
+			require.NoError(t, err)
+			require.Equal(t, 3, n)
+			m := byStream()
+			require.Len(t, m["a"], 2)
+			require.Len(t, m["b"], 1)
+			require.Equal(t, checkpoint.TrimHorizon, m["a"][0].Checkpoint, "Config.InitialPosition")
+			require.Equal(t, checkpoint.Latest, m["b"][0].Checkpoint, "per-stream InitialPosition")
+			require.Equal(t, lease.MultiStreamKey(m["b"][0].StreamID, "shardId-000000000000"), m["b"][0].Key)
+
+			// A failing Streams call keeps the set.
+			fail = errors.New("config service down")
+			_, err = c.syncStreams(ctx)
+			require.ErrorContains(t, err, "config service down")
+			require.Len(t, c.trackedStreams(), 2)
+			fail = nil
+
+			// b disappears; it returns before the wait is over; it
+			// disappears again.
+			mu.Lock()
+			set = set[:1]
+			mu.Unlock()
+			tick()
+			require.Len(t, c.trackedStreams(), 1)
+			clk.Advance(9 * time.Minute)
+			tick()
+			require.Len(t, byStream()["b"], 1, "kept while the wait runs")
+			mu.Lock()
+			set = append(set, StreamConfig{Name: "b"})
+			mu.Unlock()
+			tick()
+			require.Len(t, c.trackedStreams(), 2, "revived")
+			clk.Advance(9 * time.Minute)
+			mu.Lock()
+			set = set[:1]
+			mu.Unlock()
+			tick() // missing from now on
+			clk.Advance(10*time.Minute - time.Nanosecond)
+			tick()
+			require.Len(t, byStream()["b"], 1, "the wait restarts after a revival")
+			clk.Advance(time.Nanosecond)
+			tick()
+			m = byStream()
+			if deleteAfter == 0 {
+				require.Len(t, m["b"], 1, "never deleted with FormerStreamsDeleteAfter 0")
+			} else {
+				require.Empty(t, m["b"], "deleted after FormerStreamsDeleteAfter")
+			}
+			require.Len(t, m["a"], 2, "other streams' leases untouched")
+		})
+	}
+}
+
+func TestMultiStreamConfigValidation(t *testing.T) {
+	fn := func(context.Context) ([]StreamConfig, error) { return nil, nil }
+	_, err := Config{ApplicationName: "a", Streams: fn, StreamName: "s"}.withDefaults()
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	require.ErrorContains(t, err, "Streams")
+	_, err = Config{ApplicationName: "a", Streams: fn, FormerStreamsDeleteAfter: -1}.withDefaults()
+	require.ErrorContains(t, err, "FormerStreamsDeleteAfter")
+	_, err = Config{ApplicationName: "a", Streams: fn, OrphanInitialPosition: InitialPosition{Type: AtTimestamp}}.withDefaults()
+	require.ErrorContains(t, err, "OrphanInitialPosition")
+	cfg, err := Config{ApplicationName: "a", Streams: fn}.withDefaults()
+	require.NoError(t, err)
+	require.Equal(t, DefaultStreamSyncInterval, cfg.StreamSyncInterval)
+	require.Equal(t, Latest, cfg.OrphanInitialPosition.Type, "KCL's orphanedStreamInitialPositionInStream")
+}
