@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
@@ -360,4 +361,86 @@ func mustDescribe(t *testing.T, srv *kinesistest.Server, name string) *types.Str
 	out, err := srv.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
 	require.NoError(t, err)
 	return out.StreamDescriptionSummary
+}
+
+// A table as KCL for Java's multi-stream mode leaves it (keys
+// account:stream:epoch:shardId with an application-chosen epoch, streamName
+// and shardId attributes, owned by a KCL worker that is gone, checkpoints
+// mid-shard) is taken over exactly: each shard resumes right after its
+// checkpoint, nothing before it is delivered and nothing after it is
+// missed, and the items keep KCL's attributes.
+func TestMultiStreamKCLTableTakeover(t *testing.T) {
+	ctx := e2eContext(t)
+	srv := kinesistest.New(kinesistest.Options{})
+	const epoch = 1600000000 // chosen by the KCL application, not the creation time
+	seqs := map[string][]string{}
+	for _, st := range []string{"orders", "payments"} {
+		srv.MustCreateStream(st, 1)
+		for i := range 10 {
+			out, err := srv.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(st), PartitionKey: aws.String("k"), Data: []byte(fmt.Sprintf("%s-%d", st, i))})
+			require.NoError(t, err)
+			seqs[st] = append(seqs[st], aws.ToString(out.SequenceNumber))
+		}
+	}
+	store := lease.NewMemoryStore()
+	checkpointAt := map[string]int{"orders": 3, "payments": 7}
+	for st, i := range checkpointAt {
+		id := fmt.Sprintf("123456789012:%s:%d", st, epoch)
+		l, err := lease.UnmarshalItem(map[string]ddbtypes.AttributeValue{
+			"leaseKey":                     &ddbtypes.AttributeValueMemberS{Value: id + ":shardId-000000000000"},
+			"leaseOwner":                   &ddbtypes.AttributeValueMemberS{Value: "kcl-worker-gone"},
+			"leaseCounter":                 &ddbtypes.AttributeValueMemberN{Value: "311"},
+			"ownerSwitchesSinceCheckpoint": &ddbtypes.AttributeValueMemberN{Value: "0"},
+			"checkpoint":                   &ddbtypes.AttributeValueMemberS{Value: seqs[st][i]},
+			"checkpointSubSequenceNumber":  &ddbtypes.AttributeValueMemberN{Value: "0"},
+			"streamName":                   &ddbtypes.AttributeValueMemberS{Value: id},
+			"shardId":                      &ddbtypes.AttributeValueMemberS{Value: "shardId-000000000000"},
+		})
+		require.NoError(t, err)
+		_, err = store.Create(ctx, l)
+		require.NoError(t, err)
+	}
+
+	var mu sync.Mutex
+	got := map[string][]string{}
+	total := make(chan struct{}, 100)
+	c, err := consumer.New(srv, store, consumer.ProcessStreamRecord(func(ctx context.Context, st consumer.StreamRef, shardID string, r consumer.Record) error {
+		mu.Lock()
+		got[st.Name] = append(got[st.Name], string(r.Data))
+		mu.Unlock()
+		total <- struct{}{}
+		return nil
+	}), consumer.Config{
+		ApplicationName: "kcl-app",
+		Streams: func(context.Context) ([]consumer.StreamConfig, error) {
+			return []consumer.StreamConfig{
+				{Name: "orders", ID: lease.StreamIdentifier{AccountID: "123456789012", StreamName: "orders", CreationEpoch: epoch}},
+				{Name: "payments", ID: lease.StreamIdentifier{AccountID: "123456789012", StreamName: "payments", CreationEpoch: epoch}},
+			}, nil
+		},
+		WorkerID: "sf-1", FailoverTime: time.Second, IdleTimeBetweenReads: consumer.MinIdleTimeBetweenReads,
+		LeaseInitialTakeDelay: -1, Logger: testLogger(t),
+	})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	for range (10 - 4) + (10 - 8) {
+		<-total
+	}
+	require.NoError(t, c.Shutdown(ctx))
+	require.NoError(t, <-done)
+	require.Equal(t, []string{"orders-4", "orders-5", "orders-6", "orders-7", "orders-8", "orders-9"}, got["orders"])
+	require.Equal(t, []string{"payments-8", "payments-9"}, got["payments"])
+	ls, err := store.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, ls, 2, "no lease created beside KCL's")
+	for _, l := range ls {
+		id, err := lease.ParseStreamIdentifier(l.StreamID)
+		require.NoError(t, err)
+		require.Equal(t, checkpoint.At(seqs[id.StreamName][9], 0), l.Checkpoint)
+		av, err := lease.MarshalItem(l)
+		require.NoError(t, err)
+		require.Equal(t, &ddbtypes.AttributeValueMemberS{Value: l.StreamID}, av["streamName"])
+		require.Equal(t, &ddbtypes.AttributeValueMemberS{Value: "shardId-000000000000"}, av["shardId"])
+	}
 }
