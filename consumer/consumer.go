@@ -234,7 +234,7 @@ func (c *Consumer) prepare(ctx context.Context) error {
 			}
 		}
 	}
-	s := &stream{name: c.cfg.StreamName, initial: c.cfg.InitialPosition, consumerName: c.cfg.ConsumerName, tracked: true}
+	s := &stream{name: c.cfg.StreamName, initial: c.cfg.InitialPosition, consumerName: c.cfg.ConsumerName, configured: true, tracked: true}
 	if err := c.resolve(ctx, s, StreamConfig{Name: c.cfg.StreamName, ARN: c.cfg.StreamARN}); err != nil {
 		return err
 	}

@@ -32,10 +32,12 @@ type stream struct {
 	fixedConsumerARN string
 	consumerARN      string
 	log              *slog.Logger
-	// tracked: listed by the last Streams call (multi-stream mode);
-	// goneSince: when this worker first saw it missing (zero while listed).
-	tracked   bool
-	goneSince time.Time
+	// configured: made from a StreamConfig (not an orphan); tracked:
+	// listed by the last Streams call (multi-stream mode); goneSince: when
+	// this worker first saw it missing (zero while listed).
+	configured bool
+	tracked    bool
+	goneSince  time.Time
 }
 
 func (s *stream) label() string {
@@ -256,13 +258,15 @@ func (c *Consumer) trackStream(ctx context.Context, sc StreamConfig) (*stream, e
 	}
 	c.mu.Lock()
 	for _, s := range c.streams {
-		if (sc.ARN != "" && s.arn == sc.ARN) || (sc.ARN == "" && s.name == sc.Name && (sc.ID == (lease.StreamIdentifier{}) || s.id == sc.ID.String())) {
+		byARN := sc.ARN != "" && s.arn == sc.ARN
+		byName := sc.ARN == "" && s.name == sc.Name && (sc.ID == (lease.StreamIdentifier{}) || s.id == sc.ID.String())
+		if s.configured && (byARN || byName) {
 			c.mu.Unlock()
 			return s, nil
 		}
 	}
 	c.mu.Unlock()
-	s := &stream{name: sc.Name, initial: c.cfg.InitialPosition, consumerName: c.cfg.ConsumerName, fixedConsumerARN: sc.ConsumerARN}
+	s := &stream{name: sc.Name, initial: c.cfg.InitialPosition, consumerName: c.cfg.ConsumerName, fixedConsumerARN: sc.ConsumerARN, configured: true}
 	if sc.InitialPosition != nil {
 		if err := sc.InitialPosition.validate(); err != nil {
 			return nil, fmt.Errorf("%w: stream %s: InitialPosition: %v", ErrInvalidConfig, sc.Name+sc.ARN, err)
@@ -277,7 +281,7 @@ func (c *Consumer) trackStream(ctx context.Context, sc StreamConfig) (*stream, e
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cur := c.streams[s.id]; cur != nil && cur.tracked {
+	if cur := c.streams[s.id]; cur != nil && cur.configured {
 		return cur, nil
 	}
 	// An orphan resolved by a pipeline is replaced by the configured

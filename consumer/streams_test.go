@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/checkpoint"
@@ -131,4 +133,46 @@ func TestMultiStreamConfigValidation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, DefaultStreamSyncInterval, cfg.StreamSyncInterval)
 	require.Equal(t, Latest, cfg.OrphanInitialPosition.Type, "KCL's orphanedStreamInitialPositionInStream")
+}
+
+// A lease of a stream this worker does not list (another worker's newer
+// set) is processed as an orphan, from OrphanInitialPosition; once the
+// worker's own set lists the stream, its configuration replaces the
+// orphan's.
+func TestOrphanStreamThenConfigured(t *testing.T) {
+	ctx := context.Background()
+	srv := kinesistest.New(kinesistest.Options{})
+	srv.MustCreateStream("c", 1)
+	d, err := srv.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("c")})
+	require.NoError(t, err)
+	id := lease.StreamIdentifier{AccountID: "123456789012", StreamName: "c", CreationEpoch: d.StreamDescriptionSummary.StreamCreationTimestamp.Unix()}.String()
+	var mu sync.Mutex
+	var set []StreamConfig
+	c, err := New(srv, lease.NewMemoryStore(), ProcessRecord(nil), Config{
+		ApplicationName: "app", OrphanInitialPosition: InitialPosition{Type: TrimHorizon},
+		Streams: func(context.Context) ([]StreamConfig, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(set), nil
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	s, err := c.streamOf(ctx, lease.Lease{Key: id + ":shardId-000000000000", StreamID: id, ShardID: "shardId-000000000000"})
+	require.NoError(t, err)
+	require.False(t, s.configured)
+	require.Equal(t, TrimHorizon, s.initial.Type, "OrphanInitialPosition")
+	require.Empty(t, c.trackedStreams(), "an orphan is not shard-synced")
+
+	at := InitialPosition{Type: AtTimestamp, Timestamp: time.Unix(5, 0)}
+	mu.Lock()
+	set = []StreamConfig{{Name: "c", InitialPosition: &at}}
+	mu.Unlock()
+	_, err = c.syncStreams(ctx)
+	require.NoError(t, err)
+	ts := c.trackedStreams()
+	require.Len(t, ts, 1)
+	require.Equal(t, id, ts[0].id)
+	require.True(t, ts[0].configured)
+	require.Equal(t, at, ts[0].initial, "the configured stream replaces the orphan")
 }
