@@ -3,6 +3,8 @@ package consumer_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -404,6 +406,8 @@ func TestMultiStreamKCLTableTakeover(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string][]string{}
 	total := make(chan struct{}, 100)
+	logs := &captureLogs{mu: &sync.Mutex{}, out: new([]map[string]string)}
+	met := &keyMetrics{keys: map[string]bool{}}
 	c, err := consumer.New(srv, store, consumer.ProcessStreamRecord(func(ctx context.Context, st consumer.StreamRef, shardID string, r consumer.Record) error {
 		mu.Lock()
 		got[st.Name] = append(got[st.Name], string(r.Data))
@@ -419,7 +423,7 @@ func TestMultiStreamKCLTableTakeover(t *testing.T) {
 			}, nil
 		},
 		WorkerID: "sf-1", FailoverTime: time.Second, IdleTimeBetweenReads: consumer.MinIdleTimeBetweenReads,
-		LeaseInitialTakeDelay: -1, Logger: testLogger(t),
+		LeaseInitialTakeDelay: -1, Logger: slog.New(logs), Metrics: met,
 	})
 	require.NoError(t, err)
 	done := make(chan error, 1)
@@ -431,6 +435,20 @@ func TestMultiStreamKCLTableTakeover(t *testing.T) {
 	require.NoError(t, <-done)
 	require.Equal(t, []string{"orders-4", "orders-5", "orders-6", "orders-7", "orders-8", "orders-9"}, got["orders"])
 	require.Equal(t, []string{"payments-8", "payments-9"}, got["payments"])
+	// Metrics get the lease key, logs a stream attribute.
+	require.Equal(t, map[string]bool{
+		"123456789012:orders:1600000000:shardId-000000000000":   true,
+		"123456789012:payments:1600000000:shardId-000000000000": true,
+	}, met.keysSeen())
+	streamsLogged := map[string]bool{}
+	for _, rec := range logs.records() {
+		if rec["msg"] == "processing shard" {
+			require.Equal(t, "shardId-000000000000", rec["shard"])
+			streamsLogged[rec["stream"]] = true
+		}
+	}
+	require.Equal(t, map[string]bool{"orders": true, "payments": true}, streamsLogged)
+
 	ls, err := store.List(ctx)
 	require.NoError(t, err)
 	require.Len(t, ls, 2, "no lease created beside KCL's")
@@ -443,4 +461,53 @@ func TestMultiStreamKCLTableTakeover(t *testing.T) {
 		require.Equal(t, &ddbtypes.AttributeValueMemberS{Value: l.StreamID}, av["streamName"])
 		require.Equal(t, &ddbtypes.AttributeValueMemberS{Value: "shardId-000000000000"}, av["shardId"])
 	}
+}
+
+// keyMetrics records the shard identifiers Metrics receive.
+type keyMetrics struct {
+	consumer.NopMetrics
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (m *keyMetrics) RecordsProcessed(key string, _, _ int, _ time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.keys[key] = true
+}
+
+func (m *keyMetrics) keysSeen() map[string]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.keys)
+}
+
+// captureLogs is a slog.Handler keeping each record's message and
+// attributes (including those added With).
+type captureLogs struct {
+	mu    *sync.Mutex
+	out   *[]map[string]string
+	attrs []slog.Attr
+}
+
+func (h *captureLogs) Enabled(context.Context, slog.Level) bool { return true }
+func (h *captureLogs) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]string{"msg": r.Message}
+	for _, a := range h.attrs {
+		m[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.out = append(*h.out, m)
+	return nil
+}
+func (h *captureLogs) WithAttrs(as []slog.Attr) slog.Handler {
+	return &captureLogs{mu: h.mu, out: h.out, attrs: append(slices.Clone(h.attrs), as...)}
+}
+func (h *captureLogs) WithGroup(string) slog.Handler { return h }
+func (h *captureLogs) records() []map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(*h.out)
 }
