@@ -117,8 +117,9 @@ func NewWithDynamoDB(ctx context.Context, kc Kinesis, ddb lease.DynamoDBAPI, fac
 	return New(kc, store, factory, cfg)
 }
 
-// Shards returns the ids of the shards this worker is processing (or
-// waiting to process, for children whose parents have not ended).
+// Shards returns the lease keys of the shards this worker is processing
+// (or waiting to process, for children whose parents have not ended): the
+// shard ids, or in multi-stream mode "account:stream:creationEpoch:shardId".
 func (c *Consumer) Shards() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
