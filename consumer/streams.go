@@ -86,8 +86,13 @@ func (c *Consumer) streamOf(ctx context.Context, l lease.Lease) (*stream, error)
 	if s != nil {
 		return s, nil
 	}
+	// A table is single- or multi-stream, as in KCL: a lease of the other
+	// kind is not processed (and stays as it is for whoever owns it).
 	if l.StreamID == "" {
 		return nil, fmt.Errorf("consumer: lease %s is a single-stream lease in a multi-stream table", l.Key)
+	}
+	if !c.multi() {
+		return nil, fmt.Errorf("consumer: lease %s is a multi-stream lease in a single-stream table", l.Key)
 	}
 	id, err := lease.ParseStreamIdentifier(l.StreamID)
 	if err != nil {
