@@ -235,7 +235,11 @@ func (h *msHarness) finish(ctx context.Context, workers ...*worker) {
 	require.Empty(h.t, problems, "%d problems", h.tr.nProblems)
 	require.Equal(h.t, h.nextID, unique, "lost = %d", h.nextID-unique)
 	require.Zero(h.t, h.wrongSteam.Load(), "records delivered with the wrong stream")
-	require.LessOrEqual(h.t, dups, 0+int(h.leaseLost.Load())*10000, "duplicates only after a lease loss")
+	if h.leaseLost.Load() == 0 {
+		// Leases moved only by graceful handoff or release: no record is
+		// delivered twice from one stored copy.
+		require.Zero(h.t, dups, "duplicates without a lease loss")
+	}
 	h.t.Logf("produced=%d per stream=%v consumed=%d unique=%d lost=%d duplicates=%d stored-twice=%d processors=%d leaseLost=%d",
 		h.nextID, h.produced, total, unique, h.nextID-unique, dups, stored, h.instances.Load(), h.leaseLost.Load())
 	h.t.Logf("lease store calls: list=%d get=%d create=%d delete=%d writes(renew/take/release/checkpoint)=%d",
