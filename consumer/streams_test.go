@@ -176,3 +176,20 @@ func TestOrphanStreamThenConfigured(t *testing.T) {
 	require.True(t, ts[0].configured)
 	require.Equal(t, at, ts[0].initial, "the configured stream replaces the orphan")
 }
+
+// A table is single- or multi-stream, as in KCL: neither mode processes
+// the other's leases.
+func TestLeaseOfTheOtherMode(t *testing.T) {
+	ctx := context.Background()
+	srv := kinesistest.New(kinesistest.Options{})
+	srv.MustCreateStream("s", 1)
+	single, err := New(srv, lease.NewMemoryStore(), ProcessRecord(nil), Config{ApplicationName: "a", StreamName: "s"})
+	require.NoError(t, err)
+	_, err = single.streamOf(ctx, lease.Lease{Key: "1:s:5:shardId-000000000000", StreamID: "1:s:5", ShardID: "shardId-000000000000"})
+	require.ErrorContains(t, err, "multi-stream lease in a single-stream table")
+	multi, err := New(srv, lease.NewMemoryStore(), ProcessRecord(nil), Config{ApplicationName: "a",
+		Streams: func(context.Context) ([]StreamConfig, error) { return nil, nil }})
+	require.NoError(t, err)
+	_, err = multi.streamOf(ctx, lease.Lease{Key: "shardId-000000000000"})
+	require.ErrorContains(t, err, "single-stream lease in a multi-stream table")
+}
