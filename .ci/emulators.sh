@@ -65,7 +65,7 @@ emulators_start() {
   kl=$(_emu_free_port); dl=$(_emu_free_port); km=$(_emu_free_port); kmtls=$(_emu_free_port)
 
   node --require "$_emu_root/.ci/emulator-guard.js" "$_emu_cache/node_modules/kinesalite/cli.js" --port "$kl" \
-    --createStreamMs 50 --deleteStreamMs 50 --updateStreamMs 50 >"$_emu_logs/kinesalite.log" 2>&1 &
+    --createStreamMs 50 --deleteStreamMs 50 --updateStreamMs 50 --shardLimit 1000 >"$_emu_logs/kinesalite.log" 2>&1 &
   _emu_pids+=($!)
   node --require "$_emu_root/.ci/emulator-guard.js" "$_emu_cache/node_modules/dynalite/cli.js" --port "$dl" --createTableMs 50 \
     >"$_emu_logs/dynalite.log" 2>&1 &

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,41 @@ func (t InitialPositionType) String() string {
 	return "InitialPositionType(" + strconv.Itoa(int(t)) + ")"
 }
 
+func (p InitialPosition) validate() error {
+	switch p.Type {
+	case Latest, TrimHorizon:
+	case AtTimestamp:
+		if p.Timestamp.IsZero() {
+			return errors.New("AT_TIMESTAMP needs a Timestamp")
+		}
+	default:
+		return fmt.Errorf("unknown type %d", p.Type)
+	}
+	return nil
+}
+
+// StreamConfig is one stream of a multi-stream consumer (KCL's
+// StreamConfig).
+type StreamConfig struct {
+	// Name or ARN names the stream; one is required.
+	Name string
+	ARN  string
+	// ID is the stream identifier its leases are keyed by. Zero: the
+	// account from the stream's ARN and its creation time (epoch seconds,
+	// DescribeStreamSummary's StreamCreationTimestamp). Set it to take
+	// over a table KCL wrote with an application-chosen epoch.
+	ID lease.StreamIdentifier
+	// InitialPosition is where this stream's shards with no checkpoint
+	// start; nil takes Config.InitialPosition.
+	InitialPosition *InitialPosition
+	// ConsumerName is this stream's enhanced fan-out consumer name
+	// (default Config.ConsumerName); ConsumerARN names a consumer already
+	// registered on the stream, used as is (KCL's StreamConfig.consumerArn).
+	// Both apply only with EnhancedFanOut.
+	ConsumerName string
+	ConsumerARN  string
+}
+
 // Backoff is an exponential backoff: Initial, doubled after each failure up
 // to Max, with up to 50% random jitter subtracted.
 type Backoff struct {
@@ -63,6 +99,10 @@ const (
 	DefaultMaxPrefetchBatches      = 3
 	DefaultMaxPrefetchBytes        = 8 << 20
 	DefaultShutdownTimeout         = 30 * time.Second
+	// DefaultStreamSyncInterval is how often the stream set of a
+	// multi-stream consumer is re-evaluated (KCL's
+	// NEW_STREAM_CHECK_INTERVAL_MILLIS).
+	DefaultStreamSyncInterval = 60 * time.Second
 )
 
 // Config configures a Consumer. Zero fields take the documented defaults.
@@ -70,9 +110,37 @@ type Config struct {
 	// ApplicationName names the application; it is the lease table name
 	// (as in KCL) and the default enhanced fan-out consumer name. Required.
 	ApplicationName string
-	// StreamName or StreamARN names the stream; one is required.
+	// StreamName or StreamARN names the stream; one is required, unless
+	// Streams is set.
 	StreamName string
 	StreamARN  string
+	// Streams turns on multi-stream mode (KCL's MultiStreamTracker): one
+	// consumer processes every stream it returns, with one lease table in
+	// KCL's multi-stream layout (lease keys
+	// "account:stream:creationEpoch:shardId", attributes streamName and
+	// shardId). It is called at start and every StreamSyncInterval; an
+	// error keeps the previous set. Streams that appear get leases at once;
+	// for streams that disappear see FormerStreamsDeleteAfter. Mutually
+	// exclusive with StreamName and StreamARN. A table is either
+	// single-stream or multi-stream, as in KCL.
+	Streams func(ctx context.Context) ([]StreamConfig, error)
+	// StreamSyncInterval is how often Streams is called (default 60 s).
+	StreamSyncInterval time.Duration
+	// FormerStreamsDeleteAfter is what happens to the leases of a stream
+	// Streams no longer returns. Zero (the default) keeps them, and they
+	// keep being processed (KCL's NO_STREAMS_LEASES_DELETION). Positive:
+	// once the stream has been missing from this worker's set for that
+	// long (on Clock), its leases are deleted, ending its processing on
+	// every worker; a stream that comes back before is kept (KCL's
+	// FORMER_STREAMS_AUTO_DETECTION_DEFERRED_DELETION). Choose it well
+	// above every worker's StreamSyncInterval: a worker whose set is older
+	// could still be adding the stream.
+	FormerStreamsDeleteAfter time.Duration
+	// OrphanInitialPosition is the initial position for leases of streams
+	// this worker's set does not list (another worker's newer set, or a
+	// former stream whose leases are kept); default Latest, as KCL's
+	// orphanedStreamInitialPositionInStream.
+	OrphanInitialPosition InitialPosition
 	// WorkerID identifies this worker in the lease table. Default:
 	// "<hostname>:<pid>:<random hex>", unique per process and stable for its
 	// life (a restarted process is a new worker and takes leases over after
@@ -188,20 +256,27 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ApplicationName == "" {
 		return bad("ApplicationName is required")
 	}
-	if c.StreamName == "" && c.StreamARN == "" {
-		return bad("StreamName or StreamARN is required")
+	if c.Streams != nil {
+		if c.StreamName != "" || c.StreamARN != "" {
+			return bad("Streams and StreamName/StreamARN are mutually exclusive")
+		}
+	} else if c.StreamName == "" && c.StreamARN == "" {
+		return bad("StreamName or StreamARN (or Streams) is required")
+	}
+	if !orDefault(&c.StreamSyncInterval, DefaultStreamSyncInterval, 0) {
+		return bad("StreamSyncInterval %v < 0", c.StreamSyncInterval)
+	}
+	if c.FormerStreamsDeleteAfter < 0 {
+		return bad("FormerStreamsDeleteAfter %v < 0", c.FormerStreamsDeleteAfter)
+	}
+	if err := c.OrphanInitialPosition.validate(); err != nil {
+		return bad("OrphanInitialPosition: %v", err)
 	}
 	if c.WorkerID == "" {
 		c.WorkerID = DefaultWorkerID()
 	}
-	switch c.InitialPosition.Type {
-	case Latest, TrimHorizon:
-	case AtTimestamp:
-		if c.InitialPosition.Timestamp.IsZero() {
-			return bad("InitialPosition AT_TIMESTAMP needs a Timestamp")
-		}
-	default:
-		return bad("unknown InitialPosition type %d", c.InitialPosition.Type)
+	if err := c.InitialPosition.validate(); err != nil {
+		return bad("InitialPosition: %v", err)
 	}
 	if c.MaxRecords == 0 {
 		c.MaxRecords = DefaultMaxRecords

@@ -7,9 +7,8 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardflow/shardflow/checkpoint"
@@ -30,10 +29,11 @@ type Consumer struct {
 	log     *slog.Logger
 	coord   *lease.Coordinator
 
-	// Set by Run before shards start; consumerARN changes (under mu) when
-	// a deregistered fan-out consumer is registered again.
-	streamARN   string
-	consumerARN string
+	// streams are the streams read, by stream id ("" in single-stream
+	// mode, where it is the only one); under mu. A stream's consumerARN
+	// changes (under mu) when a deregistered fan-out consumer is
+	// registered again.
+	streams map[string]*stream
 
 	syncNow chan struct{} // asks the shard sync loop to run now
 
@@ -65,10 +65,17 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 			return nil, ErrFanOutUnsupported
 		}
 	}
-	log := cfg.Logger.With("worker", cfg.WorkerID, "stream", streamLabel(cfg))
+	// In multi-stream mode each stream's logger adds its name; the lease
+	// coordinator's logs name leases by key, which holds the stream.
+	log := cfg.Logger.With("worker", cfg.WorkerID)
 	lcfg := cfg.Lease
-	if lcfg.Logger == nil {
-		lcfg.Logger = cfg.Logger.With("stream", streamLabel(cfg))
+	if cfg.Streams == nil {
+		log = log.With("stream", streamLabel(cfg))
+		if lcfg.Logger == nil {
+			lcfg.Logger = cfg.Logger.With("stream", streamLabel(cfg))
+		}
+	} else if lcfg.Logger == nil {
+		lcfg.Logger = cfg.Logger
 	}
 	coord, err := lease.NewCoordinator(store, lcfg)
 	if err != nil {
@@ -82,6 +89,7 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 		log:      log,
 		coord:    coord,
 		syncNow:  make(chan struct{}, 1),
+		streams:  make(map[string]*stream),
 		shards:   make(map[string]*shardHandle),
 		ended:    make(chan struct{}),
 		graceful: make(chan struct{}),
@@ -109,8 +117,9 @@ func NewWithDynamoDB(ctx context.Context, kc Kinesis, ddb lease.DynamoDBAPI, fac
 	return New(kc, store, factory, cfg)
 }
 
-// Shards returns the ids of the shards this worker is processing (or
-// waiting to process, for children whose parents have not ended).
+// Shards returns the lease keys of the shards this worker is processing
+// (or waiting to process, for children whose parents have not ended): the
+// shard ids, or in multi-stream mode "account:stream:creationEpoch:shardId".
 func (c *Consumer) Shards() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -210,43 +219,31 @@ func (c *Consumer) run(ctx context.Context) error {
 // the first leases.
 func (c *Consumer) prepare(ctx context.Context) error {
 	rt := retrier{b: c.cfg.ThrottleBackoff}
-	for {
-		in := &kinesis.DescribeStreamSummaryInput{}
-		if c.cfg.StreamARN != "" {
-			in.StreamARN = aws.String(c.cfg.StreamARN)
-		} else {
-			in.StreamName = aws.String(c.cfg.StreamName)
-		}
-		out, err := c.kc.DescribeStreamSummary(ctx, in)
-		if err == nil {
-			if d := out.StreamDescriptionSummary; d != nil {
-				c.streamARN = aws.ToString(d.StreamARN)
+	if c.multi() {
+		for {
+			n, err := c.syncStreams(ctx)
+			if err == nil {
+				c.log.Info("stream sync done", "streams", len(c.trackedStreams()), "created", n)
+				return nil
 			}
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if isResourceNotFound(err) {
-			return fmt.Errorf("consumer: stream %s: %w", streamLabel(c.cfg), err)
-		}
-		c.log.Warn("DescribeStreamSummary failed; retrying", "err", err)
-		if err := clock.Sleep(ctx, c.cfg.Clock, rt.next()); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c.log.Warn("initial stream sync failed; retrying", "err", err)
+			if err := clock.Sleep(ctx, c.cfg.Clock, rt.next()); err != nil {
+				return err
+			}
 		}
 	}
-	if c.cfg.EnhancedFanOut {
-		arn, err := c.registerConsumer(ctx, c.kc.(FanOutKinesis), c.streamARN)
-		if err != nil {
-			return fmt.Errorf("consumer: %w", err)
-		}
-		c.mu.Lock()
-		c.consumerARN = arn
-		c.mu.Unlock()
+	s := &stream{name: c.cfg.StreamName, initial: c.cfg.InitialPosition, consumerName: c.cfg.ConsumerName, configured: true, tracked: true}
+	if err := c.resolve(ctx, s, StreamConfig{Name: c.cfg.StreamName, ARN: c.cfg.StreamARN}); err != nil {
+		return err
 	}
-	rt.reset()
+	c.mu.Lock()
+	c.streams[""] = s
+	c.mu.Unlock()
 	for {
-		n, err := c.syncShards(ctx)
+		n, err := c.syncShards(ctx, s)
 		if err == nil {
 			c.log.Info("shard sync done", "created", n)
 			return nil
@@ -266,20 +263,38 @@ func (c *Consumer) prepare(ctx context.Context) error {
 func (c *Consumer) syncLoop(ctx context.Context) {
 	t := c.cfg.Clock.NewTicker(c.cfg.ShardSyncInterval)
 	defer t.Stop()
+	// Multi-stream mode re-evaluates the stream set on its own interval.
+	var streamTick <-chan time.Time
+	if c.multi() {
+		st := c.cfg.Clock.NewTicker(c.cfg.StreamSyncInterval)
+		defer st.Stop()
+		streamTick = st.C()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-streamTick:
+			if n, err := c.syncStreams(ctx); err != nil {
+				if ctx.Err() == nil {
+					c.log.Warn("stream sync failed; keeping the stream set", "err", err)
+				}
+			} else if n > 0 {
+				c.coord.TakeNow()
+			}
+			continue
 		case <-t.C():
 		case <-c.syncNow:
 		}
-		if n, err := c.syncShards(ctx); err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn("shard sync failed", "err", err)
+		for _, s := range c.trackedStreams() {
+			if n, err := c.syncShards(ctx, s); err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("shard sync failed", "err", err)
+				}
+			} else if n > 0 {
+				s.log.Info("shard sync created leases", "created", n)
+				c.coord.TakeNow()
 			}
-		} else if n > 0 {
-			c.log.Info("shard sync created leases", "created", n)
-			c.coord.TakeNow()
 		}
 	}
 }

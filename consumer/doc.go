@@ -53,6 +53,17 @@
 // resumes at the then-latest record, skipping what the old owner fetched
 // but did not checkpoint, so checkpoint the first batches early.
 //
+// Multi-stream mode (Config.Streams, KCL's MultiStreamTracker): one
+// consumer reads every stream a user function returns, re-evaluated every
+// StreamSyncInterval, with one lease table in KCL's multi-stream layout
+// (see package lease). Streams that appear get leases at once; a stream
+// that disappears keeps its leases for FormerStreamsDeleteAfter (0: for
+// good) and is then deleted, unless it came back. Each stream has its own
+// initial position and enhanced fan-out consumer; every processor input
+// carries its StreamRef, logs a "stream" attribute, and Metrics get the
+// lease key. MaxLeasesForWorker and balancing span all streams, since the
+// coordinator sees one table. MaxPrefetchBytes stays a per-shard bound.
+//
 // The smallest use, one function per record:
 //
 //	store, _ := lease.NewDynamoStore(ctx, dynamodbClient, "my-app")

@@ -16,12 +16,12 @@ import (
 
 // registerConsumer registers the enhanced fan-out consumer, or finds it when
 // it already exists, and waits until it is ACTIVE. It returns its ARN.
-func (c *Consumer) registerConsumer(ctx context.Context, kc FanOutKinesis, streamARN string) (string, error) {
+func (c *Consumer) registerConsumer(ctx context.Context, kc FanOutKinesis, s *stream) (string, error) {
 	rt := retrier{b: c.cfg.ThrottleBackoff}
 	for {
-		arn, status, err := c.registerOnce(ctx, kc, streamARN)
+		arn, status, err := c.registerOnce(ctx, kc, s)
 		if err == nil && status == types.ConsumerStatusActive {
-			c.log.Info("enhanced fan-out consumer active", "consumer", c.cfg.ConsumerName, "arn", arn)
+			s.log.Info("enhanced fan-out consumer active", "consumer", s.consumerName, "arn", arn)
 			return arn, nil
 		}
 		if err != nil {
@@ -29,7 +29,7 @@ func (c *Consumer) registerConsumer(ctx context.Context, kc FanOutKinesis, strea
 				return "", ctx.Err()
 			}
 			if !isThrottle(err) && !isResourceInUse(err) {
-				return "", fmt.Errorf("register stream consumer %s: %w", c.cfg.ConsumerName, err)
+				return "", fmt.Errorf("register stream consumer %s on %s: %w", s.consumerName, s.label(), err)
 			}
 		}
 		if err := clock.Sleep(ctx, c.cfg.Clock, rt.next()); err != nil {
@@ -39,31 +39,32 @@ func (c *Consumer) registerConsumer(ctx context.Context, kc FanOutKinesis, strea
 }
 
 // fanOutConsumerARN returns the registered fan-out consumer's ARN.
-func (c *Consumer) fanOutConsumerARN() string {
+func (c *Consumer) fanOutConsumerARN(s *stream) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.consumerARN
+	return s.consumerARN
 }
 
 // reregisterConsumer registers the fan-out consumer again after it was
 // deregistered (by an operator, or another application sharing its name)
 // and returns its new ARN. Every shard's subscriber may call it: the
 // registration is idempotent.
-func (c *Consumer) reregisterConsumer(ctx context.Context) (string, error) {
-	arn, err := c.registerConsumer(ctx, c.kc.(FanOutKinesis), c.streamARN)
+func (c *Consumer) reregisterConsumer(ctx context.Context, s *stream) (string, error) {
+	arn, err := c.registerConsumer(ctx, c.kc.(FanOutKinesis), s)
 	if err != nil {
 		return "", err
 	}
 	c.mu.Lock()
-	c.consumerARN = arn
+	s.consumerARN = arn
 	c.mu.Unlock()
 	return arn, nil
 }
 
-func (c *Consumer) registerOnce(ctx context.Context, kc FanOutKinesis, streamARN string) (string, types.ConsumerStatus, error) {
+func (c *Consumer) registerOnce(ctx context.Context, kc FanOutKinesis, s *stream) (string, types.ConsumerStatus, error) {
+	streamARN := s.arn
 	d, err := kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{
 		StreamARN:    aws.String(streamARN),
-		ConsumerName: aws.String(c.cfg.ConsumerName),
+		ConsumerName: aws.String(s.consumerName),
 	})
 	if err == nil && d.ConsumerDescription != nil {
 		return aws.ToString(d.ConsumerDescription.ConsumerARN), d.ConsumerDescription.ConsumerStatus, nil
@@ -73,7 +74,7 @@ func (c *Consumer) registerOnce(ctx context.Context, kc FanOutKinesis, streamARN
 	}
 	r, err := kc.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{
 		StreamARN:    aws.String(streamARN),
-		ConsumerName: aws.String(c.cfg.ConsumerName),
+		ConsumerName: aws.String(s.consumerName),
 	})
 	if err != nil {
 		// ResourceInUse: another worker registered it meanwhile; describe again.
@@ -154,7 +155,7 @@ func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
 			case isThrottle(err), isResourceInUse(err):
 				// One subscription per shard and consumer, one call per
 				// second: the previous one may still be closing.
-				s.cfg.Metrics.Throttled(s.shardID)
+				s.cfg.Metrics.Throttled(s.metricsKey)
 			case isResourceNotFound(err) && s.consumerExists(ctx):
 				// The consumer is there, so the shard is not found: it has
 				// ended if ListShards confirms it, as with polling.

@@ -67,7 +67,11 @@ func (b *byteBudget) release(n int) {
 
 // shardReader holds what both fetchers share.
 type shardReader struct {
-	shardID    string
+	shardID string // the bare shard id, for Kinesis calls
+	// metricsKey identifies the shard to Metrics: the lease key (the
+	// shard id in single-stream mode, account:stream:epoch:shardId in
+	// multi-stream mode).
+	metricsKey string
 	streamName string
 	streamARN  string
 	conv       *converter
@@ -128,7 +132,7 @@ func (r *shardReader) trimmed(ctx context.Context, pos startPos, err error) (sta
 	if !isInvalidArgument(err) {
 		return pos, false
 	}
-	r.cfg.Metrics.RetentionRestart(r.shardID)
+	r.cfg.Metrics.RetentionRestart(r.metricsKey)
 	r.lostAfter = pos.seq
 	r.log.Error("position refused, older than the stream's retention; restarting at TRIM_HORIZON (the lost range is logged with the first record read)",
 		"position", pos.seq, "err", err)
@@ -141,7 +145,7 @@ func (r *shardReader) deliver(ctx context.Context, out chan<- *batch, raw []type
 	b := &batch{shardEnd: shardEnd, childShards: children}
 	if millisBehind != nil {
 		b.millisBehind = *millisBehind
-		r.cfg.Metrics.MillisBehindLatest(r.shardID, b.millisBehind)
+		r.cfg.Metrics.MillisBehindLatest(r.metricsKey, b.millisBehind)
 	}
 	if r.lostAfter != "" && len(raw) > 0 {
 		if first := aws.ToString(raw[0].SequenceNumber); seqLess(r.lostAfter, first) {
@@ -156,7 +160,7 @@ func (r *shardReader) deliver(ctx context.Context, out chan<- *batch, raw []type
 	var oor int
 	b.records, b.bytes, oor = r.conv.convert(make([]Record, 0, len(raw)), raw)
 	if oor > 0 {
-		r.cfg.Metrics.OutOfRangeRecords(r.shardID, oor)
+		r.cfg.Metrics.OutOfRangeRecords(r.metricsKey, oor)
 		level := slog.LevelDebug
 		if !r.warnedRange {
 			r.warnedRange, level = true, slog.LevelWarn // once per shard; the metric counts them all
@@ -231,7 +235,7 @@ func (p *poller) iterator(ctx context.Context, pos startPos) (iter string, used 
 				return "", pos, false, nil
 			}
 		case isThrottle(err):
-			p.cfg.Metrics.Throttled(p.shardID)
+			p.cfg.Metrics.Throttled(p.metricsKey)
 		default:
 			p.log.Warn("GetShardIterator failed; retrying", "err", err)
 		}
@@ -276,7 +280,7 @@ func (p *poller) run(ctx context.Context, out chan<- *batch) error {
 			}
 			switch {
 			case isExpiredIterator(err):
-				p.cfg.Metrics.IteratorExpired(p.shardID)
+				p.cfg.Metrics.IteratorExpired(p.metricsKey)
 				p.log.Info("shard iterator expired; renewing after the last record read", "from", pos.typ, "seq", pos.seq)
 				iter, pos, ok, err = p.iterator(ctx, pos)
 				if err != nil {
@@ -304,7 +308,7 @@ func (p *poller) run(ctx context.Context, out chan<- *batch) error {
 				}
 				continue
 			case isThrottle(err):
-				p.cfg.Metrics.Throttled(p.shardID)
+				p.cfg.Metrics.Throttled(p.metricsKey)
 			default:
 				p.log.Warn("GetRecords failed; retrying", "err", err)
 			}

@@ -6,6 +6,11 @@ import "time"
 // for concurrent use and fast (they are called on the processing path);
 // Prometheus, OpenTelemetry or CloudWatch adapters plug in here. Embed
 // NopMetrics to implement only some methods.
+//
+// The shardID argument is the shard's lease key: the shard id in
+// single-stream mode, "account:stream:creationEpoch:shardId" in
+// multi-stream mode (Config.Streams), so measurements carry the stream
+// without a change to the interface; lease.ParseMultiStreamKey splits it.
 type Metrics interface {
 	// RecordsProcessed is called after each successful ProcessRecords call
 	// with the batch's record count, data bytes and processing time.

@@ -56,10 +56,27 @@ type Checkpointer interface {
 
 var _ Checkpointer = (*checkpoint.Checkpointer)(nil)
 
+// StreamRef tells a processor which stream its shard belongs to; in
+// multi-stream mode one processor factory serves shards of every stream.
+type StreamRef struct {
+	// Name and ARN are the stream's.
+	Name, ARN string
+	// ID is the stream identifier its leases are keyed by
+	// ("account:stream:creationEpoch"); "" in single-stream mode.
+	ID string
+	// LeaseKey is the shard's lease key: the shard id in single-stream
+	// mode, "account:stream:creationEpoch:shardId" in multi-stream mode. It
+	// is the id ProcessorFactory.NewProcessor and Metrics get.
+	LeaseKey string
+}
+
 // InitializeInput is passed to RecordProcessor.Initialize.
 type InitializeInput struct {
-	// ShardID is the shard this processor is for.
+	// ShardID is the shard this processor is for (the bare shard id, also
+	// in multi-stream mode).
 	ShardID string
+	// Stream is the shard's stream.
+	Stream StreamRef
 	// StartingPosition is where processing resumes: the lease's checkpoint,
 	// or a sentinel (TRIM_HORIZON, LATEST, AT_TIMESTAMP) for a shard never
 	// checkpointed.
@@ -76,6 +93,8 @@ type InitializeInput struct {
 type ProcessRecordsInput struct {
 	// ShardID is the shard the records come from.
 	ShardID string
+	// Stream is the shard's stream.
+	Stream StreamRef
 	// Records are the records of the batch, in shard order, deaggregated.
 	// The slice and the records' Data belong to the consumer and are valid
 	// until ProcessRecords returns.
@@ -94,6 +113,7 @@ type ProcessRecordsInput struct {
 // ShardEndedInput is passed to RecordProcessor.ShardEnded.
 type ShardEndedInput struct {
 	ShardID string
+	Stream  StreamRef
 	// Checkpointer must be used to checkpoint (Checkpoint(ctx)), which
 	// writes SHARD_END and lets the child shards start.
 	Checkpointer Checkpointer
@@ -102,6 +122,7 @@ type ShardEndedInput struct {
 // ShutdownRequestedInput is passed to RecordProcessor.ShutdownRequested.
 type ShutdownRequestedInput struct {
 	ShardID string
+	Stream  StreamRef
 	// Checkpointer lets the processor checkpoint what it has finished before
 	// the lease is released: Checkpoint() writes the end of the last batch
 	// ProcessRecords returned nil for, never a batch that failed.
@@ -111,6 +132,7 @@ type ShutdownRequestedInput struct {
 // LeaseLostInput is passed to RecordProcessor.LeaseLost.
 type LeaseLostInput struct {
 	ShardID string
+	Stream  StreamRef
 }
 
 // RecordProcessor processes the records of one shard. It has KCL's
@@ -144,7 +166,9 @@ type RecordProcessor interface {
 }
 
 // ProcessorFactory makes one RecordProcessor per shard lease a worker
-// acquires. It is called from several goroutines.
+// acquires. It is called from several goroutines with the lease key: the
+// shard id, or in multi-stream mode "account:stream:creationEpoch:shardId"
+// (the inputs' Stream tells the stream apart in either mode).
 type ProcessorFactory interface {
 	NewProcessor(shardID string) RecordProcessor
 }
@@ -164,13 +188,25 @@ type RecordFunc func(ctx context.Context, shardID string, r Record) error
 // fn fails on a record, the records before it are checkpointed and the error
 // is returned, so the batch is delivered again from the failed record.
 func ProcessRecord(fn RecordFunc) ProcessorFactory {
-	return ProcessorFactoryFunc(func(shardID string) RecordProcessor {
+	return ProcessStreamRecord(func(ctx context.Context, _ StreamRef, shardID string, r Record) error {
+		return fn(ctx, shardID, r)
+	})
+}
+
+// StreamRecordFunc is RecordFunc with the record's stream, for
+// multi-stream consumers (Config.Streams).
+type StreamRecordFunc func(ctx context.Context, stream StreamRef, shardID string, r Record) error
+
+// ProcessStreamRecord is ProcessRecord for a function that also gets the
+// stream each record came from.
+func ProcessStreamRecord(fn StreamRecordFunc) ProcessorFactory {
+	return ProcessorFactoryFunc(func(string) RecordProcessor {
 		return &funcProcessor{fn: fn}
 	})
 }
 
 type funcProcessor struct {
-	fn RecordFunc
+	fn StreamRecordFunc
 	// done is the position of the last record fn handled successfully and
 	// not yet checkpointed, when hasDone.
 	done    checkpoint.Position
@@ -181,7 +217,7 @@ func (p *funcProcessor) Initialize(context.Context, InitializeInput) error { ret
 
 func (p *funcProcessor) ProcessRecords(ctx context.Context, in ProcessRecordsInput) error {
 	for i := range in.Records {
-		if err := p.fn(ctx, in.ShardID, in.Records[i]); err != nil {
+		if err := p.fn(ctx, in.Stream, in.ShardID, in.Records[i]); err != nil {
 			if p.hasDone {
 				// Best effort: on failure the remainder is redelivered anyway.
 				_ = p.checkpointDone(ctx, in.Checkpointer)

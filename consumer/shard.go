@@ -20,6 +20,7 @@ var errNoShardEndCheckpoint = errors.New("consumer: ShardEnded returned without 
 // pipeline is the state of one shard being processed.
 type pipeline struct {
 	c   *Consumer
+	s   *stream
 	h   *shardHandle
 	l   lease.Lease
 	log *slog.Logger
@@ -40,7 +41,12 @@ const (
 )
 
 func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, w checkpoint.Writer) {
-	log := c.log.With("shard", l.Key)
+	s, err := c.streamOf(ctx, l)
+	if err != nil {
+		c.noStream(ctx, l, err)
+		return
+	}
+	log := s.log.With("shard", l.Shard())
 	if l.Finished() {
 		// A shard finished earlier (possibly by a worker that died before
 		// releasing it): make sure its children get leases, hand it back.
@@ -73,7 +79,7 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 	if ctx.Err() != nil {
 		return
 	}
-	pl := &pipeline{c: c, h: h, l: l, log: log}
+	pl := &pipeline{c: c, s: s, h: h, l: l, log: log}
 	pl.p = c.factory.NewProcessor(l.Key)
 	pl.cp = checkpoint.NewCheckpointer(l.Key, w, l.Checkpoint)
 	defer pl.cp.Close()
@@ -85,7 +91,7 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 		pl.cp.LeaseLost()
 		log.Info("lease lost; processing stopped")
 		_ = safeCall(func() error {
-			pl.p.LeaseLost(context.WithoutCancel(ctx), LeaseLostInput{ShardID: l.Key})
+			pl.p.LeaseLost(context.WithoutCancel(ctx), LeaseLostInput{ShardID: l.Shard(), Stream: pl.ref()})
 			return nil
 		})
 	case outShutdown, outHandoff:
@@ -95,7 +101,7 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 		// asked for it, which starts from that checkpoint. On shutdown the
 		// release happens in drain, for every lease at once.
 		err := safeCall(func() error {
-			return pl.p.ShutdownRequested(ctx, ShutdownRequestedInput{ShardID: l.Key, Checkpointer: pl.cp})
+			return pl.p.ShutdownRequested(ctx, ShutdownRequestedInput{ShardID: l.Shard(), Stream: pl.ref(), Checkpointer: pl.cp})
 		})
 		if err != nil {
 			log.Error("ShutdownRequested failed; handing the lease over anyway", "err", err)
@@ -116,6 +122,33 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 		// next scheduled take pass.
 		c.coord.TakeNow()
 	}
+}
+
+// noStream handles a lease whose stream cannot be resolved: a stream
+// deleted in Kinesis that this worker does not track has its leases
+// deleted at once (as KCL does for a ResourceNotFound stream missing from
+// its list); otherwise the lease is handed back, for another try later.
+func (c *Consumer) noStream(ctx context.Context, l lease.Lease, err error) {
+	log := c.log.With("lease", l.Key)
+	if ctx.Err() != nil {
+		return
+	}
+	if isResourceNotFound(err) && c.multi() {
+		c.mu.Lock()
+		tracked := c.streams[l.StreamID] != nil && c.streams[l.StreamID].tracked
+		c.mu.Unlock()
+		if !tracked {
+			n, derr := c.deleteStreamLeases(context.WithoutCancel(ctx), l.StreamID)
+			if derr == nil {
+				log.Warn("stream of the lease no longer exists and is not listed; its leases were deleted", "stream_id", l.StreamID, "deleted", n, "err", err)
+				return
+			}
+			log.Warn("stream of the lease no longer exists; deleting its leases failed", "stream_id", l.StreamID, "err", derr)
+		}
+	} else {
+		log.Warn("stream of the lease cannot be resolved; handing the lease back", "err", err)
+	}
+	c.release(ctx, l.Key, log)
 }
 
 func (c *Consumer) release(ctx context.Context, key string, log *slog.Logger) {
@@ -154,7 +187,7 @@ func (c *Consumer) waitForParents(ctx context.Context, h *shardHandle, l lease.L
 		ended := c.ended
 		c.mu.Unlock()
 		pending := ""
-		for _, pid := range l.ParentShardIDs {
+		for _, pid := range l.ParentKeys() {
 			pl, err := c.store.Get(ctx, pid)
 			if errors.Is(err, lease.ErrNotFound) {
 				continue
@@ -206,7 +239,7 @@ func (pl *pipeline) start() startPos {
 	case checkpoint.SentinelLatest:
 		return startPos{typ: types.ShardIteratorTypeLatest}
 	case checkpoint.SentinelAtTimestamp:
-		if ts := pl.c.cfg.InitialPosition.Timestamp; !ts.IsZero() {
+		if ts := pl.s.initial.Timestamp; !ts.IsZero() {
 			return startPos{typ: types.ShardIteratorTypeAtTimestamp, timestamp: ts}
 		}
 		// No timestamp configured here: reading more is safer than less.
@@ -217,19 +250,23 @@ func (pl *pipeline) start() startPos {
 
 func (pl *pipeline) newFetcher(budget *byteBudget) fetcher {
 	c := pl.c
+	name, arn := pl.s.ref()
+	s := pl.s
 	rd := shardReader{
-		shardID:    pl.l.Key,
-		streamName: c.cfg.StreamName,
-		streamARN:  c.cfg.StreamARN,
+		shardID:    pl.l.Shard(),
+		metricsKey: pl.l.Key,
+		streamName: aws.ToString(name),
+		streamARN:  aws.ToString(arn),
 		conv:       newConverter(pl.l.Key, pl.l.StartingHashKey, pl.l.EndingHashKey, pl.l.Checkpoint),
 		budget:     budget,
 		cfg:        &c.cfg,
 		log:        pl.log,
 		emptyToo:   c.cfg.CallProcessRecordsEvenForEmptyList,
-		listShards: c.listShards,
+		listShards: func(ctx context.Context) ([]types.Shard, error) { return c.listShards(ctx, s) },
 	}
 	if c.cfg.EnhancedFanOut {
-		return &subscriber{shardReader: rd, kc: c.kc.(FanOutKinesis), consumerARN: c.fanOutConsumerARN(), start: pl.start(), reregister: c.reregisterConsumer}
+		return &subscriber{shardReader: rd, kc: c.kc.(FanOutKinesis), consumerARN: c.fanOutConsumerARN(s), start: pl.start(),
+			reregister: func(ctx context.Context) (string, error) { return c.reregisterConsumer(ctx, s) }}
 	}
 	return &poller{shardReader: rd, kc: c.kc, start: pl.start()}
 }
@@ -258,7 +295,8 @@ func (pl *pipeline) stopReason(ctx context.Context) outcome {
 func (pl *pipeline) run(ctx context.Context) outcome {
 	c := pl.c
 	in := InitializeInput{
-		ShardID:                pl.l.Key,
+		ShardID:                pl.l.Shard(),
+		Stream:                 pl.ref(),
 		StartingPosition:       pl.l.Checkpoint,
 		PendingCheckpoint:      pl.l.PendingCheckpoint,
 		PendingCheckpointState: pl.l.PendingCheckpointState,
@@ -345,7 +383,8 @@ func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
 		}
 		err := safeCall(func() error {
 			return pl.p.ProcessRecords(ctx, ProcessRecordsInput{
-				ShardID:            pl.l.Key,
+				ShardID:            pl.l.Shard(),
+				Stream:             pl.ref(),
 				Records:            recs,
 				MillisBehindLatest: b.millisBehind,
 				Checkpointer:       pl.cp,
@@ -413,7 +452,7 @@ func (pl *pipeline) shardEnd(ctx context.Context, children []types.ChildShard) o
 	c := pl.c
 	if len(children) > 0 {
 		if out := pl.retryCall(ctx, "create child leases", false, func(ctx context.Context) error {
-			return c.createChildLeases(ctx, pl.l.Key, children)
+			return c.createChildLeases(ctx, pl.s, pl.l.Shard(), children)
 		}); out >= 0 {
 			return out
 		}
@@ -423,7 +462,7 @@ func (pl *pipeline) shardEnd(ctx context.Context, children []types.ChildShard) o
 	pl.cp.ShardEnded()
 	pl.log.Info("shard ended", "children", len(children))
 	out := pl.retry(ctx, "ShardEnded", func(ctx context.Context) error {
-		if err := pl.p.ShardEnded(ctx, ShardEndedInput{ShardID: pl.l.Key, Checkpointer: pl.cp}); err != nil {
+		if err := pl.p.ShardEnded(ctx, ShardEndedInput{ShardID: pl.l.Shard(), Stream: pl.ref(), Checkpointer: pl.cp}); err != nil {
 			return err
 		}
 		if pl.cp.Last() != checkpoint.ShardEnd {
@@ -460,4 +499,9 @@ func safeCall(f func() error) (err error) {
 		}
 	}()
 	return f()
+}
+
+// ref is the stream the pipeline's shard belongs to, for the processor.
+func (pl *pipeline) ref() StreamRef {
+	return StreamRef{Name: pl.s.name, ARN: pl.s.arn, ID: pl.s.id, LeaseKey: pl.l.Key}
 }

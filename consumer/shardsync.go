@@ -9,19 +9,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/lease"
 )
 
 // listShards returns every shard of the stream, open and closed.
-func (c *Consumer) listShards(ctx context.Context) ([]types.Shard, error) {
+func (c *Consumer) listShards(ctx context.Context, s *stream) ([]types.Shard, error) {
 	var shards []types.Shard
-	in := &kinesis.ListShardsInput{}
-	if c.cfg.StreamARN != "" {
-		in.StreamARN = aws.String(c.cfg.StreamARN)
-	} else {
-		in.StreamName = aws.String(c.cfg.StreamName)
-	}
+	in := s.listInput()
 	for {
 		out, err := c.kc.ListShards(ctx, in)
 		if err != nil {
@@ -39,15 +33,15 @@ func (c *Consumer) listShards(ctx context.Context) ([]types.Shard, error) {
 // syncShards lists the stream's shards and has the lease package create
 // the leases they need (lease.SyncShards) and, unless KeepFinishedLeases,
 // delete finished ones no longer needed (lease.DeleteFinished).
-func (c *Consumer) syncShards(ctx context.Context) (created int, err error) {
-	shards, err := c.listShards(ctx)
+func (c *Consumer) syncShards(ctx context.Context, s *stream) (created int, err error) {
+	shards, err := c.listShards(ctx, s)
 	if err != nil {
 		return 0, err
 	}
-	ls := leaseShards(shards)
-	made, listed, err := lease.SyncShards(ctx, c.store, ls, c.initialPosition())
+	ls := leaseShards(s.id, shards)
+	made, listed, err := lease.SyncShards(ctx, c.store, ls, s.initialCheckpoint())
 	for _, l := range made {
-		c.log.Info("created lease", "shard", l.Key, "checkpoint", l.Checkpoint.String(), "parents", l.ParentShardIDs)
+		s.log.Info("created lease", "shard", l.Shard(), "checkpoint", l.Checkpoint.String(), "parents", l.ParentShardIDs)
 	}
 	if err != nil {
 		return len(made), err
@@ -55,33 +49,23 @@ func (c *Consumer) syncShards(ctx context.Context) (created int, err error) {
 	if !c.cfg.KeepFinishedLeases {
 		deleted, err := lease.DeleteFinished(ctx, c.store, listed, ls)
 		for _, k := range deleted {
-			c.log.Info("deleted finished lease", "shard", k)
+			s.log.Info("deleted finished lease", "lease", k)
 		}
 		if err != nil {
 			// Not fatal for the sync: the next one tries again.
-			c.log.Warn("deleting finished leases failed", "err", err)
+			s.log.Warn("deleting finished leases failed", "err", err)
 		}
 	}
 	return len(made), nil
 }
 
-// initialPosition is where shards without leased ancestry start.
-func (c *Consumer) initialPosition() checkpoint.Position {
-	switch c.cfg.InitialPosition.Type {
-	case TrimHorizon:
-		return checkpoint.TrimHorizon
-	case AtTimestamp:
-		return checkpoint.AtTimestamp
-	}
-	return checkpoint.Latest
-}
-
 // leaseShards describes the stream's shards for the lease package.
-func leaseShards(shards []types.Shard) []lease.Shard {
+func leaseShards(streamID string, shards []types.Shard) []lease.Shard {
 	out := make([]lease.Shard, len(shards))
 	for i := range shards {
 		s := &shards[i]
 		out[i] = lease.Shard{
+			StreamID:  streamID,
 			ID:        aws.ToString(s.ShardId),
 			ParentIDs: shardParents(s),
 			Closed:    s.SequenceNumberRange != nil && s.SequenceNumberRange.EndingSequenceNumber != nil,
@@ -116,14 +100,14 @@ func shardParents(s *types.Shard) []string {
 // good (a shard with a leased descendant counts as processed). So when
 // another parent has no lease, a full shard sync runs first: it creates
 // leases parents before children.
-func (c *Consumer) createChildLeases(ctx context.Context, shardID string, children []types.ChildShard) error {
+func (c *Consumer) createChildLeases(ctx context.Context, s *stream, shardID string, children []types.ChildShard) error {
 	sync := false
 	for _, ch := range children {
 		for _, p := range ch.ParentShards {
 			if p == shardID {
 				continue
 			}
-			_, err := c.store.Get(ctx, p)
+			_, err := c.store.Get(ctx, lease.MultiStreamKey(s.id, p))
 			switch {
 			case errors.Is(err, lease.ErrNotFound):
 				sync = true
@@ -133,24 +117,24 @@ func (c *Consumer) createChildLeases(ctx context.Context, shardID string, childr
 		}
 	}
 	if sync {
-		n, err := c.syncShards(ctx)
+		n, err := c.syncShards(ctx, s)
 		if err != nil {
 			return fmt.Errorf("shard sync for a merge child: %w", err)
 		}
 		if n > 0 {
-			c.log.Info("shard sync for a merge child created leases", "created", n)
+			s.log.Info("shard sync for a merge child created leases", "created", n)
 		}
 	}
 	kids := make([]lease.Shard, len(children))
 	for i, ch := range children {
-		kids[i] = lease.Shard{ID: aws.ToString(ch.ShardId), ParentIDs: ch.ParentShards}
+		kids[i] = lease.Shard{StreamID: s.id, ID: aws.ToString(ch.ShardId), ParentIDs: ch.ParentShards}
 		if r := ch.HashKeyRange; r != nil {
 			kids[i].StartingHashKey, kids[i].EndingHashKey = aws.ToString(r.StartingHashKey), aws.ToString(r.EndingHashKey)
 		}
 	}
 	made, err := lease.CreateChildLeases(ctx, c.store, kids)
 	for _, l := range made {
-		c.log.Info("created child lease", "shard", l.Key, "parents", l.ParentShardIDs)
+		s.log.Info("created child lease", "shard", l.Shard(), "parents", l.ParentShardIDs)
 	}
 	return err
 }

@@ -26,7 +26,7 @@ func TestSyncShards(t *testing.T) {
 	sync := func(t *testing.T, srv *kinesistest.Server, store lease.Store, pos InitialPositionType) map[string]lease.Lease {
 		c, err := New(srv, store, ProcessRecord(nil), Config{ApplicationName: "a", StreamName: "s", InitialPosition: InitialPosition{Type: pos}})
 		require.NoError(t, err)
-		_, err = c.syncShards(ctx)
+		_, err = c.syncShards(ctx, testStream(c))
 		require.NoError(t, err)
 		ls, err := store.List(ctx)
 		require.NoError(t, err)
@@ -91,9 +91,9 @@ func TestSyncShardsCleansFinishedLeases(t *testing.T) {
 	require.NoError(t, err)
 	// First pass creates the children; the parent goes only once every
 	// child has checkpointed past its initial position (KCL's rule).
-	_, err = c.syncShards(ctx)
+	_, err = c.syncShards(ctx, testStream(c))
 	require.NoError(t, err)
-	_, err = c.syncShards(ctx)
+	_, err = c.syncShards(ctx, testStream(c))
 	require.NoError(t, err)
 	ls, err := store.List(ctx)
 	require.NoError(t, err)
@@ -111,13 +111,13 @@ func TestSyncShardsCleansFinishedLeases(t *testing.T) {
 		require.NoError(t, err)
 	}
 	checkpointChild("shardId-000000000001", checkpoint.At("7", 0))
-	_, err = c.syncShards(ctx)
+	_, err = c.syncShards(ctx, testStream(c))
 	require.NoError(t, err)
 	_, err = store.Get(ctx, "shardId-000000000000")
 	require.NoError(t, err, "one child has not checkpointed yet: the parent stays")
 
 	checkpointChild("shardId-000000000002", checkpoint.ShardEnd) // an empty child that ended counts
-	_, err = c.syncShards(ctx)
+	_, err = c.syncShards(ctx, testStream(c))
 	require.NoError(t, err)
 	_, err = store.Get(ctx, "shardId-000000000000")
 	require.ErrorIs(t, err, lease.ErrNotFound, "every child checkpointed past its start: the parent is deleted")
@@ -154,7 +154,7 @@ func TestSyncShardsCleansFinishedLeasesParentsFirst(t *testing.T) {
 	}
 	c, err := New(srv, store, ProcessRecord(nil), Config{ApplicationName: "a", StreamName: "s"})
 	require.NoError(t, err)
-	_, err = c.syncShards(ctx)
+	_, err = c.syncShards(ctx, testStream(c))
 	require.NoError(t, err)
 	_, err = store.Get(ctx, "shardId-000000000000")
 	require.NoError(t, err, "child 2 has not started: 0 stays")
@@ -167,7 +167,7 @@ func TestSyncShardsCleansFinishedLeasesParentsFirst(t *testing.T) {
 	require.NoError(t, err)
 	// Every finished lease goes within a pass per generation.
 	for range 3 {
-		_, err = c.syncShards(ctx)
+		_, err = c.syncShards(ctx, testStream(c))
 		require.NoError(t, err)
 	}
 	ls, err := store.List(ctx)
@@ -185,13 +185,19 @@ func TestSyncShardsManyShards(t *testing.T) {
 	store := lease.NewMemoryStore()
 	c, err := New(srv, store, ProcessRecord(nil), Config{ApplicationName: "a", StreamName: "s", InitialPosition: InitialPosition{Type: TrimHorizon}})
 	require.NoError(t, err)
-	n, err := c.syncShards(ctx)
+	n, err := c.syncShards(ctx, testStream(c))
 	require.NoError(t, err)
 	require.Equal(t, 2500, n)
-	n, err = c.syncShards(ctx)
+	n, err = c.syncShards(ctx, testStream(c))
 	require.NoError(t, err)
 	require.Zero(t, n, "a second sync creates nothing")
 	ls, err := store.List(ctx)
 	require.NoError(t, err)
 	require.Len(t, ls, 2500)
+}
+
+// testStream is the single stream of c as prepare sets it up, for tests
+// that sync shards without running the consumer.
+func testStream(c *Consumer) *stream {
+	return &stream{name: c.cfg.StreamName, arn: c.cfg.StreamARN, byARN: c.cfg.StreamARN != "", initial: c.cfg.InitialPosition, consumerName: c.cfg.ConsumerName, log: c.log, tracked: true}
 }

@@ -1219,7 +1219,7 @@ func (c *Coordinator) parentsUnknown(ctx context.Context, all []Lease, now time.
 		if l.Owner != "" && now.Sub(c.seen[l.Key].since) <= c.cfg.FailoverTime {
 			continue // held by a live worker, or by this one: not a take candidate
 		}
-		for _, pk := range l.ParentShardIDs {
+		for _, pk := range l.ParentKeys() {
 			if listed[pk] || gone[pk] {
 				continue
 			}
@@ -1279,7 +1279,7 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 		if parentsUnknown[l.Key] {
 			return true
 		}
-		for _, pk := range l.ParentShardIDs {
+		for _, pk := range l.ParentKeys() {
 			if unfinished[pk] {
 				return true
 			}

@@ -72,4 +72,14 @@
 //
 // On shutdown: stop the processors (final checkpoints), call ReleaseAll,
 // then cancel Run's context.
+//
+// Multi-stream tables (KCL's multi-stream mode): a lease with StreamID set
+// is keyed MultiStreamKey(StreamID, ShardID) =
+// "account:stream:creationEpoch:shardId" and carries KCL's streamName (the
+// serialized StreamIdentifier) and shardId attributes; parentShardId and
+// childShardIds stay bare shard ids, and ParentKeys/ChildKeys map them to
+// lease keys within the stream, which is how the coordinator, SyncShards
+// and DeleteFinished find a shard's lineage. Single-stream leases are
+// unchanged (the key is the shard id). The coordinator is not aware of
+// streams otherwise: its bounds and balancing span the whole table.
 package lease

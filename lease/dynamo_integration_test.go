@@ -209,3 +209,22 @@ func TestDynamoFleetFailoverAndHandOver(t *testing.T) {
 	f.advance(takeInterval)
 	require.Equal(t, map[string]int{"w1": 12}, f.owners())
 }
+
+// The KCL multi-stream takeover on dynalite, items put as KCL writes them.
+func TestKCLMultiStreamTakeoverDynalite(t *testing.T) {
+	client := itest.DynamoDB(t)
+	s := newDynaliteStore(t, client)
+	testKCLMultiStreamTakeover(t, s, func(it map[string]types.AttributeValue) {
+		_, err := client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(s.Table()), Item: it})
+		require.NoError(t, err)
+	})
+	// Items we created in multi-stream mode read back from DynamoDB with
+	// KCL's types.
+	_, _, err := SyncShards(context.Background(), s, []Shard{{StreamID: orders, ID: "shardId-000000000009"}}, checkpoint.TrimHorizon)
+	require.NoError(t, err)
+	out, err := client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(s.Table()), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"leaseKey": &types.AttributeValueMemberS{Value: orders + ":shardId-000000000009"}}})
+	require.NoError(t, err)
+	require.Equal(t, &types.AttributeValueMemberS{Value: orders}, out.Item["streamName"])
+	require.Equal(t, &types.AttributeValueMemberS{Value: "shardId-000000000009"}, out.Item["shardId"])
+}

@@ -45,8 +45,17 @@ const EntityTypeLease = "LEASE"
 // Lease is one row of a KCL lease table: a shard, who holds it, its fencing
 // counter and the checkpoint reached in it.
 type Lease struct {
-	// Key is the leaseKey: the shard id (or KCL's multi-stream key).
+	// Key is the leaseKey: the shard id, or in multi-stream mode KCL's
+	// "account:stream:creationEpoch:shardId" (MultiStreamKey).
 	Key string
+	// StreamID is the serialized StreamIdentifier of a multi-stream lease
+	// (KCL's streamName attribute, "account:stream:creationEpoch"); "" in
+	// single-stream mode, where the item has no streamName.
+	StreamID string
+	// ShardID is the bare shard id of a multi-stream lease (KCL's shardId
+	// attribute); "" in single-stream mode, where Key is the shard id. Use
+	// Shard() for either.
+	ShardID string
 	// Owner is the worker holding the lease; "" when unowned.
 	Owner string
 	// Counter is the fencing counter, +1 on every renew, take, release and
@@ -61,7 +70,9 @@ type Lease struct {
 	// OwnerSwitchesSinceCheckpoint counts ownership changes since the last
 	// checkpoint.
 	OwnerSwitchesSinceCheckpoint int64
-	// ParentShardIDs and ChildShardIDs link the shard to its lineage.
+	// ParentShardIDs and ChildShardIDs link the shard to its lineage. They
+	// are bare shard ids in both modes, as KCL writes them; ParentKeys and
+	// ChildKeys map them to lease keys.
 	ParentShardIDs []string
 	ChildShardIDs  []string
 	// StartingHashKey and EndingHashKey are the shard's hash key range as
@@ -138,6 +149,8 @@ type item struct {
 	EndingHashKey                string   `dynamodbav:"endingHashKey,omitempty"`
 	CheckpointOwner              string   `dynamodbav:"checkpointOwner,omitempty"`
 	ThroughputKBps               float64  `dynamodbav:"throughputKBps,omitempty"`
+	StreamName                   string   `dynamodbav:"streamName,omitempty"`
+	ShardID                      string   `dynamodbav:"shardId,omitempty"`
 }
 
 var knownAttrs = map[string]bool{
@@ -145,7 +158,7 @@ var knownAttrs = map[string]bool{
 	AttrOwnerSwitchesSinceCheckpoint: true, AttrCheckpoint: true, AttrCheckpointSubSequence: true,
 	AttrPendingCheckpoint: true, AttrPendingCheckpointSubSequence: true, AttrPendingCheckpointState: true,
 	AttrParentShardID: true, AttrChildShardIDs: true, AttrStartingHashKey: true, AttrEndingHashKey: true,
-	AttrCheckpointOwner: true, AttrThroughputKBps: true,
+	AttrCheckpointOwner: true, AttrThroughputKBps: true, AttrStreamName: true, AttrShardID: true,
 }
 
 // positionAttr returns the checkpoint attribute value for p: the sentinel
@@ -163,11 +176,16 @@ func positionAttr(p checkpoint.Position) string {
 // checkpointSubSequenceNumber N, pendingCheckpoint S and
 // pendingCheckpointSubSequenceNumber N (absent when none),
 // pendingCheckpointState B, parentShardId SS and childShardIds SS (absent
-// when empty), startingHashKey and endingHashKey S. Extra attributes are
-// copied unless they collide with those.
+// when empty), startingHashKey and endingHashKey S; a multi-stream lease
+// adds streamName S (the stream identifier) and shardId S, as KCL's
+// multi-stream serializer. Extra attributes are copied unless they collide
+// with those.
 func MarshalItem(l Lease) (map[string]types.AttributeValue, error) {
 	if l.Key == "" {
 		return nil, fmt.Errorf("lease: empty lease key")
+	}
+	if err := checkStreamAttrs(l); err != nil {
+		return nil, err
 	}
 	it := item{
 		LeaseKey:                     l.Key,
@@ -180,6 +198,8 @@ func MarshalItem(l Lease) (map[string]types.AttributeValue, error) {
 		EndingHashKey:                l.EndingHashKey,
 		CheckpointOwner:              l.CheckpointOwner,
 		ThroughputKBps:               l.ThroughputKBps,
+		StreamName:                   l.StreamID,
+		ShardID:                      l.ShardID,
 	}
 	// DynamoDB rejects empty and duplicate sets, and attributevalue would
 	// write an empty (non-nil) slice as NULL: empty values are omitted.
@@ -235,6 +255,11 @@ func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 		EndingHashKey:                it.EndingHashKey,
 		CheckpointOwner:              it.CheckpointOwner,
 		ThroughputKBps:               it.ThroughputKBps,
+		StreamID:                     it.StreamName,
+		ShardID:                      it.ShardID,
+	}
+	if err := checkStreamAttrs(l); err != nil {
+		return Lease{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	// Sets come back in any order; keep the one order MemoryStore uses.
 	l = normalize(l)
@@ -269,6 +294,24 @@ func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 		}
 	}
 	return l, nil
+}
+
+// checkStreamAttrs checks that a multi-stream lease's key is its stream
+// identifier and shard id joined (KCL's MultiStreamLease.getLeaseKey):
+// parents are found by that mapping, so a mismatch would let a child start
+// before its parent ended. A lease with neither attribute is a
+// single-stream lease.
+func checkStreamAttrs(l Lease) error {
+	if l.StreamID == "" && l.ShardID == "" {
+		return nil
+	}
+	if _, err := ParseStreamIdentifier(l.StreamID); err != nil {
+		return fmt.Errorf("lease %s: %s: %w", l.Key, AttrStreamName, err)
+	}
+	if l.ShardID == "" || MultiStreamKey(l.StreamID, l.ShardID) != l.Key {
+		return fmt.Errorf("lease %s: %w: %s %q and %s %q do not make the lease key", l.Key, ErrBadStreamIdentifier, AttrStreamName, l.StreamID, AttrShardID, l.ShardID)
+	}
+	return nil
 }
 
 // isLeaseItem reports whether a scanned item is a lease: entityType absent

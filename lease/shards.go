@@ -21,16 +21,32 @@ type Shard struct {
 	StartingHashKey, EndingHashKey string
 	// Closed is set when the shard has an ending sequence number.
 	Closed bool
+	// StreamID is the serialized StreamIdentifier of the shard's stream in
+	// multi-stream mode ("" in single-stream mode): its lease is keyed
+	// MultiStreamKey(StreamID, ID) and carries KCL's streamName and
+	// shardId attributes. ID and ParentIDs stay bare shard ids.
+	StreamID string
+}
+
+// Key returns the shard's lease key.
+func (s Shard) Key() string { return MultiStreamKey(s.StreamID, s.ID) }
+
+func (s Shard) parentKeys() []string {
+	return Lease{StreamID: s.StreamID, ParentShardIDs: s.ParentIDs}.ParentKeys()
 }
 
 func (s Shard) lease(start checkpoint.Position) Lease {
-	return Lease{
-		Key:             s.ID,
+	l := Lease{
+		Key:             s.Key(),
 		Checkpoint:      start,
 		ParentShardIDs:  append([]string(nil), s.ParentIDs...),
 		StartingHashKey: s.StartingHashKey,
 		EndingHashKey:   s.EndingHashKey,
 	}
+	if s.StreamID != "" {
+		l.StreamID, l.ShardID = s.StreamID, s.ID
+	}
+	return l
 }
 
 // SyncShards creates the leases the stream's shards need (KCL's
@@ -46,15 +62,19 @@ func (s Shard) lease(start checkpoint.Position) Lease {
 //     ancestry get no lease (nothing new will arrive).
 //
 // Creates are conditional (if absent), so workers syncing at once agree.
+// In multi-stream mode shards is one stream's list (each with its
+// StreamID); the other streams' leases in the table are left alone.
 func SyncShards(ctx context.Context, store Store, shards []Shard, initial checkpoint.Position) (created, listed []Lease, err error) {
 	listed, err = store.List(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease: shard sync: %w", err)
 	}
+	// Everything below is keyed by lease key, so shards of different
+	// streams with the same shard id never meet.
 	byID := make(map[string]*Shard, len(shards))
 	children := childrenOf(shards)
 	for i := range shards {
-		byID[shards[i].ID] = &shards[i]
+		byID[shards[i].Key()] = &shards[i]
 	}
 	has := make(map[string]bool, len(listed))
 	for _, l := range listed {
@@ -95,7 +115,7 @@ func SyncShards(ctx context.Context, store Store, shards []Shard, initial checkp
 			return true, nil
 		}
 		start := checkpoint.Position{}
-		for _, p := range s.ParentIDs {
+		for _, p := range s.parentKeys() {
 			ok, err := ensure(p)
 			if err != nil {
 				return false, err
@@ -122,18 +142,19 @@ func SyncShards(ctx context.Context, store Store, shards []Shard, initial checkp
 		return true, nil
 	}
 	for i := range shards {
-		if _, err := ensure(shards[i].ID); err != nil {
+		if _, err := ensure(shards[i].Key()); err != nil {
 			return created, listed, err
 		}
 	}
 	return created, listed, nil
 }
 
+// childrenOf maps each parent's lease key to its children's lease keys.
 func childrenOf(shards []Shard) map[string][]string {
 	children := make(map[string][]string)
 	for _, s := range shards {
-		for _, p := range s.ParentIDs {
-			children[p] = append(children[p], s.ID)
+		for _, p := range s.parentKeys() {
+			children[p] = append(children[p], s.Key())
 		}
 	}
 	return children
@@ -167,10 +188,10 @@ func DeleteFinished(ctx context.Context, store Store, listed []Lease, shards []S
 		// Parents go first (KCL's rule too): deleting this lease while a
 		// parent's is still here would leave that parent with a child
 		// lease that no longer exists, so it could never be cleaned up.
-		if slices.ContainsFunc(l.ParentShardIDs, func(p string) bool { return present[p] }) {
+		if slices.ContainsFunc(l.ParentKeys(), func(p string) bool { return present[p] }) {
 			continue
 		}
-		kids := l.ChildShardIDs
+		kids := l.ChildKeys()
 		if len(kids) == 0 {
 			kids = children[l.Key]
 		}

@@ -1,0 +1,332 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/lease"
+)
+
+// stream is one stream the consumer reads: the only one in single-stream
+// mode (id ""), or one of the set in multi-stream mode.
+type stream struct {
+	id      string // serialized lease.StreamIdentifier; "" in single-stream mode
+	name    string
+	arn     string // resolved by describe
+	byARN   bool   // configured by ARN: Kinesis calls name it by ARN
+	initial InitialPosition
+	// consumerName and fixedConsumerARN configure enhanced fan-out;
+	// consumerARN (under Consumer.mu) is the registered consumer.
+	consumerName     string
+	fixedConsumerARN string
+	consumerARN      string
+	log              *slog.Logger
+	// configured: made from a StreamConfig (not an orphan); tracked:
+	// listed by the last Streams call (multi-stream mode); goneSince: when
+	// this worker first saw it missing (zero while listed).
+	configured bool
+	tracked    bool
+	goneSince  time.Time
+}
+
+func (s *stream) label() string {
+	if s.name != "" {
+		return s.name
+	}
+	return s.arn
+}
+
+// listInput names the stream in a ListShards call.
+func (s *stream) listInput() *kinesis.ListShardsInput {
+	name, arn := s.ref()
+	return &kinesis.ListShardsInput{StreamName: name, StreamARN: arn}
+}
+
+// ref names the stream in Kinesis calls the way it was configured: by ARN
+// when an ARN was given, else by name.
+func (s *stream) ref() (name, arn *string) {
+	if s.byARN {
+		return nil, aws.String(s.arn)
+	}
+	return aws.String(s.name), nil
+}
+
+func (s *stream) initialCheckpoint() checkpoint.Position {
+	switch s.initial.Type {
+	case TrimHorizon:
+		return checkpoint.TrimHorizon
+	case AtTimestamp:
+		return checkpoint.AtTimestamp
+	}
+	return checkpoint.Latest
+}
+
+// multi reports whether the consumer runs in multi-stream mode.
+func (c *Consumer) multi() bool { return c.cfg.Streams != nil }
+
+// streamOf returns the stream of a lease, resolving (describe, fan-out
+// registration) a stream this worker does not track: a lease of a stream
+// another worker added, or of a former stream whose leases are kept. Such
+// an orphan starts at OrphanInitialPosition, as in KCL.
+func (c *Consumer) streamOf(ctx context.Context, l lease.Lease) (*stream, error) {
+	c.mu.Lock()
+	s := c.streams[l.StreamID]
+	c.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	// A table is single- or multi-stream, as in KCL: a lease of the other
+	// kind is not processed (and stays as it is for whoever owns it).
+	if l.StreamID == "" {
+		return nil, fmt.Errorf("consumer: lease %s is a single-stream lease in a multi-stream table", l.Key)
+	}
+	if !c.multi() {
+		return nil, fmt.Errorf("consumer: lease %s is a multi-stream lease in a single-stream table", l.Key)
+	}
+	id, err := lease.ParseStreamIdentifier(l.StreamID)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: lease %s: %w", l.Key, err)
+	}
+	s = &stream{id: l.StreamID, name: id.StreamName, initial: c.cfg.OrphanInitialPosition, consumerName: c.cfg.ConsumerName}
+	if err := c.resolve(ctx, s, StreamConfig{Name: id.StreamName, ID: id}); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.streams[s.id]; cur != nil {
+		return cur, nil // resolved concurrently (another shard, the stream sync)
+	}
+	c.streams[s.id] = s
+	return s, nil
+}
+
+// resolve describes the stream (ARN, identifier) and registers its
+// enhanced fan-out consumer. A stream that does not exist fails with an
+// error matching the SDK's ResourceNotFoundException.
+func (c *Consumer) resolve(ctx context.Context, s *stream, sc StreamConfig) error {
+	s.byARN = sc.ARN != ""
+	rt := retrier{b: c.cfg.ThrottleBackoff}
+	for {
+		in := &kinesis.DescribeStreamSummaryInput{}
+		if sc.ARN != "" {
+			in.StreamARN = aws.String(sc.ARN)
+		} else {
+			in.StreamName = aws.String(sc.Name)
+		}
+		out, err := c.kc.DescribeStreamSummary(ctx, in)
+		if err == nil {
+			d := out.StreamDescriptionSummary
+			if d == nil {
+				d = &types.StreamDescriptionSummary{}
+			}
+			s.arn = aws.ToString(d.StreamARN)
+			if s.name == "" {
+				s.name = aws.ToString(d.StreamName)
+			}
+			if c.multi() && s.id == "" {
+				id := sc.ID
+				if id == (lease.StreamIdentifier{}) {
+					id = lease.StreamIdentifier{AccountID: arnAccount(s.arn), StreamName: s.name, CreationEpoch: aws.ToTime(d.StreamCreationTimestamp).Unix()}
+				}
+				if err := id.Validate(); err != nil {
+					return fmt.Errorf("consumer: stream %s: identifier (set StreamConfig.ID): %w", s.label(), err)
+				}
+				s.id = id.String()
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if isResourceNotFound(err) {
+			return fmt.Errorf("consumer: stream %s: %w", sc.Name+sc.ARN, err)
+		}
+		c.log.Warn("DescribeStreamSummary failed; retrying", "stream", sc.Name+sc.ARN, "err", err)
+		if err := clock.Sleep(ctx, c.cfg.Clock, rt.next()); err != nil {
+			return err
+		}
+	}
+	s.log = c.log
+	if c.multi() {
+		s.log = c.log.With("stream", s.name)
+	}
+	if c.cfg.EnhancedFanOut {
+		arn := s.fixedConsumerARN
+		if arn == "" {
+			var err error
+			if arn, err = c.registerConsumer(ctx, c.kc.(FanOutKinesis), s); err != nil {
+				return fmt.Errorf("consumer: %w", err)
+			}
+		}
+		c.mu.Lock()
+		s.consumerARN = arn
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// arnAccount returns the account id of a Kinesis stream ARN
+// (arn:partition:kinesis:region:account:stream/name).
+func arnAccount(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 {
+		return ""
+	}
+	return parts[4]
+}
+
+// syncStreams calls Streams and brings the tracked set up to date: new
+// streams are resolved and get their leases, streams missing from the set
+// are stamped, and their leases deleted once missing for
+// FormerStreamsDeleteAfter. It returns how many leases it created, and
+// the Streams function's error (the set is then unchanged). A stream that
+// cannot be resolved or synced is logged and retried at the next call.
+func (c *Consumer) syncStreams(ctx context.Context) (int, error) {
+	cfgs, err := c.cfg.Streams(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("consumer: Streams: %w", err)
+	}
+	now := c.cfg.Clock.Now()
+	listed := map[string]bool{}
+	created := 0
+	var errs []error
+	defer func() {
+		if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
+			c.log.Warn("stream sync incomplete; retrying at the next one", "err", err)
+		}
+	}()
+	for _, sc := range cfgs {
+		s, err := c.trackStream(ctx, sc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		listed[s.id] = true
+		if s.arn != "" && !s.tracked {
+			n, err := c.syncShards(ctx, s)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("consumer: stream %s: shard sync: %w", s.label(), err))
+				continue
+			}
+			s.log.Info("stream added", "stream_id", s.id, "created", n)
+			created += n
+		}
+		c.mu.Lock()
+		s.tracked, s.goneSince = true, time.Time{}
+		c.mu.Unlock()
+	}
+	var former []*stream
+	c.mu.Lock()
+	for id, s := range c.streams {
+		if listed[id] {
+			continue
+		}
+		if s.tracked && s.goneSince.IsZero() {
+			s.goneSince = now
+			s.log.Info("stream no longer listed", "stream_id", id, "delete_after", c.cfg.FormerStreamsDeleteAfter)
+		}
+		s.tracked = false
+		if c.cfg.FormerStreamsDeleteAfter > 0 && !s.goneSince.IsZero() && now.Sub(s.goneSince) >= c.cfg.FormerStreamsDeleteAfter {
+			former = append(former, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range former {
+		n, err := c.deleteStreamLeases(ctx, s.id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.log.Info("former stream's leases deleted", "stream_id", s.id, "deleted", n)
+		c.mu.Lock()
+		delete(c.streams, s.id)
+		c.mu.Unlock()
+	}
+	return created, nil
+}
+
+// trackStream returns the stream for sc, resolving it the first time.
+func (c *Consumer) trackStream(ctx context.Context, sc StreamConfig) (*stream, error) {
+	if sc.Name == "" && sc.ARN == "" {
+		return nil, fmt.Errorf("%w: a StreamConfig has neither Name nor ARN", ErrInvalidConfig)
+	}
+	c.mu.Lock()
+	for _, s := range c.streams {
+		byARN := sc.ARN != "" && s.arn == sc.ARN
+		byName := sc.ARN == "" && s.name == sc.Name && (sc.ID == (lease.StreamIdentifier{}) || s.id == sc.ID.String())
+		if s.configured && (byARN || byName) {
+			c.mu.Unlock()
+			return s, nil
+		}
+	}
+	c.mu.Unlock()
+	s := &stream{name: sc.Name, initial: c.cfg.InitialPosition, consumerName: c.cfg.ConsumerName, fixedConsumerARN: sc.ConsumerARN, configured: true}
+	if sc.InitialPosition != nil {
+		if err := sc.InitialPosition.validate(); err != nil {
+			return nil, fmt.Errorf("%w: stream %s: InitialPosition: %v", ErrInvalidConfig, sc.Name+sc.ARN, err)
+		}
+		s.initial = *sc.InitialPosition
+	}
+	if sc.ConsumerName != "" {
+		s.consumerName = sc.ConsumerName
+	}
+	if err := c.resolve(ctx, s, sc); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.streams[s.id]; cur != nil && cur.configured {
+		return cur, nil
+	}
+	// An orphan resolved by a pipeline is replaced by the configured
+	// stream (its initial position and fan-out consumer apply from now).
+	c.streams[s.id] = s
+	return s, nil
+}
+
+// deleteStreamLeases deletes every lease of a stream. Their holders lose
+// them at their next write (fenced), as with KCL's lease deletion.
+func (c *Consumer) deleteStreamLeases(ctx context.Context, id string) (int, error) {
+	ls, err := c.store.List(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("consumer: delete leases of stream %s: %w", id, err)
+	}
+	n := 0
+	var errs []error
+	for _, l := range ls {
+		if l.StreamID != id {
+			continue
+		}
+		if err := c.store.Delete(ctx, l.Key); err != nil && !errors.Is(err, lease.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("consumer: delete lease %s: %w", l.Key, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// trackedStreams returns the streams the periodic shard sync covers.
+func (c *Consumer) trackedStreams() []*stream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*stream
+	for _, s := range c.streams {
+		if s.tracked {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b *stream) int { return strings.Compare(a.id, b.id) })
+	return out
+}
