@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -32,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/examples/internal/target"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
 	"github.com/shardflow/shardflow/producer"
@@ -174,40 +174,8 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	progressDone := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		t := time.NewTicker(o.progressInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				logStats(log, sink.Stats())
-			}
-		}
-	}()
-
-	// Run until the context ends, then shut down gracefully: processors
-	// checkpoint what they committed and leases are released.
-	runErr := make(chan error, 1)
-	go func() { runErr <- c.Run(context.WithoutCancel(ctx)) }()
-	select {
-	case err = <-runErr:
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = c.Shutdown(sctx)
-		cancel()
-		if rerr := <-runErr; err == nil {
-			err = rerr
-		}
-	}
-	<-progressDone
-	logStats(log, sink.Stats())
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		err = nil
-	}
+	// Run until the context ends, then shut down gracefully.
+	err = target.RunUntilDone(ctx, c, o.progressInterval, 30*time.Second, func() { logStats(log, sink.Stats()) })
 	return err
 }
 

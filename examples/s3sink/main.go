@@ -17,7 +17,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,6 +40,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/examples/internal/target"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
 	"github.com/shardflow/shardflow/producer"
@@ -163,41 +163,8 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	progressDone := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		t := time.NewTicker(o.progress)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				logStats(log, sink.Stats())
-			}
-		}
-	}()
-
-	// Run until the context ends, then shut down gracefully: every
-	// processor delivers its buffer and checkpoints, and leases are
-	// released.
-	runErr := make(chan error, 1)
-	go func() { runErr <- c.Run(context.WithoutCancel(ctx)) }()
-	select {
-	case err = <-runErr:
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		err = c.Shutdown(sctx)
-		cancel()
-		if rerr := <-runErr; err == nil {
-			err = rerr
-		}
-	}
-	<-progressDone
-	logStats(log, sink.Stats())
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		err = nil
-	}
+	// Run until the context ends, then shut down gracefully.
+	err = target.RunUntilDone(ctx, c, o.progress, 60*time.Second, func() { logStats(log, sink.Stats()) })
 	if err == nil && o.out != "" {
 		err = copyOut(context.Background(), client, o.bucket, o.out)
 	}

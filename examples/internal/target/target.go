@@ -137,3 +137,45 @@ func WaitBalanced(ctx context.Context, cs []*consumer.Consumer, shards int, time
 		}
 	}
 }
+
+// RunUntilDone runs c until ctx ends, calling progress every interval (and
+// once at the end), then shuts it down gracefully within shutdownTimeout:
+// processors finish and checkpoint what they completed and leases are
+// released. Run itself gets a context that is never cancelled, so that the
+// shutdown, not ctx, decides when processing stops. It returns Run's or
+// Shutdown's error; ctx ending is not an error.
+func RunUntilDone(ctx context.Context, c *consumer.Consumer, interval, shutdownTimeout time.Duration, progress func()) error {
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				progress()
+			}
+		}
+	}()
+	runErr := make(chan error, 1)
+	go func() { runErr <- c.Run(context.WithoutCancel(ctx)) }()
+	var err error
+	select {
+	case err = <-runErr:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		err = c.Shutdown(sctx)
+		cancel()
+		if rerr := <-runErr; err == nil {
+			err = rerr
+		}
+	}
+	<-progressDone
+	progress()
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		err = nil
+	}
+	return err
+}
