@@ -619,6 +619,24 @@ func (c *Coordinator) renewLoop(ctx context.Context) error {
 	var expiry, nextPoll time.Time
 	t := clk.NewTimer(c.cfg.RenewInterval)
 	defer t.Stop()
+	// renewIfDue runs a renewal pass if one is due and returns the time
+	// after it. Polls call it between their reads: a worker's own leases
+	// must never wait for reads of leases it does not hold yet.
+	renewIfDue := func() time.Time {
+		now := clk.Now()
+		if now.Before(next) && (expiry.IsZero() || now.Before(expiry)) {
+			return now
+		}
+		expiry = c.renewPass(ctx)
+		now = clk.Now()
+		if !next.After(now) {
+			next = next.Add(c.cfg.RenewInterval)
+			if !next.After(now) {
+				next = now.Add(c.cfg.RenewInterval)
+			}
+		}
+		return now
+	}
 	for {
 		fired := false
 		select {
@@ -633,24 +651,19 @@ func (c *Coordinator) renewLoop(ctx context.Context) error {
 				}
 			}
 			if nextPoll.IsZero() {
-				nextPoll = clk.Now().Add(c.cfg.HandoffPollInterval)
+				// From the request's time, not from when this loop woke:
+				// the schedule depends on the clock alone.
+				nextPoll = c.firstIncoming().Add(c.cfg.HandoffPollInterval)
 			}
 		case <-t.C():
 			fired = true
 		}
 		now := clk.Now()
-		if fired && (!now.Before(next) || (!expiry.IsZero() && !now.Before(expiry))) {
-			expiry = c.renewPass(ctx)
-			now = clk.Now()
-			if !next.After(now) {
-				next = next.Add(c.cfg.RenewInterval)
-				if !next.After(now) {
-					next = now.Add(c.cfg.RenewInterval)
-				}
-			}
+		if fired {
+			now = renewIfDue()
 		}
 		if !nextPoll.IsZero() && !now.Before(nextPoll) {
-			c.pollHandoffs(ctx)
+			c.pollHandoffs(ctx, renewIfDue)
 			now = clk.Now()
 			nextPoll = time.Time{}
 			c.mu.Lock()
@@ -1048,6 +1061,20 @@ func (c *Coordinator) addIncoming(key string, since time.Time) {
 	}
 }
 
+// firstIncoming returns the earliest request time of the handoffs this
+// worker waits for (zero if none).
+func (c *Coordinator) firstIncoming() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first time.Time
+	for _, in := range c.incoming {
+		if first.IsZero() || in.since.Before(first) {
+			first = in.since
+		}
+	}
+	return first
+}
+
 func (c *Coordinator) addIncomingIfAbsent(key string, since time.Time) {
 	c.mu.Lock()
 	_, ok := c.incoming[key]
@@ -1061,8 +1088,13 @@ func (c *Coordinator) addIncomingIfAbsent(key string, since time.Time) {
 // takes it as soon as its holder has handed it over, or when
 // HandoffTimeout has passed since the mark (the fallback: the holder is
 // alive, since it renews, but did not finish in time). It runs on the
-// renew loop, every HandoffPollInterval while there are such leases.
-func (c *Coordinator) pollHandoffs(ctx context.Context) {
+// renew loop, every HandoffPollInterval while there are such leases, and
+// calls renewIfDue before each read: with many handoffs pending and slow
+// reads, a round lasts longer than FailoverTime, and this worker's own
+// leases must be renewed meanwhile or others take them while it processes
+// them. Each read is bounded by pollReadTimeout, so a renewal waits at most
+// that long.
+func (c *Coordinator) pollHandoffs(ctx context.Context, renewIfDue func() time.Time) {
 	c.mu.Lock()
 	pending := maps.Clone(c.incoming)
 	c.mu.Unlock()
@@ -1075,11 +1107,15 @@ func (c *Coordinator) pollHandoffs(ctx context.Context) {
 		if ctx.Err() != nil || c.drain.Load() {
 			return
 		}
+		renewIfDue()
+		if ctx.Err() != nil || c.drain.Load() {
+			return
+		}
 		if c.lookup(key) != nil {
 			drop(key) // taken meanwhile (by the take loop, after expiry)
 			continue
 		}
-		gctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
+		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
 		cur, err := c.store.Get(gctx, key)
 		cancel()
 		switch {
@@ -1116,6 +1152,12 @@ func (c *Coordinator) pollHandoffs(ctx context.Context) {
 		}
 	}
 }
+
+// pollReadTimeout bounds one read of a lease being handed over: a third of
+// RenewInterval, so a renewal due during the read is at most that late (it
+// still lands well inside FailoverTime). A read that times out is retried
+// at the next poll.
+func (c *Coordinator) pollReadTimeout() time.Duration { return c.cfg.RenewInterval / 3 }
 
 // balanceLoad moves leases from the most loaded workers to this one, one
 // at a time, while a move lowers the spread between the two workers by at
