@@ -32,6 +32,11 @@ var (
 	// handoff: the lease went to the worker that asked for it. It matches
 	// ErrReleased too.
 	ErrHandedOff = fmt.Errorf("%w: handed over to the worker that asked for it", ErrReleased)
+	// ErrHandoffTimedOut means this worker was asked to hand the lease
+	// over and did not within HandoffTimeout (its processor did not finish
+	// the batch in flight): it stops processing and renewing the lease, so
+	// the worker that asked for it can take it once it expires.
+	ErrHandoffTimedOut = errors.New("lease: handoff not completed within HandoffTimeout")
 	// ErrAlreadyRunning means Run was called twice.
 	ErrAlreadyRunning = errors.New("lease: coordinator already running")
 )
@@ -87,6 +92,11 @@ type heldLease struct {
 	lost           bool
 	// handoffNotified: HandoffRequested was sent for this acquisition.
 	handoffNotified bool
+	// handoffSince is, while the lease is marked for handoff from this
+	// worker, the issue time of the last successful write before the mark
+	// was noticed (it precedes the mark); zero otherwise. At handoffSince +
+	// HandoffTimeout the lease is given up (ErrHandoffTimedOut).
+	handoffSince time.Time
 	// bytes counts the data processed (RecordProcessed) since the last
 	// renewal pass; rate (KiB/s, smoothed) and rateSince are updated by
 	// each pass under mu.
@@ -292,6 +302,10 @@ func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Le
 		c.markLostLocked(h, ErrExpiredLocally)
 		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrExpiredLocally)
 	}
+	if c.handoffOverdue(h, now) {
+		c.markLostLocked(h, ErrHandoffTimedOut)
+		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrHandoffTimedOut)
+	}
 	_, err := c.do(ctx, h, now, f, guard)
 	if err == nil {
 		return nil
@@ -378,8 +392,17 @@ func (c *Coordinator) do(ctx context.Context, h *heldLease, now time.Time, f fun
 }
 
 // noteHandoffLocked sends HandoffRequested once per acquisition when the
-// held lease is marked for handoff from this worker; h.mu must be held.
+// held lease is marked for handoff from this worker, and starts (or, when
+// the mark was withdrawn, stops) the holder's own handoff deadline; h.mu
+// must be held. It runs before the write that noticed the mark is retried,
+// so h.lastWritten is still a time before the mark landed.
 func (c *Coordinator) noteHandoffLocked(h *heldLease) {
+	switch {
+	case !h.lease.InHandoff() || h.lease.CheckpointOwner != c.cfg.WorkerID:
+		h.handoffSince = time.Time{}
+	case h.handoffSince.IsZero():
+		h.handoffSince = h.lastWritten
+	}
 	if h.handoffNotified || h.lost || !h.lease.InHandoff() || h.lease.CheckpointOwner != c.cfg.WorkerID {
 		return
 	}
@@ -683,7 +706,9 @@ func (c *Coordinator) renewLoop(ctx context.Context) error {
 }
 
 // renewPass renews every held lease once, in parallel. It returns the
-// earliest time a lease whose renewal failed expires locally (zero if none).
+// earliest time a lease whose renewal failed expires locally, or a lease
+// marked for handoff from this worker reaches its handoff deadline (zero if
+// none), so the loop wakes then.
 func (c *Coordinator) renewPass(ctx context.Context) time.Time {
 	start := c.cfg.Clock.Now()
 	var st RenewStats
@@ -707,9 +732,9 @@ func (c *Coordinator) renewPass(ctx context.Context) time.Time {
 				st.Lost++
 			case failed:
 				st.Failed++
-				if expiry.IsZero() || exp.Before(expiry) {
-					expiry = exp
-				}
+			}
+			if !exp.IsZero() && (expiry.IsZero() || exp.Before(expiry)) {
+				expiry = exp
 			}
 			return nil
 		})
@@ -729,6 +754,24 @@ const (
 	failed
 )
 
+// handoffOverdue reports whether h has been marked for handoff from this
+// worker for HandoffTimeout without being handed over; h.mu must be held.
+// The holder stops at that point, on its own clock: the worker that asked
+// for the lease waits HandoffTimeout + FailoverTime from the mark on its
+// clock before taking it, and the deadline here starts before the mark, so
+// the holder always stops first (design note §6.2 step 6).
+func (c *Coordinator) handoffOverdue(h *heldLease, now time.Time) bool {
+	return !h.handoffSince.IsZero() && now.Sub(h.handoffSince) >= c.cfg.HandoffTimeout
+}
+
+// handoffDeadline is when handoffOverdue turns true (zero if never).
+func (c *Coordinator) handoffDeadline(h *heldLease) time.Time {
+	if h.handoffSince.IsZero() {
+		return time.Time{}
+	}
+	return h.handoffSince.Add(c.cfg.HandoffTimeout)
+}
+
 // expiredLocally reports whether h went FailoverTime without a successful
 // write; h.mu must be held. Other workers need strictly more than
 // FailoverTime on their own clocks, so the holder always gives up first.
@@ -747,6 +790,10 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 		c.markLostLocked(h, ErrExpiredLocally)
 		return lostLease, time.Time{}
 	}
+	if c.handoffOverdue(h, now) {
+		c.markLostLocked(h, ErrHandoffTimedOut)
+		return lostLease, time.Time{}
+	}
 	// A checkpoint in the last half interval already moved the counter,
 	// which is all other workers look at. Skip only if the next pass still
 	// comes within two thirds of FailoverTime of that write, leaving a third
@@ -758,7 +805,7 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	// published value is close enough to the current one.
 	stale := math.Abs(rate-written) > 0.25*max(rate, written)
 	if el := now.Sub(h.lastWritten); !stale && el < c.cfg.RenewInterval/2 && el+c.cfg.RenewInterval <= c.cfg.FailoverTime*2/3 {
-		return skipped, time.Time{}
+		return skipped, c.handoffDeadline(h)
 	}
 	// Bound the call so a hung request cannot hold the lease's lock (and
 	// its checkpoints) past the next pass. This is an I/O deadline on the
@@ -771,7 +818,7 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	}, nil)
 	switch {
 	case err == nil:
-		return renewed, time.Time{}
+		return renewed, c.handoffDeadline(h)
 	case errors.Is(err, ErrConflict):
 		// Another worker took it (balancing, or it saw the lease expire):
 		// the normal way leases move.
@@ -788,7 +835,11 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 		c.markLostLocked(h, ErrExpiredLocally)
 		return lostLease, time.Time{}
 	}
-	return failed, h.lastWritten.Add(c.cfg.FailoverTime)
+	exp := h.lastWritten.Add(c.cfg.FailoverTime)
+	if d := c.handoffDeadline(h); !d.IsZero() && d.Before(exp) {
+		exp = d
+	}
+	return failed, exp
 }
 
 // TakeNow asks the taker to run a take pass (unowned, released and expired
@@ -1086,8 +1137,8 @@ func (c *Coordinator) addIncomingIfAbsent(key string, since time.Time) {
 
 // pollHandoffs reads each lease whose handoff this worker asked for and
 // takes it as soon as its holder has handed it over, or when
-// HandoffTimeout has passed since the mark (the fallback: the holder is
-// alive, since it renews, but did not finish in time). It runs on the
+// HandoffTimeout + FailoverTime has passed since the mark (the fallback:
+// the holder renewed, but did not finish in time, and has stopped). It runs on the
 // renew loop, every HandoffPollInterval while there are such leases, and
 // calls renewIfDue before each read: with many handoffs pending and slow
 // reads, a round lasts longer than FailoverTime, and this worker's own
@@ -1134,8 +1185,11 @@ func (c *Coordinator) pollHandoffs(ctx context.Context, renewIfDue func() time.T
 			drop(key)
 			continue
 		case cur.InHandoff():
+			// The holder gives up at HandoffTimeout after a time before
+			// the mark, on its clock; FailoverTime more on this clock
+			// leaves it the same margin as an expiry.
 			waited := c.cfg.Clock.Now().Sub(in.since)
-			if waited < c.cfg.HandoffTimeout {
+			if waited < c.cfg.HandoffTimeout+c.cfg.FailoverTime {
 				continue
 			}
 			c.log.Warn("lease handoff not completed in time: taking the lease", "lease", key, "from", cur.CheckpointOwner, "waited", waited)
@@ -1356,9 +1410,12 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 		}
 		age := now.Sub(c.seen[l.Key].since)
 		expired := age > c.cfg.FailoverTime
-		if l.InHandoff() && !expired {
+		if l.InHandoff() && (!expired || (l.Owner != self && age <= 2*c.cfg.FailoverTime)) {
 			// Being handed over: the next owner's share, which nobody
-			// else may ask for or take while the holder renews it.
+			// else may ask for or take while the holder renews it. Once
+			// it expires (the holder died, or gave up at its handoff
+			// deadline) the next owner takes it; others wait one more
+			// FailoverTime, in case the next owner died too.
 			count(l.Owner, l)
 			continue
 		}
