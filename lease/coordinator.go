@@ -325,13 +325,18 @@ func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Le
 // read here):
 //
 //   - A write that failed with a transient error may still have landed (a
-//     timeout after DynamoDB applied it). The table then shows this worker
-//     processing the lease at the held counter + 1, and the next write of
-//     another kind fails its condition. Only this acquisition can have
-//     made that change: every write of another worker sets another owner
-//     or removes it, and this worker's taker never writes a lease it
-//     holds. Such a lease is adopted (as written when the uncertain write
-//     was issued, the conservative time).
+//     timeout after DynamoDB applied it). The table then shows the lease at
+//     the held counter + 1 with the owner and checkpointOwner held, and the
+//     next write of another kind fails its condition. Only this
+//     acquisition can have made that change: every write of another worker
+//     sets another owner or removes it, and this worker's taker never
+//     writes a lease it holds. Such a lease is adopted (as written when the
+//     uncertain write was issued, the conservative time). Anything else at
+//     counter + 1 is not ours, even with this worker as checkpointOwner: a
+//     KCL 2.x worker taking a marked lease moves the counter and leaves
+//     checkpointOwner in place. (A mark that came on top of our landed
+//     write is given up too: the lease expires and the next owner takes
+//     it, as after any loss.)
 //   - A graceful handoff request (MarkHandoff) changes leaseOwner and
 //     checkpointOwner without moving the counter: at the held counter,
 //     with this worker as checkpointOwner, the lease is still ours to
@@ -359,17 +364,18 @@ func (c *Coordinator) do(ctx context.Context, h *heldLease, now time.Time, f fun
 			cur = &got
 		}
 		adopted := false
-		if cur != nil && cur.Processor() == c.cfg.WorkerID {
-			switch {
-			case cur.Counter == h.lease.Counter+1 && !h.uncertainSince.IsZero():
-				h.set(cur.Clone())
-				h.lastWritten, h.uncertainSince = h.uncertainSince, time.Time{}
-				adopted = true
-			case cur.Counter == h.lease.Counter:
-				// A handoff requested, or withdrawn (CancelHandoff).
-				h.set(cur.Clone())
-				adopted = true
-			}
+		switch {
+		case cur == nil:
+		case cur.Counter == h.lease.Counter+1 && !h.uncertainSince.IsZero() &&
+			cur.Owner == h.lease.Owner && cur.CheckpointOwner == h.lease.CheckpointOwner:
+			// Exactly what our own write leaves: nothing else moved it.
+			h.set(cur.Clone())
+			h.lastWritten, h.uncertainSince = h.uncertainSince, time.Time{}
+			adopted = true
+		case cur.Counter == h.lease.Counter && cur.Processor() == c.cfg.WorkerID:
+			// A handoff requested, or withdrawn (CancelHandoff).
+			h.set(cur.Clone())
+			adopted = true
 		}
 		if adopted {
 			c.noteHandoffLocked(h)
