@@ -557,8 +557,9 @@ func (c *Coordinator) StopTaking() { c.drain.Store(true) }
 // too. Call it after the processors have written their final checkpoints.
 func (c *Coordinator) ReleaseAll(ctx context.Context) error {
 	c.drain.Store(true)
-	// Wait for a take in flight: it acquires its lease before releasing the
-	// slot, and every later take sees drain.
+	// Wait for a take or mark in flight: it acquires its lease (or records
+	// its mark, withdrawn below) before releasing the slot, and every later
+	// one sees drain.
 	select {
 	case c.taking <- struct{}{}:
 		<-c.taking
@@ -959,9 +960,15 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	c.observe(all, now)
 	for _, l := range all {
 		// A handoff to this worker it does not track: its mark's outcome
-		// was unknown (a timeout that landed). Wait for it like any other.
+		// was unknown (a timeout that landed). Wait for it like any other;
+		// under the taking slot, so that a ReleaseAll that began meanwhile
+		// sees it and withdraws it.
 		if l.InHandoff() && l.Owner == c.cfg.WorkerID && c.lookup(l.Key) == nil {
+			if !c.enterTaking(ctx) {
+				return
+			}
 			c.addIncomingIfAbsent(l.Key, now)
+			c.leaveTaking()
 		}
 	}
 	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
@@ -987,7 +994,15 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	// mark asks the holder of l to hand it over (graceful handoff): the
 	// lease counts as this worker's from now on, and the handoff loop
 	// starts it once handed over.
+	// It holds the taking slot across the write and the bookkeeping, as
+	// takeLease does, so ReleaseAll waits for a mark in flight and then
+	// withdraws it (dropIncoming) instead of leaving it for a worker that
+	// has stopped.
 	mark := func(l Lease) bool {
+		if !c.enterTaking(ctx) {
+			return false
+		}
+		defer c.leaveTaking()
 		if c.drain.Load() {
 			return false
 		}
@@ -1083,12 +1098,10 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 // false when the worker is stopping. It holds the taking slot across the
 // write and the acquisition so ReleaseAll cannot miss the lease.
 func (c *Coordinator) takeLease(ctx context.Context, l Lease) (got Lease, ok bool, err error) {
-	select {
-	case c.taking <- struct{}{}:
-	case <-ctx.Done():
+	if !c.enterTaking(ctx) {
 		return Lease{}, false, nil
 	}
-	defer func() { <-c.taking }()
+	defer c.leaveTaking()
 	if c.drain.Load() {
 		return Lease{}, false, nil
 	}
@@ -1107,6 +1120,18 @@ func (c *Coordinator) takeLease(ctx context.Context, l Lease) (got Lease, ok boo
 	c.mu.Unlock()
 	return got, true, nil
 }
+
+// enterTaking takes the taking slot; false if ctx ended first.
+func (c *Coordinator) enterTaking(ctx context.Context) bool {
+	select {
+	case c.taking <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *Coordinator) leaveTaking() { <-c.taking }
 
 func (c *Coordinator) addIncoming(key string, since time.Time) {
 	c.mu.Lock()
