@@ -1249,11 +1249,13 @@ func (c *Coordinator) pollReadTimeout() time.Duration { return c.cfg.RenewInterv
 // least LoadHysteresis of the mean load per worker. Of the candidate
 // leases it picks the one that evens the pair out best, so a hot shard
 // goes to an idle worker and cold ones fill in. A move back could only
-// widen the spread again, so leases do not bounce. Leases with no measured
-// throughput are never moved by load.
+// widen the spread again, so leases do not bounce. When no move helps the
+// load enough, leases spread by count within the hysteresis (countMove).
 func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStats, mine *int, move func(Lease, string)) {
 	mean := p.totalLoad / float64(p.workers)
 	least := c.cfg.LoadHysteresis * mean
+	// Quiet leases carry less than LoadHysteresis of the mean lease load.
+	quiet := c.cfg.LoadHysteresis * p.totalLoad / float64(max(p.leases, 1))
 	for ctx.Err() == nil {
 		if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
 			return
@@ -1279,10 +1281,14 @@ func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStat
 			}
 		}
 		if pick < 0 {
+			from, pick = p.countMove(*mine, least, quiet)
+		}
+		if pick < 0 {
 			return
 		}
 		l := p.victims[from][pick]
 		p.victims[from] = slices.Delete(p.victims[from], pick, pick+1)
+		p.counts[from]--
 		p.loads[from] -= l.ThroughputKBps
 		p.myLoad += l.ThroughputKBps
 		before := st.Stolen + st.Handoffs
@@ -1293,6 +1299,37 @@ func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStat
 			return
 		}
 	}
+}
+
+// countMove is balanceLoad's second objective, once no move helps the load
+// enough: quiet leases (below quiet KiB/s, too little to matter for the
+// load) spread by count. It picks
+// such a lease of a worker holding at least two more leases than mine, the
+// quietest, whose move leaves this worker at most least above that
+// worker's load (so no move by load can take it back, and the count gap
+// only shrinks, so no move by count either). Without it, leases with no
+// measured throughput never moved: one busy shard among idle ones, and a
+// joiner got nothing. Busier leases move by load only, which keeps moves
+// few. It returns pick -1 when there is no such lease.
+func (p *takePlan) countMove(mine int, least, quiet float64) (from string, pick int) {
+	pick = -1
+	best := 0.0
+	for w, ls := range p.victims {
+		if p.counts[w]-mine < 2 {
+			continue
+		}
+		for i, l := range ls {
+			if l.ThroughputKBps > quiet || (p.myLoad+l.ThroughputKBps)-(p.loads[w]-l.ThroughputKBps) > least {
+				continue
+			}
+			better := pick < 0 || l.ThroughputKBps < best ||
+				(l.ThroughputKBps == best && (p.counts[w] > p.counts[from] || (p.counts[w] == p.counts[from] && (w < from || (w == from && i < pick)))))
+			if better {
+				from, pick, best = w, i, l.ThroughputKBps
+			}
+		}
+	}
+	return from, pick
 }
 
 // observe records when each lease's counter was first seen at its current
