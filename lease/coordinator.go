@@ -76,6 +76,9 @@ type Coordinator struct {
 	incomingWake chan struct{}
 
 	seen map[string]observation // owned by the take loop
+	// marks is when the take loop first saw each lease's current handoff
+	// mark (next owner and holder); owned by the take loop.
+	marks map[string]observation
 	// watchingSince is when the take loop first scanned the table; zero
 	// before. It is owned by the take loop.
 	watchingSince time.Time
@@ -147,6 +150,7 @@ func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
 		takeNow: make(chan struct{}, 1),
 		held:    make(map[string]*heldLease),
 		seen:    make(map[string]observation),
+		marks:   make(map[string]observation),
 
 		incoming:     make(map[string]incomingHandoff),
 		incomingWake: make(chan struct{}, 1),
@@ -1046,7 +1050,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	watched := now.Sub(c.watchingSince) > c.cfg.FailoverTime
 	move := func(l Lease, from string) {
 		switch {
-		case c.cfg.HandoffTimeout > 0:
+		case c.cfg.HandoffTimeout > 0 && !l.InHandoff():
 			if mark(l) {
 				st.Handoffs++
 				c.log.Info("lease handoff requested from a live worker", "lease", l.Key, "from", from, "kbps", l.ThroughputKBps)
@@ -1336,11 +1340,21 @@ func (p *takePlan) countMove(mine int, least, quiet float64) (from string, pick 
 // value, on the local clock.
 func (c *Coordinator) observe(all []Lease, now time.Time) {
 	present := make(map[string]bool, len(all))
+	marked := make(map[string]bool, len(all))
 	for _, l := range all {
 		present[l.Key] = true
 		o, ok := c.seen[l.Key]
 		if !ok || o.counter != l.Counter || o.owner != l.Owner {
 			c.seen[l.Key] = observation{counter: l.Counter, owner: l.Owner, since: now}
+		}
+		if l.InHandoff() {
+			// The mark's age: a mark moves no counter, and the holder's
+			// renewals move it while the mark stays.
+			marked[l.Key] = true
+			m, ok := c.marks[l.Key]
+			if !ok || m.owner != l.Owner+"\x00"+l.CheckpointOwner {
+				c.marks[l.Key] = observation{owner: l.Owner + "\x00" + l.CheckpointOwner, since: now}
+			}
 		}
 	}
 	for k := range c.seen {
@@ -1348,6 +1362,23 @@ func (c *Coordinator) observe(all []Lease, now time.Time) {
 			delete(c.seen, k)
 		}
 	}
+	for k := range c.marks {
+		if !marked[k] {
+			delete(c.marks, k)
+		}
+	}
+}
+
+// staleMark reports whether l's handoff mark has stood for longer than
+// HandoffTimeout + FailoverTime on this worker's clock: by then a live next
+// owner of ours has completed or fallen back, and a holder of ours has
+// given up. A mark that still stands is void: its next owner is gone, or a
+// KCL 2.x worker (which knows nothing of marks) holds the lease or took it
+// leaving checkpointOwner behind. Such a lease is balanced like any other
+// (taken, which clears the mark), or it would never move.
+func (c *Coordinator) staleMark(l Lease, now time.Time) bool {
+	m, ok := c.marks[l.Key]
+	return ok && now.Sub(m.since) > c.cfg.HandoffTimeout+c.cfg.FailoverTime
 }
 
 type takePlan struct {
@@ -1478,9 +1509,10 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 		}
 		age := now.Sub(c.seen[l.Key].since)
 		expired := age > c.cfg.FailoverTime
-		if l.InHandoff() && (!expired || (l.Owner != self && age <= 2*c.cfg.FailoverTime)) {
+		if l.InHandoff() && !c.staleMark(l, now) && (!expired || (l.Owner != self && age <= 2*c.cfg.FailoverTime)) {
 			// Being handed over: the next owner's share, which nobody
-			// else may ask for or take while the holder renews it. Once
+			// else may ask for or take while the holder renews it (unless
+			// the mark is stale, see staleMark). Once
 			// it expires (the holder died, or gave up at its handoff
 			// deadline) the next owner takes it; others wait one more
 			// FailoverTime, in case the next owner died too.
