@@ -278,10 +278,8 @@ func (h *heldLease) measure(now time.Time) float64 {
 	// Half the weight on the last interval: a change shows within two
 	// renewals, and one quiet interval does not zero a busy shard.
 	h.rate = (h.rate + inst) / 2
-	if h.rate < 0.001 {
-		h.rate = 0
-	}
-	h.rate = math.Round(h.rate*1000) / 1000
+	// KCL 3.x's precision (6 decimals).
+	h.rate = math.Round(h.rate*1e6) / 1e6
 	return h.rate
 }
 
