@@ -682,10 +682,10 @@ func (c *Coordinator) renewLoop(ctx context.Context) error {
 				default:
 				}
 			}
-			if nextPoll.IsZero() {
+			if first := c.firstIncoming(); nextPoll.IsZero() && !first.IsZero() {
 				// From the request's time, not from when this loop woke:
 				// the schedule depends on the clock alone.
-				nextPoll = c.firstIncoming().Add(c.cfg.HandoffPollInterval)
+				nextPoll = first.Add(c.cfg.HandoffPollInterval)
 			}
 		case <-t.C():
 			fired = true
