@@ -24,10 +24,22 @@ func TestE2EJoinAndLeaveRedeliverNothing(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // the batch in flight
 		return nil
 	}
-	w0 := h.start("w0", nil)
+	// The graceful path needs no expiry, and the assertions below (nothing
+	// processed twice, no lease lost) hold only while no worker's renewals
+	// stall for a failover time. So a failover time no stall of a loaded
+	// machine reaches, with renewals (and so noticing a mark) and take
+	// passes as frequent as before. It costs the joiners one failover time
+	// of watching the table before they ask for leases.
+	mod := func(c *consumer.Config) {
+		c.FailoverTime = 30 * time.Second
+		c.Lease.RenewInterval = 300 * time.Millisecond
+		c.LeaseTakeInterval = time.Second
+		c.LeaseExpiryScanInterval = 200 * time.Millisecond
+	}
+	w0 := h.start("w0", mod)
 	h.produce(ctx, n/4)
 	require.NoError(t, h.tr.waitUnique(ctx, n/8))
-	w1, w2 := h.start("w1", nil), h.start("w2", nil)
+	w1, w2 := h.start("w1", mod), h.start("w2", mod)
 	moved := func(ids ...string) func() bool {
 		return func() bool {
 			per := map[string]int{}
@@ -42,9 +54,9 @@ func TestE2EJoinAndLeaveRedeliverNothing(t *testing.T) {
 			return true
 		}
 	}
-	// Leases reach the joiners while records flow (a few hundred records
-	// a second).
-	tick := time.NewTicker(10 * time.Millisecond)
+	// Leases reach the joiners while records flow (about a hundred records
+	// a second, so the failover time of watching stays within n/4).
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for !moved("w1", "w2")() {
 		h.produce(ctx, 5)

@@ -51,9 +51,12 @@ type Config struct {
 	// handoff (KCL 3.x's leaseOwner/checkpointOwner), the holder sees the
 	// mark at its next renewal, finishes the batch in flight, checkpoints
 	// and hands the lease over, and only then does the new owner start,
-	// from that checkpoint: nothing is processed twice. A handoff not
-	// completed within HandoffTimeout of the mark (on the new owner's
-	// clock) falls back to a take. Default 30s (KCL 3.x's
+	// from that checkpoint: nothing is processed twice. A holder that has
+	// not handed over HandoffTimeout after it noticed the mark gives the
+	// lease up (Lost, ErrHandoffTimedOut) and stops renewing it; the new
+	// owner falls back to a take at HandoffTimeout + FailoverTime after the
+	// mark (on its own clock), so the holder has always stopped first.
+	// Default 30s (KCL 3.x's
 	// gracefulLeaseHandoffTimeoutMillis). A negative value disables
 	// graceful handoff: leases are stolen outright (KCL 2.x's behaviour).
 	HandoffTimeout time.Duration

@@ -32,6 +32,11 @@ var (
 	// handoff: the lease went to the worker that asked for it. It matches
 	// ErrReleased too.
 	ErrHandedOff = fmt.Errorf("%w: handed over to the worker that asked for it", ErrReleased)
+	// ErrHandoffTimedOut means this worker was asked to hand the lease
+	// over and did not within HandoffTimeout (its processor did not finish
+	// the batch in flight): it stops processing and renewing the lease, so
+	// the worker that asked for it can take it once it expires.
+	ErrHandoffTimedOut = errors.New("lease: handoff not completed within HandoffTimeout")
 	// ErrAlreadyRunning means Run was called twice.
 	ErrAlreadyRunning = errors.New("lease: coordinator already running")
 )
@@ -71,6 +76,9 @@ type Coordinator struct {
 	incomingWake chan struct{}
 
 	seen map[string]observation // owned by the take loop
+	// marks is when the take loop first saw each lease's current handoff
+	// mark (next owner and holder); owned by the take loop.
+	marks map[string]observation
 	// watchingSince is when the take loop first scanned the table; zero
 	// before. It is owned by the take loop.
 	watchingSince time.Time
@@ -87,6 +95,11 @@ type heldLease struct {
 	lost           bool
 	// handoffNotified: HandoffRequested was sent for this acquisition.
 	handoffNotified bool
+	// handoffSince is, while the lease is marked for handoff from this
+	// worker, the issue time of the last successful write before the mark
+	// was noticed (it precedes the mark); zero otherwise. At handoffSince +
+	// HandoffTimeout the lease is given up (ErrHandoffTimedOut).
+	handoffSince time.Time
 	// bytes counts the data processed (RecordProcessed) since the last
 	// renewal pass; rate (KiB/s, smoothed) and rateSince are updated by
 	// each pass under mu.
@@ -137,6 +150,7 @@ func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
 		takeNow: make(chan struct{}, 1),
 		held:    make(map[string]*heldLease),
 		seen:    make(map[string]observation),
+		marks:   make(map[string]observation),
 
 		incoming:     make(map[string]incomingHandoff),
 		incomingWake: make(chan struct{}, 1),
@@ -264,10 +278,8 @@ func (h *heldLease) measure(now time.Time) float64 {
 	// Half the weight on the last interval: a change shows within two
 	// renewals, and one quiet interval does not zero a busy shard.
 	h.rate = (h.rate + inst) / 2
-	if h.rate < 0.001 {
-		h.rate = 0
-	}
-	h.rate = math.Round(h.rate*1000) / 1000
+	// KCL 3.x's precision (6 decimals).
+	h.rate = math.Round(h.rate*1e6) / 1e6
 	return h.rate
 }
 
@@ -292,6 +304,10 @@ func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Le
 		c.markLostLocked(h, ErrExpiredLocally)
 		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrExpiredLocally)
 	}
+	if c.handoffOverdue(h, now) {
+		c.markLostLocked(h, ErrHandoffTimedOut)
+		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrHandoffTimedOut)
+	}
 	_, err := c.do(ctx, h, now, f, guard)
 	if err == nil {
 		return nil
@@ -311,13 +327,18 @@ func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Le
 // read here):
 //
 //   - A write that failed with a transient error may still have landed (a
-//     timeout after DynamoDB applied it). The table then shows this worker
-//     processing the lease at the held counter + 1, and the next write of
-//     another kind fails its condition. Only this acquisition can have
-//     made that change: every write of another worker sets another owner
-//     or removes it, and this worker's taker never writes a lease it
-//     holds. Such a lease is adopted (as written when the uncertain write
-//     was issued, the conservative time).
+//     timeout after DynamoDB applied it). The table then shows the lease at
+//     the held counter + 1 with the owner and checkpointOwner held, and the
+//     next write of another kind fails its condition. Only this
+//     acquisition can have made that change: every write of another worker
+//     sets another owner or removes it, and this worker's taker never
+//     writes a lease it holds. Such a lease is adopted (as written when the
+//     uncertain write was issued, the conservative time). Anything else at
+//     counter + 1 is not ours, even with this worker as checkpointOwner: a
+//     KCL 2.x worker taking a marked lease moves the counter and leaves
+//     checkpointOwner in place. (A mark that came on top of our landed
+//     write is given up too: the lease expires and the next owner takes
+//     it, as after any loss.)
 //   - A graceful handoff request (MarkHandoff) changes leaseOwner and
 //     checkpointOwner without moving the counter: at the held counter,
 //     with this worker as checkpointOwner, the lease is still ours to
@@ -345,17 +366,18 @@ func (c *Coordinator) do(ctx context.Context, h *heldLease, now time.Time, f fun
 			cur = &got
 		}
 		adopted := false
-		if cur != nil && cur.Processor() == c.cfg.WorkerID {
-			switch {
-			case cur.Counter == h.lease.Counter+1 && !h.uncertainSince.IsZero():
-				h.set(cur.Clone())
-				h.lastWritten, h.uncertainSince = h.uncertainSince, time.Time{}
-				adopted = true
-			case cur.Counter == h.lease.Counter:
-				// A handoff requested, or withdrawn (CancelHandoff).
-				h.set(cur.Clone())
-				adopted = true
-			}
+		switch {
+		case cur == nil:
+		case cur.Counter == h.lease.Counter+1 && !h.uncertainSince.IsZero() &&
+			cur.Owner == h.lease.Owner && cur.CheckpointOwner == h.lease.CheckpointOwner:
+			// Exactly what our own write leaves: nothing else moved it.
+			h.set(cur.Clone())
+			h.lastWritten, h.uncertainSince = h.uncertainSince, time.Time{}
+			adopted = true
+		case cur.Counter == h.lease.Counter && cur.Processor() == c.cfg.WorkerID:
+			// A handoff requested, or withdrawn (CancelHandoff).
+			h.set(cur.Clone())
+			adopted = true
 		}
 		if adopted {
 			c.noteHandoffLocked(h)
@@ -378,8 +400,17 @@ func (c *Coordinator) do(ctx context.Context, h *heldLease, now time.Time, f fun
 }
 
 // noteHandoffLocked sends HandoffRequested once per acquisition when the
-// held lease is marked for handoff from this worker; h.mu must be held.
+// held lease is marked for handoff from this worker, and starts (or, when
+// the mark was withdrawn, stops) the holder's own handoff deadline; h.mu
+// must be held. It runs before the write that noticed the mark is retried,
+// so h.lastWritten is still a time before the mark landed.
 func (c *Coordinator) noteHandoffLocked(h *heldLease) {
+	switch {
+	case !h.lease.InHandoff() || h.lease.CheckpointOwner != c.cfg.WorkerID:
+		h.handoffSince = time.Time{}
+	case h.handoffSince.IsZero():
+		h.handoffSince = h.lastWritten
+	}
 	if h.handoffNotified || h.lost || !h.lease.InHandoff() || h.lease.CheckpointOwner != c.cfg.WorkerID {
 		return
 	}
@@ -528,8 +559,9 @@ func (c *Coordinator) StopTaking() { c.drain.Store(true) }
 // too. Call it after the processors have written their final checkpoints.
 func (c *Coordinator) ReleaseAll(ctx context.Context) error {
 	c.drain.Store(true)
-	// Wait for a take in flight: it acquires its lease before releasing the
-	// slot, and every later take sees drain.
+	// Wait for a take or mark in flight: it acquires its lease (or records
+	// its mark, withdrawn below) before releasing the slot, and every later
+	// one sees drain.
 	select {
 	case c.taking <- struct{}{}:
 		<-c.taking
@@ -619,6 +651,24 @@ func (c *Coordinator) renewLoop(ctx context.Context) error {
 	var expiry, nextPoll time.Time
 	t := clk.NewTimer(c.cfg.RenewInterval)
 	defer t.Stop()
+	// renewIfDue runs a renewal pass if one is due and returns the time
+	// after it. Polls call it between their reads: a worker's own leases
+	// must never wait for reads of leases it does not hold yet.
+	renewIfDue := func() time.Time {
+		now := clk.Now()
+		if now.Before(next) && (expiry.IsZero() || now.Before(expiry)) {
+			return now
+		}
+		expiry = c.renewPass(ctx)
+		now = clk.Now()
+		if !next.After(now) {
+			next = next.Add(c.cfg.RenewInterval)
+			if !next.After(now) {
+				next = now.Add(c.cfg.RenewInterval)
+			}
+		}
+		return now
+	}
 	for {
 		fired := false
 		select {
@@ -632,25 +682,20 @@ func (c *Coordinator) renewLoop(ctx context.Context) error {
 				default:
 				}
 			}
-			if nextPoll.IsZero() {
-				nextPoll = clk.Now().Add(c.cfg.HandoffPollInterval)
+			if first := c.firstIncoming(); nextPoll.IsZero() && !first.IsZero() {
+				// From the request's time, not from when this loop woke:
+				// the schedule depends on the clock alone.
+				nextPoll = first.Add(c.cfg.HandoffPollInterval)
 			}
 		case <-t.C():
 			fired = true
 		}
 		now := clk.Now()
-		if fired && (!now.Before(next) || (!expiry.IsZero() && !now.Before(expiry))) {
-			expiry = c.renewPass(ctx)
-			now = clk.Now()
-			if !next.After(now) {
-				next = next.Add(c.cfg.RenewInterval)
-				if !next.After(now) {
-					next = now.Add(c.cfg.RenewInterval)
-				}
-			}
+		if fired {
+			now = renewIfDue()
 		}
 		if !nextPoll.IsZero() && !now.Before(nextPoll) {
-			c.pollHandoffs(ctx)
+			c.pollHandoffs(ctx, renewIfDue)
 			now = clk.Now()
 			nextPoll = time.Time{}
 			c.mu.Lock()
@@ -670,7 +715,9 @@ func (c *Coordinator) renewLoop(ctx context.Context) error {
 }
 
 // renewPass renews every held lease once, in parallel. It returns the
-// earliest time a lease whose renewal failed expires locally (zero if none).
+// earliest time a lease whose renewal failed expires locally, or a lease
+// marked for handoff from this worker reaches its handoff deadline (zero if
+// none), so the loop wakes then.
 func (c *Coordinator) renewPass(ctx context.Context) time.Time {
 	start := c.cfg.Clock.Now()
 	var st RenewStats
@@ -694,9 +741,9 @@ func (c *Coordinator) renewPass(ctx context.Context) time.Time {
 				st.Lost++
 			case failed:
 				st.Failed++
-				if expiry.IsZero() || exp.Before(expiry) {
-					expiry = exp
-				}
+			}
+			if !exp.IsZero() && (expiry.IsZero() || exp.Before(expiry)) {
+				expiry = exp
 			}
 			return nil
 		})
@@ -716,6 +763,24 @@ const (
 	failed
 )
 
+// handoffOverdue reports whether h has been marked for handoff from this
+// worker for HandoffTimeout without being handed over; h.mu must be held.
+// The holder stops at that point, on its own clock: the worker that asked
+// for the lease waits HandoffTimeout + FailoverTime from the mark on its
+// clock before taking it, and the deadline here starts before the mark, so
+// the holder always stops first (design note §6.2 step 6).
+func (c *Coordinator) handoffOverdue(h *heldLease, now time.Time) bool {
+	return !h.handoffSince.IsZero() && now.Sub(h.handoffSince) >= c.cfg.HandoffTimeout
+}
+
+// handoffDeadline is when handoffOverdue turns true (zero if never).
+func (c *Coordinator) handoffDeadline(h *heldLease) time.Time {
+	if h.handoffSince.IsZero() {
+		return time.Time{}
+	}
+	return h.handoffSince.Add(c.cfg.HandoffTimeout)
+}
+
 // expiredLocally reports whether h went FailoverTime without a successful
 // write; h.mu must be held. Other workers need strictly more than
 // FailoverTime on their own clocks, so the holder always gives up first.
@@ -734,6 +799,10 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 		c.markLostLocked(h, ErrExpiredLocally)
 		return lostLease, time.Time{}
 	}
+	if c.handoffOverdue(h, now) {
+		c.markLostLocked(h, ErrHandoffTimedOut)
+		return lostLease, time.Time{}
+	}
 	// A checkpoint in the last half interval already moved the counter,
 	// which is all other workers look at. Skip only if the next pass still
 	// comes within two thirds of FailoverTime of that write, leaving a third
@@ -745,7 +814,7 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	// published value is close enough to the current one.
 	stale := math.Abs(rate-written) > 0.25*max(rate, written)
 	if el := now.Sub(h.lastWritten); !stale && el < c.cfg.RenewInterval/2 && el+c.cfg.RenewInterval <= c.cfg.FailoverTime*2/3 {
-		return skipped, time.Time{}
+		return skipped, c.handoffDeadline(h)
 	}
 	// Bound the call so a hung request cannot hold the lease's lock (and
 	// its checkpoints) past the next pass. This is an I/O deadline on the
@@ -758,7 +827,7 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 	}, nil)
 	switch {
 	case err == nil:
-		return renewed, time.Time{}
+		return renewed, c.handoffDeadline(h)
 	case errors.Is(err, ErrConflict):
 		// Another worker took it (balancing, or it saw the lease expire):
 		// the normal way leases move.
@@ -775,7 +844,11 @@ func (c *Coordinator) renewOne(ctx context.Context, h *heldLease) (renewResult, 
 		c.markLostLocked(h, ErrExpiredLocally)
 		return lostLease, time.Time{}
 	}
-	return failed, h.lastWritten.Add(c.cfg.FailoverTime)
+	exp := h.lastWritten.Add(c.cfg.FailoverTime)
+	if d := c.handoffDeadline(h); !d.IsZero() && d.Before(exp) {
+		exp = d
+	}
+	return failed, exp
 }
 
 // TakeNow asks the taker to run a take pass (unowned, released and expired
@@ -889,9 +962,15 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	c.observe(all, now)
 	for _, l := range all {
 		// A handoff to this worker it does not track: its mark's outcome
-		// was unknown (a timeout that landed). Wait for it like any other.
+		// was unknown (a timeout that landed). Wait for it like any other;
+		// under the taking slot, so that a ReleaseAll that began meanwhile
+		// sees it and withdraws it.
 		if l.InHandoff() && l.Owner == c.cfg.WorkerID && c.lookup(l.Key) == nil {
+			if !c.enterTaking(ctx) {
+				return
+			}
 			c.addIncomingIfAbsent(l.Key, now)
+			c.leaveTaking()
 		}
 	}
 	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
@@ -917,7 +996,15 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	// mark asks the holder of l to hand it over (graceful handoff): the
 	// lease counts as this worker's from now on, and the handoff loop
 	// starts it once handed over.
+	// It holds the taking slot across the write and the bookkeeping, as
+	// takeLease does, so ReleaseAll waits for a mark in flight and then
+	// withdraws it (dropIncoming) instead of leaving it for a worker that
+	// has stopped.
 	mark := func(l Lease) bool {
+		if !c.enterTaking(ctx) {
+			return false
+		}
+		defer c.leaveTaking()
 		if c.drain.Load() {
 			return false
 		}
@@ -961,7 +1048,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	watched := now.Sub(c.watchingSince) > c.cfg.FailoverTime
 	move := func(l Lease, from string) {
 		switch {
-		case c.cfg.HandoffTimeout > 0:
+		case c.cfg.HandoffTimeout > 0 && !l.InHandoff():
 			if mark(l) {
 				st.Handoffs++
 				c.log.Info("lease handoff requested from a live worker", "lease", l.Key, "from", from, "kbps", l.ThroughputKBps)
@@ -1013,12 +1100,10 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 // false when the worker is stopping. It holds the taking slot across the
 // write and the acquisition so ReleaseAll cannot miss the lease.
 func (c *Coordinator) takeLease(ctx context.Context, l Lease) (got Lease, ok bool, err error) {
-	select {
-	case c.taking <- struct{}{}:
-	case <-ctx.Done():
+	if !c.enterTaking(ctx) {
 		return Lease{}, false, nil
 	}
-	defer func() { <-c.taking }()
+	defer c.leaveTaking()
 	if c.drain.Load() {
 		return Lease{}, false, nil
 	}
@@ -1038,6 +1123,18 @@ func (c *Coordinator) takeLease(ctx context.Context, l Lease) (got Lease, ok boo
 	return got, true, nil
 }
 
+// enterTaking takes the taking slot; false if ctx ended first.
+func (c *Coordinator) enterTaking(ctx context.Context) bool {
+	select {
+	case c.taking <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *Coordinator) leaveTaking() { <-c.taking }
+
 func (c *Coordinator) addIncoming(key string, since time.Time) {
 	c.mu.Lock()
 	c.incoming[key] = incomingHandoff{since: since}
@@ -1046,6 +1143,20 @@ func (c *Coordinator) addIncoming(key string, since time.Time) {
 	case c.incomingWake <- struct{}{}:
 	default:
 	}
+}
+
+// firstIncoming returns the earliest request time of the handoffs this
+// worker waits for (zero if none).
+func (c *Coordinator) firstIncoming() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first time.Time
+	for _, in := range c.incoming {
+		if first.IsZero() || in.since.Before(first) {
+			first = in.since
+		}
+	}
+	return first
 }
 
 func (c *Coordinator) addIncomingIfAbsent(key string, since time.Time) {
@@ -1059,10 +1170,15 @@ func (c *Coordinator) addIncomingIfAbsent(key string, since time.Time) {
 
 // pollHandoffs reads each lease whose handoff this worker asked for and
 // takes it as soon as its holder has handed it over, or when
-// HandoffTimeout has passed since the mark (the fallback: the holder is
-// alive, since it renews, but did not finish in time). It runs on the
-// renew loop, every HandoffPollInterval while there are such leases.
-func (c *Coordinator) pollHandoffs(ctx context.Context) {
+// HandoffTimeout + FailoverTime has passed since the mark (the fallback:
+// the holder renewed, but did not finish in time, and has stopped). It runs on the
+// renew loop, every HandoffPollInterval while there are such leases, and
+// calls renewIfDue before each read: with many handoffs pending and slow
+// reads, a round lasts longer than FailoverTime, and this worker's own
+// leases must be renewed meanwhile or others take them while it processes
+// them. Each read is bounded by pollReadTimeout, so a renewal waits at most
+// that long.
+func (c *Coordinator) pollHandoffs(ctx context.Context, renewIfDue func() time.Time) {
 	c.mu.Lock()
 	pending := maps.Clone(c.incoming)
 	c.mu.Unlock()
@@ -1075,11 +1191,15 @@ func (c *Coordinator) pollHandoffs(ctx context.Context) {
 		if ctx.Err() != nil || c.drain.Load() {
 			return
 		}
+		renewIfDue()
+		if ctx.Err() != nil || c.drain.Load() {
+			return
+		}
 		if c.lookup(key) != nil {
 			drop(key) // taken meanwhile (by the take loop, after expiry)
 			continue
 		}
-		gctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
+		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
 		cur, err := c.store.Get(gctx, key)
 		cancel()
 		switch {
@@ -1098,8 +1218,11 @@ func (c *Coordinator) pollHandoffs(ctx context.Context) {
 			drop(key)
 			continue
 		case cur.InHandoff():
+			// The holder gives up at HandoffTimeout after a time before
+			// the mark, on its clock; FailoverTime more on this clock
+			// leaves it the same margin as an expiry.
 			waited := c.cfg.Clock.Now().Sub(in.since)
-			if waited < c.cfg.HandoffTimeout {
+			if waited < c.cfg.HandoffTimeout+c.cfg.FailoverTime {
 				continue
 			}
 			c.log.Warn("lease handoff not completed in time: taking the lease", "lease", key, "from", cur.CheckpointOwner, "waited", waited)
@@ -1117,16 +1240,24 @@ func (c *Coordinator) pollHandoffs(ctx context.Context) {
 	}
 }
 
+// pollReadTimeout bounds one read of a lease being handed over: a third of
+// RenewInterval, so a renewal due during the read is at most that late (it
+// still lands well inside FailoverTime). A read that times out is retried
+// at the next poll.
+func (c *Coordinator) pollReadTimeout() time.Duration { return c.cfg.RenewInterval / 3 }
+
 // balanceLoad moves leases from the most loaded workers to this one, one
 // at a time, while a move lowers the spread between the two workers by at
 // least LoadHysteresis of the mean load per worker. Of the candidate
 // leases it picks the one that evens the pair out best, so a hot shard
 // goes to an idle worker and cold ones fill in. A move back could only
-// widen the spread again, so leases do not bounce. Leases with no measured
-// throughput are never moved by load.
+// widen the spread again, so leases do not bounce. When no move helps the
+// load enough, leases spread by count within the hysteresis (countMove).
 func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStats, mine *int, move func(Lease, string)) {
 	mean := p.totalLoad / float64(p.workers)
 	least := c.cfg.LoadHysteresis * mean
+	// Quiet leases carry less than LoadHysteresis of the mean lease load.
+	quiet := c.cfg.LoadHysteresis * p.totalLoad / float64(max(p.leases, 1))
 	for ctx.Err() == nil {
 		if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
 			return
@@ -1152,10 +1283,14 @@ func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStat
 			}
 		}
 		if pick < 0 {
+			from, pick = p.countMove(*mine, least, quiet)
+		}
+		if pick < 0 {
 			return
 		}
 		l := p.victims[from][pick]
 		p.victims[from] = slices.Delete(p.victims[from], pick, pick+1)
+		p.counts[from]--
 		p.loads[from] -= l.ThroughputKBps
 		p.myLoad += l.ThroughputKBps
 		before := st.Stolen + st.Handoffs
@@ -1168,15 +1303,56 @@ func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStat
 	}
 }
 
+// countMove is balanceLoad's second objective, once no move helps the load
+// enough: quiet leases (below quiet KiB/s, too little to matter for the
+// load) spread by count. It picks
+// such a lease of a worker holding at least two more leases than mine, the
+// quietest, whose move leaves this worker at most least above that
+// worker's load (so no move by load can take it back, and the count gap
+// only shrinks, so no move by count either). Without it, leases with no
+// measured throughput never moved: one busy shard among idle ones, and a
+// joiner got nothing. Busier leases move by load only, which keeps moves
+// few. It returns pick -1 when there is no such lease.
+func (p *takePlan) countMove(mine int, least, quiet float64) (from string, pick int) {
+	pick = -1
+	best := 0.0
+	for w, ls := range p.victims {
+		if p.counts[w]-mine < 2 {
+			continue
+		}
+		for i, l := range ls {
+			if l.ThroughputKBps > quiet || (p.myLoad+l.ThroughputKBps)-(p.loads[w]-l.ThroughputKBps) > least {
+				continue
+			}
+			better := pick < 0 || l.ThroughputKBps < best ||
+				(l.ThroughputKBps == best && (p.counts[w] > p.counts[from] || (p.counts[w] == p.counts[from] && (w < from || (w == from && i < pick)))))
+			if better {
+				from, pick, best = w, i, l.ThroughputKBps
+			}
+		}
+	}
+	return from, pick
+}
+
 // observe records when each lease's counter was first seen at its current
 // value, on the local clock.
 func (c *Coordinator) observe(all []Lease, now time.Time) {
 	present := make(map[string]bool, len(all))
+	marked := make(map[string]bool, len(all))
 	for _, l := range all {
 		present[l.Key] = true
 		o, ok := c.seen[l.Key]
 		if !ok || o.counter != l.Counter || o.owner != l.Owner {
 			c.seen[l.Key] = observation{counter: l.Counter, owner: l.Owner, since: now}
+		}
+		if l.InHandoff() {
+			// The mark's age: a mark moves no counter, and the holder's
+			// renewals move it while the mark stays.
+			marked[l.Key] = true
+			m, ok := c.marks[l.Key]
+			if !ok || m.owner != l.Owner+"\x00"+l.CheckpointOwner {
+				c.marks[l.Key] = observation{owner: l.Owner + "\x00" + l.CheckpointOwner, since: now}
+			}
 		}
 	}
 	for k := range c.seen {
@@ -1184,6 +1360,23 @@ func (c *Coordinator) observe(all []Lease, now time.Time) {
 			delete(c.seen, k)
 		}
 	}
+	for k := range c.marks {
+		if !marked[k] {
+			delete(c.marks, k)
+		}
+	}
+}
+
+// staleMark reports whether l's handoff mark has stood for longer than
+// HandoffTimeout + FailoverTime on this worker's clock: by then a live next
+// owner of ours has completed or fallen back, and a holder of ours has
+// given up. A mark that still stands is void: its next owner is gone, or a
+// KCL 2.x worker (which knows nothing of marks) holds the lease or took it
+// leaving checkpointOwner behind. Such a lease is balanced like any other
+// (taken, which clears the mark), or it would never move.
+func (c *Coordinator) staleMark(l Lease, now time.Time) bool {
+	m, ok := c.marks[l.Key]
+	return ok && now.Sub(m.since) > c.cfg.HandoffTimeout+c.cfg.FailoverTime
 }
 
 type takePlan struct {
@@ -1314,9 +1507,13 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 		}
 		age := now.Sub(c.seen[l.Key].since)
 		expired := age > c.cfg.FailoverTime
-		if l.InHandoff() && !expired {
+		if l.InHandoff() && !c.staleMark(l, now) && (!expired || (l.Owner != self && age <= 2*c.cfg.FailoverTime)) {
 			// Being handed over: the next owner's share, which nobody
-			// else may ask for or take while the holder renews it.
+			// else may ask for or take while the holder renews it (unless
+			// the mark is stale, see staleMark). Once
+			// it expires (the holder died, or gave up at its handoff
+			// deadline) the next owner takes it; others wait one more
+			// FailoverTime, in case the next owner died too.
 			count(l.Owner, l)
 			continue
 		}

@@ -222,6 +222,8 @@ func (s *DynamoStore) Create(ctx context.Context, l Lease) (bool, error) {
 type update struct {
 	set    []string
 	remove []string
+	// cond is ANDed to the fencing condition apply builds.
+	cond   []string
 	names  map[string]string
 	values map[string]types.AttributeValue
 }
@@ -277,6 +279,9 @@ func (s *DynamoStore) apply(ctx context.Context, op string, l Lease, u *update, 
 	if l.CheckpointOwner != "" {
 		coCond = " AND #co = :co"
 		u.values[":co"] = &types.AttributeValueMemberS{Value: l.CheckpointOwner}
+	}
+	for _, c := range u.cond {
+		coCond += " AND " + c
 	}
 	cond := counterCond + " AND #o = :o" + coCond
 	if l.Owner == "" {
@@ -341,11 +346,9 @@ func (s *DynamoStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 		return Lease{}, fmt.Errorf("lease %s: renew: no owner", l.Key)
 	}
 	u := newUpdate(l)
-	if l.ThroughputKBps > 0 {
-		u.setAttr(AttrThroughputKBps, &types.AttributeValueMemberN{Value: strconv.FormatFloat(l.ThroughputKBps, 'f', -1, 64)})
-	} else {
-		u.removeAttr(AttrThroughputKBps)
-	}
+	// Written on every renewal, 0 included, as KCL 3.x does (it never
+	// removes the attribute).
+	u.setAttr(AttrThroughputKBps, &types.AttributeValueMemberN{Value: strconv.FormatFloat(max(l.ThroughputKBps, 0), 'f', -1, 64)})
 	return s.apply(ctx, "renew", l, u, expected(l, func(*Lease) {}, 1))
 }
 
@@ -357,10 +360,10 @@ func (s *DynamoStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 	u := newUpdate(l)
 	u.set = append(u.set, "#o = :owner")
 	u.values[":owner"] = &types.AttributeValueMemberS{Value: owner}
-	if p := l.Processor(); p != "" && p != owner {
+	if switchesOwner(l, owner) {
 		// As KCL: a switch is a move from another worker; taking an
 		// unowned (released or new) lease is not one, nor is completing a
-		// handoff to oneself.
+		// handoff (see switchesOwner).
 		u.names["#sw"] = AttrOwnerSwitchesSinceCheckpoint
 		u.values[":zero"], u.values[":one"] = nAttr(0), nAttr(1)
 		u.set = append(u.set, "#sw = if_not_exists(#sw, :zero) + :one")
@@ -383,6 +386,10 @@ func (s *DynamoStore) MarkHandoff(ctx context.Context, l Lease, next string) (Le
 	u.set = append(u.set, "#o = :next", "#co = :from")
 	u.values[":next"] = &types.AttributeValueMemberS{Value: next}
 	u.values[":from"] = &types.AttributeValueMemberS{Value: l.Owner}
+	// As KCL 3.x: a finished lease is not handed over.
+	u.names["#cp"] = AttrCheckpoint
+	u.values[":shardEnd"] = &types.AttributeValueMemberS{Value: checkpoint.SentinelShardEnd}
+	u.cond = append(u.cond, "(attribute_not_exists(#cp) OR #cp <> :shardEnd)")
 	return s.apply(ctx, "mark handoff", l, u, expected(l, func(c *Lease) { c.Owner, c.CheckpointOwner = next, l.Owner }, 0))
 }
 

@@ -164,7 +164,9 @@ func (f *fleet) settleHandoffs() {
 	for id, w := range f.workers {
 		waitFor(f.t, func() bool {
 			for _, l := range w.c.Held() {
-				if l.InHandoff() && l.CheckpointOwner == id {
+				// Marked, or handed over and not yet dropped (the
+				// hand-over write is in the view before the Lost).
+				if l.Owner != id {
 					return false
 				}
 			}

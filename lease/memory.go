@@ -145,7 +145,7 @@ func (s *MemoryStore) Take(ctx context.Context, l Lease, owner string) (Lease, e
 		return Lease{}, fmt.Errorf("lease %s: take: empty owner", l.Key)
 	}
 	return s.update(ctx, "take", l, func(c *Lease) {
-		if p := c.Processor(); p != "" && p != owner {
+		if switchesOwner(*c, owner) {
 			c.OwnerSwitchesSinceCheckpoint++
 		}
 		c.Owner, c.CheckpointOwner = owner, ""
@@ -168,9 +168,21 @@ func (s *MemoryStore) CancelHandoff(ctx context.Context, l Lease) (Lease, error)
 	return s.updateStep(ctx, "cancel handoff", l, 0, func(c *Lease) { c.Owner, c.CheckpointOwner = l.CheckpointOwner, "" })
 }
 
+// switchesOwner reports whether a Take of l by owner moves the lease from
+// another worker (ownerSwitchesSinceCheckpoint counts those). Taking an
+// unowned lease is not a switch; nor is a Take by the lease's leaseOwner,
+// which is how a marked lease's next owner completes the handoff (KCL 3.x's
+// completion does not count it either).
+func switchesOwner(l Lease, owner string) bool {
+	p := l.Processor()
+	return p != "" && p != owner && l.Owner != owner
+}
+
 // checkHandoff validates a MarkHandoff request.
 func checkHandoff(l Lease, next string) error {
 	switch {
+	case l.Finished():
+		return fmt.Errorf("lease %s: mark handoff: finished (SHARD_END)", l.Key)
 	case l.Owner == "" || next == "" || next == l.Owner:
 		return fmt.Errorf("lease %s: mark handoff: needs an owner (%q) and another next owner (%q)", l.Key, l.Owner, next)
 	case l.CheckpointOwner != "":
