@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/checkpoint"
@@ -83,12 +84,18 @@ func single(t *testing.T, p consumer.RecordProcessor, mod func(*consumer.Config)
 	return srv, store, c, done
 }
 
+// put stores data in one PutRecords call: the records arrive together, so
+// a poll sees all of them or none, however the goroutines are scheduled
+// (one PutRecord each let a poll land between them on a busy machine).
 func put(t *testing.T, srv *kinesistest.Server, data ...string) {
 	t.Helper()
-	for _, d := range data {
-		_, err := srv.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String("k"), Data: []byte(d)})
-		require.NoError(t, err)
+	entries := make([]types.PutRecordsRequestEntry, len(data))
+	for i, d := range data {
+		entries[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String("k"), Data: []byte(d)}
 	}
+	out, err := srv.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries})
+	require.NoError(t, err)
+	require.Zero(t, aws.ToInt32(out.FailedRecordCount))
 }
 
 // chanProc hands each call to the test.
