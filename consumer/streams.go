@@ -78,7 +78,11 @@ func (c *Consumer) multi() bool { return c.cfg.Streams != nil }
 // streamOf returns the stream of a lease, resolving (describe, fan-out
 // registration) a stream this worker does not track: a lease of a stream
 // another worker added, or of a former stream whose leases are kept. Such
-// an orphan starts at OrphanInitialPosition, as in KCL.
+// an orphan starts at OrphanInitialPosition, as in KCL. It is described
+// once, by an ARN built from the identifier's account (it may be another
+// account's stream) and the region of this worker's client, as KCL does;
+// an identifier whose stream no longer exists (deleted, or recreated with
+// a new creation epoch) fails with an error matching ResourceNotFound.
 func (c *Consumer) streamOf(ctx context.Context, l lease.Lease) (*stream, error) {
 	c.mu.Lock()
 	s := c.streams[l.StreamID]
@@ -98,8 +102,27 @@ func (c *Consumer) streamOf(ctx context.Context, l lease.Lease) (*stream, error)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: lease %s: %w", l.Key, err)
 	}
-	s = &stream{id: l.StreamID, name: id.StreamName, initial: c.cfg.OrphanInitialPosition, consumerName: c.cfg.ConsumerName}
-	if err := c.resolve(ctx, s, StreamConfig{Name: id.StreamName, ID: id}); err != nil {
+	sc := StreamConfig{ARN: c.orphanARN(id), ID: id}
+	if sc.ARN == "" {
+		sc.Name = id.StreamName // by name: in the client's own account
+	}
+	d, err := c.describe(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	if got := arnAccount(aws.ToString(d.StreamARN)); got != id.AccountID {
+		return nil, fmt.Errorf("consumer: lease %s: stream of account %s, the client's region unknown: described %s of account %s instead",
+			l.Key, id.AccountID, aws.ToString(d.StreamARN), got)
+	}
+	if got := aws.ToTime(d.StreamCreationTimestamp).Unix(); got != id.CreationEpoch {
+		return nil, fmt.Errorf("consumer: stream %s: created at epoch %d, the lease's identifier names the stream of epoch %d: %w",
+			aws.ToString(d.StreamARN), got, id.CreationEpoch, &types.ResourceNotFoundException{Message: aws.String("stream " + l.StreamID + " no longer exists")})
+	}
+	s = &stream{name: id.StreamName, initial: c.cfg.OrphanInitialPosition, consumerName: c.cfg.ConsumerName}
+	if err := c.identify(s, sc, d); err != nil {
+		return nil, err
+	}
+	if err := c.register(ctx, s); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -111,38 +134,58 @@ func (c *Consumer) streamOf(ctx context.Context, l lease.Lease) (*stream, error)
 	return s, nil
 }
 
-// resolve describes the stream (ARN, identifier) and registers its
-// enhanced fan-out consumer. A stream that does not exist fails with an
-// error matching the SDK's ResourceNotFoundException.
+// orphanARN builds the ARN of the stream of id in the region this
+// worker's client calls: the region (and partition) of a stream it has
+// described, else the client's configured region; "" if neither is known
+// (a client that is not a *kinesis.Client, before any stream is
+// described).
+func (c *Consumer) orphanARN(id lease.StreamIdentifier) string {
+	partition, region := "", ""
+	c.mu.Lock()
+	for _, s := range c.streams {
+		if parts := strings.SplitN(s.arn, ":", 6); len(parts) == 6 && parts[3] != "" {
+			partition, region = parts[1], parts[3]
+			break
+		}
+	}
+	c.mu.Unlock()
+	if region == "" {
+		if o, ok := c.kc.(interface{ Options() kinesis.Options }); ok {
+			region = o.Options().Region
+			partition = partitionOf(region)
+		}
+	}
+	if region == "" {
+		return ""
+	}
+	return fmt.Sprintf("arn:%s:kinesis:%s:%s:stream/%s", partition, region, id.AccountID, id.StreamName)
+}
+
+// partitionOf returns the ARN partition of a region.
+func partitionOf(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	case strings.HasPrefix(region, "us-iso-"):
+		return "aws-iso"
+	case strings.HasPrefix(region, "us-isob-"):
+		return "aws-iso-b"
+	}
+	return "aws"
+}
+
+// resolve describes the stream (ARN, identifier), retrying every error
+// but ResourceNotFound, and registers its enhanced fan-out consumer.
+// Single-stream mode's start-up: there is nothing else to do meanwhile.
 func (c *Consumer) resolve(ctx context.Context, s *stream, sc StreamConfig) error {
-	s.byARN = sc.ARN != ""
 	rt := retrier{b: c.cfg.ThrottleBackoff}
 	for {
-		in := &kinesis.DescribeStreamSummaryInput{}
-		if sc.ARN != "" {
-			in.StreamARN = aws.String(sc.ARN)
-		} else {
-			in.StreamName = aws.String(sc.Name)
-		}
-		out, err := c.kc.DescribeStreamSummary(ctx, in)
+		d, err := c.describe(ctx, sc)
 		if err == nil {
-			d := out.StreamDescriptionSummary
-			if d == nil {
-				d = &types.StreamDescriptionSummary{}
-			}
-			s.arn = aws.ToString(d.StreamARN)
-			if s.name == "" {
-				s.name = aws.ToString(d.StreamName)
-			}
-			if c.multi() && s.id == "" {
-				id := sc.ID
-				if id == (lease.StreamIdentifier{}) {
-					id = lease.StreamIdentifier{AccountID: arnAccount(s.arn), StreamName: s.name, CreationEpoch: aws.ToTime(d.StreamCreationTimestamp).Unix()}
-				}
-				if err := id.Validate(); err != nil {
-					return fmt.Errorf("consumer: stream %s: identifier (set StreamConfig.ID): %w", s.label(), err)
-				}
-				s.id = id.String()
+			if err := c.identify(s, sc, d); err != nil {
+				return err
 			}
 			break
 		}
@@ -150,29 +193,85 @@ func (c *Consumer) resolve(ctx context.Context, s *stream, sc StreamConfig) erro
 			return ctx.Err()
 		}
 		if isResourceNotFound(err) {
-			return fmt.Errorf("consumer: stream %s: %w", sc.Name+sc.ARN, err)
+			return err
 		}
 		c.log.Warn("DescribeStreamSummary failed; retrying", "stream", sc.Name+sc.ARN, "err", err)
 		if err := clock.Sleep(ctx, c.cfg.Clock, rt.next()); err != nil {
 			return err
 		}
 	}
+	return c.register(ctx, s)
+}
+
+// describe calls DescribeStreamSummary once for the stream of sc. A stream
+// that does not exist fails with an error matching the SDK's
+// ResourceNotFoundException.
+func (c *Consumer) describe(ctx context.Context, sc StreamConfig) (*types.StreamDescriptionSummary, error) {
+	in := &kinesis.DescribeStreamSummaryInput{}
+	if sc.ARN != "" {
+		in.StreamARN = aws.String(sc.ARN)
+	} else {
+		in.StreamName = aws.String(sc.Name)
+	}
+	out, err := c.kc.DescribeStreamSummary(ctx, in)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("consumer: stream %s: %w", sc.Name+sc.ARN, err)
+	}
+	if out.StreamDescriptionSummary == nil {
+		return &types.StreamDescriptionSummary{}, nil
+	}
+	return out.StreamDescriptionSummary, nil
+}
+
+// identify fills s from its description: ARN, name and, in multi-stream
+// mode, the identifier (sc.ID, else account, name and creation epoch of
+// the described stream). A configured ID naming another stream (name or
+// account) is rejected.
+func (c *Consumer) identify(s *stream, sc StreamConfig, d *types.StreamDescriptionSummary) error {
+	s.byARN = sc.ARN != ""
+	s.arn = aws.ToString(d.StreamARN)
+	if s.name == "" {
+		s.name = aws.ToString(d.StreamName)
+	}
+	if c.multi() {
+		id := sc.ID
+		derived := lease.StreamIdentifier{AccountID: arnAccount(s.arn), StreamName: aws.ToString(d.StreamName), CreationEpoch: aws.ToTime(d.StreamCreationTimestamp).Unix()}
+		if id == (lease.StreamIdentifier{}) {
+			id = derived
+		} else if id.StreamName != derived.StreamName || id.AccountID != derived.AccountID {
+			return fmt.Errorf("%w: stream %s: ID %s names another stream than %s", ErrInvalidConfig, s.label(), id, s.arn)
+		}
+		if err := id.Validate(); err != nil {
+			return fmt.Errorf("consumer: stream %s: identifier (set StreamConfig.ID): %w", s.label(), err)
+		}
+		s.id = id.String()
+	}
 	s.log = c.log
 	if c.multi() {
 		s.log = c.log.With("stream", s.name)
 	}
-	if c.cfg.EnhancedFanOut {
-		arn := s.fixedConsumerARN
-		if arn == "" {
-			var err error
-			if arn, err = c.registerConsumer(ctx, c.kc.(FanOutKinesis), s); err != nil {
-				return fmt.Errorf("consumer: %w", err)
-			}
-		}
-		c.mu.Lock()
-		s.consumerARN = arn
-		c.mu.Unlock()
+	return nil
+}
+
+// register registers the stream's enhanced fan-out consumer, unless its
+// ARN is configured.
+func (c *Consumer) register(ctx context.Context, s *stream) error {
+	if !c.cfg.EnhancedFanOut {
+		return nil
 	}
+	arn := s.fixedConsumerARN
+	if arn == "" {
+		var err error
+		if arn, err = c.registerConsumer(ctx, c.kc.(FanOutKinesis), s); err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+	}
+	c.mu.Lock()
+	s.consumerARN = arn
+	c.mu.Unlock()
 	return nil
 }
 
