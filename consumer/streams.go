@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -33,11 +32,9 @@ type stream struct {
 	consumerARN      string
 	log              *slog.Logger
 	// configured: made from a StreamConfig (not an orphan); tracked:
-	// listed by the last Streams call (multi-stream mode); goneSince: when
-	// this worker first saw it missing (zero while listed).
+	// listed by the last Streams call (multi-stream mode).
 	configured bool
 	tracked    bool
-	goneSince  time.Time
 }
 
 func (s *stream) label() string {
@@ -286,13 +283,24 @@ func arnAccount(arn string) string {
 }
 
 // syncStreams calls Streams and brings the tracked set up to date: new
-// streams are resolved and get their leases, streams missing from the set
-// are stamped, and their leases deleted once missing for
-// FormerStreamsDeleteAfter. It returns how many leases it created, and
-// the Streams function's error (the set is then unchanged). A stream that
-// cannot be resolved or synced is logged and retried at the next call.
+// streams are resolved and get their leases, and streams missing from the
+// set are stamped and their leases deleted once missing for
+// FormerStreamsDeleteAfter. With that policy on, the streams of the lease
+// table's leases count too (as KCL seeds its stream map from the lease
+// table): a stream removed while no worker ran is still deleted. A stream
+// configured without ID is described at every call: a stream recreated
+// under its name has a new identifier, and is a new stream (the old one a
+// former stream). It returns how many leases it created, and the Streams
+// function's error (the set is then unchanged). A stream that cannot be
+// described or synced is tried once, reported at Error and retried at the
+// next call; the others go on.
 func (c *Consumer) syncStreams(ctx context.Context) (int, error) {
-	cfgs, err := c.cfg.Streams(ctx)
+	var cfgs []StreamConfig
+	err := safeCall(func() error {
+		var err error
+		cfgs, err = c.cfg.Streams(ctx)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("consumer: Streams: %w", err)
 	}
@@ -302,13 +310,15 @@ func (c *Consumer) syncStreams(ctx context.Context) (int, error) {
 	var errs []error
 	defer func() {
 		if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
-			c.log.Warn("stream sync incomplete; retrying at the next one", "err", err)
+			c.log.Error("stream sync incomplete; retrying at the next one", "err", err)
 		}
 	}()
 	for _, sc := range cfgs {
 		s, err := c.trackStream(ctx, sc)
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if s == nil {
 			continue
 		}
 		listed[s.id] = true
@@ -322,54 +332,84 @@ func (c *Consumer) syncStreams(ctx context.Context) (int, error) {
 			created += n
 		}
 		c.mu.Lock()
-		s.tracked, s.goneSince = true, time.Time{}
+		s.tracked = true
+		delete(c.goneSince, s.id)
 		c.mu.Unlock()
 	}
-	var former []*stream
+	known := map[string]bool{}
+	if c.cfg.FormerStreamsDeleteAfter > 0 {
+		ls, err := c.store.List(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("consumer: former streams: %w", err))
+		}
+		for _, l := range ls {
+			if l.StreamID != "" {
+				known[l.StreamID] = true
+			}
+		}
+	}
+	var former []string
 	c.mu.Lock()
-	for id, s := range c.streams {
+	for id := range c.streams {
+		known[id] = true
+	}
+	for id := range known {
 		if listed[id] {
 			continue
 		}
-		if s.tracked && s.goneSince.IsZero() {
-			s.goneSince = now
-			s.log.Info("stream no longer listed", "stream_id", id, "delete_after", c.cfg.FormerStreamsDeleteAfter)
+		if s := c.streams[id]; s != nil {
+			s.tracked = false
 		}
-		s.tracked = false
-		if c.cfg.FormerStreamsDeleteAfter > 0 && !s.goneSince.IsZero() && now.Sub(s.goneSince) >= c.cfg.FormerStreamsDeleteAfter {
-			former = append(former, s)
+		since, ok := c.goneSince[id]
+		if !ok {
+			since = now
+			c.goneSince[id] = now
+			c.log.Info("stream not listed", "stream_id", id, "delete_after", c.cfg.FormerStreamsDeleteAfter)
+		}
+		if c.cfg.FormerStreamsDeleteAfter > 0 && now.Sub(since) >= c.cfg.FormerStreamsDeleteAfter {
+			former = append(former, id)
 		}
 	}
 	c.mu.Unlock()
-	for _, s := range former {
-		n, err := c.deleteStreamLeases(ctx, s.id)
+	slices.Sort(former)
+	for _, id := range former {
+		n, err := c.deleteStreamLeases(ctx, id)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		s.log.Info("former stream's leases deleted", "stream_id", s.id, "deleted", n)
+		c.log.Info("former stream's leases deleted", "stream_id", id, "deleted", n)
 		c.mu.Lock()
-		delete(c.streams, s.id)
+		delete(c.streams, id)
+		delete(c.goneSince, id)
 		c.mu.Unlock()
 	}
 	return created, nil
 }
 
-// trackStream returns the stream for sc, resolving it the first time.
+// trackStream returns the stream for sc, describing it the first time,
+// and at every call when sc has no ID (the identifier of a stream
+// recreated under the same name changes). A stream already tracked whose
+// describe fails is returned with the error: it stays listed.
 func (c *Consumer) trackStream(ctx context.Context, sc StreamConfig) (*stream, error) {
 	if sc.Name == "" && sc.ARN == "" {
 		return nil, fmt.Errorf("%w: a StreamConfig has neither Name nor ARN", ErrInvalidConfig)
 	}
+	noID := sc.ID == (lease.StreamIdentifier{})
+	var cur *stream
 	c.mu.Lock()
 	for _, s := range c.streams {
 		byARN := sc.ARN != "" && s.arn == sc.ARN
-		byName := sc.ARN == "" && s.name == sc.Name && (sc.ID == (lease.StreamIdentifier{}) || s.id == sc.ID.String())
-		if s.configured && (byARN || byName) {
-			c.mu.Unlock()
-			return s, nil
+		byName := sc.ARN == "" && s.name == sc.Name && (noID || s.id == sc.ID.String())
+		// Of several incarnations of one name, the tracked one.
+		if s.configured && (byARN || byName) && (cur == nil || s.tracked) {
+			cur = s
 		}
 	}
 	c.mu.Unlock()
+	if cur != nil && !noID {
+		return cur, nil
+	}
 	s := &stream{name: sc.Name, initial: c.cfg.InitialPosition, consumerName: c.cfg.ConsumerName, fixedConsumerARN: sc.ConsumerARN, configured: true}
 	if sc.InitialPosition != nil {
 		if err := sc.InitialPosition.validate(); err != nil {
@@ -380,13 +420,32 @@ func (c *Consumer) trackStream(ctx context.Context, sc StreamConfig) (*stream, e
 	if sc.ConsumerName != "" {
 		s.consumerName = sc.ConsumerName
 	}
-	if err := c.resolve(ctx, s, sc); err != nil {
+	d, err := c.describe(ctx, sc)
+	if err != nil {
+		return cur, err
+	}
+	if err := c.identify(s, sc, d); err != nil {
+		return nil, err
+	}
+	if cur != nil && cur.id == s.id {
+		return cur, nil
+	}
+	c.mu.Lock()
+	if old := c.streams[s.id]; old != nil && old.configured {
+		c.mu.Unlock()
+		return old, nil
+	}
+	c.mu.Unlock()
+	if cur != nil {
+		cur.log.Warn("stream recreated: it is a new stream, the old one's leases are a former stream's", "stream_id", s.id, "former_stream_id", cur.id)
+	}
+	if err := c.register(ctx, s); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cur := c.streams[s.id]; cur != nil && cur.configured {
-		return cur, nil
+	if old := c.streams[s.id]; old != nil && old.configured {
+		return old, nil
 	}
 	// An orphan resolved by a pipeline is replaced by the configured
 	// stream (its initial position and fan-out consumer apply from now).
