@@ -132,9 +132,15 @@ type Config struct {
 	// once the stream has been missing from this worker's set for that
 	// long (on Clock), its leases are deleted, ending its processing on
 	// every worker; a stream that comes back before is kept (KCL's
-	// FORMER_STREAMS_AUTO_DETECTION_DEFERRED_DELETION). Choose it well
-	// above every worker's StreamSyncInterval: a worker whose set is older
-	// could still be adding the stream.
+	// FORMER_STREAMS_AUTO_DETECTION_DEFERRED_DELETION). Every stream of
+	// the lease table counts, not only those this process once listed (as
+	// KCL seeds its stream map from the lease table): a stream removed
+	// while the fleet was down is deleted too; this costs one lease table
+	// scan per stream sync. A stream recreated under the same name is a
+	// new stream (new creation epoch), the old one a former stream.
+	// Choose it well above every worker's StreamSyncInterval: a worker
+	// whose set is older could still be adding the stream. Leases are
+	// never deleted because one worker failed to describe their stream.
 	FormerStreamsDeleteAfter time.Duration
 	// OrphanInitialPosition is the initial position for leases of streams
 	// this worker's set does not list (another worker's newer set, or a

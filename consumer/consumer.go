@@ -34,6 +34,10 @@ type Consumer struct {
 	// changes (under mu) when a deregistered fan-out consumer is
 	// registered again.
 	streams map[string]*stream
+	// goneSince is when this worker first saw a stream id (of its
+	// streams, or with FormerStreamsDeleteAfter of the lease table)
+	// missing from its set; under mu.
+	goneSince map[string]time.Time
 
 	syncNow chan struct{} // asks the shard sync loop to run now
 
@@ -82,18 +86,19 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return &Consumer{
-		cfg:      cfg,
-		kc:       kc,
-		store:    store,
-		factory:  factory,
-		log:      log,
-		coord:    coord,
-		syncNow:  make(chan struct{}, 1),
-		streams:  make(map[string]*stream),
-		shards:   make(map[string]*shardHandle),
-		ended:    make(chan struct{}),
-		graceful: make(chan struct{}),
-		done:     make(chan struct{}),
+		cfg:       cfg,
+		kc:        kc,
+		store:     store,
+		factory:   factory,
+		log:       log,
+		coord:     coord,
+		syncNow:   make(chan struct{}, 1),
+		streams:   make(map[string]*stream),
+		goneSince: make(map[string]time.Time),
+		shards:    make(map[string]*shardHandle),
+		ended:     make(chan struct{}),
+		graceful:  make(chan struct{}),
+		done:      make(chan struct{}),
 	}, nil
 }
 

@@ -58,7 +58,10 @@
 // StreamSyncInterval, with one lease table in KCL's multi-stream layout
 // (see package lease). Streams that appear get leases at once; a stream
 // that disappears keeps its leases for FormerStreamsDeleteAfter (0: for
-// good) and is then deleted, unless it came back. Each stream has its own
+// good) and is then deleted, unless it came back; that policy alone
+// deletes leases (a failed lookup of an orphan's stream only hands the
+// lease back). A stream recreated under its name is a new stream, since
+// its identifier holds the creation epoch. Each stream has its own
 // initial position and enhanced fan-out consumer; every processor input
 // carries its StreamRef, logs a "stream" attribute, and Metrics get the
 // lease key. MaxLeasesForWorker and balancing span all streams, since the

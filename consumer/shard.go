@@ -124,30 +124,18 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 	}
 }
 
-// noStream handles a lease whose stream cannot be resolved: a stream
-// deleted in Kinesis that this worker does not track has its leases
-// deleted at once (as KCL does for a ResourceNotFound stream missing from
-// its list); otherwise the lease is handed back, for another try later.
+// noStream handles a lease whose stream cannot be resolved: the lease is
+// handed back, for another try later. Its leases are never deleted from
+// here: one worker's failed lookup (another account's stream, a role that
+// may not describe it, a throttled call) says nothing about the stream;
+// the leases of a stream that is gone are the stream sync's to delete
+// (FormerStreamsDeleteAfter).
 func (c *Consumer) noStream(ctx context.Context, l lease.Lease, err error) {
 	log := c.log.With("lease", l.Key)
 	if ctx.Err() != nil {
 		return
 	}
-	if isResourceNotFound(err) && c.multi() {
-		c.mu.Lock()
-		tracked := c.streams[l.StreamID] != nil && c.streams[l.StreamID].tracked
-		c.mu.Unlock()
-		if !tracked {
-			n, derr := c.deleteStreamLeases(context.WithoutCancel(ctx), l.StreamID)
-			if derr == nil {
-				log.Warn("stream of the lease no longer exists and is not listed; its leases were deleted", "stream_id", l.StreamID, "deleted", n, "err", err)
-				return
-			}
-			log.Warn("stream of the lease no longer exists; deleting its leases failed", "stream_id", l.StreamID, "err", derr)
-		}
-	} else {
-		log.Warn("stream of the lease cannot be resolved; handing the lease back", "err", err)
-	}
+	log.Error("stream of the lease cannot be resolved; handing the lease back", "stream_id", l.StreamID, "err", err)
 	c.release(ctx, l.Key, log)
 }
 
