@@ -18,10 +18,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -34,7 +32,6 @@ import (
 	"github.com/shardflow/shardflow/examples/internal/target"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
-	"github.com/shardflow/shardflow/producer"
 )
 
 type options struct {
@@ -132,7 +129,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		srv := kinesistest.New(kinesistest.Options{})
 		defer srv.Close()
 		srv.MustCreateStream(o.stream, o.shards)
-		if err := produceDemo(ctx, srv, o.stream, o.demo, log); err != nil {
+		if err := target.ProduceDemo(ctx, srv, o.stream, o.demo, log); err != nil {
 			return err
 		}
 		kc, store = srv, lease.NewMemoryStore()
@@ -181,31 +178,4 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 
 func logStats(log *slog.Logger, s SinkStats) {
 	log.Info("pgsink: progress", "batches", s.Batches, "inserted", s.Inserted, "duplicates", s.Duplicates, "dead_lettered", s.DeadLettered)
-}
-
-// produceDemo puts n JSON records matching the default -columns into the
-// in-memory stream; every 50th is not JSON, to show the dead-letter table.
-func produceDemo(ctx context.Context, srv *kinesistest.Server, stream string, n int, log *slog.Logger) error {
-	if n <= 0 {
-		return nil
-	}
-	p, err := producer.New(srv, stream, producer.Config{Logger: log})
-	if err != nil {
-		return err
-	}
-	base := rand.Int64N(1 << 40)
-	for i := range n {
-		data := fmt.Appendf(nil, `{"id":%d,"name":"demo-%d","ts":%q}`, base+int64(i), i, time.Now().UTC().Format(time.RFC3339Nano))
-		if i%50 == 49 {
-			data = []byte("not json " + strconv.Itoa(i))
-		}
-		if _, err := p.Put(ctx, strconv.Itoa(i), data); err != nil {
-			return err
-		}
-	}
-	if err := p.Close(ctx); err != nil {
-		return fmt.Errorf("demo producer: %w", err)
-	}
-	log.Info("pgsink: demo records produced", "records", n, "stream", stream)
-	return nil
 }

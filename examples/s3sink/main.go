@@ -21,12 +21,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -43,7 +41,6 @@ import (
 	"github.com/shardflow/shardflow/examples/internal/target"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
-	"github.com/shardflow/shardflow/producer"
 )
 
 type options struct {
@@ -120,7 +117,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		srv := kinesistest.New(kinesistest.Options{})
 		defer srv.Close()
 		srv.MustCreateStream(o.stream, o.shards)
-		if err := produceDemo(ctx, srv, o.stream, o.demo, log); err != nil {
+		if err := target.ProduceDemo(ctx, srv, o.stream, o.demo, log); err != nil {
 			return err
 		}
 		s3srv := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
@@ -182,33 +179,6 @@ func ConsumerConfig(c consumer.Config) consumer.Config {
 func logStats(log *slog.Logger, s Stats) {
 	log.Info("s3sink: progress", "objects", s.Objects, "records", s.Records, "error_objects", s.ErrorObjects,
 		"bad_records", s.BadRecords, "bytes_in", s.BytesIn, "bytes_out", s.BytesOut, "recovered_cuts", s.Recovered)
-}
-
-// produceDemo puts n JSON records matching the default -schema into the
-// in-memory stream; every 50th is malformed, to show the error prefix.
-func produceDemo(ctx context.Context, srv *kinesistest.Server, stream string, n int, log *slog.Logger) error {
-	if n <= 0 {
-		return nil
-	}
-	p, err := producer.New(srv, stream, producer.Config{Logger: log})
-	if err != nil {
-		return err
-	}
-	base := rand.Int64N(1 << 40)
-	for i := range n {
-		data := fmt.Appendf(nil, `{"id":%d,"name":"demo-%d","ts":%q}`, base+int64(i), i, time.Now().UTC().Format(time.RFC3339Nano))
-		if i%50 == 49 {
-			data = []byte("not json " + strconv.Itoa(i))
-		}
-		if _, err := p.Put(ctx, strconv.Itoa(i), data); err != nil {
-			return err
-		}
-	}
-	if err := p.Close(ctx); err != nil {
-		return fmt.Errorf("demo producer: %w", err)
-	}
-	log.Info("s3sink: demo records produced", "records", n, "stream", stream)
-	return nil
 }
 
 // copyOut downloads every object of bucket into dir, keeping the keys as

@@ -13,6 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -178,4 +181,33 @@ func RunUntilDone(ctx context.Context, c *consumer.Consumer, interval, shutdownT
 		err = nil
 	}
 	return err
+}
+
+// ProduceDemo puts n JSON records ({"id","name","ts"}) into stream, every
+// 50th malformed so that the examples' error paths (dead-letter table,
+// error prefix) show, and waits for every outcome.
+func ProduceDemo(ctx context.Context, kc producer.Client, stream string, n int, log *slog.Logger) error {
+	if n <= 0 {
+		return nil
+	}
+	p, err := producer.New(kc, stream, producer.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	base := rand.Int64N(1 << 40)
+	for i := range n {
+		data := fmt.Appendf(nil, `{"id":%d,"name":"demo-%d","ts":%q}`, base+int64(i), i, time.Now().UTC().Format(time.RFC3339Nano))
+		if i%50 == 49 {
+			data = []byte("not json " + strconv.Itoa(i))
+		}
+		if _, err := p.Put(ctx, strconv.Itoa(i), data); err != nil {
+			_ = p.Close(ctx)
+			return err
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		return fmt.Errorf("demo producer: %w", err)
+	}
+	log.Info("demo records produced", "records", n, "stream", stream)
+	return nil
 }
