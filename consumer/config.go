@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 	"github.com/shardflow/shardflow/lease"
 )
 

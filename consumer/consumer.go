@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardflow/shardflow/checkpoint"
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 	"github.com/shardflow/shardflow/lease"
 )
 

@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shardflow/shardflow/clock"
 	"github.com/shardflow/shardflow/consumer"
-	"github.com/shardflow/shardflow/internal/clock"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
 )

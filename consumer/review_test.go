@@ -15,8 +15,8 @@ import (
 
 	"github.com/shardflow/shardflow/aggregation"
 	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/clock"
 	"github.com/shardflow/shardflow/consumer"
-	"github.com/shardflow/shardflow/internal/clock"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
 )

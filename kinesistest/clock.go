@@ -3,18 +3,22 @@ package kinesistest
 import (
 	"time"
 
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 )
 
 // Clock is the time source a Server (and shardflow's producer, consumer and
-// lease coordinator) runs on. Tests outside this module use it, with
-// NewFakeClock, to expire iterators and leases without waiting.
+// lease coordinator) runs on.
+//
+// Deprecated: use clock.Clock from github.com/shardflow/shardflow/clock.
+// This alias forwards to it so existing tests keep compiling.
 type Clock = clock.Clock
 
-// FakeClock is a manually advanced Clock: timers fire when Advance reaches
-// their deadline, and BlockUntil waits until code under test is waiting on
-// one, so tests need no sleeps.
+// FakeClock is a manually advanced Clock.
+//
+// Deprecated: use clock.Fake from github.com/shardflow/shardflow/clock.
 type FakeClock = clock.Fake
 
 // NewFakeClock returns a FakeClock set to start (a fixed instant when zero).
+//
+// Deprecated: use clock.NewFake from github.com/shardflow/shardflow/clock.
 func NewFakeClock(start time.Time) *FakeClock { return clock.NewFake(start) }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 )
 
 // Hook is called at the start of every operation with its name (OpPutRecords,

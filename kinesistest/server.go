@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 )
 
 // Options configures a Server. The zero value is a usable fake with the real

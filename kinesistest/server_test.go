@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 )
 
 func newTestServer(t *testing.T, opts Options) (*Server, *clock.Fake) {

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/checkpoint"
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 )
 
 // runCoordinator runs a coordinator on a fake clock that the test never

@@ -7,7 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 )
 
 // Kinesis service limits the producer enforces.

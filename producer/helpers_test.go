@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/aggregation"
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 	"github.com/shardflow/shardflow/kinesistest"
 )
 

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 )
 
 // Sink is where the agent sends records: the shardflow producer in

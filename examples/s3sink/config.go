@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shardflow/shardflow/internal/clock"
+	"github.com/shardflow/shardflow/clock"
 )
 
 // Partitioning is the layout of the time partition in an object's key, from

@@ -24,9 +24,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/clock"
 	"github.com/shardflow/shardflow/consumer"
 	"github.com/shardflow/shardflow/examples/internal/target"
-	"github.com/shardflow/shardflow/internal/clock"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
 	"github.com/shardflow/shardflow/producer"

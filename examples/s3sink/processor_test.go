@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/clock"
 	"github.com/shardflow/shardflow/consumer"
-	"github.com/shardflow/shardflow/internal/clock"
 )
 
 const bucket = "lake"
