@@ -98,7 +98,11 @@ const (
 	DefaultParentShardPollInterval = 10 * time.Second
 	DefaultMaxPrefetchBatches      = 3
 	DefaultMaxPrefetchBytes        = 8 << 20
-	DefaultShutdownTimeout         = 30 * time.Second
+	// DefaultShutdownTimeout is the bound we recommend for the context
+	// passed to Shutdown (KCL waits as long for a graceful shutdown).
+	// Shutdown itself takes no default: its ctx is the only bound, as for
+	// every blocking call; the examples use this constant.
+	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultStreamSyncInterval is how often the stream set of a
 	// multi-stream consumer is re-evaluated (KCL's
 	// NEW_STREAM_CHECK_INTERVAL_MILLIS).
@@ -107,9 +111,17 @@ const (
 
 // Config configures a Consumer. Zero fields take the documented defaults.
 type Config struct {
-	// ApplicationName names the application; it is the lease table name
-	// (as in KCL) and the default enhanced fan-out consumer name. Required.
+	// ApplicationName names the application; it is the default lease
+	// table name (as in KCL) and the default enhanced fan-out consumer
+	// name. Required.
 	ApplicationName string
+	// TableName is the lease table's name (KCL's tableName), default
+	// ApplicationName. NewWithDynamoDB opens this table; New checks it
+	// against a store that knows its table (lease.DynamoStore does, through
+	// Table()) and fails on a mismatch, so two services cannot share one
+	// table by mistake. Stores that do not know a table (lease.MemoryStore)
+	// are not checked.
+	TableName string
 	// StreamName or StreamARN names the stream; one is required, unless
 	// Streams is set.
 	StreamName string
@@ -261,6 +273,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ApplicationName == "" {
 		return bad("ApplicationName is required")
+	}
+	if c.TableName == "" {
+		c.TableName = c.ApplicationName
 	}
 	if c.Streams != nil {
 		if c.StreamName != "" || c.StreamARN != "" {

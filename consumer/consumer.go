@@ -64,6 +64,10 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 	if err != nil {
 		return nil, err
 	}
+	if t, ok := store.(tableStore); ok && t.Table() != cfg.TableName {
+		return nil, fmt.Errorf("%w: TableName %q (default ApplicationName) does not match the lease store's table %q",
+			ErrInvalidConfig, cfg.TableName, t.Table())
+	}
 	if cfg.EnhancedFanOut {
 		if _, ok := kc.(FanOutKinesis); !ok {
 			return nil, ErrFanOutUnsupported
@@ -109,15 +113,24 @@ func streamLabel(cfg Config) string {
 	return cfg.StreamARN
 }
 
+// tableStore is a lease store that knows its table's name
+// (lease.DynamoStore), checked against Config.TableName.
+type tableStore interface{ Table() string }
+
 // NewWithDynamoDB is New with the lease table in DynamoDB: the table is
-// named cfg.ApplicationName and created (on-demand billing) when missing.
+// named cfg.TableName (default cfg.ApplicationName) and created (on-demand
+// billing) when missing.
 func NewWithDynamoDB(ctx context.Context, kc Kinesis, ddb lease.DynamoDBAPI, factory ProcessorFactory, cfg Config) (*Consumer, error) {
 	if cfg.ApplicationName == "" {
 		return nil, fmt.Errorf("%w: ApplicationName is required", ErrInvalidConfig)
 	}
-	store, err := lease.NewDynamoStore(ctx, ddb, cfg.ApplicationName)
+	table := cfg.TableName
+	if table == "" {
+		table = cfg.ApplicationName
+	}
+	store, err := lease.NewDynamoStore(ctx, ddb, table)
 	if err != nil {
-		return nil, fmt.Errorf("consumer: lease table %s: %w", cfg.ApplicationName, err)
+		return nil, fmt.Errorf("consumer: lease table %s: %w", table, err)
 	}
 	return New(kc, store, factory, cfg)
 }

@@ -41,6 +41,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 				n = 30000
 			}
 			h := newHarnessOn(t, kc, kc, store, stream, n)
+			h.cfg.TableName = store.Table()
 			mod := func(c *consumer.Config) {
 				c.KeepFinishedLeases = true // counted below
 				c.FailoverTime = 3 * time.Second

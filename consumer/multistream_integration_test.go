@@ -27,6 +27,7 @@ func TestIntegrationMultiStream(t *testing.T) {
 			store, err := lease.NewDynamoStore(ctx, itest.DynamoDB(t), itest.Name("ms-leases"))
 			require.NoError(t, err)
 			h := newMSHarness(t, kc, kc, store)
+			h.cfg.TableName = store.Table()
 			h.cfg.FailoverTime = 3 * time.Second
 			h.cfg.StreamSyncInterval = 500 * time.Millisecond
 			h.cfg.ThrottleBackoff.Max = time.Second

@@ -313,7 +313,7 @@ func (l *loadRun) run(ctx context.Context) (summary, error) {
 	var consumeElapsed time.Duration
 	if o.consumes() {
 		l.waitConsumed(ctx, start, consumersDone)
-		sctx, cancel := context.WithTimeout(bg, 30*time.Second)
+		sctx, cancel := context.WithTimeout(bg, consumer.DefaultShutdownTimeout)
 		for _, c := range consumers {
 			if err := c.Shutdown(sctx); err != nil {
 				fmt.Fprintln(os.Stderr, "load: consumer shutdown:", err)

@@ -172,7 +172,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	// Run until the context ends, then shut down gracefully.
-	err = target.RunUntilDone(ctx, c, o.progressInterval, 30*time.Second, func() { logStats(log, sink.Stats()) })
+	err = target.RunUntilDone(ctx, c, o.progressInterval, consumer.DefaultShutdownTimeout, func() { logStats(log, sink.Stats()) })
 	return err
 }
 

@@ -212,7 +212,7 @@ wait:
 		case <-poll.C:
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), consumer.DefaultShutdownTimeout)
 	defer cancel()
 	for _, c := range consumers {
 		if err := c.Shutdown(sctx); err != nil {
