@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/aws/smithy-go"
+
+	"github.com/shardflow/shardflow/internal/awserr"
 )
 
 // Kinesis is the part of *kinesis.Client a polling consumer uses;
@@ -51,55 +51,12 @@ var (
 	ErrFanOutUnsupported = errors.New("consumer: enhanced fan-out needs a client with SubscribeToShard")
 )
 
-func isThrottle(err error) bool {
-	var pt *types.ProvisionedThroughputExceededException
-	var le *types.LimitExceededException
-	var kt *types.KMSThrottlingException
-	if errors.As(err, &pt) || errors.As(err, &le) || errors.As(err, &kt) {
-		return true
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "ProvisionedThroughputExceededException", "LimitExceededException", "KMSThrottlingException", "ThrottlingException":
-			return true
-		}
-	}
-	return false
-}
+func isThrottle(err error) bool { return awserr.IsThrottle(err) }
 
-func isExpiredIterator(err error) bool {
-	var e *types.ExpiredIteratorException
-	if errors.As(err, &e) {
-		return true
-	}
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ExpiredIteratorException"
-}
+func isExpiredIterator(err error) bool { return awserr.HasCode(err, awserr.ExpiredIterator) }
 
-func isResourceNotFound(err error) bool {
-	var e *types.ResourceNotFoundException
-	if errors.As(err, &e) {
-		return true
-	}
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ResourceNotFoundException"
-}
+func isResourceNotFound(err error) bool { return awserr.IsNotFound(err) }
 
-func isInvalidArgument(err error) bool {
-	var e *types.InvalidArgumentException
-	if errors.As(err, &e) {
-		return true
-	}
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "InvalidArgumentException"
-}
+func isInvalidArgument(err error) bool { return awserr.HasCode(err, awserr.InvalidArgument) }
 
-func isResourceInUse(err error) bool {
-	var e *types.ResourceInUseException
-	if errors.As(err, &e) {
-		return true
-	}
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ResourceInUseException"
-}
+func isResourceInUse(err error) bool { return awserr.HasCode(err, awserr.ResourceInUse) }

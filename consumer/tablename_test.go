@@ -30,7 +30,7 @@ func TestTableNameMustMatchStore(t *testing.T) {
 		table, app, store string
 		ok                bool
 	}{
-		"default is the application":  {app: "app", store: "app", ok: true},
+		"default is the application":   {app: "app", store: "app", ok: true},
 		"explicit table":               {table: "leases", app: "app", store: "leases", ok: true},
 		"application is not the table": {app: "app", store: "other-app"},
 		"table is not the store's":     {table: "leases", app: "app", store: "app"},

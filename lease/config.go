@@ -35,12 +35,19 @@ type Config struct {
 	// negative value disables it (KCL's behaviour).
 	ExpiryScanInterval time.Duration
 	// InitialTakeDelay applies when a worker's first take pass finds
-	// unowned leases (a fleet starting on a new table, or after all workers
-	// released their leases): it takes one of them, then waits this long
-	// before taking its share. Workers started within that time see each
-	// other's first lease and split the rest without stealing, so no
-	// records are redelivered at start-up. Default RenewInterval; must be
-	// below TakeInterval. A negative value disables it: the first pass
+	// unowned leases (released, or new) while another worker holds an
+	// unexpired lease: it takes one of them, then waits this long before
+	// taking its share. Workers started within that time see each other's
+	// first lease and split the rest without stealing, so no records are
+	// redelivered at start-up. A worker whose first pass shows no other
+	// worker holding a lease does not wait: it takes its share (all of it)
+	// at once, so a lone service or a test starts every shard at once.
+	// The price: workers started together on a table where nobody holds a
+	// lease (a new table, or after every worker released) are not told
+	// apart from a lone one; the first to scan takes everything and the
+	// others get their share by graceful handoff (HandoffTimeout) once they
+	// have watched the table for FailoverTime. Default RenewInterval; must
+	// be below TakeInterval. A negative value disables it: the first pass
 	// takes everything up to the target at once (KCL's behaviour), and
 	// workers started a moment later steal their share once they have
 	// watched the table for longer than FailoverTime (no worker steals

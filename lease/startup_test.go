@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -24,9 +25,9 @@ func stolenAndLost(f *fleet) (stolen, lost int) {
 	return stolen, lost
 }
 
-// Workers started together on a new table split the leases without a
-// single steal: each takes one lease, and InitialTakeDelay later, seeing
-// the others, its share.
+// Workers started together beside a live worker split the unowned leases
+// without a single steal: each takes one lease, and InitialTakeDelay later,
+// seeing the others, its share.
 func TestStartupSplitWithoutStealing(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -37,7 +38,8 @@ func TestStartupSplitWithoutStealing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 10 {
-				f := newStartupFleet(t, 12)
+				f := newStartupFleet(t, 15)
+				holdForOther(t, f, "w0", 3) // w0 never renews: it expires after FailoverTime
 				for i, id := range []string{"w1", "w2", "w3"} {
 					if tc.stagger == 0 {
 						f.launch(id) // all in the same instant, racing
@@ -51,12 +53,14 @@ func TestStartupSplitWithoutStealing(t *testing.T) {
 				f.clk.BlockUntil(f.idleTimers())
 				f.settle()
 				require.Equal(t, 3, len(f.workers))
+				require.Equal(t, map[string]int{"": 9, "w0": 3, "w1": 1, "w2": 1, "w3": 1}, f.owners(), "one lease each while waiting")
 				// w3's wait ends last.
 				f.advance(f.workers["w3"].c.Config().InitialTakeDelay)
 				f.settle()
-				require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
+				require.Equal(t, map[string]int{"w0": 3, "w1": 4, "w2": 4, "w3": 4}, f.owners())
+				// w0's leases expire and are taken, not stolen.
 				f.advance(2 * takeInterval)
-				require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
+				require.Equal(t, map[string]int{"w1": 5, "w2": 5, "w3": 5}, f.owners())
 				stolen, lost := stolenAndLost(f)
 				require.Zero(t, stolen, "no lease stolen at start-up")
 				require.Zero(t, lost, "no lease lost at start-up")
@@ -67,16 +71,41 @@ func TestStartupSplitWithoutStealing(t *testing.T) {
 	}
 }
 
-// A lone worker starts one shard at once and the rest InitialTakeDelay
-// later, well within one take interval.
-func TestStartupLoneWorkerTakesAllAfterDelay(t *testing.T) {
+// holdForOther makes n of the table's leases owned by id, a worker that is
+// not part of the fleet.
+func holdForOther(t *testing.T, f *fleet, id string, n int) {
+	t.Helper()
+	all, err := f.store.List(context.Background())
+	require.NoError(t, err)
+	for _, l := range all[:n] {
+		_, err := f.store.Take(context.Background(), l, id)
+		require.NoError(t, err)
+	}
+}
+
+// A lone worker (no other worker holds a lease) does not wait
+// InitialTakeDelay: it starts every shard in its first pass.
+func TestStartupLoneWorkerTakesAllAtOnce(t *testing.T) {
 	f := newStartupFleet(t, 8)
 	w := f.start("w1")
-	require.Len(t, w.c.Held(), 1)
-	require.Less(t, w.c.Config().InitialTakeDelay, takeInterval)
-	require.Equal(t, w.c.Config().RenewInterval, w.c.Config().InitialTakeDelay, "default")
-	f.advance(w.c.Config().InitialTakeDelay)
+	require.Positive(t, w.c.Config().InitialTakeDelay)
 	require.Len(t, w.c.Held(), 8)
+}
+
+// A worker started beside a live worker that holds a lease waits
+// InitialTakeDelay before taking more than one unowned lease.
+func TestStartupBesideLiveWorkerWaits(t *testing.T) {
+	f := newStartupFleet(t, 8)
+	w1 := f.start("w1")
+	require.Len(t, w1.c.Held(), 8)
+	require.NoError(t, w1.c.Release(context.Background(), w1.c.Held()[0].Key))
+	require.NoError(t, w1.c.Release(context.Background(), w1.c.Held()[0].Key))
+	w2 := f.start("w2")
+	require.Len(t, w2.c.Held(), 1, "one lease, then the start-up wait")
+	require.Less(t, w2.c.Config().InitialTakeDelay, takeInterval)
+	f.advance(w2.c.Config().InitialTakeDelay)
+	require.Len(t, w2.c.Held(), 2, "the released leases, without stealing")
+	require.Len(t, w1.c.Held(), 6)
 }
 
 // A worker joining a fleet that holds every lease steals nothing until it

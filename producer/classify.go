@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/aws/smithy-go"
+	"github.com/shardflow/shardflow/internal/awserr"
 )
 
 type errClass int
@@ -25,14 +25,12 @@ var ErrRequestTimeout = errors.New("producer: PutRecords timed out")
 const codeIncompleteResult = "IncompleteResultEntry"
 
 func classifyCode(code string) errClass {
-	switch code {
-	case "ProvisionedThroughputExceededException":
+	switch {
+	case code == awserr.ProvisionedThroughputExceed:
+		// Only the stream's throughput: FailIfThrottled (KPL's
+		// failIfThrottled) is about that one.
 		return classThrottled
-	case "ResourceNotFoundException", "AccessDeniedException", "InvalidArgumentException",
-		"ValidationException", "SerializationException", "UnrecognizedClientException",
-		"InvalidSignatureException", "IncompleteSignature", "MissingAuthenticationToken",
-		"KMSDisabledException", "KMSInvalidStateException", "KMSAccessDeniedException",
-		"KMSNotFoundException", "KMSOptInRequired":
+	case awserr.IsPermanentCode(code):
 		return classRejected
 	}
 	// InternalFailure, ServiceUnavailable, LimitExceededException,
@@ -42,9 +40,8 @@ func classifyCode(code string) errClass {
 
 // classifyErr classifies a request-level error and names its code.
 func classifyErr(err error) (errClass, string, string) {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return classifyCode(ae.ErrorCode()), ae.ErrorCode(), ae.ErrorMessage()
+	if code, msg, ok := awserr.Code(err); ok {
+		return classifyCode(code), code, msg
 	}
 	if errors.Is(err, ErrRequestTimeout) {
 		return classTransient, "RequestTimeout", err.Error()
