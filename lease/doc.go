@@ -82,4 +82,15 @@
 // and DeleteFinished find a shard's lineage. Single-stream leases are
 // unchanged (the key is the shard id). The coordinator is not aware of
 // streams otherwise: its bounds and balancing span the whole table.
+//
+// # Errors
+//
+// DynamoStore's errors read "lease: table T: op: ..." and wrap the SDK's
+// error, so errors.As finds DynamoDB's typed errors (for instance
+// *types.ProvisionedThroughputExceededException from
+// github.com/aws/aws-sdk-go-v2/service/dynamodb/types). Two causes have
+// sentinels of their own, since they call for an operator rather than a
+// retry: ErrTableNotFound (the table is missing: errors.As with
+// *types.ResourceNotFoundException matches too) and ErrStoreUnreachable
+// (no response from the endpoint, after the SDK's retries).
 package lease

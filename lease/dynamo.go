@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/internal/awserr"
 )
 
 // DynamoDBAPI is the subset of *dynamodb.Client that DynamoStore uses.
@@ -79,7 +80,7 @@ var _ Store = (*DynamoStore)(nil)
 // it is ACTIVE.
 func NewDynamoStore(ctx context.Context, client DynamoDBAPI, table string, opts ...DynamoOption) (*DynamoStore, error) {
 	if client == nil || table == "" {
-		return nil, errors.New("lease: NewDynamoStore needs a client and a table name")
+		return nil, fmt.Errorf("%w: NewDynamoStore needs a client and a table name", ErrInvalidConfig)
 	}
 	o := dynamoOptions{createTable: true, waitTimeout: 5 * time.Minute, logger: slog.Default()}
 	for _, f := range opts {
@@ -102,7 +103,7 @@ func (s *DynamoStore) ensureTable(ctx context.Context, o dynamoOptions) error {
 		}
 	case errors.As(err, &notFound):
 		if !o.createTable {
-			return fmt.Errorf("lease table %s: %w", s.table, err)
+			return s.fail(err, "describe")
 		}
 		_, err = s.client.CreateTable(ctx, &dynamodb.CreateTableInput{
 			TableName:            aws.String(s.table),
@@ -112,22 +113,52 @@ func (s *DynamoStore) ensureTable(ctx context.Context, o dynamoOptions) error {
 		})
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) { // in use: another worker is creating it
-			return fmt.Errorf("lease table %s: create: %w", s.table, err)
+			return s.fail(err, "create")
 		}
 	default:
-		return fmt.Errorf("lease table %s: describe: %w", s.table, err)
+		return s.fail(err, "describe")
 	}
 	w := dynamodb.NewTableExistsWaiter(s.client, func(wo *dynamodb.TableExistsWaiterOptions) {
 		wo.MinDelay, wo.MaxDelay = 100*time.Millisecond, 5*time.Second
 	})
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.table)}, o.waitTimeout); err != nil {
-		return fmt.Errorf("lease table %s: wait until active: %w", s.table, err)
+		return s.fail(err, "wait until active")
 	}
 	return nil
 }
 
 // Table returns the table name.
 func (s *DynamoStore) Table() string { return s.table }
+
+// fail wraps an error of a DynamoDB call on the table: "lease: table T:
+// op: err", also matching ErrTableNotFound or ErrStoreUnreachable when it
+// is one of those.
+func (s *DynamoStore) fail(err error, format string, a ...any) error {
+	e := &storeError{msg: fmt.Sprintf("lease: table %s: ", s.table) + fmt.Sprintf(format, a...), err: err}
+	switch {
+	case awserr.IsNotFound(err):
+		e.kind = ErrTableNotFound
+	case awserr.IsUnreachable(err):
+		e.kind = ErrStoreUnreachable
+	}
+	return e
+}
+
+// storeError is a failed DynamoDB call; it unwraps to the SDK's error
+// and, if set, kind.
+type storeError struct {
+	msg       string
+	kind, err error
+}
+
+func (e *storeError) Error() string { return e.msg + ": " + e.err.Error() }
+
+func (e *storeError) Unwrap() []error {
+	if e.kind != nil {
+		return []error{e.kind, e.err}
+	}
+	return []error{e.err}
+}
 
 func keyOf(key string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{AttrLeaseKey: &types.AttributeValueMemberS{Value: key}}
@@ -144,7 +175,7 @@ func (s *DynamoStore) List(ctx context.Context) ([]Lease, error) {
 	for {
 		page, err := s.client.Scan(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("lease table %s: scan: %w", s.table, err)
+			return nil, s.fail(err, "scan")
 		}
 		for _, av := range page.Items {
 			if !isLeaseItem(av) {
@@ -187,10 +218,10 @@ func (s *DynamoStore) Get(ctx context.Context, key string) (Lease, error) {
 		TableName: aws.String(s.table), Key: keyOf(key), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return Lease{}, fmt.Errorf("lease %s: get: %w", key, err)
+		return Lease{}, s.fail(err, "get %s", key)
 	}
 	if len(out.Item) == 0 || !isLeaseItem(out.Item) {
-		return Lease{}, fmt.Errorf("lease %s: %w", key, ErrNotFound)
+		return Lease{}, fmt.Errorf("lease: %s: %w", key, ErrNotFound)
 	}
 	return UnmarshalItem(out.Item)
 }
@@ -212,7 +243,7 @@ func (s *DynamoStore) Create(ctx context.Context, l Lease) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("lease %s: create: %w", l.Key, err)
+		return false, s.fail(err, "create %s", l.Key)
 	}
 	return true, nil
 }
@@ -309,14 +340,14 @@ func (s *DynamoStore) apply(ctx context.Context, op string, l Lease, u *update, 
 		case errors.Is(gerr, ErrNotFound):
 			return Lease{}, gerr
 		case gerr != nil:
-			return Lease{}, fmt.Errorf("lease %s: %s: re-read after failed condition: %w", l.Key, op, gerr)
+			return Lease{}, fmt.Errorf("lease: %s %s: re-read after failed condition: %w", op, l.Key, gerr)
 		case landed(cur, want):
 			return cur, nil
 		}
 		return Lease{}, &ConflictError{Op: op, Key: l.Key, Counter: l.Counter, Owner: l.Owner, Current: &cur}
 	}
 	if err != nil {
-		return Lease{}, fmt.Errorf("lease %s: %s: %w", l.Key, op, err)
+		return Lease{}, s.fail(err, "%s %s", op, l.Key)
 	}
 	return UnmarshalItem(out.Attributes)
 }
@@ -343,7 +374,7 @@ func expected(l Lease, f func(*Lease), step int64) Lease {
 // Renew implements Store.
 func (s *DynamoStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
-		return Lease{}, fmt.Errorf("lease %s: renew: no owner", l.Key)
+		return Lease{}, fmt.Errorf("lease: %s: renew: no owner", l.Key)
 	}
 	u := newUpdate(l)
 	// Written on every renewal, 0 included, as KCL 3.x does (it never
@@ -355,7 +386,7 @@ func (s *DynamoStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 // Take implements Store.
 func (s *DynamoStore) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
 	if owner == "" {
-		return Lease{}, fmt.Errorf("lease %s: take: empty owner", l.Key)
+		return Lease{}, fmt.Errorf("lease: %s: take: empty owner", l.Key)
 	}
 	u := newUpdate(l)
 	u.set = append(u.set, "#o = :owner")
@@ -396,7 +427,7 @@ func (s *DynamoStore) MarkHandoff(ctx context.Context, l Lease, next string) (Le
 // CancelHandoff implements Store; it leaves leaseCounter as it is.
 func (s *DynamoStore) CancelHandoff(ctx context.Context, l Lease) (Lease, error) {
 	if !l.InHandoff() {
-		return Lease{}, fmt.Errorf("lease %s: cancel handoff: not in handoff", l.Key)
+		return Lease{}, fmt.Errorf("lease: %s: cancel handoff: not in handoff", l.Key)
 	}
 	u := &update{
 		names:  map[string]string{"#c": AttrLeaseCounter, "#o": AttrLeaseOwner},
@@ -411,7 +442,7 @@ func (s *DynamoStore) CancelHandoff(ctx context.Context, l Lease) (Lease, error)
 // Release implements Store.
 func (s *DynamoStore) Release(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
-		return Lease{}, fmt.Errorf("lease %s: release: no owner", l.Key)
+		return Lease{}, fmt.Errorf("lease: %s: release: no owner", l.Key)
 	}
 	u := newUpdate(l)
 	u.remove = append(u.remove, "#o", "#co")
@@ -421,7 +452,7 @@ func (s *DynamoStore) Release(ctx context.Context, l Lease) (Lease, error) {
 // UpdateCheckpoint implements Store.
 func (s *DynamoStore) UpdateCheckpoint(ctx context.Context, l Lease, pos checkpoint.Position) (Lease, error) {
 	if err := checkStorable(pos); err != nil {
-		return Lease{}, fmt.Errorf("lease %s: checkpoint: %w", l.Key, err)
+		return Lease{}, fmt.Errorf("lease: %s: checkpoint: %w", l.Key, err)
 	}
 	u := newUpdate(l)
 	u.setAttr(AttrCheckpoint, &types.AttributeValueMemberS{Value: positionAttr(pos)})
@@ -444,7 +475,7 @@ func (s *DynamoStore) UpdatePendingCheckpoint(ctx context.Context, l Lease, pos 
 		u.removeAttr(AttrPendingCheckpointState)
 	} else {
 		if err := checkStorable(*pos); err != nil {
-			return Lease{}, fmt.Errorf("lease %s: pending checkpoint: %w", l.Key, err)
+			return Lease{}, fmt.Errorf("lease: %s: pending checkpoint: %w", l.Key, err)
 		}
 		u.setAttr(AttrPendingCheckpoint, &types.AttributeValueMemberS{Value: positionAttr(*pos)})
 		u.setAttr(AttrPendingCheckpointSubSequence, nAttr(pos.SubSequenceNumber))
@@ -479,7 +510,7 @@ func (s *DynamoStore) UpdateChildShards(ctx context.Context, l Lease, children [
 func (s *DynamoStore) Delete(ctx context.Context, key string) error {
 	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: keyOf(key)})
 	if err != nil {
-		return fmt.Errorf("lease %s: delete: %w", key, err)
+		return s.fail(err, "delete %s", key)
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func (s *MemoryStore) Get(ctx context.Context, key string) (Lease, error) {
 	defer s.mu.Unlock()
 	l, ok := s.leases[key]
 	if !ok || !isLeaseItem(l.Extra) {
-		return Lease{}, fmt.Errorf("lease %s: %w", key, ErrNotFound)
+		return Lease{}, fmt.Errorf("lease: %s: %w", key, ErrNotFound)
 	}
 	return l.Clone(), nil
 }
@@ -115,7 +115,7 @@ func (s *MemoryStore) updateStep(ctx context.Context, op string, l Lease, step i
 	defer s.mu.Unlock()
 	cur, ok := s.leases[l.Key]
 	if !ok {
-		return Lease{}, fmt.Errorf("lease %s: %s: %w", l.Key, op, ErrNotFound)
+		return Lease{}, fmt.Errorf("lease: %s: %s: %w", l.Key, op, ErrNotFound)
 	}
 	if cur.Counter != l.Counter || cur.Owner != l.Owner || cur.CheckpointOwner != l.CheckpointOwner {
 		// Same rule as DynamoStore: a write whose effect is already in
@@ -134,7 +134,7 @@ func (s *MemoryStore) updateStep(ctx context.Context, op string, l Lease, step i
 // Renew implements Store.
 func (s *MemoryStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
-		return Lease{}, fmt.Errorf("lease %s: renew: no owner", l.Key)
+		return Lease{}, fmt.Errorf("lease: %s: renew: no owner", l.Key)
 	}
 	return s.update(ctx, "renew", l, func(c *Lease) { c.ThroughputKBps = l.ThroughputKBps })
 }
@@ -142,7 +142,7 @@ func (s *MemoryStore) Renew(ctx context.Context, l Lease) (Lease, error) {
 // Take implements Store.
 func (s *MemoryStore) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
 	if owner == "" {
-		return Lease{}, fmt.Errorf("lease %s: take: empty owner", l.Key)
+		return Lease{}, fmt.Errorf("lease: %s: take: empty owner", l.Key)
 	}
 	return s.update(ctx, "take", l, func(c *Lease) {
 		if switchesOwner(*c, owner) {
@@ -163,7 +163,7 @@ func (s *MemoryStore) MarkHandoff(ctx context.Context, l Lease, next string) (Le
 // CancelHandoff implements Store.
 func (s *MemoryStore) CancelHandoff(ctx context.Context, l Lease) (Lease, error) {
 	if !l.InHandoff() {
-		return Lease{}, fmt.Errorf("lease %s: cancel handoff: not in handoff", l.Key)
+		return Lease{}, fmt.Errorf("lease: %s: cancel handoff: not in handoff", l.Key)
 	}
 	return s.updateStep(ctx, "cancel handoff", l, 0, func(c *Lease) { c.Owner, c.CheckpointOwner = l.CheckpointOwner, "" })
 }
@@ -182,11 +182,11 @@ func switchesOwner(l Lease, owner string) bool {
 func checkHandoff(l Lease, next string) error {
 	switch {
 	case l.Finished():
-		return fmt.Errorf("lease %s: mark handoff: finished (SHARD_END)", l.Key)
+		return fmt.Errorf("lease: %s: mark handoff: finished (SHARD_END)", l.Key)
 	case l.Owner == "" || next == "" || next == l.Owner:
-		return fmt.Errorf("lease %s: mark handoff: needs an owner (%q) and another next owner (%q)", l.Key, l.Owner, next)
+		return fmt.Errorf("lease: %s: mark handoff: needs an owner (%q) and another next owner (%q)", l.Key, l.Owner, next)
 	case l.CheckpointOwner != "":
-		return fmt.Errorf("lease %s: mark handoff: already in handoff from %s", l.Key, l.CheckpointOwner)
+		return fmt.Errorf("lease: %s: mark handoff: already in handoff from %s", l.Key, l.CheckpointOwner)
 	}
 	return nil
 }
@@ -194,7 +194,7 @@ func checkHandoff(l Lease, next string) error {
 // Release implements Store.
 func (s *MemoryStore) Release(ctx context.Context, l Lease) (Lease, error) {
 	if l.Owner == "" {
-		return Lease{}, fmt.Errorf("lease %s: release: no owner", l.Key)
+		return Lease{}, fmt.Errorf("lease: %s: release: no owner", l.Key)
 	}
 	return s.update(ctx, "release", l, func(c *Lease) { c.Owner, c.CheckpointOwner = "", "" })
 }
@@ -202,7 +202,7 @@ func (s *MemoryStore) Release(ctx context.Context, l Lease) (Lease, error) {
 // UpdateCheckpoint implements Store.
 func (s *MemoryStore) UpdateCheckpoint(ctx context.Context, l Lease, pos checkpoint.Position) (Lease, error) {
 	if err := checkStorable(pos); err != nil {
-		return Lease{}, fmt.Errorf("lease %s: checkpoint: %w", l.Key, err)
+		return Lease{}, fmt.Errorf("lease: %s: checkpoint: %w", l.Key, err)
 	}
 	return s.update(ctx, "checkpoint", l, func(c *Lease) {
 		c.Checkpoint = pos
@@ -216,7 +216,7 @@ func (s *MemoryStore) UpdateCheckpoint(ctx context.Context, l Lease, pos checkpo
 func (s *MemoryStore) UpdatePendingCheckpoint(ctx context.Context, l Lease, pos *checkpoint.Position, state []byte) (Lease, error) {
 	if pos != nil {
 		if err := checkStorable(*pos); err != nil {
-			return Lease{}, fmt.Errorf("lease %s: pending checkpoint: %w", l.Key, err)
+			return Lease{}, fmt.Errorf("lease: %s: pending checkpoint: %w", l.Key, err)
 		}
 	}
 	return s.update(ctx, "pending checkpoint", l, func(c *Lease) {

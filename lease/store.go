@@ -25,6 +25,17 @@ var (
 	// ErrLeaseLost is checkpoint.ErrLeaseLost, returned by the Coordinator's
 	// checkpoint writes when the lease is not (or no longer) held.
 	ErrLeaseLost = checkpoint.ErrLeaseLost
+	// ErrTableNotFound is matched by DynamoStore errors caused by the lease
+	// table not existing (DynamoDB's ResourceNotFoundException, also
+	// reachable with errors.As as *types.ResourceNotFoundException): it was
+	// deleted, or NewDynamoStore was told not to create it.
+	ErrTableNotFound = errors.New("lease: table not found")
+	// ErrStoreUnreachable is matched by DynamoStore errors of calls that got
+	// no response (the endpoint refused or dropped the connection, DNS
+	// failed), after the SDK's own retries. Errors DynamoDB returned are
+	// matched with errors.As on the SDK's types instead
+	// (*types.ProvisionedThroughputExceededException, ...).
+	ErrStoreUnreachable = errors.New("lease: store unreachable")
 )
 
 // ConflictError is a failed conditional write. It matches ErrConflict with
