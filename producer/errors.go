@@ -15,22 +15,36 @@ var (
 	ErrBufferFull = errors.New("producer: buffer full")
 	// ErrInvalidRecord is wrapped by every bad-input error from Put.
 	ErrInvalidRecord = errors.New("producer: invalid record")
-	// ErrEmptyPartitionKey, ErrPartitionKeyTooLong, ErrRecordTooLarge and
-	// ErrInvalidExplicitHashKey describe bad input; each also matches
-	// ErrInvalidRecord.
-	ErrEmptyPartitionKey      = &inputError{"empty partition key"}
-	ErrPartitionKeyTooLong    = &inputError{"partition key longer than 256 characters"}
-	ErrRecordTooLarge         = &inputError{"record (data plus partition key) larger than 1 MiB"}
-	ErrInvalidExplicitHashKey = &inputError{"explicit hash key is not a decimal integer in [0, 2^128)"}
+	// ErrEmptyPartitionKey, ErrPartitionKeyTooLong, ErrRecordTooLarge,
+	// ErrInvalidExplicitHashKey and ErrPartitionKeyNotUTF8 describe bad
+	// input; each also matches ErrInvalidRecord. The error Put returns
+	// matches one of them with errors.Is and says the offending size or
+	// value ("partition key is 300 UTF-16 code units, over 256").
+	ErrEmptyPartitionKey      = &inputError{msg: "empty partition key"}
+	ErrPartitionKeyTooLong    = &inputError{msg: "partition key longer than 256 characters"}
+	ErrRecordTooLarge         = &inputError{msg: "record (data plus partition key) larger than 1 MiB"}
+	ErrInvalidExplicitHashKey = &inputError{msg: "explicit hash key is not a decimal integer in [0, 2^128)"}
+	// ErrPartitionKeyNotUTF8: the SDK would send U+FFFD in place of the
+	// bad bytes, so Kinesis would hash another key than the one given.
+	ErrPartitionKeyNotUTF8 = &inputError{msg: "partition key is not valid UTF-8"}
 )
 
-// errPartitionKeyNotUTF8 matches ErrInvalidRecord.
-var errPartitionKeyNotUTF8 = &inputError{"partition key is not valid UTF-8"}
+// inputError is a bad-input error: a sentinel (reason nil) or one with
+// the details of a record, matching its sentinel.
+type inputError struct {
+	msg    string
+	reason *inputError
+}
 
-type inputError struct{ msg string }
+func (e *inputError) Error() string { return "producer: invalid record: " + e.msg }
+func (e *inputError) Is(target error) bool {
+	return target == ErrInvalidRecord || (e.reason != nil && target == e.reason)
+}
 
-func (e *inputError) Error() string        { return "producer: invalid record: " + e.msg }
-func (e *inputError) Is(target error) bool { return target == ErrInvalidRecord }
+// invalid returns reason with details; only bad input pays for it.
+func invalid(reason *inputError, format string, a ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, a...), reason: reason}
+}
 
 // Reasons a record failed; a Result's Err matches exactly one of them with
 // errors.Is (besides wrapped causes).

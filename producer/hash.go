@@ -14,7 +14,7 @@ func hashKey(pk, ehk string) (hi, lo uint64, err error) {
 	if ehk != "" {
 		hi, lo, ok := parseHashKey(ehk)
 		if !ok || (len(ehk) > 1 && ehk[0] == '0') { // Kinesis: 0|([1-9]\d{0,38})
-			return 0, 0, ErrInvalidExplicitHashKey
+			return 0, 0, invalid(ErrInvalidExplicitHashKey, "explicit hash key %.45q is not a decimal integer in [0, 2^128)", ehk)
 		}
 		return hi, lo, nil
 	}
@@ -66,15 +66,32 @@ func checkRecord(pk, ehk string, dataLen int) (hi, lo uint64, err error) {
 	case pk == "":
 		return 0, 0, ErrEmptyPartitionKey
 	case len(pk) > MaxPartitionKeyLength && keyLength(pk) > MaxPartitionKeyLength:
-		return 0, 0, ErrPartitionKeyTooLong
+		return 0, 0, invalid(ErrPartitionKeyTooLong, "partition key is %d UTF-16 code units, over %d", keyLength(pk), MaxPartitionKeyLength)
 	case dataLen+len(pk) > MaxRecordSize:
-		return 0, 0, ErrRecordTooLarge
+		return 0, 0, tooLarge(pk, dataLen)
 	case !utf8.ValidString(pk):
 		// The SDK would send U+FFFD in place of the bad bytes, so Kinesis
 		// would hash another key than the one predicted here.
-		return 0, 0, errPartitionKeyNotUTF8
+		return 0, 0, invalid(ErrPartitionKeyNotUTF8, "partition key is not valid UTF-8 (bad byte at offset %d)", badUTF8(pk))
 	}
 	return hashKey(pk, ehk)
+}
+
+func tooLarge(pk string, dataLen int) error {
+	return invalid(ErrRecordTooLarge, "record is %d bytes (data %d plus partition key %d), over %d",
+		dataLen+len(pk), dataLen, len(pk), MaxRecordSize)
+}
+
+// badUTF8 returns the offset of pk's first byte that is not valid UTF-8.
+func badUTF8(pk string) int {
+	for i, r := range pk {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(pk[i:]); n <= 1 {
+				return i
+			}
+		}
+	}
+	return len(pk)
 }
 
 // keyLength counts a partition key's characters the way Kinesis, a Java
@@ -148,7 +165,7 @@ func (c *keyCache) check(pk, ehk string, dataLen int) (hi, lo uint64, err error)
 			// A cached key was valid UTF-8 and short enough; only the
 			// record's size is left to check.
 			if dataLen+len(pk) > MaxRecordSize {
-				return 0, 0, ErrRecordTooLarge
+				return 0, 0, tooLarge(pk, dataLen)
 			}
 			return e.hi, e.lo, nil
 		}
