@@ -49,6 +49,10 @@ var (
 	// ErrFanOutUnsupported is returned by New when EnhancedFanOut is set
 	// but the Kinesis client does not implement FanOutKinesis.
 	ErrFanOutUnsupported = errors.New("consumer: enhanced fan-out needs a client with SubscribeToShard")
+	// ErrStreamNotFound is matched by the error Run returns when the
+	// stream does not exist (Kinesis's ResourceNotFoundException, which
+	// errors.As with *types.ResourceNotFoundException also finds).
+	ErrStreamNotFound = errors.New("consumer: stream not found")
 )
 
 func isThrottle(err error) bool { return awserr.IsThrottle(err) }

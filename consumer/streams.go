@@ -215,6 +215,9 @@ func (c *Consumer) describe(ctx context.Context, sc StreamConfig) (*types.Stream
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if isResourceNotFound(err) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrStreamNotFound, sc.Name+sc.ARN, err)
+		}
 		return nil, fmt.Errorf("consumer: stream %s: %w", sc.Name+sc.ARN, err)
 	}
 	if out.StreamDescriptionSummary == nil {

@@ -3,6 +3,8 @@ package producer
 import (
 	"errors"
 	"fmt"
+
+	"github.com/shardflow/shardflow/internal/awserr"
 )
 
 // Errors returned by Put and friends before anything is enqueued.
@@ -62,6 +64,12 @@ var (
 	ErrCanceled = errors.New("producer: record canceled")
 )
 
+// ErrStreamNotFound is matched by CheckStream's error, and by a
+// RecordError (besides its reason, ErrRejected) when the stream does not
+// exist: Kinesis's ResourceNotFoundException, which errors.As with
+// *types.ResourceNotFoundException also finds.
+var ErrStreamNotFound = errors.New("producer: stream not found")
+
 // RecordError is the Err of a failed Result. Use errors.Is with the
 // sentinels above (ErrRecordExpired, ErrThrottled, ErrRejected,
 // ErrCanceled, ErrClosed) and errors.As for the SDK error behind it, if
@@ -84,6 +92,12 @@ func (e *RecordError) Error() string {
 		s += ": " + e.Cause.Error()
 	}
 	return s
+}
+
+// Is makes errors.Is(err, ErrStreamNotFound) true for a record that
+// failed because the stream does not exist.
+func (e *RecordError) Is(target error) bool {
+	return target == ErrStreamNotFound && e.Code == awserr.ResourceNotFound
 }
 
 // Unwrap returns the reason and the cause.

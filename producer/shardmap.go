@@ -157,7 +157,43 @@ type unverifiedKR struct {
 const (
 	minRefreshSpacing = time.Second
 	maxRefreshBackoff = 30 * time.Second
+	// failureWarnEvery spaces the warnings of a shard listing that keeps
+	// failing the same way (a stream that does not exist): a reminder,
+	// not a log line per retry.
+	failureWarnEvery = 5 * time.Minute
 )
+
+// failureLog logs a failing shard listing at Warn when it starts failing,
+// when the error changes and every failureWarnEvery while it stays the
+// same (at Debug in between), and at Info when it recovers.
+type failureLog struct {
+	n        int       // failures in a row
+	key      string    // code and message of the last warning
+	lastWarn time.Time // when it was logged
+}
+
+func (f *failureLog) failed(log *slog.Logger, now time.Time, code, msg string, err error, retryIn time.Duration) {
+	f.n++
+	// The code and the service's message, not err's text: that holds a
+	// request id that differs on every call.
+	key := code + ": " + msg
+	if code == "NetworkError" {
+		key = code
+	}
+	if key != f.key || now.Sub(f.lastWarn) >= failureWarnEvery {
+		f.key, f.lastWarn = key, now
+		log.Warn("listing shards failed", "error", err, "retry_in", retryIn, "failures", f.n)
+		return
+	}
+	log.Debug("listing shards failed", "error", err, "retry_in", retryIn, "failures", f.n)
+}
+
+func (f *failureLog) recovered(log *slog.Logger) {
+	if f.n > 0 {
+		log.Info("listing shards works again", "failures", f.n)
+	}
+	*f = failureLog{}
+}
 
 func (p *Producer) refreshLoop(ctx context.Context) error {
 	t := p.clk.NewTimer(0)
@@ -171,6 +207,7 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 	// least minRefreshSpacing after the last read, and after the backoff
 	// of a failed one.
 	var notBefore time.Time
+	var failing failureLog
 	for {
 		requested := false
 		select {
@@ -198,8 +235,9 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 		if err != nil {
 			backoff = min(max(2*backoff, time.Second), maxRefreshBackoff)
 			notBefore = last.Add(backoff)
-			p.log.Warn("listing shards failed", "error", err, "retry_in", backoff)
-			if class, code, msg := classifyErr(err); class == classRejected {
+			class, code, msg := classifyErr(err)
+			failing.failed(p.log, last, code, msg, err, backoff)
+			if class == classRejected {
 				p.failUnmapped(err, code, msg)
 			}
 			p.resendUnverified()
@@ -207,6 +245,7 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
+		failing.recovered(p.log)
 		p.installMap(shards, all)
 		arm(p.cfg.ShardMapRefreshInterval)
 	}
