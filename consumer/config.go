@@ -82,7 +82,8 @@ type StreamConfig struct {
 }
 
 // Backoff is an exponential backoff: Initial, doubled after each failure up
-// to Max, with up to 50% random jitter subtracted.
+// to Max, with full jitter (a random wait up to that delay, as the
+// producer and the AWS SDK retry).
 type Backoff struct {
 	Initial time.Duration
 	Max     time.Duration

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/clock"
+	"github.com/shardflow/shardflow/internal/streamref"
 	"github.com/shardflow/shardflow/lease"
 )
 
@@ -107,10 +108,7 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 }
 
 func streamLabel(cfg Config) string {
-	if cfg.StreamName != "" {
-		return cfg.StreamName
-	}
-	return cfg.StreamARN
+	return streamref.Ref{Name: cfg.StreamName, ARN: cfg.StreamARN}.Label()
 }
 
 // tableStore is a lease store that knows its table's name

@@ -12,21 +12,6 @@ import (
 	"github.com/shardflow/shardflow/checkpoint"
 )
 
-func TestParseUint128(t *testing.T) {
-	max := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1))
-	for _, s := range []string{"0", "1", "18446744073709551615", "18446744073709551616", max.String(), "170141183460469231731687303715884105727"} {
-		v, err := parseUint128(s)
-		require.NoError(t, err, s)
-		b := new(big.Int).Lsh(new(big.Int).SetUint64(v.hi), 64)
-		b.Or(b, new(big.Int).SetUint64(v.lo))
-		require.Equal(t, s, b.String())
-	}
-	for _, s := range []string{"", "-1", "1x", new(big.Int).Add(max, big.NewInt(1)).String()} {
-		_, err := parseUint128(s)
-		require.Error(t, err, s)
-	}
-}
-
 func rawRecord(t *testing.T, seq string, subs ...aggregation.Record) types.Record {
 	t.Helper()
 	if len(subs) == 1 {

@@ -9,25 +9,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/shardflow/shardflow/internal/shardlist"
 	"github.com/shardflow/shardflow/lease"
 )
 
 // listShards returns every shard of the stream, open and closed.
 func (c *Consumer) listShards(ctx context.Context, s *stream) ([]types.Shard, error) {
-	var shards []types.Shard
-	in := s.listInput()
-	for {
-		out, err := c.kc.ListShards(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("list shards: %w", err)
-		}
-		shards = append(shards, out.Shards...)
-		if out.NextToken == nil || *out.NextToken == "" {
-			return shards, nil
-		}
-		// With NextToken the stream must not be named again.
-		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	list := func(ctx context.Context, in *kinesis.ListShardsInput) (*kinesis.ListShardsOutput, error) {
+		return c.kc.ListShards(ctx, in)
 	}
+	shards, err := shardlist.All(ctx, list, s.listInput())
+	if err != nil {
+		return nil, fmt.Errorf("list shards: %w", err)
+	}
+	return shards, nil
 }
 
 // syncShards lists the stream's shards and has the lease package create

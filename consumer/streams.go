@@ -14,6 +14,7 @@ import (
 
 	"github.com/shardflow/shardflow/checkpoint"
 	"github.com/shardflow/shardflow/clock"
+	"github.com/shardflow/shardflow/internal/streamref"
 	"github.com/shardflow/shardflow/lease"
 )
 
@@ -37,12 +38,7 @@ type stream struct {
 	tracked    bool
 }
 
-func (s *stream) label() string {
-	if s.name != "" {
-		return s.name
-	}
-	return s.arn
-}
+func (s *stream) label() string { return streamref.Ref{Name: s.name, ARN: s.arn}.Label() }
 
 // listInput names the stream in a ListShards call.
 func (s *stream) listInput() *kinesis.ListShardsInput {
@@ -54,9 +50,9 @@ func (s *stream) listInput() *kinesis.ListShardsInput {
 // when an ARN was given, else by name.
 func (s *stream) ref() (name, arn *string) {
 	if s.byARN {
-		return nil, aws.String(s.arn)
+		return streamref.Ref{ARN: s.arn}.Input()
 	}
-	return aws.String(s.name), nil
+	return streamref.Ref{Name: s.name}.Input()
 }
 
 func (s *stream) initialCheckpoint() checkpoint.Position {
@@ -140,8 +136,8 @@ func (c *Consumer) orphanARN(id lease.StreamIdentifier) string {
 	partition, region := "", ""
 	c.mu.Lock()
 	for _, s := range c.streams {
-		if parts := strings.SplitN(s.arn, ":", 6); len(parts) == 6 && parts[3] != "" {
-			partition, region = parts[1], parts[3]
+		if a, ok := streamref.ParseARN(s.arn); ok && a.Region != "" {
+			partition, region = a.Partition, a.Region
 			break
 		}
 	}
@@ -155,7 +151,7 @@ func (c *Consumer) orphanARN(id lease.StreamIdentifier) string {
 	if region == "" {
 		return ""
 	}
-	return fmt.Sprintf("arn:%s:kinesis:%s:%s:stream/%s", partition, region, id.AccountID, id.StreamName)
+	return streamref.ARN{Partition: partition, Region: region, Account: id.AccountID, Name: id.StreamName}.String()
 }
 
 // partitionOf returns the ARN partition of a region.
@@ -205,11 +201,7 @@ func (c *Consumer) resolve(ctx context.Context, s *stream, sc StreamConfig) erro
 // ResourceNotFoundException.
 func (c *Consumer) describe(ctx context.Context, sc StreamConfig) (*types.StreamDescriptionSummary, error) {
 	in := &kinesis.DescribeStreamSummaryInput{}
-	if sc.ARN != "" {
-		in.StreamARN = aws.String(sc.ARN)
-	} else {
-		in.StreamName = aws.String(sc.Name)
-	}
+	in.StreamName, in.StreamARN = streamref.Ref{Name: sc.Name, ARN: sc.ARN}.Input()
 	out, err := c.kc.DescribeStreamSummary(ctx, in)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -278,11 +270,8 @@ func (c *Consumer) register(ctx context.Context, s *stream) error {
 // arnAccount returns the account id of a Kinesis stream ARN
 // (arn:partition:kinesis:region:account:stream/name).
 func arnAccount(arn string) string {
-	parts := strings.SplitN(arn, ":", 6)
-	if len(parts) < 6 {
-		return ""
-	}
-	return parts[4]
+	a, _ := streamref.ParseARN(arn)
+	return a.Account
 }
 
 // syncStreams calls Streams and brings the tracked set up to date: new

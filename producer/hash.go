@@ -1,63 +1,30 @@
 package producer
 
 import (
-	"crypto/md5"
-	"encoding/binary"
 	"hash/maphash"
-	"math/bits"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/shardflow/shardflow/internal/hashkey"
 )
 
 // hashKey returns the 128-bit hash key of a record as (high, low) words.
 func hashKey(pk, ehk string) (hi, lo uint64, err error) {
 	if ehk != "" {
-		hi, lo, ok := parseHashKey(ehk)
+		k, ok := hashkey.Parse(ehk)
 		if !ok || (len(ehk) > 1 && ehk[0] == '0') { // Kinesis: 0|([1-9]\d{0,38})
 			return 0, 0, invalid(ErrInvalidExplicitHashKey, "explicit hash key %.45q is not a decimal integer in [0, 2^128)", ehk)
 		}
-		return hi, lo, nil
+		return k.Hi, k.Lo, nil
 	}
-	var sum [md5.Size]byte
-	if len(pk) <= 64 {
-		// A stack copy keeps the []byte conversion from allocating.
-		var buf [64]byte
-		n := copy(buf[:], pk)
-		sum = md5.Sum(buf[:n])
-	} else {
-		sum = md5.Sum([]byte(pk))
-	}
-	return binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:]), nil
+	k := hashkey.Of(pk)
+	return k.Hi, k.Lo, nil
 }
 
 // parseHashKey parses a decimal integer in [0, 2^128).
 func parseHashKey(s string) (hi, lo uint64, ok bool) {
-	if s == "" || len(s) > 39 {
-		return 0, 0, false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, 0, false
-		}
-		// (hi, lo) = (hi, lo)*10 + d
-		h1, l := bits.Mul64(lo, 10)
-		h2, h := bits.Mul64(hi, 10)
-		if h2 != 0 {
-			return 0, 0, false
-		}
-		h, carry := bits.Add64(h, h1, 0)
-		if carry != 0 {
-			return 0, 0, false
-		}
-		l, carry = bits.Add64(l, uint64(c-'0'), 0)
-		h, carry2 := bits.Add64(h, 0, carry)
-		if carry2 != 0 {
-			return 0, 0, false
-		}
-		hi, lo = h, l
-	}
-	return hi, lo, true
+	k, ok := hashkey.Parse(s)
+	return k.Hi, k.Lo, ok
 }
 
 // checkRecord validates a record as Kinesis would and returns its hash key.
@@ -111,7 +78,7 @@ func keyLength(pk string) int {
 }
 
 func less128(ahi, alo, bhi, blo uint64) bool {
-	return ahi < bhi || (ahi == bhi && alo < blo)
+	return hashkey.Key{Hi: ahi, Lo: alo}.Less(hashkey.Key{Hi: bhi, Lo: blo})
 }
 
 // keyCache remembers the hash keys of recently seen partition keys, so a

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +15,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardflow/shardflow/clock"
+	"github.com/shardflow/shardflow/internal/backoff"
+	"github.com/shardflow/shardflow/internal/streamref"
 )
 
 // Client is the part of *kinesis.Client the producer uses.
@@ -134,11 +134,7 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 		keysSeen:  map[string]struct{}{},
 	}
 	p.unmapped = &lane{tot: &p.ready}
-	if strings.HasPrefix(stream, "arn:") {
-		p.streamARN = &stream
-	} else {
-		p.streamName = &stream
-	}
+	p.streamName, p.streamARN = streamref.Parse(stream).Input()
 	p.krPool.New = func() any { return new(kRecord) }
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.runCancel = cancel
@@ -890,15 +886,7 @@ func (p *Producer) deadErr(f *Future, now time.Time) error {
 }
 
 func (p *Producer) backoff(failures int) time.Duration {
-	d := p.cfg.RetryBackoffBase
-	for i := 1; i < failures && d < p.cfg.RetryBackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, p.cfg.RetryBackoffMax)
-	if d <= 0 {
-		return 0
-	}
-	return time.Duration(rand.Int64N(int64(d)) + 1) // full jitter
+	return backoff.Delay(p.cfg.RetryBackoffBase, p.cfg.RetryBackoffMax, failures)
 }
 
 // recordOverhead is the memory the producer holds per buffered record

@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardflow/shardflow/internal/shardlist"
 )
 
 // shardRange is one open shard of the map.
@@ -26,27 +28,20 @@ type shardRange struct {
 func (p *Producer) listOpenShards(ctx context.Context) ([]shardRange, map[string]shardRange, error) {
 	var out []shardRange
 	all := map[string]shardRange{}
-	in := &kinesis.ListShardsInput{StreamName: p.streamName, StreamARN: p.streamARN}
-	for {
-		res, err := p.listShards(ctx, in)
+	listed, err := shardlist.All(ctx, p.listShards, &kinesis.ListShardsInput{StreamName: p.streamName, StreamARN: p.streamARN})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range listed {
+		r, err := toRange(s)
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, s := range res.Shards {
-			r, err := toRange(s)
-			if err != nil {
-				return nil, nil, err
-			}
-			all[r.id] = r
-			if s.SequenceNumberRange != nil && s.SequenceNumberRange.EndingSequenceNumber != nil {
-				continue // closed
-			}
-			out = append(out, r)
+		all[r.id] = r
+		if s.SequenceNumberRange != nil && s.SequenceNumberRange.EndingSequenceNumber != nil {
+			continue // closed
 		}
-		if res.NextToken == nil || *res.NextToken == "" {
-			break
-		}
-		in = &kinesis.ListShardsInput{NextToken: res.NextToken}
+		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b shardRange) int {
 		if less128(a.startHi, a.startLo, b.startHi, b.startLo) {
