@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/checkpoint"
+	"github.com/shardflow/shardflow/clock"
 	"github.com/shardflow/shardflow/consumer"
 	"github.com/shardflow/shardflow/kinesistest"
 	"github.com/shardflow/shardflow/lease"
@@ -85,7 +86,7 @@ func (m *retentionMetrics) RetentionRestart(string) {
 // retrying forever; the loss is logged at Error with its range and counted.
 func TestCheckpointOlderThanRetentionRestartsAtTrimHorizon(t *testing.T) {
 	ctx := context.Background()
-	kclk := kinesistest.NewFakeClock(time.Time{}) // the stream's clock, for retention
+	kclk := clock.NewFake(time.Time{}) // the stream's clock, for retention
 	srv := kinesistest.New(kinesistest.Options{Clock: kclk})
 	srv.MustCreateStream("s", 1)
 	put(t, srv, "a", "b")
@@ -157,7 +158,7 @@ func TestFanOutResourceNotFoundOnOpenShardIsRetried(t *testing.T) {
 // retention restarts the subscription at TRIM_HORIZON.
 func TestFanOutCheckpointOlderThanRetentionRestartsAtTrimHorizon(t *testing.T) {
 	ctx := context.Background()
-	kclk := kinesistest.NewFakeClock(time.Time{})
+	kclk := clock.NewFake(time.Time{})
 	srv := kinesistest.New(kinesistest.Options{Clock: kclk})
 	srv.MustCreateStream("s", 1)
 	put(t, srv, "a")
