@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -77,5 +78,24 @@ func TestDynamoStoreErrors(t *testing.T) {
 	}
 	_, err := NewDynamoStore(ctx, missingTable{}, "leases", WithoutTableCreation())
 	require.ErrorIs(t, err, ErrTableNotFound)
+	require.ErrorContains(t, err, "lease: table leases: describe")
+}
+
+// The SDK's own error for an endpoint nobody listens on (a closed port on
+// loopback: refused at once) matches ErrStoreUnreachable.
+func TestDynamoStoreUnreachableEndpoint(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // now nothing listens there
+	client := dynamodb.New(dynamodb.Options{
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String("http://" + addr),
+		Credentials:      credentials.NewStaticCredentialsProvider("k", "s", ""),
+		RetryMaxAttempts: 1,
+	})
+	_, err = NewDynamoStore(context.Background(), client, "leases")
+	require.ErrorIs(t, err, ErrStoreUnreachable)
+	require.NotErrorIs(t, err, ErrTableNotFound)
 	require.ErrorContains(t, err, "lease: table leases: describe")
 }
