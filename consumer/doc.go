@@ -67,6 +67,14 @@
 // lease key. MaxLeasesForWorker and balancing span all streams, since the
 // coordinator sees one table. MaxPrefetchBytes stays a per-shard bound.
 //
+// Errors: Run fails with an error matching ErrStreamNotFound when the
+// stream does not exist; the errors of a DynamoDB lease store match
+// lease.ErrTableNotFound or lease.ErrStoreUnreachable where that is the
+// cause. errors.As finds the SDK's error behind each
+// (*types.ResourceNotFoundException of the kinesis or dynamodb types
+// package). The lease table is Config.TableName (default
+// ApplicationName); New refuses a store on another table.
+//
 // The smallest use, one function per record:
 //
 //	store, _ := lease.NewDynamoStore(ctx, dynamodbClient, "my-app")

@@ -19,6 +19,18 @@
 // ErrClosed (Close's context ended first). Bad input fails Put itself with
 // an error matching ErrInvalidRecord and enqueues nothing.
 //
+// A record rejected because the stream does not exist also matches
+// ErrStreamNotFound, and errors.As finds the SDK's error behind any
+// outcome (*types.ResourceNotFoundException, *types.AccessDeniedException,
+// ... from github.com/aws/aws-sdk-go-v2/service/kinesis/types). New does
+// not block; to fail at start-up on a missing stream or missing
+// permissions, call CheckStream:
+//
+//	p, err := producer.New(kinesisClient, "my-stream", producer.Config{})
+//	if err == nil {
+//		err = p.CheckStream(ctx) // errors.Is(err, producer.ErrStreamNotFound)
+//	}
+//
 // A PutRecords call that fails as a whole (network error, timeout,
 // throttling, 5xx) is retried for all its records; a partially failed call
 // is retried for the failed entries only. Retries back off exponentially
