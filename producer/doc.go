@@ -27,8 +27,10 @@
 // permissions, call CheckStream:
 //
 //	p, err := producer.New(kinesisClient, "my-stream", producer.Config{})
-//	if err == nil {
-//		err = p.CheckStream(ctx) // errors.Is(err, producer.ErrStreamNotFound)
+//	...
+//	if err := p.CheckStream(ctx); err != nil { // errors.Is(err, producer.ErrStreamNotFound)
+//		p.Close(ctx)
+//		return err
 //	}
 //
 // A PutRecords call that fails as a whole (network error, timeout,
