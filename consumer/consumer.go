@@ -276,6 +276,7 @@ func (c *Consumer) syncLoop(ctx context.Context) {
 		streamTick = st.C()
 	}
 	for {
+		periodic := false
 		select {
 		case <-ctx.Done():
 			return
@@ -289,10 +290,11 @@ func (c *Consumer) syncLoop(ctx context.Context) {
 			}
 			continue
 		case <-t.C():
+			periodic = true
 		case <-c.syncNow:
 		}
 		for _, s := range c.trackedStreams() {
-			if n, err := c.syncShards(ctx, s); err != nil {
+			if n, err := c.syncShardsRecent(ctx, s, periodic); err != nil {
 				if ctx.Err() == nil {
 					s.log.Warn("shard sync failed", "err", err)
 				}

@@ -82,6 +82,16 @@ type Coordinator struct {
 	// watchingSince is when the take loop first scanned the table; zero
 	// before. It is owned by the take loop.
 	watchingSince time.Time
+	// fleetSize is the number of workers counted in the last scan (this
+	// one included), for ScanScaling; owned by the take loop.
+	fleetSize int
+	// lastScan is the last successful scan of the table, for LastScan.
+	lastScan atomic.Pointer[scanSnapshot]
+}
+
+type scanSnapshot struct {
+	leases []Lease
+	at     time.Time
 }
 
 type heldLease struct {
@@ -891,12 +901,17 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		now := clk.Now()
-		next, balance := lastBalance.Add(c.cfg.TakeInterval), true
+		next, balance := lastBalance.Add(c.scaled(c.cfg.TakeInterval)), true
 		switch {
 		case !warmUntil.IsZero():
 			next = warmUntil // before any other pass: InitialTakeDelay < TakeInterval
 		case c.cfg.ExpiryScanInterval > 0:
-			if s := lastScan.Add(c.cfg.ExpiryScanInterval); s.Before(next) {
+			// An expiry scan due within 1 % of its interval before the
+			// balancing pass is that pass's scan: with the intervals
+			// scaled (ScanScaling), rounding alone could otherwise put
+			// one a nanosecond before every balancing pass.
+			e := c.scaled(c.cfg.ExpiryScanInterval)
+			if s := lastScan.Add(e); next.Sub(s) > e/100 {
 				next, balance = s, false
 			}
 		}
@@ -925,6 +940,29 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 		}
 		c.takePass(ctx, balance)
 	}
+}
+
+// scaled is a scan interval stretched for the fleet size last seen
+// (Config.ScanScaling); called by the take loop only.
+func (c *Coordinator) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * c.cfg.ScanScaling.scanScale(c.fleetSize))
+}
+
+// LastScan returns the leases as read by this worker's last scan of the
+// table and when that scan ended (on the configured clock), or nil and the
+// zero time before the first. Callers that only need a recent view (shard
+// sync, SyncShardsFrom) use it to save a scan of their own. The leases are
+// copies.
+func (c *Coordinator) LastScan() ([]Lease, time.Time) {
+	sn := c.lastScan.Load()
+	if sn == nil {
+		return nil, time.Time{}
+	}
+	out := make([]Lease, len(sn.leases))
+	for i, l := range sn.leases {
+		out[i] = l.Clone()
+	}
+	return out, sn.at
 }
 
 // takePass scans the table, takes available leases up to this worker's
@@ -959,6 +997,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	if c.watchingSince.IsZero() {
 		c.watchingSince = now
 	}
+	c.lastScan.Store(&scanSnapshot{leases: all, at: now})
 	c.observe(all, now)
 	for _, l := range all {
 		// A handoff to this worker it does not track: its mark's outcome
@@ -975,6 +1014,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	}
 	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
+	c.fleetSize = plan.workers
 	mine := plan.mine
 
 	take := func(l Lease) bool {
