@@ -91,4 +91,3 @@ func (s *countingStore) MarkHandoff(ctx context.Context, l Lease, next string) (
 	s.count("MarkHandoff")
 	return s.Store.MarkHandoff(ctx, l, next)
 }
-
