@@ -54,7 +54,7 @@ func TestChaosScaleGraceful(t *testing.T) {
 		KinesisEndpoint: kinesisEP, DynamoDBEndpoint: dynamoEP, Stream: stream, Table: table,
 		FailoverTime:  failover,
 		RenewInterval: time.Second, TakeInterval: 2 * time.Second, ExpiryScanInterval: time.Second,
-		BatchWork:    100 * time.Millisecond, // a batch in flight whenever a lease moves
+		BatchWork: 100 * time.Millisecond, // a batch in flight whenever a lease moves
 	})
 	slots := []string{"w0", "w1", "w2", "w3", "w4"}
 	for _, s := range slots[:3] {
