@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -333,7 +334,7 @@ func (c *Consumer) followLeases(ctx context.Context) {
 					// Handed back (shard end, shutdown, handoff): not a loss.
 					c.cfg.Metrics.LeaseLost(ev.Lease.Key)
 				}
-				c.stopShard(ev.Lease.Key)
+				c.stopShard(ev)
 			case lease.HandoffRequested:
 				c.handOffShard(ev.Lease.Key)
 			}
@@ -352,6 +353,10 @@ type shardHandle struct {
 	// pipeline finishes its batch, checkpoints and hands the lease over.
 	handoff     chan struct{}
 	handoffOnce sync.Once
+	// timedOut is the lease as last held when it was given up at the
+	// handoff deadline (ErrHandoffTimedOut): once the pipeline has
+	// stopped, it is handed over (Coordinator.HandOverTimedOut).
+	timedOut atomic.Pointer[lease.Lease]
 }
 
 func (h *shardHandle) markLost() { h.once.Do(func() { close(h.lost) }) }
@@ -399,6 +404,15 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 			w = ev.Writer
 		}
 		c.runShard(ctx, h, l, w)
+		if tl := h.timedOut.Load(); tl != nil {
+			// Processing has stopped: the worker that asked for the
+			// lease may start now rather than a failover time later.
+			hctx, hcancel := context.WithTimeout(context.Background(), c.coord.Config().RenewInterval)
+			if err := c.coord.HandOverTimedOut(hctx, *tl); err != nil {
+				c.log.Warn("handing over a lease after the handoff deadline failed", "lease", l.Key, "err", err)
+			}
+			hcancel()
+		}
 		c.mu.Lock()
 		if c.shards[l.Key] == h {
 			delete(c.shards, l.Key)
@@ -408,11 +422,15 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 	}()
 }
 
-func (c *Consumer) stopShard(key string) {
+func (c *Consumer) stopShard(ev lease.Event) {
 	c.mu.Lock()
-	h := c.shards[key]
+	h := c.shards[ev.Lease.Key]
 	c.mu.Unlock()
 	if h != nil {
+		if errors.Is(ev.Err, lease.ErrHandoffTimedOut) {
+			l := ev.Lease.Clone()
+			h.timedOut.Store(&l)
+		}
 		h.markLost()
 		h.cancel()
 	}

@@ -83,9 +83,11 @@ type Config struct {
 	// and hands the lease over, and only then does the new owner start,
 	// from that checkpoint: nothing is processed twice. A holder that has
 	// not handed over HandoffTimeout after it noticed the mark gives the
-	// lease up (Lost, ErrHandoffTimedOut) and stops renewing it; the new
-	// owner falls back to a take at HandoffTimeout + FailoverTime after the
-	// mark (on its own clock), so the holder has always stopped first.
+	// lease up (Lost, ErrHandoffTimedOut) and stops renewing it. Once its
+	// processing has stopped, the consumer hands the lease over at once
+	// (Coordinator.HandOverTimedOut); if it never stops, the new owner
+	// falls back to a take at HandoffTimeout + FailoverTime after the mark
+	// (on its own clock), so the holder has always stopped first.
 	// Default 30s (KCL 3.x's
 	// gracefulLeaseHandoffTimeoutMillis). A negative value disables
 	// graceful handoff: leases are stolen outright (KCL 2.x's behaviour).

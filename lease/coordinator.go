@@ -556,6 +556,32 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 	return fmt.Errorf("lease %s: release: %w", h.lease.Key, err)
 }
 
+// HandOverTimedOut completes, late, a handoff this worker gave up at its
+// deadline (a Lost event with ErrHandoffTimedOut): call it once the
+// shard's processing has stopped, with the event's Lease (the lease as
+// this worker last held it). It hands the lease to the worker that asked
+// for it, which starts at its next poll (HandoffPollInterval) instead of
+// waiting about FailoverTime more for its fallback take. It is one write
+// fenced like every other by the counter this worker last wrote: if the
+// lease moved meanwhile (the asker fell back to a take, or anyone took it
+// after expiry) nothing is written and nil is returned. Only the caller
+// knows that processing has stopped, which is what makes the early start
+// safe; a processor that never returns is what the fallback is for.
+func (c *Coordinator) HandOverTimedOut(ctx context.Context, l Lease) error {
+	if !l.InHandoff() || l.CheckpointOwner != c.cfg.WorkerID || c.lookup(l.Key) != nil {
+		return nil
+	}
+	got, err := c.store.Take(ctx, l, l.Owner)
+	switch {
+	case isLoss(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("lease %s: hand over after the handoff deadline: %w", l.Key, err)
+	}
+	c.log.Info("lease handed over after the handoff deadline", "lease", l.Key, "to", got.Owner, "checkpoint", got.Checkpoint.String())
+	return nil
+}
+
 // StopTaking makes the coordinator take no more leases, for good: a worker
 // that is shutting down must not take leases it would only hand back. A
 // take already in flight may still bring one lease in (reported as
