@@ -178,6 +178,25 @@ func TestDynamoSteadyStateCallsPerLeasePerMinute(t *testing.T) {
 	require.InDelta(t, 18, reads, 1)
 }
 
+// The table cost at 10 workers on dynalite, counted at the DynamoDB client
+// (items scanned, GetItems, UpdateItems) as well as at the store: the two
+// agree, and reads per lease per minute are the sublinear figure.
+func TestDynamoTableCostAt10Workers(t *testing.T) {
+	cd := &countingDynamo{DynamoDBAPI: itest.DynamoDB(t), calls: map[string]int{}}
+	s := newDynaliteStore(t, cd)
+	const leases, n, minutes = 30, 10, 3
+	c := measureTableCost(t, s, leases, n, minutes, ScanSublinear, true, func() { cd.reset() })
+	calls, scanned := cd.reset()
+	writes := float64(calls["UpdateItem"]) / leases / minutes
+	reads := float64(scanned+calls["GetItem"]) / leases / minutes
+	t.Logf("DynamoDB, %d workers x %d leases: %.1f writes and %.1f item reads per lease per minute at the client (store: %.1f and %.1f; calls %v)",
+		n, leases, writes, reads, c.writes, c.reads, calls)
+	require.InDelta(t, c.writes, writes, 0.5)
+	require.InDelta(t, c.reads, reads, 0.5)
+	require.InDelta(t, 6*10/ScanSublinear.scanScale(10), reads, 1.5)
+	require.Zero(t, calls["Query"])
+}
+
 // Coordinators on dynalite: a taken lease fences the old holder's
 // checkpoint through the real conditional write.
 func TestDynamoTakenLeaseCannotCheckpoint(t *testing.T) {

@@ -48,14 +48,17 @@ func balancedFleet(t *testing.T, store Store, leases, n int, scaling ScanScaling
 // worker also runs the consumer's shard sync once a minute, as
 // lease.SyncShards (a scan of its own) when fromScan is false, as
 // SyncShardsFrom on its coordinator's last scan otherwise.
-func measureTableCost(t *testing.T, leases, n, minutes int, scaling ScanScaling, fromScan bool) tableCost {
-	cs := &countingStore{Store: NewMemoryStore(), calls: map[string]int{}}
+func measureTableCost(t *testing.T, base Store, leases, n, minutes int, scaling ScanScaling, fromScan bool, onBalanced func()) tableCost {
+	cs := &countingStore{Store: base, calls: map[string]int{}}
 	f := balancedFleet(t, cs, leases, n, scaling)
 	var shards []Shard
 	for i := range leases {
 		shards = append(shards, Shard{ID: fmt.Sprintf("shardId-%012d", i)})
 	}
 	cs.reset()
+	if onBalanced != nil {
+		onBalanced()
+	}
 	for range minutes {
 		f.advance(time.Minute)
 		for _, w := range f.workers {
@@ -132,7 +135,7 @@ func TestTableCostAndFailoverByFleetSize(t *testing.T) {
 	for _, m := range modes {
 		got[m.name] = map[int]tableCost{}
 		for _, n := range []int{3, 10} {
-			c := measureTableCost(t, leases, n, minutes, m.scaling, m.fromScan)
+			c := measureTableCost(t, NewMemoryStore(), leases, n, minutes, m.scaling, m.fromScan, nil)
 			c.failover = measureFailover(t, leases, n, samples, m.scaling)
 			got[m.name][n] = c
 			t.Logf("%s, %2d workers x %d leases: %.1f writes and %.1f item reads per lease per minute; crash failover mean %v, max %v (%v)",
