@@ -42,27 +42,31 @@ type Config struct {
 	// fleet's item reads per lease grow with W: 6·W per lease per minute
 	// with KCL's timings. ScanSublinear (the default) multiplies both
 	// intervals by max(1, √(W/3)): unchanged up to 3 workers, beyond that
-	// the fleet's reads grow with √W instead of W.
+	// the fleet's scans grow with √W instead of W.
 	//
-	// The price is crash failover in larger fleets: a dead worker's lease
-	// is taken at the first scan of some worker that finds its counter
-	// unchanged for longer than FailoverTime, about P·(1 + 1/(W+1)) after
-	// the crash, P being the scaled ExpiryScanInterval, and a worker takes
-	// no more than its share in one pass. Measured on the fake clock with
-	// KCL's timings (FailoverTime 10s), 30 leases, the consumer's shard
-	// sync included (TestTableCostAndFailoverByFleetSize), per lease per
-	// minute and crash to every lease held again (mean, max of 5 crash
-	// instants):
+	// A dead worker's lease is taken at the first scan of some worker that
+	// finds its counter unchanged for longer than FailoverTime, so longer
+	// intervals would slow crash failover (about P·(1 + 1/(W+1)), P the
+	// stretched ExpiryScanInterval). So while they are stretched, each
+	// worker reads one lease of every other worker (a GetItem each)
+	// FailoverTime after each of its scans, and scans at once if one has
+	// not moved (or changed owner). That costs W·(W-1) reads per scan
+	// period for the fleet, small when workers hold several leases each,
+	// and brings failover back to about FailoverTime plus the earliest
+	// worker's scan after the crash. Measured on the fake clock with KCL's
+	// timings (FailoverTime 10s), 30 leases, the consumer's shard sync
+	// included (TestTableCostAndFailoverByFleetSize), per lease per minute
+	// and crash to every lease held again (mean, max of 5 crash instants):
 	//
 	//	            item reads  writes  failover
 	//	3 workers   18.0        18.1    16.3s, 18.7s  (ScanFixed: 21.0 reads, same failover)
-	//	10 workers  32.8        18.1    21.3s, 26.3s  (ScanFixed: 69.8 reads, 11.1s, 12.7s)
+	//	10 workers  42.6        18.1    13.1s, 18.0s  (ScanFixed: 69.8 reads, 11.1s, 12.7s)
 	//
-	// That is still no slower than KCL: KCL 2.x's workers need two scans
-	// one TakeInterval (20s) apart, about 20s + 20s/(W+1); KCL 3.x's
-	// leader scans every 20s and its workers discover new leases every
-	// 10s. ScanFixed keeps the configured intervals: the fastest failover,
-	// reads linear in W.
+	// (Without the probes: 32.8 reads, 21.3s and 26.3s at 10 workers.)
+	// KCL 2.x's workers need two scans one TakeInterval (20s) apart, about
+	// 20s + 20s/(W+1); KCL 3.x's leader scans every 20s and its workers
+	// discover new leases every 10s. ScanFixed keeps the configured
+	// intervals, without probes: the fastest failover, reads linear in W.
 	ScanScaling ScanScaling
 	// InitialTakeDelay applies when a worker's first take pass finds
 	// unowned leases (a fleet starting on a new table, or after all workers

@@ -85,6 +85,11 @@ type Coordinator struct {
 	// fleetSize is the number of workers counted in the last scan (this
 	// one included), for ScanScaling; owned by the take loop.
 	fleetSize int
+	// probes is, while the scan intervals are stretched (ScanScaling),
+	// one lease of each other worker with its counter and owner as of the
+	// scan at probeFrom; owned by the take loop. See probeSuspects.
+	probes    map[string]observation
+	probeFrom time.Time
 	// lastScan is the last successful scan of the table, for LastScan.
 	lastScan atomic.Pointer[scanSnapshot]
 }
@@ -925,6 +930,7 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 	// for the same time), so a fake clock sees the right deadline at once.
 	t := clk.NewTimer(max(first.Sub(clk.Now()), 0))
 	defer t.Stop()
+	var probed time.Time // the probeFrom already probed
 	for {
 		now := clk.Now()
 		next, balance := lastBalance.Add(c.scaled(c.cfg.TakeInterval)), true
@@ -939,6 +945,14 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 			e := c.scaled(c.cfg.ExpiryScanInterval)
 			if s := lastScan.Add(e); next.Sub(s) > e/100 {
 				next, balance = s, false
+			}
+		}
+		probe := false
+		if warmUntil.IsZero() && len(c.probes) > 0 && !c.probeFrom.Equal(probed) {
+			// Just after a lease unchanged since the last scan would
+			// count as expired, and well before the next scan.
+			if p := c.probeFrom.Add(c.cfg.FailoverTime + 25*time.Millisecond); next.Sub(p) > c.cfg.RenewInterval {
+				next, balance, probe = p, false, true
 			}
 		}
 		t.Reset(max(next.Sub(now), 0))
@@ -960,12 +974,52 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 		case <-t.C():
 		}
 		warmUntil = time.Time{}
+		if probe {
+			probed = c.probeFrom
+			if !c.probeSuspects(ctx) {
+				continue
+			}
+			// A worker looks dead: scan now to take its leases, as the
+			// expiry scan would have a stretched interval later.
+		}
 		lastScan = next
 		if balance {
 			lastBalance = next
 		}
 		c.takePass(ctx, balance)
 	}
+}
+
+// probeSuspects reads the probe leases (one per other worker, see
+// Config.ScanScaling) and reports whether one is unchanged since the scan
+// that chose it, FailoverTime ago: its owner has probably died (or lost
+// that lease), and a scan now finds its leases expired. A probe that
+// changed owner counts too: another worker may have taken it from a dead
+// owner whose other leases are still to take (or it was handed over, which
+// costs one scan more). A live worker renews every lease it holds each
+// RenewInterval, so in a healthy fleet every probe has moved and nothing
+// more is read.
+func (c *Coordinator) probeSuspects(ctx context.Context) bool {
+	if c.drain.Load() {
+		return false
+	}
+	for _, key := range slices.Sorted(maps.Keys(c.probes)) {
+		o := c.probes[key]
+		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
+		got, err := c.store.Get(gctx, key)
+		cancel()
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return true
+		case err != nil:
+			continue // the next scan decides
+		case got.Counter == o.counter || got.Owner != o.owner:
+			// Unchanged, or moved: a worker that found its owner dead
+			// took it, and the owner's other leases wait for us.
+			return true
+		}
+	}
+	return false
 }
 
 // scaled is a scan interval stretched for the fleet size last seen
@@ -1041,6 +1095,17 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
 	c.fleetSize = plan.workers
+	c.probes, c.probeFrom = nil, now
+	if c.cfg.ScanScaling.scanScale(plan.workers) > 1 {
+		c.probes = make(map[string]observation, len(plan.victims))
+		for w, ls := range plan.victims {
+			if len(ls) == 0 {
+				continue
+			}
+			first := slices.MinFunc(ls, func(a, b Lease) int { return cmp.Compare(a.Key, b.Key) })
+			c.probes[first.Key] = observation{counter: first.Counter, owner: w}
+		}
+	}
 	mine := plan.mine
 
 	take := func(l Lease) bool {

@@ -59,8 +59,9 @@
 // counters it has seen, on its own clock, which is what makes the design
 // leaderless), so reads are what grows with the fleet. Config.ScanScaling
 // stretches the scan intervals by √(W/3) above 3 workers, so the fleet's
-// reads grow with √W; the price, slower crash failover in large fleets,
-// is measured on Config.ScanScaling. KCL 3.x's owner index
+// scans grow with √W, and reads one lease per peer between scans so that
+// a dead worker is still noticed a FailoverTime after it died (figures on
+// Config.ScanScaling). KCL 3.x's owner index
 // (LeaseOwnerToLeaseKeyIndex) is created with new tables and answers
 // ListOwned where it exists; it replaces no scan of the coordinator,
 // whose expiry decisions need every lease's counter, which the index
