@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -287,6 +288,7 @@ func (c *Consumer) syncLoop(ctx context.Context) {
 		streamTick = st.C()
 	}
 	for {
+		periodic := false
 		select {
 		case <-ctx.Done():
 			return
@@ -300,10 +302,11 @@ func (c *Consumer) syncLoop(ctx context.Context) {
 			}
 			continue
 		case <-t.C():
+			periodic = true
 		case <-c.syncNow:
 		}
 		for _, s := range c.trackedStreams() {
-			if n, err := c.syncShards(ctx, s); err != nil {
+			if n, err := c.syncShardsRecent(ctx, s, periodic); err != nil {
 				if ctx.Err() == nil {
 					s.log.Warn("shard sync failed", "err", err)
 				}
@@ -342,7 +345,7 @@ func (c *Consumer) followLeases(ctx context.Context) {
 					// Handed back (shard end, shutdown, handoff): not a loss.
 					c.cfg.Metrics.LeaseLost(ev.Lease.Key)
 				}
-				c.stopShard(ev.Lease.Key)
+				c.stopShard(ev)
 			case lease.HandoffRequested:
 				c.handOffShard(ev.Lease.Key)
 			}
@@ -361,6 +364,10 @@ type shardHandle struct {
 	// pipeline finishes its batch, checkpoints and hands the lease over.
 	handoff     chan struct{}
 	handoffOnce sync.Once
+	// timedOut is the lease as last held when it was given up at the
+	// handoff deadline (ErrHandoffTimedOut): once the pipeline has
+	// stopped, it is handed over (Coordinator.HandOverTimedOut).
+	timedOut atomic.Pointer[lease.Lease]
 }
 
 func (h *shardHandle) markLost() { h.once.Do(func() { close(h.lost) }) }
@@ -408,6 +415,15 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 			w = ev.Writer
 		}
 		c.runShard(ctx, h, l, w)
+		if tl := h.timedOut.Load(); tl != nil {
+			// Processing has stopped: the worker that asked for the
+			// lease may start now rather than a failover time later.
+			hctx, hcancel := context.WithTimeout(context.Background(), c.coord.Config().RenewInterval)
+			if err := c.coord.HandOverTimedOut(hctx, *tl); err != nil {
+				c.log.Warn("handing over a lease after the handoff deadline failed", "lease", l.Key, "err", err)
+			}
+			hcancel()
+		}
 		c.mu.Lock()
 		if c.shards[l.Key] == h {
 			delete(c.shards, l.Key)
@@ -417,11 +433,15 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 	}()
 }
 
-func (c *Consumer) stopShard(key string) {
+func (c *Consumer) stopShard(ev lease.Event) {
 	c.mu.Lock()
-	h := c.shards[key]
+	h := c.shards[ev.Lease.Key]
 	c.mu.Unlock()
 	if h != nil {
+		if errors.Is(ev.Err, lease.ErrHandoffTimedOut) {
+			l := ev.Lease.Clone()
+			h.timedOut.Store(&l)
+		}
 		h.markLost()
 		h.cancel()
 	}

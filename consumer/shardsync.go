@@ -29,12 +29,27 @@ func (c *Consumer) listShards(ctx context.Context, s *stream) ([]types.Shard, er
 // the leases they need (lease.SyncShards) and, unless KeepFinishedLeases,
 // delete finished ones no longer needed (lease.DeleteFinished).
 func (c *Consumer) syncShards(ctx context.Context, s *stream) (created int, err error) {
+	return c.syncShardsRecent(ctx, s, false)
+}
+
+// syncShardsRecent is syncShards; with recent it decides from the lease
+// coordinator's last scan when that is younger than ShardSyncInterval
+// (lease.SyncShardsFrom), so the periodic sync of a fleet in steady state
+// reads nothing from the lease table: every worker's coordinator scans it
+// anyway.
+func (c *Consumer) syncShardsRecent(ctx context.Context, s *stream, recent bool) (created int, err error) {
 	shards, err := c.listShards(ctx, s)
 	if err != nil {
 		return 0, err
 	}
 	ls := leaseShards(s.id, shards)
-	made, listed, err := lease.SyncShards(ctx, c.store, ls, s.initialCheckpoint())
+	var view []lease.Lease
+	if recent {
+		if v, at := c.coord.LastScan(); v != nil && c.cfg.Clock.Now().Sub(at) < c.cfg.ShardSyncInterval {
+			view = v
+		}
+	}
+	made, listed, err := lease.SyncShardsFrom(ctx, c.store, view, ls, s.initialCheckpoint())
 	for _, l := range made {
 		s.log.Info("created lease", "shard", l.Shard(), "checkpoint", l.Checkpoint.String(), "parents", l.ParentShardIDs)
 	}

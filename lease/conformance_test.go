@@ -24,6 +24,39 @@ func testStoreConformance(t *testing.T, newStore func(t *testing.T) Store, putIt
 		return Lease{Key: key, Checkpoint: checkpoint.TrimHorizon, ParentShardIDs: []string{"p0"}, StartingHashKey: "0", EndingHashKey: "10"}
 	}
 
+	t.Run("ListOwned", func(t *testing.T) {
+		s := newStore(t)
+		for _, k := range []string{"a", "b", "c", "d"} {
+			_, err := s.Create(ctx, fresh(k))
+			require.NoError(t, err)
+		}
+		take := func(k, owner string) Lease {
+			l, err := s.Get(ctx, k)
+			require.NoError(t, err)
+			l, err = s.Take(ctx, l, owner)
+			require.NoError(t, err)
+			return l
+		}
+		take("a", "w1")
+		take("b", "w2")
+		c := take("c", "w1")
+		_, err := s.Release(ctx, c)
+		require.NoError(t, err)
+		d := take("d", "w2")
+		_, err = s.MarkHandoff(ctx, d, "w1")
+		require.NoError(t, err)
+		oi := s.(OwnerIndex)
+		got, err := oi.ListOwned(ctx, "w1")
+		require.NoError(t, err)
+		require.Equal(t, []string{"a", "d"}, got, "released leases are not owned; marked ones are the next owner's")
+		got, err = oi.ListOwned(ctx, "w2")
+		require.NoError(t, err)
+		require.Equal(t, []string{"b"}, got)
+		got, err = oi.ListOwned(ctx, "nobody")
+		require.NoError(t, err)
+		require.Empty(t, got)
+	})
+
 	t.Run("CreateGetList", func(t *testing.T) {
 		s := newStore(t)
 		ok, err := s.Create(ctx, fresh("b"))

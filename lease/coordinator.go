@@ -82,6 +82,21 @@ type Coordinator struct {
 	// watchingSince is when the take loop first scanned the table; zero
 	// before. It is owned by the take loop.
 	watchingSince time.Time
+	// fleetSize is the number of workers counted in the last scan (this
+	// one included), for ScanScaling; owned by the take loop.
+	fleetSize int
+	// probes is, while the scan intervals are stretched (ScanScaling),
+	// one lease of each other worker with its counter and owner as of the
+	// scan at probeFrom; owned by the take loop. See probeSuspects.
+	probes    map[string]observation
+	probeFrom time.Time
+	// lastScan is the last successful scan of the table, for LastScan.
+	lastScan atomic.Pointer[scanSnapshot]
+}
+
+type scanSnapshot struct {
+	leases []Lease
+	at     time.Time
 }
 
 type heldLease struct {
@@ -546,6 +561,32 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 	return fmt.Errorf("lease %s: release: %w", h.lease.Key, err)
 }
 
+// HandOverTimedOut completes, late, a handoff this worker gave up at its
+// deadline (a Lost event with ErrHandoffTimedOut): call it once the
+// shard's processing has stopped, with the event's Lease (the lease as
+// this worker last held it). It hands the lease to the worker that asked
+// for it, which starts at its next poll (HandoffPollInterval) instead of
+// waiting about FailoverTime more for its fallback take. It is one write
+// fenced like every other by the counter this worker last wrote: if the
+// lease moved meanwhile (the asker fell back to a take, or anyone took it
+// after expiry) nothing is written and nil is returned. Only the caller
+// knows that processing has stopped, which is what makes the early start
+// safe; a processor that never returns is what the fallback is for.
+func (c *Coordinator) HandOverTimedOut(ctx context.Context, l Lease) error {
+	if !l.InHandoff() || l.CheckpointOwner != c.cfg.WorkerID || c.lookup(l.Key) != nil {
+		return nil
+	}
+	got, err := c.store.Take(ctx, l, l.Owner)
+	switch {
+	case isLoss(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("lease %s: hand over after the handoff deadline: %w", l.Key, err)
+	}
+	c.log.Info("lease handed over after the handoff deadline", "lease", l.Key, "to", got.Owner, "checkpoint", got.Checkpoint.String())
+	return nil
+}
+
 // StopTaking makes the coordinator take no more leases, for good: a worker
 // that is shutting down must not take leases it would only hand back. A
 // take already in flight may still bring one lease in (reported as
@@ -889,15 +930,29 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 	// for the same time), so a fake clock sees the right deadline at once.
 	t := clk.NewTimer(max(first.Sub(clk.Now()), 0))
 	defer t.Stop()
+	var probed time.Time // the probeFrom already probed
 	for {
 		now := clk.Now()
-		next, balance := lastBalance.Add(c.cfg.TakeInterval), true
+		next, balance := lastBalance.Add(c.scaled(c.cfg.TakeInterval)), true
 		switch {
 		case !warmUntil.IsZero():
 			next = warmUntil // before any other pass: InitialTakeDelay < TakeInterval
 		case c.cfg.ExpiryScanInterval > 0:
-			if s := lastScan.Add(c.cfg.ExpiryScanInterval); s.Before(next) {
+			// An expiry scan due within 1 % of its interval before the
+			// balancing pass is that pass's scan: with the intervals
+			// scaled (ScanScaling), rounding alone could otherwise put
+			// one a nanosecond before every balancing pass.
+			e := c.scaled(c.cfg.ExpiryScanInterval)
+			if s := lastScan.Add(e); next.Sub(s) > e/100 {
 				next, balance = s, false
+			}
+		}
+		probe := false
+		if warmUntil.IsZero() && len(c.probes) > 0 && !c.probeFrom.Equal(probed) {
+			// Just after a lease unchanged since the last scan would
+			// count as expired, and well before the next scan.
+			if p := c.probeFrom.Add(c.cfg.FailoverTime + 25*time.Millisecond); next.Sub(p) > c.cfg.RenewInterval {
+				next, balance, probe = p, false, true
 			}
 		}
 		t.Reset(max(next.Sub(now), 0))
@@ -919,12 +974,75 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 		case <-t.C():
 		}
 		warmUntil = time.Time{}
+		if probe {
+			probed = c.probeFrom
+			if !c.probeSuspects(ctx) {
+				continue
+			}
+			// A worker looks dead: scan now to take its leases, as the
+			// expiry scan would have a stretched interval later.
+		}
 		lastScan = next
 		if balance {
 			lastBalance = next
 		}
 		c.takePass(ctx, balance)
 	}
+}
+
+// probeSuspects reads the probe leases (one per other worker, see
+// Config.ScanScaling) and reports whether one is unchanged since the scan
+// that chose it, FailoverTime ago: its owner has probably died (or lost
+// that lease), and a scan now finds its leases expired. A probe that
+// changed owner counts too: another worker may have taken it from a dead
+// owner whose other leases are still to take (or it was handed over, which
+// costs one scan more). A live worker renews every lease it holds each
+// RenewInterval, so in a healthy fleet every probe has moved and nothing
+// more is read.
+func (c *Coordinator) probeSuspects(ctx context.Context) bool {
+	if c.drain.Load() {
+		return false
+	}
+	for _, key := range slices.Sorted(maps.Keys(c.probes)) {
+		o := c.probes[key]
+		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
+		got, err := c.store.Get(gctx, key)
+		cancel()
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return true
+		case err != nil:
+			continue // the next scan decides
+		case got.Counter == o.counter || got.Owner != o.owner:
+			// Unchanged, or moved: a worker that found its owner dead
+			// took it, and the owner's other leases wait for us.
+			return true
+		}
+	}
+	return false
+}
+
+// scaled is a scan interval stretched for the fleet size last seen
+// (Config.ScanScaling); called by the take loop only.
+func (c *Coordinator) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * c.cfg.ScanScaling.scanScale(c.fleetSize))
+}
+
+// LastScan returns the leases as read by this worker's last scan of the
+// table and when that scan ended (on the configured clock), or nil and the
+// zero time before the first. Callers that only need a recent view (shard
+// sync, SyncShardsFrom) use it to save a scan of their own. The leases are
+// copies.
+func (c *Coordinator) LastScan() ([]Lease, time.Time) {
+	sn := c.lastScan.Load()
+	if sn == nil {
+		return nil, time.Time{}
+	}
+	out := make([]Lease, len(sn.leases))
+	for i, l := range sn.leases {
+		out[i] = l.Clone()
+	}
+	return out, sn.at
 }
 
 // takePass scans the table, takes available leases up to this worker's
@@ -959,6 +1077,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	if c.watchingSince.IsZero() {
 		c.watchingSince = now
 	}
+	c.lastScan.Store(&scanSnapshot{leases: all, at: now})
 	c.observe(all, now)
 	for _, l := range all {
 		// A handoff to this worker it does not track: its mark's outcome
@@ -981,6 +1100,18 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		// shards (a lone service, a test). Workers that start after it
 		// see it and wait; see Config.InitialTakeDelay.
 		warm = false
+	}
+	c.fleetSize = plan.workers
+	c.probes, c.probeFrom = nil, now
+	if c.cfg.ScanScaling.scanScale(plan.workers) > 1 {
+		c.probes = make(map[string]observation, len(plan.victims))
+		for w, ls := range plan.victims {
+			if len(ls) == 0 {
+				continue
+			}
+			first := slices.MinFunc(ls, func(a, b Lease) int { return cmp.Compare(a.Key, b.Key) })
+			c.probes[first.Key] = observation{counter: first.Counter, owner: w}
+		}
 	}
 	mine := plan.mine
 

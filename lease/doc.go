@@ -51,11 +51,26 @@
 //
 // Shard sync (SyncShards, CreateChildLeases) and the cleanup of finished
 // leases (DeleteFinished) are functions on a Store, so the consumer never
-// writes lease rows itself.
+// writes lease rows itself. SyncShardsFrom decides from the coordinator's
+// last scan (Coordinator.LastScan) while that shows no lease missing, so
+// the periodic shard sync costs no read of the table.
+//
+// Table cost: every worker scans the whole table (expiry is judged from
+// counters it has seen, on its own clock, which is what makes the design
+// leaderless), so reads are what grows with the fleet. Config.ScanScaling
+// stretches the scan intervals by √(W/3) above 3 workers, so the fleet's
+// scans grow with √W, and reads one lease per peer between scans so that
+// a dead worker is still noticed a FailoverTime after it died (figures on
+// Config.ScanScaling). KCL 3.x's owner index
+// (LeaseOwnerToLeaseKeyIndex) is created with new tables and answers
+// ListOwned where it exists; it replaces no scan of the coordinator,
+// whose expiry decisions need every lease's counter, which the index
+// (keys only) does not carry.
 //
 // Tolerated in a shared table: a leaseOwner written as "" or NULL means
-// unowned, and DynamoStore.List skips (and logs) items it cannot read
-// instead of failing the scan.
+// unowned (possible only in a table without the owner index, which
+// rejects such writes), and DynamoStore.List skips (and logs) items it
+// cannot read instead of failing the scan.
 //
 // The smallest use:
 //

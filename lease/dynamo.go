@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +27,7 @@ type DynamoDBAPI interface {
 	CreateTable(ctx context.Context, params *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	DescribeTable(ctx context.Context, params *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	Scan(ctx context.Context, params *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	Query(ctx context.Context, params *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	GetItem(ctx context.Context, params *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, params *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, params *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
@@ -39,6 +41,7 @@ type DynamoOption func(*dynamoOptions)
 
 type dynamoOptions struct {
 	createTable bool
+	ownerIndex  bool
 	waitTimeout time.Duration
 	logger      *slog.Logger
 }
@@ -71,6 +74,9 @@ type DynamoStore struct {
 	client DynamoDBAPI
 	table  string
 	log    *slog.Logger
+	// ownerIndex is set while the table has an ACTIVE
+	// LeaseOwnerToLeaseKeyIndex that ListOwned may query.
+	ownerIndex atomic.Bool
 }
 
 var _ Store = (*DynamoStore)(nil)
@@ -82,7 +88,7 @@ func NewDynamoStore(ctx context.Context, client DynamoDBAPI, table string, opts 
 	if client == nil || table == "" {
 		return nil, fmt.Errorf("%w: NewDynamoStore needs a client and a table name", ErrInvalidConfig)
 	}
-	o := dynamoOptions{createTable: true, waitTimeout: 5 * time.Minute, logger: slog.Default()}
+	o := dynamoOptions{createTable: true, ownerIndex: true, waitTimeout: 5 * time.Minute, logger: slog.Default()}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -99,18 +105,23 @@ func (s *DynamoStore) ensureTable(ctx context.Context, o dynamoOptions) error {
 	switch {
 	case err == nil:
 		if out.Table != nil && out.Table.TableStatus == types.TableStatusActive {
+			s.ownerIndex.Store(o.ownerIndex && hasOwnerIndex(out.Table))
 			return nil
 		}
 	case errors.As(err, &notFound):
 		if !o.createTable {
 			return s.fail(err, "describe")
 		}
-		_, err = s.client.CreateTable(ctx, &dynamodb.CreateTableInput{
+		in := &dynamodb.CreateTableInput{
 			TableName:            aws.String(s.table),
 			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(AttrLeaseKey), AttributeType: types.ScalarAttributeTypeS}},
 			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(AttrLeaseKey), KeyType: types.KeyTypeHash}},
 			BillingMode:          types.BillingModePayPerRequest,
-		})
+		}
+		if o.ownerIndex {
+			addOwnerIndex(in)
+		}
+		_, err = s.client.CreateTable(ctx, in)
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) { // in use: another worker is creating it
 			return s.fail(err, "create")
@@ -123,6 +134,13 @@ func (s *DynamoStore) ensureTable(ctx context.Context, o dynamoOptions) error {
 	})
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.table)}, o.waitTimeout); err != nil {
 		return s.fail(err, "wait until active")
+	}
+	if o.ownerIndex {
+		out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.table)})
+		if err != nil {
+			return s.fail(err, "describe")
+		}
+		s.ownerIndex.Store(hasOwnerIndex(out.Table))
 	}
 	return nil
 }

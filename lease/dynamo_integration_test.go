@@ -4,6 +4,7 @@ package lease
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -16,11 +17,11 @@ import (
 	"github.com/shardflow/shardflow/internal/itest"
 )
 
-func newDynaliteStore(t *testing.T, client DynamoDBAPI) *DynamoStore {
+func newDynaliteStore(t *testing.T, client DynamoDBAPI, opts ...DynamoOption) *DynamoStore {
 	t.Helper()
 	ctx := context.Background()
 	table := itest.Name("leases")
-	s, err := NewDynamoStore(ctx, client, table)
+	s, err := NewDynamoStore(ctx, client, table, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		_, _ = itest.DynamoDB(t).DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
@@ -137,6 +138,19 @@ func (c *countingDynamo) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...
 	return out, err
 }
 
+func (c *countingDynamo) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	out, err := c.DynamoDBAPI.Query(ctx, in, o...)
+	n := 0
+	if err == nil {
+		n = int(out.ScannedCount)
+	}
+	c.add("Query", 0)
+	c.mu.Lock()
+	c.calls["QueryItems"] += n
+	c.mu.Unlock()
+	return out, err
+}
+
 func (c *countingDynamo) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	c.add("UpdateItem", 0)
 	return c.DynamoDBAPI.UpdateItem(ctx, in, o...)
@@ -162,6 +176,26 @@ func TestDynamoSteadyStateCallsPerLeasePerMinute(t *testing.T) {
 		writes, reads, float64(calls["Scan"])/minutes, calls)
 	require.InDelta(t, 18.1, writes, 0.5)
 	require.InDelta(t, 18, reads, 1)
+}
+
+// The table cost at 10 workers on dynalite, counted at the DynamoDB client
+// (items scanned, GetItems, UpdateItems) as well as at the store: the two
+// agree, and reads per lease per minute are the sublinear figure.
+func TestDynamoTableCostAt10Workers(t *testing.T) {
+	cd := &countingDynamo{DynamoDBAPI: itest.DynamoDB(t), calls: map[string]int{}}
+	s := newDynaliteStore(t, cd)
+	const leases, n, minutes = 30, 10, 3
+	c := measureTableCost(t, s, leases, n, minutes, ScanSublinear, true, func() { cd.reset() })
+	calls, scanned := cd.reset()
+	writes := float64(calls["UpdateItem"]) / leases / minutes
+	reads := float64(scanned+calls["GetItem"]) / leases / minutes
+	t.Logf("DynamoDB, %d workers x %d leases: %.1f writes and %.1f item reads per lease per minute at the client (store: %.1f and %.1f; calls %v)",
+		n, leases, writes, reads, c.writes, c.reads, calls)
+	require.InDelta(t, c.writes, writes, 0.5)
+	require.InDelta(t, c.reads, reads, 0.5)
+	scans := 6 / ScanSublinear.scanScale(10) // per worker per minute, each with a probe read per other worker
+	require.InDelta(t, scans*n+scans*n*(n-1)/leases, reads, 1.5)
+	require.Zero(t, calls["Query"])
 }
 
 // Coordinators on dynalite: a taken lease fences the old holder's
@@ -227,4 +261,62 @@ func TestKCLMultiStreamTakeoverDynalite(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, &types.AttributeValueMemberS{Value: orders}, out.Item["streamName"])
 	require.Equal(t, &types.AttributeValueMemberS{Value: "shardId-000000000009"}, out.Item["shardId"])
+}
+
+// dynalite@4.0.0 supports global secondary indexes created with the table
+// and Query on them (its UpdateTable accepts an index Create but does
+// nothing), so the owner index path runs against it: a table
+// NewDynamoStore creates has KCL 3.x's LeaseOwnerToLeaseKeyIndex and
+// ListOwned reads it with Query, not Scan; without it, a Scan.
+func TestDynamoOwnerIndex(t *testing.T) {
+	ctx := context.Background()
+	client := itest.DynamoDB(t)
+	cd := &countingDynamo{DynamoDBAPI: client, calls: map[string]int{}}
+	s := newDynaliteStore(t, cd)
+	require.True(t, s.HasOwnerIndex())
+	d, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.Table())})
+	require.NoError(t, err)
+	require.Len(t, d.Table.GlobalSecondaryIndexes, 1)
+	gsi := d.Table.GlobalSecondaryIndexes[0]
+	require.Equal(t, OwnerIndexName, aws.ToString(gsi.IndexName))
+	require.Equal(t, types.ProjectionTypeKeysOnly, gsi.Projection.ProjectionType)
+	require.Equal(t, "leaseOwner", aws.ToString(gsi.KeySchema[0].AttributeName))
+	require.Equal(t, types.KeyTypeHash, gsi.KeySchema[0].KeyType)
+	require.Equal(t, "leaseKey", aws.ToString(gsi.KeySchema[1].AttributeName))
+
+	noIndex := itest.Name("leases-noindex")
+	plain, err := NewDynamoStore(ctx, cd, noIndex, WithoutOwnerIndex())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(noIndex)})
+	})
+	require.False(t, plain.HasOwnerIndex())
+	// Opened again with the default options: no index to use.
+	reopened, err := NewDynamoStore(ctx, cd, noIndex)
+	require.NoError(t, err)
+	require.False(t, reopened.HasOwnerIndex())
+
+	for _, st := range []*DynamoStore{s, plain} {
+		for i := range 6 {
+			l := Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: checkpoint.TrimHorizon}
+			_, err := st.Create(ctx, l)
+			require.NoError(t, err)
+			if i%2 == 0 {
+				_, err = st.Take(ctx, l, "w1")
+				require.NoError(t, err)
+			}
+		}
+		cd.reset()
+		got, err := st.ListOwned(ctx, "w1")
+		require.NoError(t, err)
+		require.Equal(t, []string{"shardId-000000000000", "shardId-000000000002", "shardId-000000000004"}, got)
+		calls, scanned := cd.reset()
+		if st == s {
+			require.Zero(t, calls["Scan"], "the index answers")
+			require.Positive(t, calls["Query"])
+		} else {
+			require.Zero(t, calls["Query"])
+			require.Equal(t, 6, scanned, "a scan of the table")
+		}
+	}
 }

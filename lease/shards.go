@@ -69,6 +69,38 @@ func SyncShards(ctx context.Context, store Store, shards []Shard, initial checkp
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease: shard sync: %w", err)
 	}
+	created, err = syncShards(ctx, store, listed, shards, initial)
+	return created, listed, err
+}
+
+// errStaleView stops a dry run of syncShards at the first lease it would
+// create.
+var errStaleView = errors.New("lease: shard sync needs a fresh scan")
+
+// SyncShardsFrom is SyncShards deciding from recent, a scan made earlier
+// (Coordinator.LastScan), instead of a scan of its own, as long as that
+// view says no lease is missing, which is the steady state: it then
+// returns recent as listed and costs no read. A view that lacks a lease
+// the shards need may only be stale (the lease created since, or its
+// lineage processed and cleaned up since, which must not be recreated),
+// so then SyncShards decides on a fresh scan. What DeleteFinished does
+// with the view is safe whatever its age: a finished lease stays finished
+// and a started child stays started.
+func SyncShardsFrom(ctx context.Context, store Store, recent []Lease, shards []Shard, initial checkpoint.Position) (created, listed []Lease, err error) {
+	if recent != nil {
+		switch _, err := syncShards(ctx, nil, recent, shards, initial); {
+		case err == nil:
+			return nil, recent, nil
+		case !errors.Is(err, errStaleView):
+			return nil, nil, err
+		}
+	}
+	return SyncShards(ctx, store, shards, initial)
+}
+
+// syncShards is SyncShards on listed; with a nil store it creates nothing
+// and fails with errStaleView where it would.
+func syncShards(ctx context.Context, store Store, listed []Lease, shards []Shard, initial checkpoint.Position) (created []Lease, err error) {
 	// Everything below is keyed by lease key, so shards of different
 	// streams with the same shard id never meet.
 	byID := make(map[string]*Shard, len(shards))
@@ -131,6 +163,9 @@ func SyncShards(ctx context.Context, store Store, shards []Shard, initial checkp
 			start = initial
 		}
 		l := s.lease(start)
+		if store == nil {
+			return false, errStaleView
+		}
 		made, err := store.Create(ctx, l)
 		if err != nil {
 			return false, fmt.Errorf("lease: shard sync: create %s: %w", id, err)
@@ -143,10 +178,10 @@ func SyncShards(ctx context.Context, store Store, shards []Shard, initial checkp
 	}
 	for i := range shards {
 		if _, err := ensure(shards[i].Key()); err != nil {
-			return created, listed, err
+			return created, err
 		}
 	}
-	return created, listed, nil
+	return created, nil
 }
 
 // childrenOf maps each parent's lease key to its children's lease keys.

@@ -2,7 +2,6 @@ package lease
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -91,39 +90,4 @@ func (s *countingStore) Get(ctx context.Context, key string) (Lease, error) {
 func (s *countingStore) MarkHandoff(ctx context.Context, l Lease, next string) (Lease, error) {
 	s.count("MarkHandoff")
 	return s.Store.MarkHandoff(ctx, l, next)
-}
-
-// TestSteadyStateTableCostAt3And10Workers measures the lease table's
-// DynamoDB cost per lease per minute with KCL's default timings, 30
-// leases, no checkpoints (a checkpoint replaces a renewal), once the fleet
-// is balanced. Writes per lease do not depend on the fleet size (one
-// renewal per RenewInterval by the holder). Item reads per lease grow
-// linearly with the workers: every worker scans the whole table 6 times a
-// minute (one balancing pass per TakeInterval, one expiry scan between).
-func TestSteadyStateTableCostAt3And10Workers(t *testing.T) {
-	const leases, minutes = 30, 10
-	for _, n := range []int{3, 10} {
-		cs := &countingStore{Store: NewMemoryStore(), calls: map[string]int{}}
-		f := newFleet(t, cs, leases)
-		for i := range n {
-			f.start(fmt.Sprintf("w%d", i))
-			f.advance(time.Second)
-		}
-		f.advance(3*takeInterval + handoffTime)
-		per := map[string]int{}
-		for o, c := range f.owners() {
-			per[o] = c
-		}
-		require.Len(t, per, n, "every worker holds leases: %v", per)
-		cs.reset()
-		f.advance(minutes * time.Minute)
-		calls := cs.reset()
-		writes := float64(calls["Renew"]+calls["Take"]+calls["MarkHandoff"]) / leases / minutes
-		itemReads := float64(calls["List"]*leases+calls["Get"]) / leases / minutes
-		t.Logf("%2d workers x %d leases: %.1f writes and %.1f item reads per lease per minute (calls %v)", n, leases, writes, itemReads, calls)
-		require.InDelta(t, 60/3.308, writes, 0.3)
-		require.InDelta(t, 6*float64(n), itemReads, 0.2*float64(n))
-		require.Zero(t, calls["Take"]+calls["MarkHandoff"], "nothing moves in steady state")
-		f.stopAll()
-	}
 }

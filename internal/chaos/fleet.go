@@ -31,6 +31,11 @@ type WorkerConfig struct {
 	// default; negative: leases are stolen outright, KCL 2.x's way, for a
 	// before/after comparison).
 	HandoffTimeout time.Duration
+	// RenewInterval, TakeInterval and ExpiryScanInterval are the workers'
+	// lease.Config fields (0: the defaults, derived from FailoverTime), so
+	// a run can use a FailoverTime no stall of a loaded machine reaches
+	// while leases still move every few seconds.
+	RenewInterval, TakeInterval, ExpiryScanInterval time.Duration
 }
 
 // Fleet runs worker processes by slot ("w0", "w1", ...). Each Start of a
@@ -124,7 +129,8 @@ func (f *Fleet) Start(slot string) (string, error) {
 		"-kinesis", f.cfg.KinesisEndpoint, "-dynamodb", f.cfg.DynamoDBEndpoint,
 		"-stream", f.cfg.Stream, "-table", f.cfg.Table, "-id", id, "-journal", journal,
 		"-failover", f.cfg.FailoverTime.String(), "-shard-sync", f.cfg.ShardSync.String(), "-work", f.cfg.BatchWork.String(),
-		"-handoff-timeout", f.cfg.HandoffTimeout.String())
+		"-handoff-timeout", f.cfg.HandoffTimeout.String(),
+		"-renew", f.cfg.RenewInterval.String(), "-take", f.cfg.TakeInterval.String(), "-expiry-scan", f.cfg.ExpiryScanInterval.String())
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		stderr.Close()

@@ -43,17 +43,18 @@ func TestChaosScaleGraceful(t *testing.T) {
 	require.NoError(t, err)
 	// The graceful moves need no expiry; the assertions (0 redeliveries, 0
 	// overlaps) hold only while no worker's renewals stall for
-	// FailoverTime - RenewInterval, which at 3 s (a 2 s stall) a loaded
-	// 2-core machine reaches. KCL's 10 s tolerates a 6.7 s stall and still
-	// lets joiners (which watch the table for a failover time first, and
-	// balance every 2 failover times) ask for leases within the run. The
-	// worker program takes no renew or take interval, so a failover time
-	// of minutes would leave the joiners idle for the whole run.
-	const failover = 10 * time.Second
+	// FailoverTime - RenewInterval, which a loaded 2-core machine reaches
+	// at a few seconds. So FailoverTime is 20 s with renewals every
+	// second (a 19 s stall tolerated), and the take and expiry scans run
+	// every 2 s and 1 s so that released leases move at once and joiners,
+	// which watch the table for a failover time before they ask for
+	// leases, ask within the run.
+	const failover = 20 * time.Second
 	fleet := chaos.NewFleet(t, chaos.WorkerConfig{
 		KinesisEndpoint: kinesisEP, DynamoDBEndpoint: dynamoEP, Stream: stream, Table: table,
-		FailoverTime: failover,
-		BatchWork:    100 * time.Millisecond, // a batch in flight whenever a lease moves
+		FailoverTime:  failover,
+		RenewInterval: time.Second, TakeInterval: 2 * time.Second, ExpiryScanInterval: time.Second,
+		BatchWork: 100 * time.Millisecond, // a batch in flight whenever a lease moves
 	})
 	slots := []string{"w0", "w1", "w2", "w3", "w4"}
 	for _, s := range slots[:3] {

@@ -48,6 +48,9 @@ func main() {
 		stopWait  = flag.Duration("shutdown-timeout", time.Minute, "bound on graceful shutdown")
 		work      = flag.Duration("work", 0, "time each batch takes between being journaled and checkpointed")
 		handoff   = flag.Duration("handoff-timeout", 0, "lease HandoffTimeout (0 default, negative steals outright)")
+		renew     = flag.Duration("renew", 0, "lease RenewInterval (0: the default, from -failover)")
+		take      = flag.Duration("take", 0, "lease TakeInterval (0: the default, from -failover)")
+		expiry    = flag.Duration("expiry-scan", 0, "lease ExpiryScanInterval (0: the default, from -failover)")
 	)
 	flag.Parse()
 	if *kinesisEP == "" || *dynamoEP == "" || *stream == "" || *table == "" || *id == "" || *path == "" {
@@ -55,13 +58,14 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("worker", *id)
-	if err := run(log, *kinesisEP, *dynamoEP, *stream, *table, *id, *path, *failover, *syncEvery, *idle, *stopWait, *work, *handoff); err != nil {
+	lc := lease.Config{FailoverTime: *failover, HandoffTimeout: *handoff, RenewInterval: *renew, TakeInterval: *take, ExpiryScanInterval: *expiry}
+	if err := run(log, *kinesisEP, *dynamoEP, *stream, *table, *id, *path, lc, *syncEvery, *idle, *stopWait, *work); err != nil {
 		log.Error("worker failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, kinesisEP, dynamoEP, stream, table, id, path string, failover, syncEvery, idle, stopWait, work, handoff time.Duration) error {
+func run(log *slog.Logger, kinesisEP, dynamoEP, stream, table, id, path string, lc lease.Config, syncEvery, idle, stopWait, work time.Duration) error {
 	j, err := openJournal(path)
 	if err != nil {
 		return err
@@ -95,12 +99,11 @@ func run(log *slog.Logger, kinesisEP, dynamoEP, stream, table, id, path string, 
 		IdleTimeBetweenReads:    idle,
 		ShardSyncInterval:       syncEvery,
 		ParentShardPollInterval: 500 * time.Millisecond,
-		FailoverTime:            failover,
 		ThrottleBackoff:         consumer.Backoff{Initial: 50 * time.Millisecond, Max: time.Second},
 		ProcessorRetryBackoff:   consumer.Backoff{Initial: 50 * time.Millisecond, Max: time.Second},
 		Logger:                  log,
 		Metrics:                 leaseMetrics{j: j},
-		Lease:                   lease.Config{HandoffTimeout: handoff},
+		Lease:                   lc,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,164 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+)
+
+// OwnerIndexName is KCL 3.x's global secondary index on leaseOwner: hash
+// key leaseOwner, range key leaseKey, keys only. It is sparse (unowned
+// leases and non-lease items are not in it) and, like every GSI,
+// eventually consistent.
+const OwnerIndexName = "LeaseOwnerToLeaseKeyIndex"
+
+// OwnerIndex is implemented by stores that can list a worker's leases
+// without reading the whole table: DynamoStore (a Query on
+// OwnerIndexName when the table has it, else a Scan) and MemoryStore.
+type OwnerIndex interface {
+	// ListOwned returns the keys of the leases whose leaseOwner is owner,
+	// sorted, including leases being handed over to owner. The answer may
+	// be stale (the index is eventually consistent): read a lease with Get
+	// before acting on it; every write stays fenced by the counter.
+	ListOwned(ctx context.Context, owner string) ([]string, error)
+}
+
+var (
+	_ OwnerIndex = (*DynamoStore)(nil)
+	_ OwnerIndex = (*MemoryStore)(nil)
+)
+
+// WithoutOwnerIndex makes NewDynamoStore neither create OwnerIndexName with
+// a new table nor query it on an existing one. By default a table
+// NewDynamoStore creates gets the index, as KCL 3.x's tables have it (so
+// a fleet moving to KCL 3.x finds it; it costs an index write only when a
+// lease changes owner), and an existing table's index is used when ACTIVE.
+// An existing table without it is not altered: adding an index to a live
+// table (UpdateTable) takes time and a permission the workers may not
+// have; KCL 3.x adds it when it first runs.
+func WithoutOwnerIndex() DynamoOption { return func(o *dynamoOptions) { o.ownerIndex = false } }
+
+// addOwnerIndex adds OwnerIndexName, with KCL 3.x's schema, to a table
+// definition.
+func addOwnerIndex(in *dynamodb.CreateTableInput) {
+	in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{
+		AttributeName: aws.String(AttrLeaseOwner), AttributeType: types.ScalarAttributeTypeS,
+	})
+	in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
+		IndexName: aws.String(OwnerIndexName),
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(AttrLeaseOwner), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(AttrLeaseKey), KeyType: types.KeyTypeRange},
+		},
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+	})
+}
+
+// hasOwnerIndex reports whether the table has an ACTIVE OwnerIndexName
+// keyed on leaseOwner.
+func hasOwnerIndex(t *types.TableDescription) bool {
+	if t == nil {
+		return false
+	}
+	for _, gsi := range t.GlobalSecondaryIndexes {
+		if aws.ToString(gsi.IndexName) != OwnerIndexName || gsi.IndexStatus != types.IndexStatusActive {
+			continue
+		}
+		for _, k := range gsi.KeySchema {
+			if k.KeyType == types.KeyTypeHash && aws.ToString(k.AttributeName) == AttrLeaseOwner {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// HasOwnerIndex reports whether ListOwned queries OwnerIndexName (false:
+// it scans).
+func (s *DynamoStore) HasOwnerIndex() bool { return s.ownerIndex.Load() }
+
+// ListOwned implements OwnerIndex with a paginated Query on OwnerIndexName
+// when the table has it, reading only the owner's keys; otherwise, or once
+// the index turns out to be gone (ResourceNotFound, or the
+// ValidationException of a table without it), with List.
+func (s *DynamoStore) ListOwned(ctx context.Context, owner string) ([]string, error) {
+	if s.ownerIndex.Load() {
+		keys, err := s.queryOwned(ctx, owner)
+		if !indexMissing(err) {
+			return keys, err
+		}
+		s.ownerIndex.Store(false)
+		s.logger().Warn("lease owner index gone: listing owned leases by scan", "index", OwnerIndexName, "err", err)
+	}
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ownedKeys(all, owner), nil
+}
+
+func (s *DynamoStore) queryOwned(ctx context.Context, owner string) ([]string, error) {
+	in := &dynamodb.QueryInput{
+		TableName:              aws.String(s.table),
+		IndexName:              aws.String(OwnerIndexName),
+		KeyConditionExpression: aws.String("#o = :o"),
+		ExpressionAttributeNames: map[string]string{
+			"#o": AttrLeaseOwner,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":o": &types.AttributeValueMemberS{Value: owner}},
+	}
+	var keys []string
+	for {
+		page, err := s.client.Query(ctx, in)
+		if err != nil {
+			return nil, s.fail(err, "query %s", OwnerIndexName)
+		}
+		for _, av := range page.Items {
+			if k := itemKey(av); k != "" {
+				keys = append(keys, k)
+			}
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+// indexMissing reports whether a Query failed because the index does not
+// exist: DynamoDB answers ResourceNotFoundException for a deleted index
+// and ValidationException for one the table never had.
+func indexMissing(err error) bool {
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return true
+	}
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
+}
+
+func ownedKeys(all []Lease, owner string) []string {
+	var keys []string
+	for _, l := range all {
+		if l.Owner == owner {
+			keys = append(keys, l.Key)
+		}
+	}
+	return keys
+}
+
+// ListOwned implements OwnerIndex.
+func (s *MemoryStore) ListOwned(ctx context.Context, owner string) ([]string, error) {
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ownedKeys(all, owner), nil
+}
