@@ -237,7 +237,8 @@ type Config struct {
 	ThrottleBackoff Backoff
 
 	// Clock, Logger and Metrics default to the real clock, slog.Default()
-	// and no metrics.
+	// and no metrics. Metrics receives whichever Hook interfaces it
+	// implements (see Metrics).
 	Clock   clock.Clock
 	Logger  *slog.Logger
 	Metrics Metrics

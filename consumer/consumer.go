@@ -28,6 +28,7 @@ type Consumer struct {
 	factory ProcessorFactory
 	log     *slog.Logger
 	coord   *lease.Coordinator
+	met     *metricHooks // cfg.Metrics's hooks, resolved once
 
 	// streams are the streams read, by stream id ("" in single-stream
 	// mode, where it is the only one); under mu. A stream's consumerARN
@@ -92,6 +93,7 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 		factory:   factory,
 		log:       log,
 		coord:     coord,
+		met:       newMetricHooks(cfg.Metrics),
 		syncNow:   make(chan struct{}, 1),
 		streams:   make(map[string]*stream),
 		goneSince: make(map[string]time.Time),
@@ -324,12 +326,12 @@ func (c *Consumer) followLeases(ctx context.Context) {
 			}
 			switch ev.Type {
 			case lease.Acquired:
-				c.cfg.Metrics.LeaseTaken(ev.Lease.Key)
+				c.met.LeaseTaken(ev.Lease.Key)
 				c.startShard(ctx, ev)
 			case lease.Lost:
 				if !errors.Is(ev.Err, lease.ErrReleased) {
 					// Handed back (shard end, shutdown, handoff): not a loss.
-					c.cfg.Metrics.LeaseLost(ev.Lease.Key)
+					c.met.LeaseLost(ev.Lease.Key)
 				}
 				c.stopShard(ev.Lease.Key)
 			case lease.HandoffRequested:
@@ -383,7 +385,7 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &shardHandle{key: l.Key, cancel: cancel, lost: make(chan struct{}), done: make(chan struct{}), handoff: make(chan struct{})}
 	c.shards[l.Key] = h
-	c.cfg.Metrics.LeasesHeld(len(c.shards))
+	c.met.LeasesHeld(len(c.shards))
 	c.pipelines.Add(1)
 	go func() {
 		defer c.pipelines.Done()
@@ -400,7 +402,7 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 		c.mu.Lock()
 		if c.shards[l.Key] == h {
 			delete(c.shards, l.Key)
-			c.cfg.Metrics.LeasesHeld(len(c.shards))
+			c.met.LeasesHeld(len(c.shards))
 		}
 		c.mu.Unlock()
 	}()

@@ -248,6 +248,7 @@ func (pl *pipeline) newFetcher(budget *byteBudget) fetcher {
 		conv:       newConverter(pl.l.Key, pl.l.StartingHashKey, pl.l.EndingHashKey, pl.l.Checkpoint),
 		budget:     budget,
 		cfg:        &c.cfg,
+		met:        c.met,
 		log:        pl.log,
 		emptyToo:   c.cfg.CallProcessRecordsEvenForEmptyList,
 		listShards: func(ctx context.Context) ([]types.Shard, error) { return c.listShards(ctx, s) },
@@ -384,7 +385,7 @@ func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
 			for i := range recs {
 				size += len(recs[i].Data)
 			}
-			c.cfg.Metrics.RecordsProcessed(pl.l.Key, len(recs), size, c.cfg.Clock.Now().Sub(start))
+			c.met.RecordsProcessed(pl.l.Key, len(recs), size, c.cfg.Clock.Now().Sub(start))
 			c.coord.RecordProcessed(pl.l.Key, size) // the lease's throughput, for balancing by load
 		}
 		return err
@@ -413,7 +414,7 @@ func (pl *pipeline) retryCall(ctx context.Context, what string, processor bool, 
 		}
 		d := rt.next()
 		if processor {
-			pl.c.cfg.Metrics.ProcessorError(pl.l.Key)
+			pl.c.met.ProcessorError(pl.l.Key)
 			pl.log.Error("processor failed; retrying", "call", what, "err", err, "retry_in", d)
 		} else {
 			pl.log.Warn("retrying", "call", what, "err", err, "retry_in", d)

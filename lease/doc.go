@@ -82,4 +82,13 @@
 // and DeleteFinished find a shard's lineage. Single-stream leases are
 // unchanged (the key is the shard id). The coordinator is not aware of
 // streams otherwise: its bounds and balancing span the whole table.
+//
+// # Metrics
+//
+// Config.Metrics takes any value and calls the Hook interfaces it
+// implements (resolved once at construction, so a missing hook costs
+// nothing). New metrics arrive as new optional Hook interfaces, never as
+// new methods on an existing one: an implementation keeps compiling and
+// working across releases. The nested modules metrics/prommetrics,
+// metrics/otelmetrics and metrics/emfmetrics implement every hook.
 package lease

@@ -15,7 +15,11 @@ type Lease struct {
 	scanErrors                            *prometheus.CounterVec
 }
 
-var _ lease.Metrics = (*Lease)(nil)
+// Every lease hook is implemented (the compiler checks it).
+var (
+	_ lease.HookRenewPass = (*Lease)(nil)
+	_ lease.HookTakePass  = (*Lease)(nil)
+)
 
 // NewLease registers the lease coordinator's collectors on reg (reusing
 // those a previous call registered) and returns the metrics of the

@@ -20,7 +20,19 @@ type Producer struct {
 	failed, expired, errorsByCode                      *prometheus.CounterVec
 }
 
-var _ producer.Metrics = (*Producer)(nil)
+// Every producer hook is implemented (the compiler checks it: a hook
+// missed or mistyped here would silently never be called).
+var (
+	_ producer.HookUserRecordReceived = (*Producer)(nil)
+	_ producer.HookUserRecordsPending = (*Producer)(nil)
+	_ producer.HookKinesisRecordPut   = (*Producer)(nil)
+	_ producer.HookUserRecordsFailed  = (*Producer)(nil)
+	_ producer.HookUserRecordsExpired = (*Producer)(nil)
+	_ producer.HookBufferingTime      = (*Producer)(nil)
+	_ producer.HookRetriesPerRecord   = (*Producer)(nil)
+	_ producer.HookRequestTime        = (*Producer)(nil)
+	_ producer.HookErrorsByCode       = (*Producer)(nil)
+)
 
 // NewProducer registers the producer's collectors on reg (reusing those a
 // previous call registered) and returns the metrics of the producer
