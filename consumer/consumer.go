@@ -30,6 +30,10 @@ type Consumer struct {
 	coord   *lease.Coordinator
 	met     *metricHooks // cfg.Metrics's hooks, resolved once
 
+	// storeHealth and streamHealth follow the lease store's and Kinesis's
+	// calls for Status (store and kc report to them).
+	storeHealth, streamHealth *failureTracker
+
 	// streams are the streams read, by stream id ("" in single-stream
 	// mode, where it is the only one); under mu. A stream's consumerARN
 	// changes (under mu) when a deregistered fan-out consumer is
@@ -44,6 +48,7 @@ type Consumer struct {
 
 	mu          sync.Mutex
 	started     bool
+	ready       bool                    // start-up done (Status.Ready)
 	stopping    bool                    // graceful shutdown in progress
 	shards      map[string]*shardHandle // running shard pipelines
 	pipelines   sync.WaitGroup          // every pipeline goroutine
@@ -82,25 +87,33 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 	} else if lcfg.Logger == nil {
 		lcfg.Logger = cfg.Logger
 	}
+	// Every store and Kinesis call reports its outcome for Status.
+	storeHealth := newFailureTracker("lease store", cfg, log)
+	streamHealth := newFailureTracker("stream", cfg, log)
+	store = &healthStore{Store: store, t: storeHealth}
+	kc = &healthKinesis{Kinesis: kc, t: streamHealth}
 	coord, err := lease.NewCoordinator(store, lcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return &Consumer{
-		cfg:       cfg,
-		kc:        kc,
-		store:     store,
-		factory:   factory,
-		log:       log,
-		coord:     coord,
-		met:       newMetricHooks(cfg.Metrics),
-		syncNow:   make(chan struct{}, 1),
-		streams:   make(map[string]*stream),
-		goneSince: make(map[string]time.Time),
-		shards:    make(map[string]*shardHandle),
-		ended:     make(chan struct{}),
-		graceful:  make(chan struct{}),
-		done:      make(chan struct{}),
+		cfg:     cfg,
+		kc:      kc,
+		store:   store,
+		factory: factory,
+		log:     log,
+		coord:   coord,
+		met:     newMetricHooks(cfg.Metrics),
+
+		storeHealth:  storeHealth,
+		streamHealth: streamHealth,
+		syncNow:      make(chan struct{}, 1),
+		streams:      make(map[string]*stream),
+		goneSince:    make(map[string]time.Time),
+		shards:       make(map[string]*shardHandle),
+		ended:        make(chan struct{}),
+		graceful:     make(chan struct{}),
+		done:         make(chan struct{}),
 	}, nil
 }
 
@@ -187,6 +200,9 @@ func (c *Consumer) run(ctx context.Context) error {
 			return err
 		}
 	}
+	c.mu.Lock()
+	c.ready = true
+	c.mu.Unlock()
 
 	// The coordinator and the loops that follow its decisions live until
 	// every shard pipeline has stopped (and, on Shutdown, leases are
@@ -352,6 +368,7 @@ type shardHandle struct {
 	// pipeline finishes its batch, checkpoints and hands the lease over.
 	handoff     chan struct{}
 	handoffOnce sync.Once
+	st          *shardStatus // what Status reports of the shard
 }
 
 func (h *shardHandle) markLost() { h.once.Do(func() { close(h.lost) }) }
@@ -383,7 +400,7 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 	}
 	prev := c.shards[l.Key]
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &shardHandle{key: l.Key, cancel: cancel, lost: make(chan struct{}), done: make(chan struct{}), handoff: make(chan struct{})}
+	h := &shardHandle{key: l.Key, cancel: cancel, lost: make(chan struct{}), done: make(chan struct{}), handoff: make(chan struct{}), st: newShardStatus(l)}
 	c.shards[l.Key] = h
 	c.met.LeasesHeld(len(c.shards))
 	c.pipelines.Add(1)

@@ -78,6 +78,7 @@ type shardReader struct {
 	budget     *byteBudget
 	cfg        *Config
 	met        *metricHooks
+	stat       *shardStatus // the shard's Status, told of each fetch
 	log        *slog.Logger
 	// emptyToo sends batches without records (CallProcessRecordsEvenForEmptyList).
 	emptyToo    bool
@@ -144,6 +145,7 @@ func (r *shardReader) trimmed(ctx context.Context, pos startPos, err error) (sta
 // when ctx ended first.
 func (r *shardReader) deliver(ctx context.Context, out chan<- *batch, raw []types.Record, millisBehind *int64, shardEnd bool, children []types.ChildShard) error {
 	b := &batch{shardEnd: shardEnd, childShards: children}
+	r.stat.fetched(r.cfg.Clock.Now(), millisBehind)
 	if millisBehind != nil {
 		b.millisBehind = *millisBehind
 		r.met.MillisBehindLatest(r.metricsKey, b.millisBehind)
