@@ -2,6 +2,7 @@ package prommetrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	mn "github.com/shardflow/shardflow/internal/metricnames"
 	"github.com/shardflow/shardflow/lease"
 )
 
@@ -61,9 +62,9 @@ func (l *Lease) RenewPass(s lease.RenewStats) {
 // TakePass implements lease.Metrics. The scan's figures are kept from the
 // last successful scan: a failed one reports no table state.
 func (l *Lease) TakePass(s lease.TakeStats) {
-	pass := "expiry_scan"
+	pass := mn.PassExpiryScan
 	if s.Balance {
-		pass = "balance"
+		pass = mn.PassBalance
 	}
 	l.takeTime.WithLabelValues(pass).Observe(s.Duration.Seconds())
 	if s.Err != nil {

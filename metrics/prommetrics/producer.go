@@ -4,12 +4,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	mn "github.com/shardflow/shardflow/internal/metricnames"
 	"github.com/shardflow/shardflow/producer"
 )
 
 // Producer implements producer.Metrics on Prometheus collectors.
 type Producer struct {
-	codes codeSet
+	codes mn.Codes
 	// Children resolved once: these are called per user record.
 	received, receivedBytes          prometheus.Counter
 	pending, pendingBytes            prometheus.Gauge
@@ -86,7 +87,7 @@ func (p *Producer) KinesisRecordPut(shardID string, userRecords, userDataSize, k
 
 // UserRecordsFailed implements producer.Metrics.
 func (p *Producer) UserRecordsFailed(shardID string, n int, err error) {
-	p.failed.WithLabelValues(shardID, failureReason(err)).Add(float64(n))
+	p.failed.WithLabelValues(shardID, mn.FailureReason(err)).Add(float64(n))
 }
 
 // UserRecordsExpired implements producer.Metrics.
@@ -113,5 +114,5 @@ func (p *Producer) RequestTime(d time.Duration, kinesisRecords int, _ error) {
 
 // ErrorsByCode implements producer.Metrics.
 func (p *Producer) ErrorsByCode(shardID, code string, n int) {
-	p.errorsByCode.WithLabelValues(shardID, p.codes.label(code)).Add(float64(n))
+	p.errorsByCode.WithLabelValues(shardID, p.codes.Label(code)).Add(float64(n))
 }
