@@ -201,3 +201,19 @@ func (s *Codes) Label(code string) string {
 	s.seen[code] = struct{}{}
 	return code
 }
+
+// All returns every definition, producer's, consumer's and lease's.
+func All() []Def {
+	return []Def{
+		ProducerReceived, ProducerReceivedBytes, ProducerPending, ProducerPendingBytes,
+		ProducerUserPut, ProducerUserPutBytes, ProducerKinesisPut, ProducerKinesisPutBytes,
+		ProducerUserPerKinesis, ProducerFailed, ProducerExpired, ProducerBufferingTime,
+		ProducerRetries, ProducerRequestTime, ProducerKinesisPerRequest, ProducerErrorsByCode,
+		ConsumerProcessed, ConsumerProcessedBytes, ConsumerProcessTime, ConsumerBehindLatest,
+		ConsumerProcessorErrors, ConsumerOutOfRange, ConsumerThrottles, ConsumerExpiredIterators,
+		ConsumerRetentionRestarts, ConsumerLeasesHeld, ConsumerLeasesTaken, ConsumerLeasesLost,
+		LeaseRenewTime, LeaseRenewed, LeaseRenewSkipped, LeaseLost, LeaseRenewErrors, LeaseHeld,
+		LeaseTakeTime, LeaseScanErrors, LeaseTaken, LeaseStolen, LeaseTakeErrors, LeaseWorkers,
+		LeaseTarget, LeaseTableLeases,
+	}
+}
