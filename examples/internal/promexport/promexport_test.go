@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/consumer"
@@ -121,8 +123,8 @@ func TestScrape(t *testing.T) {
 	reg := New()
 	srv := kinesistest.New(kinesistest.Options{})
 	srv.MustCreateStream("s", 2)
-	srv.FailNext(kinesistest.OpPutRecords, 2, nil) // InternalFailure: retries
-	srv.Throttle(kinesistest.OpGetRecords, 0.3)    // read throttles
+	srv.FailNext(kinesistest.OpPutRecords, 2, nil)                                                                            // InternalFailure: retries
+	srv.FailNext(kinesistest.OpGetRecords, 3, &types.ProvisionedThroughputExceededException{Message: aws.String("injected")}) // read throttles
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	const n = 500
