@@ -6,7 +6,8 @@ import "time"
 // measurements: any value is a Metrics, and the consumer calls each hook
 // interface below (HookRecordsProcessed, HookMillisBehindLatest, ...) that
 // the value implements. Which hooks a value implements is found once, by
-// type assertion in New, not per call; a missing hook costs nothing.
+// type assertion in New, not per call; a missing hook is a call to a
+// no-op.
 // Prometheus, OpenTelemetry and CloudWatch adapters are in the nested
 // modules under metrics/.
 //

@@ -133,8 +133,8 @@
 // # Metrics
 //
 // Config.Metrics takes any value and calls the Hook interfaces it
-// implements (resolved once at construction, so a missing hook costs
-// nothing). New metrics arrive as new optional Hook interfaces, never as
+// implements, resolved once at construction (no type assertion per
+// call). New metrics arrive as new optional Hook interfaces, never as
 // new methods on an existing one: an implementation keeps compiling and
 // working across releases. The nested modules metrics/prommetrics,
 // metrics/otelmetrics and metrics/emfmetrics implement every hook.

@@ -6,7 +6,9 @@ import "time"
 // value is a Metrics, and the producer calls each hook interface below
 // (HookUserRecordReceived, HookKinesisRecordPut, ...) that the value
 // implements. Which hooks a value implements is found once, by type
-// assertion in New, not per call; a missing hook costs nothing.
+// assertion in New, not per call; a missing hook is a call to a no-op,
+// and with none of the per-record hooks (all but UserRecordsPending,
+// RequestTime and ErrorsByCode) the per-record metric work is skipped.
 //
 // New metrics arrive as new hook interfaces, never as new methods on an
 // existing one, so an implementation written against an older release
