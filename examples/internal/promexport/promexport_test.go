@@ -41,33 +41,54 @@ type sampleKey struct {
 // cumulative and end with le="+Inf" equal to its _count.
 func parse(t *testing.T, text string) (map[sampleKey]float64, map[string]string) {
 	t.Helper()
-	name := `[a-zA-Z_:][a-zA-Z0-9_:]*`
-	helpRe := regexp.MustCompile(`^# HELP (` + name + `) (.*)$`)
-	typeRe := regexp.MustCompile(`^# TYPE (` + name + `) (counter|gauge|histogram|summary|untyped)$`)
-	sampleRe := regexp.MustCompile(`^(` + name + `)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*)\})? (\S+)$`)
+	samples, types, err := parseText(text)
+	require.NoError(t, err)
+	return samples, types
+}
+
+var (
+	nameRe   = `[a-zA-Z_:][a-zA-Z0-9_:]*`
+	helpRe   = regexp.MustCompile(`^# HELP (` + nameRe + `) (.*)$`)
+	typeRe   = regexp.MustCompile(`^# TYPE (` + nameRe + `) (counter|gauge|histogram|summary|untyped)$`)
+	sampleRe = regexp.MustCompile(`^(` + nameRe + `)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*)\})? (\S+)$`)
+	leRe     = regexp.MustCompile(`,?le="[^"]*"`)
+)
+
+func parseText(text string) (map[sampleKey]float64, map[string]string, error) {
 	types := map[string]string{}
 	helped := map[string]bool{}
 	samples := map[sampleKey]float64{}
 	family := ""
 	lastBucket := map[string]float64{}
+	infBuckets := map[sampleKey]float64{} // _count sample -> its +Inf bucket
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
 		if m := helpRe.FindStringSubmatch(line); m != nil {
-			require.False(t, helped[m[1]], "line %d: second HELP for %s", n, m[1])
+			if helped[m[1]] {
+				return nil, nil, fmt.Errorf("line %d: second HELP for %s", n, m[1])
+			}
 			helped[m[1]], family = true, m[1]
 			continue
 		}
 		if m := typeRe.FindStringSubmatch(line); m != nil {
-			require.NotContains(t, types, m[1], "line %d: second TYPE", n)
-			require.Equal(t, family, m[1], "line %d: TYPE after its HELP", n)
+			if _, ok := types[m[1]]; ok {
+				return nil, nil, fmt.Errorf("line %d: second TYPE for %s", n, m[1])
+			}
+			if family != m[1] {
+				return nil, nil, fmt.Errorf("line %d: TYPE of %s not after its HELP", n, m[1])
+			}
 			types[m[1]] = m[2]
 			continue
 		}
 		m := sampleRe.FindStringSubmatch(line)
-		require.NotNil(t, m, "line %d is not in the text format: %q", n, line)
+		if m == nil {
+			return nil, nil, fmt.Errorf("line %d is not in the text format: %q", n, line)
+		}
 		v, err := strconv.ParseFloat(m[3], 64)
-		require.NoError(t, err, "line %d", n)
+		if err != nil {
+			return nil, nil, fmt.Errorf("line %d: %w", n, err)
+		}
 		base := m[1]
 		if types[family] == "histogram" {
 			for _, suf := range []string{"_bucket", "_sum", "_count"} {
@@ -76,22 +97,58 @@ func parse(t *testing.T, text string) (map[sampleKey]float64, map[string]string)
 				}
 			}
 		}
-		require.Equal(t, family, base, "line %d: sample outside its family", n)
+		if _, typed := types[family]; !typed || base != family {
+			return nil, nil, fmt.Errorf("line %d: sample %s outside a declared family", n, m[1])
+		}
 		k := sampleKey{m[1], m[2]}
-		require.NotContains(t, samples, k, "line %d: duplicate sample", n)
+		if _, dup := samples[k]; dup {
+			return nil, nil, fmt.Errorf("line %d: duplicate sample", n)
+		}
 		samples[k] = v
 		if strings.HasSuffix(m[1], "_bucket") {
-			series := regexp.MustCompile(`,?le="[^"]*"`).ReplaceAllString(m[2], "")
-			require.GreaterOrEqual(t, v, lastBucket[series], "line %d: buckets are cumulative", n)
+			series := leRe.ReplaceAllString(m[2], "")
+			if v < lastBucket[series] {
+				return nil, nil, fmt.Errorf("line %d: buckets are not cumulative", n)
+			}
 			lastBucket[series] = v
 			if strings.Contains(m[2], `le="+Inf"`) {
 				lastBucket[series] = 0
-				count := strings.TrimSuffix(m[1], "_bucket") + "_count"
-				defer func() { require.Equal(t, v, samples[sampleKey{count, series}], "+Inf bucket equals _count") }()
+				infBuckets[sampleKey{strings.TrimSuffix(m[1], "_bucket") + "_count", series}] = v
 			}
 		}
 	}
-	return samples, types
+	for k, v := range infBuckets {
+		if c, ok := samples[k]; !ok || c != v {
+			return nil, nil, fmt.Errorf("%s{%s}: +Inf bucket %v differs from _count %v", k.name, k.labels, v, c)
+		}
+	}
+	return samples, types, nil
+}
+
+// The parser finds what the format forbids.
+func TestParserRejects(t *testing.T) {
+	ok := "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 2\n"
+	_, _, err := parseText(ok)
+	require.NoError(t, err)
+	hist := "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n"
+	_, _, err = parseText(hist)
+	require.NoError(t, err)
+	for name, text := range map[string]string{
+		"no TYPE":           "# HELP a_total A.\na_total 1\n",
+		"unquoted label":    "# HELP a_total A.\n# TYPE a_total counter\na_total{x=1} 2\n",
+		"bad escape":        "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"\\q\"} 2\n",
+		"not a number":      "# HELP a_total A.\n# TYPE a_total counter\na_total two\n",
+		"duplicate":         ok + "a_total{x=\"1\"} 3\n",
+		"other family":      ok + "b_total 1\n",
+		"not cumulative":    strings.Replace(hist, `le="+Inf"} 2`, `le="+Inf"} 0`, 1),
+		"+Inf is not count": strings.Replace(hist, "h_count 2", "h_count 5", 1),
+		"second HELP":       ok + "# HELP a_total A.\n",
+		"TYPE of another":   "# HELP a_total A.\n# TYPE b_total counter\n",
+		"space in the name": "# HELP a_total A.\n# TYPE a_total counter\na total 1\n",
+	} {
+		_, _, err := parseText(text)
+		require.Error(t, err, name)
+	}
 }
 
 func scrape(t *testing.T, url string) string {
