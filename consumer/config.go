@@ -249,8 +249,19 @@ type Config struct {
 	// takes its default, clamped to the other bound when that one is set.
 	ThrottleBackoff Backoff
 
+	// UnhealthyAfter is how long the lease store or the stream may fail
+	// without a success in between before Status reports the consumer
+	// unhealthy (Status.Healthy), which is also logged once at Error when
+	// it happens (and at Info when calls succeed again). KCL has no such
+	// setting. Default DefaultUnhealthyAfter (1 minute: six failover times
+	// at the default FailoverTime, so a store outage has by then cost
+	// every lease); negative: never unhealthy for failing calls (Status
+	// still reports since when they fail).
+	UnhealthyAfter time.Duration
+
 	// Clock, Logger and Metrics default to the real clock, slog.Default()
-	// and no metrics.
+	// and no metrics. Metrics receives whichever Hook interfaces it
+	// implements (see Metrics).
 	Clock   clock.Clock
 	Logger  *slog.Logger
 	Metrics Metrics
@@ -339,6 +350,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ThrottleBackoff, err = c.ThrottleBackoff.withDefaults(200*time.Millisecond, 10*time.Second); err != nil {
 		return bad("ThrottleBackoff: %v", err)
+	}
+	if c.UnhealthyAfter == 0 {
+		c.UnhealthyAfter = DefaultUnhealthyAfter
 	}
 	c.Clock = clock.OrReal(c.Clock)
 	if c.Logger == nil {

@@ -30,6 +30,11 @@ type Consumer struct {
 	factory ProcessorFactory
 	log     *slog.Logger
 	coord   *lease.Coordinator
+	met     *metricHooks // cfg.Metrics's hooks, resolved once
+
+	// storeHealth and streamHealth follow the lease store's and Kinesis's
+	// calls for Status (store and kc report to them).
+	storeHealth, streamHealth *failureTracker
 
 	// streams are the streams read, by stream id ("" in single-stream
 	// mode, where it is the only one); under mu. A stream's consumerARN
@@ -45,6 +50,7 @@ type Consumer struct {
 
 	mu          sync.Mutex
 	started     bool
+	ready       bool                    // start-up done (Status.Ready)
 	stopping    bool                    // graceful shutdown in progress
 	shards      map[string]*shardHandle // running shard pipelines
 	pipelines   sync.WaitGroup          // every pipeline goroutine
@@ -87,24 +93,33 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 	} else if lcfg.Logger == nil {
 		lcfg.Logger = cfg.Logger
 	}
+	// Every store and Kinesis call reports its outcome for Status.
+	storeHealth := newFailureTracker("lease store", cfg, log)
+	streamHealth := newFailureTracker("stream", cfg, log)
+	store = &healthStore{Store: store, t: storeHealth}
+	kc = &healthKinesis{Kinesis: kc, t: streamHealth}
 	coord, err := lease.NewCoordinator(store, lcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return &Consumer{
-		cfg:       cfg,
-		kc:        kc,
-		store:     store,
-		factory:   factory,
-		log:       log,
-		coord:     coord,
-		syncNow:   make(chan struct{}, 1),
-		streams:   make(map[string]*stream),
-		goneSince: make(map[string]time.Time),
-		shards:    make(map[string]*shardHandle),
-		ended:     make(chan struct{}),
-		graceful:  make(chan struct{}),
-		done:      make(chan struct{}),
+		cfg:     cfg,
+		kc:      kc,
+		store:   store,
+		factory: factory,
+		log:     log,
+		coord:   coord,
+		met:     newMetricHooks(cfg.Metrics),
+
+		storeHealth:  storeHealth,
+		streamHealth: streamHealth,
+		syncNow:      make(chan struct{}, 1),
+		streams:      make(map[string]*stream),
+		goneSince:    make(map[string]time.Time),
+		shards:       make(map[string]*shardHandle),
+		ended:        make(chan struct{}),
+		graceful:     make(chan struct{}),
+		done:         make(chan struct{}),
 	}, nil
 }
 
@@ -197,6 +212,9 @@ func (c *Consumer) run(ctx context.Context) error {
 			return err
 		}
 	}
+	c.mu.Lock()
+	c.ready = true
+	c.mu.Unlock()
 
 	// The coordinator and the loops that follow its decisions live until
 	// every shard pipeline has stopped (and, on Shutdown, leases are
@@ -338,12 +356,12 @@ func (c *Consumer) followLeases(ctx context.Context) {
 			}
 			switch ev.Type {
 			case lease.Acquired:
-				c.cfg.Metrics.LeaseTaken(ev.Lease.Key)
+				c.met.LeaseTaken(ev.Lease.Key)
 				c.startShard(ctx, ev)
 			case lease.Lost:
 				if !errors.Is(ev.Err, lease.ErrReleased) {
 					// Handed back (shard end, shutdown, handoff): not a loss.
-					c.cfg.Metrics.LeaseLost(ev.Lease.Key)
+					c.met.LeaseLost(ev.Lease.Key)
 				}
 				c.stopShard(ev)
 			case lease.HandoffRequested:
@@ -368,6 +386,7 @@ type shardHandle struct {
 	// handoff deadline (ErrHandoffTimedOut): once the pipeline has
 	// stopped, it is handed over (Coordinator.HandOverTimedOut).
 	timedOut atomic.Pointer[lease.Lease]
+	st       *shardStatus // what Status reports of the shard
 }
 
 func (h *shardHandle) markLost() { h.once.Do(func() { close(h.lost) }) }
@@ -399,9 +418,9 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 	}
 	prev := c.shards[l.Key]
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &shardHandle{key: l.Key, cancel: cancel, lost: make(chan struct{}), done: make(chan struct{}), handoff: make(chan struct{})}
+	h := &shardHandle{key: l.Key, cancel: cancel, lost: make(chan struct{}), done: make(chan struct{}), handoff: make(chan struct{}), st: newShardStatus(l)}
 	c.shards[l.Key] = h
-	c.cfg.Metrics.LeasesHeld(len(c.shards))
+	c.met.LeasesHeld(len(c.shards))
 	c.pipelines.Add(1)
 	go func() {
 		defer c.pipelines.Done()
@@ -427,7 +446,7 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 		c.mu.Lock()
 		if c.shards[l.Key] == h {
 			delete(c.shards, l.Key)
-			c.cfg.Metrics.LeasesHeld(len(c.shards))
+			c.met.LeasesHeld(len(c.shards))
 		}
 		c.mu.Unlock()
 	}()

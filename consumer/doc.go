@@ -88,4 +88,21 @@
 //	go c.Run(ctx)
 //	...
 //	c.Shutdown(ctx) // on SIGTERM: checkpoint, release leases, stop
+//
+// # Metrics
+//
+// Config.Metrics takes any value and calls the Hook interfaces it
+// implements, resolved once at construction (no type assertion per
+// call). New metrics arrive as new optional Hook interfaces, never as
+// new methods on an existing one: an implementation keeps compiling and
+// working across releases. The nested modules metrics/prommetrics,
+// metrics/otelmetrics and metrics/emfmetrics implement every hook.
+//
+// # Status
+//
+// Status reports each held shard's state, checkpoint, lag and last
+// fetch and processing times, and since when the lease store or the stream
+// has been failing; Status.Healthy says whether either has been failing
+// for longer than Config.UnhealthyAfter (examples/health serves it as
+// readiness and liveness endpoints).
 package consumer

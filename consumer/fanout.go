@@ -155,7 +155,7 @@ func (s *subscriber) run(ctx context.Context, out chan<- *batch) error {
 			case isThrottle(err), isResourceInUse(err):
 				// One subscription per shard and consumer, one call per
 				// second: the previous one may still be closing.
-				s.cfg.Metrics.Throttled(s.metricsKey)
+				s.met.Throttled(s.metricsKey)
 			case isResourceNotFound(err) && s.consumerExists(ctx):
 				// The consumer is there, so the shard is not found: it has
 				// ended if ListShards confirms it, as with polling.

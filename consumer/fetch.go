@@ -77,6 +77,8 @@ type shardReader struct {
 	conv       *converter
 	budget     *byteBudget
 	cfg        *Config
+	met        *metricHooks
+	stat       *shardStatus // the shard's Status, told of each fetch
 	log        *slog.Logger
 	// emptyToo sends batches without records (CallProcessRecordsEvenForEmptyList).
 	emptyToo    bool
@@ -132,7 +134,7 @@ func (r *shardReader) trimmed(ctx context.Context, pos startPos, err error) (sta
 	if !isInvalidArgument(err) {
 		return pos, false
 	}
-	r.cfg.Metrics.RetentionRestart(r.metricsKey)
+	r.met.RetentionRestart(r.metricsKey)
 	r.lostAfter = pos.seq
 	r.log.Error("position refused, older than the stream's retention; restarting at TRIM_HORIZON (the lost range is logged with the first record read)",
 		"position", pos.seq, "err", err)
@@ -143,9 +145,10 @@ func (r *shardReader) trimmed(ctx context.Context, pos startPos, err error) (sta
 // when ctx ended first.
 func (r *shardReader) deliver(ctx context.Context, out chan<- *batch, raw []types.Record, millisBehind *int64, shardEnd bool, children []types.ChildShard) error {
 	b := &batch{shardEnd: shardEnd, childShards: children}
+	r.stat.fetched(r.cfg.Clock.Now(), millisBehind)
 	if millisBehind != nil {
 		b.millisBehind = *millisBehind
-		r.cfg.Metrics.MillisBehindLatest(r.metricsKey, b.millisBehind)
+		r.met.MillisBehindLatest(r.metricsKey, b.millisBehind)
 	}
 	if r.lostAfter != "" && len(raw) > 0 {
 		if first := aws.ToString(raw[0].SequenceNumber); seqLess(r.lostAfter, first) {
@@ -160,7 +163,7 @@ func (r *shardReader) deliver(ctx context.Context, out chan<- *batch, raw []type
 	var oor int
 	b.records, b.bytes, oor = r.conv.convert(make([]Record, 0, len(raw)), raw)
 	if oor > 0 {
-		r.cfg.Metrics.OutOfRangeRecords(r.metricsKey, oor)
+		r.met.OutOfRangeRecords(r.metricsKey, oor)
 		level := slog.LevelDebug
 		if !r.warnedRange {
 			r.warnedRange, level = true, slog.LevelWarn // once per shard; the metric counts them all
@@ -235,7 +238,7 @@ func (p *poller) iterator(ctx context.Context, pos startPos) (iter string, used 
 				return "", pos, false, nil
 			}
 		case isThrottle(err):
-			p.cfg.Metrics.Throttled(p.metricsKey)
+			p.met.Throttled(p.metricsKey)
 		default:
 			p.log.Warn("GetShardIterator failed; retrying", "err", err)
 		}
@@ -280,7 +283,7 @@ func (p *poller) run(ctx context.Context, out chan<- *batch) error {
 			}
 			switch {
 			case isExpiredIterator(err):
-				p.cfg.Metrics.IteratorExpired(p.metricsKey)
+				p.met.IteratorExpired(p.metricsKey)
 				p.log.Info("shard iterator expired; renewing after the last record read", "from", pos.typ, "seq", pos.seq)
 				iter, pos, ok, err = p.iterator(ctx, pos)
 				if err != nil {
@@ -308,7 +311,7 @@ func (p *poller) run(ctx context.Context, out chan<- *batch) error {
 				}
 				continue
 			case isThrottle(err):
-				p.cfg.Metrics.Throttled(p.metricsKey)
+				p.met.Throttled(p.metricsKey)
 			default:
 				p.log.Warn("GetRecords failed; retrying", "err", err)
 			}

@@ -2,55 +2,161 @@ package consumer
 
 import "time"
 
-// Metrics receives the consumer's measurements. Implementations must be safe
-// for concurrent use and fast (they are called on the processing path);
-// Prometheus, OpenTelemetry or CloudWatch adapters plug in here. Embed
-// NopMetrics to implement only some methods.
+// Metrics is a set of optional hooks that receive the consumer's
+// measurements: any value is a Metrics, and the consumer calls each hook
+// interface below (HookRecordsProcessed, HookMillisBehindLatest, ...) that
+// the value implements. Which hooks a value implements is found once, by
+// type assertion in New, not per call; a missing hook is a call to a
+// no-op.
+// Prometheus, OpenTelemetry and CloudWatch adapters are in the nested
+// modules under metrics/.
+//
+// New metrics arrive as new hook interfaces, never as new methods on an
+// existing one, so an implementation written against an older release
+// keeps compiling and keeps receiving what it received. To catch a
+// misspelt or mistyped method at compile time, assert the hooks you mean
+// to implement:
+//
+//	var _ consumer.HookMillisBehindLatest = (*MyMetrics)(nil)
+//
+// Hooks must be safe for concurrent use and fast: they are called on the
+// processing path.
 //
 // The shardID argument is the shard's lease key: the shard id in
 // single-stream mode, "account:stream:creationEpoch:shardId" in
 // multi-stream mode (Config.Streams), so measurements carry the stream
 // without a change to the interface; lease.ParseMultiStreamKey splits it.
-type Metrics interface {
-	// RecordsProcessed is called after each successful ProcessRecords call
-	// with the batch's record count, data bytes and processing time.
+type Metrics interface{}
+
+// HookRecordsProcessed is called after each successful ProcessRecords
+// call with the batch's record count, data bytes and processing time.
+type HookRecordsProcessed interface {
 	RecordsProcessed(shardID string, records, bytes int, took time.Duration)
-	// MillisBehindLatest reports each fetched batch's lag.
+}
+
+// HookMillisBehindLatest reports each fetched batch's lag.
+type HookMillisBehindLatest interface {
 	MillisBehindLatest(shardID string, millis int64)
-	// ProcessorError counts failed (or panicking) processor calls.
+}
+
+// HookProcessorError counts failed (or panicking) processor calls.
+type HookProcessorError interface {
 	ProcessorError(shardID string)
-	// OutOfRangeRecords counts sub-records whose hash key lies outside the
-	// shard's range (delivered anyway; KCL would drop them).
+}
+
+// HookOutOfRangeRecords counts sub-records whose hash key lies outside the
+// shard's range (delivered anyway; KCL would drop them).
+type HookOutOfRangeRecords interface {
 	OutOfRangeRecords(shardID string, n int)
-	// Throttled counts throttled Kinesis reads; IteratorExpired counts
-	// ExpiredIteratorException recoveries.
+}
+
+// HookThrottled counts throttled Kinesis reads.
+type HookThrottled interface {
 	Throttled(shardID string)
+}
+
+// HookIteratorExpired counts ExpiredIteratorException recoveries.
+type HookIteratorExpired interface {
 	IteratorExpired(shardID string)
-	// RetentionRestart counts restarts at TRIM_HORIZON because the shard's
-	// checkpoint was older than the stream's retention: the records between
-	// the checkpoint and the trim horizon were lost (logged at Error).
+}
+
+// HookRetentionRestart counts restarts at TRIM_HORIZON because the shard's
+// checkpoint was older than the stream's retention: the records between
+// the checkpoint and the trim horizon were lost (logged at Error).
+type HookRetentionRestart interface {
 	RetentionRestart(shardID string)
-	// LeasesHeld reports how many shards this worker processes.
+}
+
+// HookLeasesHeld reports how many shards this worker processes.
+type HookLeasesHeld interface {
 	LeasesHeld(n int)
-	// LeaseTaken and LeaseLost count lease acquisitions and losses (to
-	// another worker, expiry or a fenced write); leases this worker hands
-	// back itself, at shard end or on Shutdown, are not losses.
+}
+
+// HookLeaseTaken counts lease acquisitions.
+type HookLeaseTaken interface {
 	LeaseTaken(shardID string)
+}
+
+// HookLeaseLost counts lease losses (to another worker, expiry or a fenced
+// write); leases this worker hands back itself, at shard end or on
+// Shutdown, are not losses.
+type HookLeaseLost interface {
 	LeaseLost(shardID string)
 }
 
-// NopMetrics discards all measurements.
+// NopMetrics records nothing: it implements no hook. A nil Config.Metrics
+// does the same; NopMetrics stays so that code naming it (or embedding it,
+// as implementations had to before hooks were optional) keeps compiling.
 type NopMetrics struct{}
 
-func (NopMetrics) RecordsProcessed(string, int, int, time.Duration) {}
-func (NopMetrics) MillisBehindLatest(string, int64)                 {}
-func (NopMetrics) ProcessorError(string)                            {}
-func (NopMetrics) OutOfRangeRecords(string, int)                    {}
-func (NopMetrics) Throttled(string)                                 {}
-func (NopMetrics) IteratorExpired(string)                           {}
-func (NopMetrics) RetentionRestart(string)                          {}
-func (NopMetrics) LeasesHeld(int)                                   {}
-func (NopMetrics) LeaseTaken(string)                                {}
-func (NopMetrics) LeaseLost(string)                                 {}
+// metricHooks is Config.Metrics resolved into its hooks once, in New: each
+// field is the user's hook or a no-op, so a call site makes one interface
+// call and nothing is asserted per call. Its methods have the hooks'
+// names, so call sites read as calls on a full Metrics.
+type metricHooks struct {
+	processed  HookRecordsProcessed
+	behind     HookMillisBehindLatest
+	procErr    HookProcessorError
+	outOfRange HookOutOfRangeRecords
+	throttled  HookThrottled
+	expired    HookIteratorExpired
+	retention  HookRetentionRestart
+	leasesHeld HookLeasesHeld
+	leaseTaken HookLeaseTaken
+	leaseLost  HookLeaseLost
+}
 
-var _ Metrics = NopMetrics{}
+func newMetricHooks(m Metrics) *metricHooks {
+	var nop nopHooks
+	h := &metricHooks{nop, nop, nop, nop, nop, nop, nop, nop, nop, nop}
+	hook(m, &h.processed)
+	hook(m, &h.behind)
+	hook(m, &h.procErr)
+	hook(m, &h.outOfRange)
+	hook(m, &h.throttled)
+	hook(m, &h.expired)
+	hook(m, &h.retention)
+	hook(m, &h.leasesHeld)
+	hook(m, &h.leaseTaken)
+	hook(m, &h.leaseLost)
+	return h
+}
+
+// hook sets *dst to m when m implements the hook T.
+func hook[T any](m Metrics, dst *T) {
+	if v, ok := m.(T); ok {
+		*dst = v
+	}
+}
+
+func (h *metricHooks) RecordsProcessed(shardID string, records, bytes int, took time.Duration) {
+	h.processed.RecordsProcessed(shardID, records, bytes, took)
+}
+func (h *metricHooks) MillisBehindLatest(shardID string, millis int64) {
+	h.behind.MillisBehindLatest(shardID, millis)
+}
+func (h *metricHooks) ProcessorError(shardID string) { h.procErr.ProcessorError(shardID) }
+func (h *metricHooks) OutOfRangeRecords(shardID string, n int) {
+	h.outOfRange.OutOfRangeRecords(shardID, n)
+}
+func (h *metricHooks) Throttled(shardID string)        { h.throttled.Throttled(shardID) }
+func (h *metricHooks) IteratorExpired(shardID string)  { h.expired.IteratorExpired(shardID) }
+func (h *metricHooks) RetentionRestart(shardID string) { h.retention.RetentionRestart(shardID) }
+func (h *metricHooks) LeasesHeld(n int)                { h.leasesHeld.LeasesHeld(n) }
+func (h *metricHooks) LeaseTaken(shardID string)       { h.leaseTaken.LeaseTaken(shardID) }
+func (h *metricHooks) LeaseLost(shardID string)        { h.leaseLost.LeaseLost(shardID) }
+
+// nopHooks is the hook of every measurement the user's Metrics does not
+// take.
+type nopHooks struct{}
+
+func (nopHooks) RecordsProcessed(string, int, int, time.Duration) {}
+func (nopHooks) MillisBehindLatest(string, int64)                 {}
+func (nopHooks) ProcessorError(string)                            {}
+func (nopHooks) OutOfRangeRecords(string, int)                    {}
+func (nopHooks) Throttled(string)                                 {}
+func (nopHooks) IteratorExpired(string)                           {}
+func (nopHooks) RetentionRestart(string)                          {}
+func (nopHooks) LeasesHeld(int)                                   {}
+func (nopHooks) LeaseTaken(string)                                {}
+func (nopHooks) LeaseLost(string)                                 {}

@@ -421,6 +421,19 @@ func TestMultiStreamPerStreamConfig(t *testing.T) {
 		require.NoError(t, err, "fan-out consumer %s on %s", name, st)
 	}
 	require.NoError(t, h.tr.waitUnique(ctx, before), "TRIM_HORIZON stream read from the start")
+
+	// Status names each shard's stream.
+	st := w.c.Status()
+	require.Len(t, st.Shards, 3)
+	streams := map[string]bool{}
+	for _, sh := range st.Shards {
+		require.Equal(t, sh.StreamID+":"+sh.ShardID, sh.LeaseKey)
+		parts := strings.Split(sh.StreamID, ":")
+		require.Len(t, parts, 3, sh.StreamID)
+		streams[parts[1]] = true
+	}
+	require.Equal(t, map[string]bool{"trim": true, "latest": true, "ts": true}, streams)
+
 	h.produce(ctx, 30, "trim", "ts")
 	h.finish(ctx, w)
 }

@@ -83,6 +83,7 @@ func (c *Consumer) runShard(ctx context.Context, h *shardHandle, l lease.Lease, 
 	pl.p = c.factory.NewProcessor(l.Key)
 	pl.cp = checkpoint.NewCheckpointer(l.Key, w, l.Checkpoint)
 	defer pl.cp.Close()
+	h.st.setCheckpointer(pl.cp)
 	log.Info("processing shard", "from", l.Checkpoint.String())
 
 	out := pl.run(ctx)
@@ -198,8 +199,10 @@ func (c *Consumer) waitForParents(ctx context.Context, h *shardHandle, l lease.L
 			}
 		}
 		if pending == "" {
+			h.st.setState(ShardInitializing)
 			return parentsEnded
 		}
+		h.st.setState(ShardWaitingForParents)
 		log.Debug("waiting for parent shard to end", "parent", pending)
 		t := c.cfg.Clock.NewTimer(c.cfg.ParentShardPollInterval)
 		select {
@@ -248,6 +251,8 @@ func (pl *pipeline) newFetcher(budget *byteBudget) fetcher {
 		conv:       newConverter(pl.l.Key, pl.l.StartingHashKey, pl.l.EndingHashKey, pl.l.Checkpoint),
 		budget:     budget,
 		cfg:        &c.cfg,
+		met:        c.met,
+		stat:       pl.h.st,
 		log:        pl.log,
 		emptyToo:   c.cfg.CallProcessRecordsEvenForEmptyList,
 		listShards: func(ctx context.Context) ([]types.Shard, error) { return c.listShards(ctx, s) },
@@ -299,6 +304,7 @@ func (pl *pipeline) run(ctx context.Context) outcome {
 		return out
 	}
 
+	pl.h.st.setState(ShardProcessing)
 	fctx, fcancel := context.WithCancel(ctx)
 	budget := newByteBudget(c.cfg.MaxPrefetchBytes)
 	batches := make(chan *batch, c.cfg.MaxPrefetchBatches)
@@ -384,7 +390,9 @@ func (pl *pipeline) process(ctx context.Context, b *batch) outcome {
 			for i := range recs {
 				size += len(recs[i].Data)
 			}
-			c.cfg.Metrics.RecordsProcessed(pl.l.Key, len(recs), size, c.cfg.Clock.Now().Sub(start))
+			end := c.cfg.Clock.Now()
+			pl.h.st.processed(end)
+			c.met.RecordsProcessed(pl.l.Key, len(recs), size, end.Sub(start))
 			c.coord.RecordProcessed(pl.l.Key, size) // the lease's throughput, for balancing by load
 		}
 		return err
@@ -413,7 +421,7 @@ func (pl *pipeline) retryCall(ctx context.Context, what string, processor bool, 
 		}
 		d := rt.next()
 		if processor {
-			pl.c.cfg.Metrics.ProcessorError(pl.l.Key)
+			pl.c.met.ProcessorError(pl.l.Key)
 			pl.log.Error("processor failed; retrying", "call", what, "err", err, "retry_in", d)
 		} else {
 			pl.log.Warn("retrying", "call", what, "err", err, "retry_in", d)
@@ -438,6 +446,7 @@ func (pl *pipeline) retryCall(ctx context.Context, what string, processor bool, 
 // checkpoint, then the parent lease records its children.
 func (pl *pipeline) shardEnd(ctx context.Context, children []types.ChildShard) outcome {
 	c := pl.c
+	pl.h.st.setState(ShardEnding)
 	if len(children) > 0 {
 		if out := pl.retryCall(ctx, "create child leases", false, func(ctx context.Context) error {
 			return c.createChildLeases(ctx, pl.s, pl.l.Shard(), children)

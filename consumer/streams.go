@@ -143,7 +143,13 @@ func (c *Consumer) orphanARN(id lease.StreamIdentifier) string {
 	}
 	c.mu.Unlock()
 	if region == "" {
-		if o, ok := c.kc.(interface{ Options() kinesis.Options }); ok {
+		// c.kc is wrapped for Status; the SDK client's options are on
+		// the client the user passed.
+		kc := c.kc
+		if h, ok := kc.(*healthKinesis); ok {
+			kc = h.Kinesis
+		}
+		if o, ok := kc.(interface{ Options() kinesis.Options }); ok {
 			region = o.Options().Region
 			partition = partitionOf(region)
 		}

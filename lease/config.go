@@ -133,7 +133,8 @@ type Config struct {
 	Clock clock.Clock
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
-	// Metrics receives pass statistics. Default no-op.
+	// Metrics receives pass statistics through whichever Hook interfaces
+	// it implements (see Metrics). Default none.
 	Metrics Metrics
 }
 
@@ -236,20 +237,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Metrics == nil {
-		c.Metrics = NopMetrics{}
-	}
 	return c, nil
-}
-
-// Metrics receives the coordinator's statistics; plug Prometheus,
-// OpenTelemetry or CloudWatch in behind it. Calls come from the
-// coordinator's goroutines and must not block.
-type Metrics interface {
-	// RenewPass is called after each renewal pass.
-	RenewPass(s RenewStats)
-	// TakePass is called after each take pass.
-	TakePass(s TakeStats)
 }
 
 // RenewStats describes one renewal pass.
@@ -275,12 +263,3 @@ type TakeStats struct {
 	Err                             error         // the scan's error, if it failed
 	Duration                        time.Duration // how long the pass took
 }
-
-// NopMetrics discards everything.
-type NopMetrics struct{}
-
-// RenewPass implements Metrics.
-func (NopMetrics) RenewPass(RenewStats) {}
-
-// TakePass implements Metrics.
-func (NopMetrics) TakePass(TakeStats) {}

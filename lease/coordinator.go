@@ -56,6 +56,7 @@ const maxParallelWrites = 16
 type Coordinator struct {
 	store   Store
 	cfg     Config
+	met     metricHooks // cfg.Metrics's hooks, resolved once
 	log     *slog.Logger
 	events  *eventQueue
 	running atomic.Bool
@@ -159,6 +160,7 @@ func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
 	return &Coordinator{
 		store:   store,
 		cfg:     cfg,
+		met:     newMetricHooks(cfg.Metrics),
 		log:     cfg.Logger.With("worker", cfg.WorkerID),
 		events:  newEventQueue(),
 		taking:  make(chan struct{}, 1),
@@ -791,7 +793,7 @@ func (c *Coordinator) renewPass(ctx context.Context) time.Time {
 	}
 	_ = g.Wait()
 	st.Duration = c.cfg.Clock.Now().Sub(start)
-	c.cfg.Metrics.RenewPass(st)
+	c.met.RenewPass(st)
 	return expiry
 }
 
@@ -1060,7 +1062,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	st := TakeStats{Balance: balance}
 	defer func() {
 		st.Duration = clk.Now().Sub(start)
-		c.cfg.Metrics.TakePass(st)
+		c.met.TakePass(st)
 	}()
 	if c.drain.Load() {
 		return

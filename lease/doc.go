@@ -108,4 +108,13 @@
 // retry: ErrTableNotFound (the table is missing: errors.As with
 // *types.ResourceNotFoundException matches too) and ErrStoreUnreachable
 // (no response from the endpoint, after the SDK's retries).
+//
+// # Metrics
+//
+// Config.Metrics takes any value and calls the Hook interfaces it
+// implements, resolved once at construction (no type assertion per
+// call). New metrics arrive as new optional Hook interfaces, never as
+// new methods on an existing one: an implementation keeps compiling and
+// working across releases. The nested modules metrics/prommetrics,
+// metrics/otelmetrics and metrics/emfmetrics implement every hook.
 package lease

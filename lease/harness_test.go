@@ -51,7 +51,6 @@ type passCounter struct {
 	taken    int
 }
 
-func (p *passCounter) RenewPass(RenewStats) {}
 func (p *passCounter) TakePass(s TakeStats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

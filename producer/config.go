@@ -126,7 +126,8 @@ type Config struct {
 	Clock clock.Clock
 	// Logger receives operational logs; default slog.Default().
 	Logger *slog.Logger
-	// Metrics receives KPL-style metrics; default none.
+	// Metrics receives KPL-style metrics through whichever Hook
+	// interfaces it implements (see Metrics); default none.
 	Metrics Metrics
 }
 

@@ -143,4 +143,18 @@
 // per Kinesis record, and each PutRecords call records one Attempt shared
 // by all the records it carried. BenchmarkFloor, beside BenchmarkProducer,
 // is what any producer that predicts shards and aggregates must spend.
+//
+// # Metrics
+//
+// Config.Metrics takes any value and calls the Hook interfaces it
+// implements, resolved once at construction (no type assertion per
+// call). New metrics arrive as new optional Hook interfaces, never as
+// new methods on an existing one: an implementation keeps compiling and
+// working across releases. The nested modules metrics/prommetrics,
+// metrics/otelmetrics and metrics/emfmetrics implement every hook.
+//
+// # Status
+//
+// Status reports what is buffered and in flight, and each shard's backoff,
+// for health endpoints and debugging.
 package producer

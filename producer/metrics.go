@@ -2,74 +2,172 @@ package producer
 
 import "time"
 
-// Metrics receives the KPL's metrics. Methods are called from the
-// producer's goroutines, must be safe for concurrent use and must not
-// block. shardID is the shard the record was predicted for (or, for puts,
-// where Kinesis stored it); it is empty while no shard map is loaded.
-// Embed NopMetrics to implement only some methods.
-type Metrics interface {
-	// UserRecordReceived: one record accepted by Put (KPL
-	// UserRecordsReceived, UserRecordsDataPut on receipt).
+// Metrics is a set of optional hooks that receive the KPL's metrics: any
+// value is a Metrics, and the producer calls each hook interface below
+// (HookUserRecordReceived, HookKinesisRecordPut, ...) that the value
+// implements. Which hooks a value implements is found once, by type
+// assertion in New, not per call; a missing hook is a call to a no-op,
+// and with none of the per-record hooks (all but UserRecordsPending,
+// RequestTime and ErrorsByCode) the per-record metric work is skipped.
+//
+// New metrics arrive as new hook interfaces, never as new methods on an
+// existing one, so an implementation written against an older release
+// keeps compiling and keeps receiving what it received. To catch a
+// misspelt or mistyped method at compile time, assert the hooks you mean
+// to implement:
+//
+//	var _ producer.HookKinesisRecordPut = (*MyMetrics)(nil)
+//
+// Hooks are called from the producer's goroutines, must be safe for
+// concurrent use and must not block. shardID is the shard the record was
+// predicted for (or, for puts, where Kinesis stored it); it is empty while
+// no shard map is loaded.
+type Metrics interface{}
+
+// HookUserRecordReceived: one record accepted by Put (KPL
+// UserRecordsReceived, UserRecordsDataPut on receipt).
+type HookUserRecordReceived interface {
 	UserRecordReceived(dataSize int)
-	// UserRecordsPending: records with no outcome yet (or a callback
-	// that has not returned) and the bytes they are charged against
-	// MaxBufferedBytes, after each PutRecords call (KPL
-	// UserRecordsPending).
+}
+
+// HookUserRecordsPending: records with no outcome yet (or a callback that
+// has not returned) and the bytes they are charged against
+// MaxBufferedBytes, after each PutRecords call (KPL UserRecordsPending).
+type HookUserRecordsPending interface {
 	UserRecordsPending(records, bytes int)
-	// KinesisRecordPut: one Kinesis record carrying userRecords user
-	// records (userDataSize bytes of data) stored on shardID, kinesisSize
-	// bytes on the wire (KPL UserRecordsPut, UserRecordsDataPut,
-	// KinesisRecordsPut, KinesisRecordsDataPut,
-	// UserRecordsPerKinesisRecord).
+}
+
+// HookKinesisRecordPut: one Kinesis record carrying userRecords user
+// records (userDataSize bytes of data) stored on shardID, kinesisSize
+// bytes on the wire (KPL UserRecordsPut, UserRecordsDataPut,
+// KinesisRecordsPut, KinesisRecordsDataPut, UserRecordsPerKinesisRecord).
+type HookKinesisRecordPut interface {
 	KinesisRecordPut(shardID string, userRecords, userDataSize, kinesisSize int)
-	// UserRecordsFailed: n user records failed for good with err (KPL
-	// AllErrors on user records). Expired records are also reported to
-	// UserRecordsExpired.
+}
+
+// HookUserRecordsFailed: n user records failed for good with err (KPL
+// AllErrors on user records). Expired records are also reported to
+// HookUserRecordsExpired.
+type HookUserRecordsFailed interface {
 	UserRecordsFailed(shardID string, n int, err error)
-	// UserRecordsExpired: n user records passed RecordTTL (KPL
-	// UserRecordExpired).
+}
+
+// HookUserRecordsExpired: n user records passed RecordTTL (KPL
+// UserRecordExpired).
+type HookUserRecordsExpired interface {
 	UserRecordsExpired(shardID string, n int)
-	// BufferingTime: time from Put to the first send of one user record
-	// (KPL BufferingTime).
+}
+
+// HookBufferingTime: time from Put to the first send of one user record
+// (KPL BufferingTime).
+type HookBufferingTime interface {
 	BufferingTime(shardID string, d time.Duration)
-	// RetriesPerRecord: attempts minus one of a user record at its outcome
-	// (KPL RetriesPerRecord).
+}
+
+// HookRetriesPerRecord: attempts minus one of a user record at its
+// outcome (KPL RetriesPerRecord).
+type HookRetriesPerRecord interface {
 	RetriesPerRecord(shardID string, retries int)
-	// RequestTime: one PutRecords call of kinesisRecords entries (KPL
-	// Request Time, KinesisRecordsPerPutRecordsRequest); err is its
-	// request-level error.
+}
+
+// HookRequestTime: one PutRecords call of kinesisRecords entries (KPL
+// Request Time, KinesisRecordsPerPutRecordsRequest); err is its
+// request-level error.
+type HookRequestTime interface {
 	RequestTime(d time.Duration, kinesisRecords int, err error)
-	// ErrorsByCode: n Kinesis records failed an attempt with code (a
-	// per-record ErrorCode or the request error's code) (KPL ErrorsByCode).
+}
+
+// HookErrorsByCode: n Kinesis records failed an attempt with code (a
+// per-record ErrorCode or the request error's code) (KPL ErrorsByCode).
+type HookErrorsByCode interface {
 	ErrorsByCode(shardID, code string, n int)
 }
 
-// NopMetrics discards all metrics.
+// NopMetrics records nothing: it implements no hook. A nil Config.Metrics
+// does the same; NopMetrics stays so that code naming it (or embedding it,
+// as implementations had to before hooks were optional) keeps compiling.
 type NopMetrics struct{}
 
-// UserRecordReceived implements Metrics.
-func (NopMetrics) UserRecordReceived(int) {}
+// metricHooks is Config.Metrics resolved into its hooks once, in New: each
+// field is the user's hook or a no-op, so a call site makes one interface
+// call whether or not the hook exists, and nothing is asserted per call.
+// Its methods have the hooks' names, so call sites read as calls on a
+// full Metrics.
+type metricHooks struct {
+	// on: at least one per-record hook is set, so per-record metric work
+	// (clock reads, shard lookups) is worth doing.
+	on       bool
+	received HookUserRecordReceived
+	pending  HookUserRecordsPending
+	put      HookKinesisRecordPut
+	failed   HookUserRecordsFailed
+	expired  HookUserRecordsExpired
+	buffer   HookBufferingTime
+	retries  HookRetriesPerRecord
+	request  HookRequestTime
+	errs     HookErrorsByCode
+}
 
-// UserRecordsPending implements Metrics.
-func (NopMetrics) UserRecordsPending(int, int) {}
+func newMetricHooks(m Metrics) *metricHooks {
+	var nop nopHooks
+	h := &metricHooks{received: nop, pending: nop, put: nop, failed: nop, expired: nop, buffer: nop, retries: nop, request: nop, errs: nop}
+	hook(m, &h.received, &h.on)
+	hook(m, &h.pending, nil)
+	hook(m, &h.put, &h.on)
+	hook(m, &h.failed, &h.on)
+	hook(m, &h.expired, &h.on)
+	hook(m, &h.buffer, &h.on)
+	hook(m, &h.retries, &h.on)
+	hook(m, &h.request, nil)
+	hook(m, &h.errs, nil)
+	return h
+}
 
-// KinesisRecordPut implements Metrics.
-func (NopMetrics) KinesisRecordPut(string, int, int, int) {}
+// hook sets *dst to m when m implements the hook T, and then *on.
+func hook[T any](m Metrics, dst *T, on *bool) {
+	if v, ok := m.(T); ok {
+		*dst = v
+		if on != nil {
+			*on = true
+		}
+	}
+}
 
-// UserRecordsFailed implements Metrics.
-func (NopMetrics) UserRecordsFailed(string, int, error) {}
+func (h *metricHooks) UserRecordReceived(n int) { h.received.UserRecordReceived(n) }
+func (h *metricHooks) UserRecordsPending(records, bytes int) {
+	h.pending.UserRecordsPending(records, bytes)
+}
+func (h *metricHooks) KinesisRecordPut(shardID string, userRecords, userDataSize, kinesisSize int) {
+	h.put.KinesisRecordPut(shardID, userRecords, userDataSize, kinesisSize)
+}
+func (h *metricHooks) UserRecordsFailed(shardID string, n int, err error) {
+	h.failed.UserRecordsFailed(shardID, n, err)
+}
+func (h *metricHooks) UserRecordsExpired(shardID string, n int) {
+	h.expired.UserRecordsExpired(shardID, n)
+}
+func (h *metricHooks) BufferingTime(shardID string, d time.Duration) {
+	h.buffer.BufferingTime(shardID, d)
+}
+func (h *metricHooks) RetriesPerRecord(shardID string, retries int) {
+	h.retries.RetriesPerRecord(shardID, retries)
+}
+func (h *metricHooks) RequestTime(d time.Duration, kinesisRecords int, err error) {
+	h.request.RequestTime(d, kinesisRecords, err)
+}
+func (h *metricHooks) ErrorsByCode(shardID, code string, n int) {
+	h.errs.ErrorsByCode(shardID, code, n)
+}
 
-// UserRecordsExpired implements Metrics.
-func (NopMetrics) UserRecordsExpired(string, int) {}
+// nopHooks is the hook of every metric the user's Metrics does not take.
+type nopHooks struct{}
 
-// BufferingTime implements Metrics.
-func (NopMetrics) BufferingTime(string, time.Duration) {}
-
-// RetriesPerRecord implements Metrics.
-func (NopMetrics) RetriesPerRecord(string, int) {}
-
-// RequestTime implements Metrics.
-func (NopMetrics) RequestTime(time.Duration, int, error) {}
-
-// ErrorsByCode implements Metrics.
-func (NopMetrics) ErrorsByCode(string, string, int) {}
+func (nopHooks) UserRecordReceived(int)                 {}
+func (nopHooks) UserRecordsPending(int, int)            {}
+func (nopHooks) KinesisRecordPut(string, int, int, int) {}
+func (nopHooks) UserRecordsFailed(string, int, error)   {}
+func (nopHooks) UserRecordsExpired(string, int)         {}
+func (nopHooks) BufferingTime(string, time.Duration)    {}
+func (nopHooks) RetriesPerRecord(string, int)           {}
+func (nopHooks) RequestTime(time.Duration, int, error)  {}
+func (nopHooks) ErrorsByCode(string, string, int)       {}

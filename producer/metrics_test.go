@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -123,3 +124,96 @@ func TestLargeRecordsWithMaxAggregation(t *testing.T) {
 		require.Empty(t, reconcile(t, srv, stream, puts, false))
 	})
 }
+
+// oneHook implements a single hook and nothing else: the shape every
+// implementation written before a new hook existed has after it exists.
+type oneHook struct{ n atomic.Int64 }
+
+func (m *oneHook) KinesisRecordPut(_ string, userRecords, _, _ int) { m.n.Add(int64(userRecords)) }
+
+// A Metrics implementing one hook gets exactly that hook's calls; any
+// value (even one with no hook) is accepted.
+func TestMetricsSingleHook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 2, kinesistest.Options{})
+		m := &oneHook{}
+		cfg := fastConfig()
+		cfg.Metrics = m
+		p := newProducer(t, srv, stream, cfg)
+		puts := putN(t, p, "m", 300)
+		require.NoError(t, p.Flush(context.Background()))
+		require.Empty(t, reconcile(t, srv, stream, puts, false))
+		require.EqualValues(t, 300, m.n.Load())
+
+		cfg.Metrics = struct{}{} // no hook at all
+		p2 := newProducer(t, srv, stream, cfg)
+		require.False(t, p2.metricsOn)
+		require.NoError(t, p2.Flush(context.Background()))
+	})
+}
+
+func TestMetricHooksResolved(t *testing.T) {
+	require.False(t, newMetricHooks(nil).on)
+	require.False(t, newMetricHooks(NopMetrics{}).on, "NopMetrics implements no hook")
+	require.True(t, newMetricHooks(&oneHook{}).on)
+	h := newMetricHooks(&countMetrics{})
+	require.True(t, h.on)
+	_, isNop := h.pending.(nopHooks)
+	require.True(t, isNop, "countMetrics has no UserRecordsPending")
+	_, isNop = h.received.(nopHooks)
+	require.False(t, isNop)
+}
+
+// BenchmarkPutMetrics is BenchmarkProducer's repeated-key Put with no
+// Metrics, with one hook and with every hook set (counting into atomics):
+// a hook costs its own work, and no allocation per call.
+//
+//	go test -run '^$' -bench PutMetrics -benchmem ./producer/
+func BenchmarkPutMetrics(b *testing.B) {
+	keys := benchKeySet("repeated")
+	for _, c := range []struct {
+		name string
+		m    Metrics
+	}{{"hooks=none", nil}, {"hooks=one", &oneHook{}}, {"hooks=all", &allHooks{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			p, _ := benchProducer(b, Config{Metrics: c.m})
+			data := make([]byte, benchDataSize)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := p.Put(ctx, keys[i%len(keys)], data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := p.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// allHooks implements every producer hook, with an atomic add each.
+type allHooks struct{ n atomic.Int64 }
+
+var (
+	_ HookUserRecordReceived = (*allHooks)(nil)
+	_ HookUserRecordsPending = (*allHooks)(nil)
+	_ HookKinesisRecordPut   = (*allHooks)(nil)
+	_ HookUserRecordsFailed  = (*allHooks)(nil)
+	_ HookUserRecordsExpired = (*allHooks)(nil)
+	_ HookBufferingTime      = (*allHooks)(nil)
+	_ HookRetriesPerRecord   = (*allHooks)(nil)
+	_ HookRequestTime        = (*allHooks)(nil)
+	_ HookErrorsByCode       = (*allHooks)(nil)
+)
+
+func (m *allHooks) UserRecordReceived(int)                 { m.n.Add(1) }
+func (m *allHooks) UserRecordsPending(int, int)            { m.n.Add(1) }
+func (m *allHooks) KinesisRecordPut(string, int, int, int) { m.n.Add(1) }
+func (m *allHooks) UserRecordsFailed(string, int, error)   { m.n.Add(1) }
+func (m *allHooks) UserRecordsExpired(string, int)         { m.n.Add(1) }
+func (m *allHooks) BufferingTime(string, time.Duration)    { m.n.Add(1) }
+func (m *allHooks) RetriesPerRecord(string, int)           { m.n.Add(1) }
+func (m *allHooks) RequestTime(time.Duration, int, error)  { m.n.Add(1) }
+func (m *allHooks) ErrorsByCode(string, string, int)       { m.n.Add(1) }

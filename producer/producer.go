@@ -37,8 +37,8 @@ type Producer struct {
 	aggregate  bool
 	clk        clock.Clock
 	log        *slog.Logger
-	met        Metrics
-	metricsOn  bool // Metrics is not NopMetrics: per-record metric work is worth doing
+	met        *metricHooks // Config.Metrics's hooks, resolved once
+	metricsOn  bool         // a per-record hook is set: per-record metric work is worth doing
 	keys       *keyCache
 	epoch      time.Time // Futures keep their enqueue time as an offset from it
 
@@ -115,14 +115,15 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
+	hooks := newMetricHooks(cfg.Metrics)
 	p := &Producer{
 		client:    client,
 		cfg:       cfg,
 		aggregate: !cfg.DisableAggregation,
 		clk:       cfg.Clock,
 		log:       cfg.Logger.With("stream", stream),
-		met:       cfg.Metrics,
-		metricsOn: cfg.Metrics != Metrics(NopMetrics{}),
+		met:       hooks,
+		metricsOn: hooks.on,
 		keys:      newKeyCache(),
 		epoch:     cfg.Clock.Now(),
 		kick:      make(chan struct{}, 1),

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/examples/internal/health"
+	"github.com/shardflow/shardflow/examples/internal/promexport"
 	"github.com/shardflow/shardflow/examples/internal/target"
 	"github.com/shardflow/shardflow/lease"
 	"github.com/shardflow/shardflow/producer"
@@ -121,8 +123,9 @@ func (s *stats) snapshot() snapshot {
 	}
 }
 
+// producerMetrics counts what the report needs: it implements only those
+// three hooks.
 type producerMetrics struct {
-	producer.NopMetrics
 	s *stats
 }
 
@@ -135,11 +138,72 @@ func (m producerMetrics) ErrorsByCode(_, code string, n int) {
 }
 
 type consumerMetrics struct {
-	consumer.NopMetrics
 	s *stats
 }
 
 func (m consumerMetrics) Throttled(string) { m.s.getThrottled.Add(1) }
+
+// promProducerMetrics is every hook of the -metrics-addr exporter, and the
+// report's counting on the three hooks both take.
+type promProducerMetrics struct {
+	*promexport.Producer
+	own producerMetrics
+}
+
+func (m promProducerMetrics) KinesisRecordPut(shardID string, userRecords, userDataSize, kinesisSize int) {
+	m.Producer.KinesisRecordPut(shardID, userRecords, userDataSize, kinesisSize)
+	m.own.KinesisRecordPut(shardID, userRecords, userDataSize, kinesisSize)
+}
+
+func (m promProducerMetrics) RequestTime(d time.Duration, kinesisRecords int, err error) {
+	m.Producer.RequestTime(d, kinesisRecords, err)
+	m.own.RequestTime(d, kinesisRecords, err)
+}
+
+func (m promProducerMetrics) ErrorsByCode(shardID, code string, n int) {
+	m.Producer.ErrorsByCode(shardID, code, n)
+	m.own.ErrorsByCode(shardID, code, n)
+}
+
+// promConsumerMetrics is the same for the consumer.
+type promConsumerMetrics struct {
+	*promexport.Consumer
+	own consumerMetrics
+}
+
+func (m promConsumerMetrics) Throttled(shardID string) {
+	m.Consumer.Throttled(shardID)
+	m.own.Throttled(shardID)
+}
+
+func (l *loadRun) producerMetrics() producer.Metrics {
+	own := producerMetrics{s: l.st}
+	if l.reg == nil {
+		return own
+	}
+	return promProducerMetrics{Producer: l.reg.Producer(l.o.stream), own: own}
+}
+
+func (l *loadRun) consumerMetrics() consumer.Metrics {
+	own := consumerMetrics{s: l.st}
+	if l.reg == nil {
+		return own
+	}
+	return promConsumerMetrics{Consumer: l.reg.Consumer(l.o.stream), own: own}
+}
+
+// currentProducer is the producer running now (a preload's, then the
+// measured run's), for the /status endpoint.
+type currentProducer struct {
+	p atomic.Pointer[producer.Producer]
+}
+
+func (c *currentProducer) Status() producer.Status {
+	if p := c.p.Load(); p != nil {
+		return p.Status()
+	}
+	return producer.Status{}
+}
 
 // loadRun is one run of the tool.
 type loadRun struct {
@@ -155,6 +219,12 @@ type loadRun struct {
 	keys   []string
 	nextID atomic.Uint64
 	limit  uint64 // ids available: -records, or maxIDs
+
+	// With -metrics-addr: the exporter, its server and the producer it
+	// reports on.
+	reg      *promexport.Registry
+	srv      *promexport.Server
+	producer currentProducer
 }
 
 func run(ctx context.Context, o options, out io.Writer) (summary, error) {
@@ -185,6 +255,16 @@ func run(ctx context.Context, o options, out io.Writer) (summary, error) {
 	// Setting up talks to the service: a signal must be able to stop it.
 	if err := l.setup(ctx); err != nil {
 		return summary{}, err
+	}
+	if o.metricsAddr != "" {
+		l.reg = promexport.New()
+		srv, err := promexport.Start(o.metricsAddr, l.reg)
+		if err != nil {
+			return summary{}, fmt.Errorf("-metrics-addr: %w", err)
+		}
+		l.srv = srv
+		defer srv.Close(context.Background())
+		fmt.Fprintf(out, "metrics on http://%s/metrics, health on /livez /readyz /status\n", srv.Addr())
 	}
 	return l.run(ctx)
 }
@@ -249,13 +329,20 @@ func (l *loadRun) run(ctx context.Context) (summary, error) {
 				IdleTimeBetweenReads: o.idle,
 				FailoverTime:         o.failover,
 				Logger:               l.logger,
-				Metrics:              consumerMetrics{s: st},
+				Metrics:              l.consumerMetrics(),
 			})
 			if err != nil {
 				return summary{}, err
 			}
 			consumers = append(consumers, c)
 		}
+	}
+	if l.srv != nil {
+		h := health.Handler{Producers: []health.ProducerStatus{&l.producer}}
+		for _, c := range consumers {
+			h.Consumers = append(h.Consumers, c)
+		}
+		h.Register(l.srv.Mux)
 	}
 
 	// Measurement starts when producing or consuming starts: the set-up,
@@ -344,11 +431,12 @@ func (l *loadRun) produce(ctx context.Context, measured bool) error {
 	p, err := producer.New(l.kc, o.stream, producer.Config{
 		DisableAggregation: !o.aggregate,
 		Logger:             l.logger,
-		Metrics:            producerMetrics{s: l.st},
+		Metrics:            l.producerMetrics(),
 	})
 	if err != nil {
 		return err
 	}
+	l.producer.p.Store(p)
 	stop := ctx
 	if o.duration > 0 && measured {
 		var cancel context.CancelFunc

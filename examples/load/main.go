@@ -13,6 +13,7 @@
 //	go run ./examples/load -target aws -stream load -shards 4 -rate 2000
 //	go run ./examples/load -target aws -stream load -mode produce -duration 5m -records 0
 //	go run ./examples/load -target aws -stream load -mode consume -duration 5m -records 0
+//	go run ./examples/load -limits -rate 3000 -metrics-addr :9100    # and serve /metrics, /livez, /readyz
 //
 // -target memory runs everything in this process against kinesistest's
 // in-memory Kinesis and lease store; its CPU, allocations and heap are then
@@ -40,6 +41,11 @@
 // producing and shuts down gracefully the same way; a second one exits at
 // once. The exit status is 1 when -mode both lost records, 2 on errors and
 // otherwise 130 after an interrupt.
+//
+// -metrics-addr serves Prometheus metrics at /metrics while the tool runs,
+// under metrics/prommetrics's names (from a standard-library exporter: the
+// root module does not depend on client_golang), and the health endpoints
+// of examples/internal/health.
 package main
 
 import (
@@ -77,6 +83,9 @@ type options struct {
 	failover  time.Duration
 	drain     time.Duration
 	verbose   bool
+	// metricsAddr, when set, serves Prometheus /metrics and the health
+	// endpoints while the tool runs.
+	metricsAddr string
 }
 
 func (o options) produces() bool { return o.mode != "consume" }
@@ -105,6 +114,7 @@ func parseOptions(args []string, errOut io.Writer) (options, error) {
 	fs.DurationVar(&o.failover, "failover", 2*time.Second, "consumer lease failover time (KCL default 10s)")
 	fs.DurationVar(&o.drain, "drain", time.Minute, "-mode both: how long consumers may take to deliver the last records after producing ends")
 	fs.BoolVar(&o.verbose, "v", false, "log the library's info messages")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /livez, /readyz, /status on this address (e.g. :9100) while running")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

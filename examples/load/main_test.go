@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"regexp"
 	"sync"
 	"testing"
@@ -235,4 +236,71 @@ func TestRunMemorySingleModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockedBuffer is the tool's output, read by the test while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// -metrics-addr serves /metrics and the health endpoints while the tool
+// runs: lag per shard, records put and processed.
+func TestMetricsAddr(t *testing.T) {
+	o, err := parseOptions([]string{
+		"-records", "0", "-duration", "1h", "-rate", "2000", "-shards", "2", "-workers", "1",
+		"-report", "0", "-metrics-addr", "127.0.0.1:0",
+	}, io.Discard)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := run(ctx, o, &out)
+		done <- err
+	}()
+	addrRe := regexp.MustCompile(`metrics on http://(\S+)/metrics`)
+	var addr string
+	for addr == "" { // no deadline: go test's -timeout
+		if m := addrRe.FindStringSubmatch(out.String()); m != nil {
+			addr = m[1]
+		}
+		time.Sleep(time.Millisecond)
+	}
+	processed := regexp.MustCompile(`(?m)^shardflow_consumer_records_processed_total\{stream="shardflow-load",shard="shardId-00000000000[01]"\} [1-9]`)
+	var body string
+	for !processed.MatchString(body) {
+		body = get(t, "http://"+addr+"/metrics")
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Regexp(t, `(?m)^shardflow_producer_user_records_put_total\{stream="shardflow-load",shard="shardId-000000000000"\} \d+`, body)
+	require.Regexp(t, `(?m)^shardflow_consumer_behind_latest_seconds\{stream="shardflow-load",shard="shardId-000000000001"\} \S+`, body)
+	require.Equal(t, "ok\n", get(t, "http://"+addr+"/readyz"))
+	require.Contains(t, get(t, "http://"+addr+"/status"), `"BufferedRecords"`)
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(b))
+	return string(b)
 }

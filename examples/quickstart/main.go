@@ -3,6 +3,7 @@
 //
 //	go run ./examples/quickstart                       # in memory, no set-up
 //	go run ./examples/quickstart -target aws -stream demo -shards 4
+//	go run ./examples/quickstart -metrics-addr :9100   # and serve /metrics, /livez, /readyz, /status
 //
 // With -target aws it uses the default AWS configuration, which honours
 // AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL_DYNAMODB (kinesalite,
@@ -12,6 +13,13 @@
 //	produced=N consumed=M unique=U lost=L duplicates=D elapsed=...
 //
 // and the exit status is 1 when anything was lost.
+//
+// With -metrics-addr it serves Prometheus metrics at /metrics (the names of
+// metrics/prommetrics, from a small exporter on the standard library: this
+// program is in the root module, which does not depend on client_golang)
+// and the health endpoints of examples/internal/health, and after the
+// summary keeps serving until interrupted, so the final figures can be
+// scraped.
 package main
 
 import (
@@ -31,6 +39,8 @@ import (
 	"time"
 
 	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/examples/internal/health"
+	"github.com/shardflow/shardflow/examples/internal/promexport"
 	"github.com/shardflow/shardflow/examples/internal/target"
 	"github.com/shardflow/shardflow/producer"
 )
@@ -46,6 +56,9 @@ type options struct {
 	idle    time.Duration
 	verbose bool
 	logs    io.Writer // where library logs go; nil means os.Stderr
+	// metricsAddr, when set, serves /metrics and the health endpoints;
+	// the run then waits for ctx to end after its summary.
+	metricsAddr string
 }
 
 func main() {
@@ -59,6 +72,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up waiting for records after this long")
 	flag.DurationVar(&o.idle, "idle", 200*time.Millisecond, "consumer pause between GetRecords calls per shard (min 200ms)")
 	flag.BoolVar(&o.verbose, "v", false, "log the library's info messages")
+	flag.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /livez, /readyz, /status on this address (e.g. :9100) and keep serving after the run until interrupted")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -113,6 +127,15 @@ func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	var reg *promexport.Registry
+	var srv *promexport.Server
+	if o.metricsAddr != "" {
+		reg = promexport.New()
+		if srv, err = promexport.Start(o.metricsAddr, reg); err != nil {
+			return 0, fmt.Errorf("-metrics-addr: %w", err)
+		}
+		defer srv.Close(context.Background())
+	}
 	start := time.Now()
 	runID := strconv.FormatUint(rand.Uint64(), 36)
 	prefix := runID + ":"
@@ -144,6 +167,7 @@ func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
 			IdleTimeBetweenReads: o.idle,
 			FailoverTime:         2 * time.Second,
 			Logger:               logger,
+			Metrics:              consumerMetrics(reg, o.stream),
 		})
 		if err != nil {
 			return 0, err
@@ -166,9 +190,17 @@ func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
 	balanced := target.WaitBalanced(ctx, consumers, shards, 10*time.Second)
 	fmt.Fprintf(out, "workers hold shards %v\n", balanced)
 
-	p, err := producer.New(tg.Kinesis, o.stream, producer.Config{Logger: logger})
+	p, err := producer.New(tg.Kinesis, o.stream, producer.Config{Logger: logger, Metrics: producerMetrics(reg, o.stream)})
 	if err != nil {
 		return 0, err
+	}
+	if srv != nil {
+		h := health.Handler{Producers: []health.ProducerStatus{p}}
+		for _, c := range consumers {
+			h.Consumers = append(h.Consumers, c)
+		}
+		h.Register(srv.Mux)
+		fmt.Fprintf(out, "metrics on http://%s/metrics, health on /livez /readyz /status\n", srv.Addr())
 	}
 	var produced, failed atomic.Int64
 	ok := make([]atomic.Bool, o.records)
@@ -231,5 +263,25 @@ wait:
 	t.mu.Unlock()
 	fmt.Fprintf(out, "produced=%d consumed=%d unique=%d lost=%d duplicates=%d elapsed=%v\n",
 		want, t.consumed.Load(), unique, lost, t.consumed.Load()-unique, time.Since(start).Round(time.Millisecond))
+	if srv != nil {
+		fmt.Fprintf(out, "still serving http://%s/metrics; interrupt to exit\n", srv.Addr())
+		<-ctx.Done()
+	}
 	return lost, nil
+}
+
+// producerMetrics and consumerMetrics are the exporter's hooks, or none
+// without -metrics-addr.
+func producerMetrics(reg *promexport.Registry, stream string) producer.Metrics {
+	if reg == nil {
+		return nil
+	}
+	return reg.Producer(stream)
+}
+
+func consumerMetrics(reg *promexport.Registry, stream string) consumer.Metrics {
+	if reg == nil {
+		return nil
+	}
+	return reg.Consumer(stream)
 }

@@ -15,7 +15,11 @@ type Lease struct {
 	renew, takes groupKey
 }
 
-var _ lease.Metrics = (*Lease)(nil)
+// Every lease hook is implemented (the compiler checks it).
+var (
+	_ lease.HookRenewPass = (*Lease)(nil)
+	_ lease.HookTakePass  = (*Lease)(nil)
+)
 
 // Lease returns the metrics of the coordinator of application's lease
 // table (the CloudWatch namespace, as in KCL).

@@ -13,7 +13,19 @@ type Producer struct {
 	stream groupKey // namespace and stream
 }
 
-var _ producer.Metrics = (*Producer)(nil)
+// Every producer hook is implemented (the compiler checks it: a hook
+// missed or mistyped here would silently never be called).
+var (
+	_ producer.HookUserRecordReceived = (*Producer)(nil)
+	_ producer.HookUserRecordsPending = (*Producer)(nil)
+	_ producer.HookKinesisRecordPut   = (*Producer)(nil)
+	_ producer.HookUserRecordsFailed  = (*Producer)(nil)
+	_ producer.HookUserRecordsExpired = (*Producer)(nil)
+	_ producer.HookBufferingTime      = (*Producer)(nil)
+	_ producer.HookRetriesPerRecord   = (*Producer)(nil)
+	_ producer.HookRequestTime        = (*Producer)(nil)
+	_ producer.HookErrorsByCode       = (*Producer)(nil)
+)
 
 // Producer returns the metrics of the producer writing to stream, in the
 // ProducerNamespace.

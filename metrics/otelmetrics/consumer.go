@@ -32,7 +32,20 @@ type Consumer struct {
 	closeErr     error
 }
 
-var _ consumer.Metrics = (*Consumer)(nil)
+// Every consumer hook is implemented (the compiler checks it: a hook
+// missed or mistyped here would silently never be called).
+var (
+	_ consumer.HookRecordsProcessed   = (*Consumer)(nil)
+	_ consumer.HookMillisBehindLatest = (*Consumer)(nil)
+	_ consumer.HookProcessorError     = (*Consumer)(nil)
+	_ consumer.HookOutOfRangeRecords  = (*Consumer)(nil)
+	_ consumer.HookThrottled          = (*Consumer)(nil)
+	_ consumer.HookIteratorExpired    = (*Consumer)(nil)
+	_ consumer.HookRetentionRestart   = (*Consumer)(nil)
+	_ consumer.HookLeasesHeld         = (*Consumer)(nil)
+	_ consumer.HookLeaseTaken         = (*Consumer)(nil)
+	_ consumer.HookLeaseLost          = (*Consumer)(nil)
+)
 
 // NewConsumer creates the consumer's instruments from mp and returns the
 // metrics of a consumer of stream.

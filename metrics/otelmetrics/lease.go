@@ -15,7 +15,11 @@ type Lease struct {
 	renewTime, takeTime                      metric.Float64Histogram
 }
 
-var _ lease.Metrics = (*Lease)(nil)
+// Every lease hook is implemented (the compiler checks it).
+var (
+	_ lease.HookRenewPass = (*Lease)(nil)
+	_ lease.HookTakePass  = (*Lease)(nil)
+)
 
 // NewLease creates the lease coordinator's instruments from mp and returns
 // the metrics of the coordinator of application's lease table.

@@ -72,8 +72,8 @@ func BenchmarkPerRecordCalls(b *testing.B) {
 	}
 	for _, bc := range []struct {
 		name string
-		m    producer.Metrics
-	}{{"nop", producer.NopMetrics{}}, {"prommetrics", pm}} {
+		m    perRecordHooks
+	}{{"nop", nopPerRecord{}}, {"prommetrics", pm}} {
 		b.Run(bc.name, func(b *testing.B) {
 			shards := []string{"shardId-000000000000", "shardId-000000000001", "shardId-000000000002", "shardId-000000000003"}
 			b.ReportAllocs()
@@ -93,3 +93,19 @@ func BenchmarkPerRecordCalls(b *testing.B) {
 		})
 	}
 }
+
+// perRecordHooks are the hooks the producer calls for each user record.
+type perRecordHooks interface {
+	producer.HookUserRecordReceived
+	producer.HookBufferingTime
+	producer.HookRetriesPerRecord
+	producer.HookKinesisRecordPut
+}
+
+// nopPerRecord is the floor: the same calls doing nothing.
+type nopPerRecord struct{}
+
+func (nopPerRecord) UserRecordReceived(int)                 {}
+func (nopPerRecord) BufferingTime(string, time.Duration)    {}
+func (nopPerRecord) RetriesPerRecord(string, int)           {}
+func (nopPerRecord) KinesisRecordPut(string, int, int, int) {}

@@ -17,7 +17,7 @@ import (
 
 // observed forwards to the adapter and tells the test about each pass.
 type observed struct {
-	m     lease.Metrics
+	m     *Lease
 	renew chan lease.RenewStats
 	take  chan lease.TakeStats
 }

@@ -18,8 +18,9 @@
 // shardflow_consumer_ and shardflow_lease_: snake_case, seconds and bytes
 // as units, counters ending in _total (KPL UserRecordsPut becomes
 // shardflow_producer_user_records_put_total, KCL MillisBehindLatest
-// shardflow_consumer_behind_latest_seconds); mapping.go lists them all with
-// the KPL/KCL metric each stands for. Labels are the stream (application
+// shardflow_consumer_behind_latest_seconds); shardflow's internal/metricnames
+// lists them all with the KPL/KCL metric each stands for (the examples'
+// standard-library exporter serves the same names from it). Labels are the stream (application
 // for the lease coordinator), the shard where KPL/KCL have a ShardId
 // dimension, and small closed sets: error code (capped at 64 values),
 // failure reason, pass kind. Histograms are per stream only, since their

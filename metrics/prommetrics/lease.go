@@ -2,6 +2,7 @@ package prommetrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	mn "github.com/shardflow/shardflow/internal/metricnames"
 	"github.com/shardflow/shardflow/lease"
 )
 
@@ -15,7 +16,11 @@ type Lease struct {
 	scanErrors                            *prometheus.CounterVec
 }
 
-var _ lease.Metrics = (*Lease)(nil)
+// Every lease hook is implemented (the compiler checks it).
+var (
+	_ lease.HookRenewPass = (*Lease)(nil)
+	_ lease.HookTakePass  = (*Lease)(nil)
+)
 
 // NewLease registers the lease coordinator's collectors on reg (reusing
 // those a previous call registered) and returns the metrics of the
@@ -57,9 +62,9 @@ func (l *Lease) RenewPass(s lease.RenewStats) {
 // TakePass implements lease.Metrics. The scan's figures are kept from the
 // last successful scan: a failed one reports no table state.
 func (l *Lease) TakePass(s lease.TakeStats) {
-	pass := "expiry_scan"
+	pass := mn.PassExpiryScan
 	if s.Balance {
-		pass = "balance"
+		pass = mn.PassBalance
 	}
 	l.takeTime.WithLabelValues(pass).Observe(s.Duration.Seconds())
 	if s.Err != nil {

@@ -1,41 +1,20 @@
 package prommetrics
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/shardflow/shardflow/producer"
+
+	mn "github.com/shardflow/shardflow/internal/metricnames"
 )
 
-// This file is the whole mapping from KPL/KCL metrics to Prometheus: names,
-// help, labels and buckets. The methods in producer.go, consumer.go and
-// lease.go only feed these collectors. Names follow Prometheus conventions
-// (snake_case, base units: seconds and bytes, counters end in _total).
-//
-// Labels, kept bounded on purpose: stream (or application for the lease
-// coordinator), shard where KPL/KCL have a ShardId dimension, code for
-// Kinesis error codes (capped, see maxCodes), reason for the five producer
-// failure sentinels, pass for the two kinds of take pass. Nothing is
-// labelled by partition key, worker id or sequence number. Histograms carry
-// only the stream: their buckets would multiply by the shard count, and the
-// per-shard rates are in the counters.
+// The names, help, labels and buckets are shardflow's one table,
+// internal/metricnames (the standard-library exporter of the examples uses
+// it too); this file builds the collectors from it. The methods in
+// producer.go, consumer.go and lease.go only feed these collectors.
 
 const (
-	namespace = "shardflow"
-
-	lStream = "stream"
-	lShard  = "shard"
-	lCode   = "code"
-	lReason = "reason"
-	lApp    = "application"
-	lPass   = "pass"
-)
-
-var (
-	secondsBuckets   = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
-	retryBuckets     = []float64{0, 1, 2, 3, 5, 10, 20, 50}
-	perRecordBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000}
-	perRequestBucket = []float64{1, 5, 10, 25, 50, 100, 250, 500}
+	lStream = mn.Stream
+	lApp    = mn.App
+	lPass   = mn.Pass
 )
 
 // producerVecs are the KPL's metrics.
@@ -52,24 +31,23 @@ type producerVecs struct {
 }
 
 func newProducerVecs() producerVecs {
-	const sub = "producer"
 	return producerVecs{
-		received:          counter(sub, "user_records_received_total", "User records accepted by Put (KPL UserRecordsReceived).", lStream),
-		receivedBytes:     counter(sub, "user_records_received_bytes_total", "Data bytes of the user records accepted by Put.", lStream),
-		pending:           gauge(sub, "user_records_pending", "User records with no outcome yet, buffered or in flight (KPL UserRecordsPending).", lStream),
-		pendingBytes:      gauge(sub, "user_records_pending_bytes", "Data bytes of the user records with no outcome yet.", lStream),
-		userPut:           counter(sub, "user_records_put_total", "User records put (KPL UserRecordsPut).", lStream, lShard),
-		userPutBytes:      counter(sub, "user_records_data_put_bytes_total", "Data bytes of the user records put (KPL UserRecordsDataPut).", lStream, lShard),
-		kinesisPut:        counter(sub, "kinesis_records_put_total", "Kinesis records put, each carrying one or more user records (KPL KinesisRecordsPut).", lStream, lShard),
-		kinesisPutBytes:   counter(sub, "kinesis_records_data_put_bytes_total", "Bytes of the Kinesis records put (KPL KinesisRecordsDataPut).", lStream, lShard),
-		userPerKinesis:    histogram(sub, "user_records_per_kinesis_record", "User records aggregated into one Kinesis record (KPL UserRecordsPerKinesisRecord).", perRecordBuckets, lStream),
-		failed:            counter(sub, "user_records_failed_total", "User records that failed for good, by reason (expired, throttled, rejected, canceled, closed, other).", lStream, lShard, lReason),
-		expired:           counter(sub, "user_records_expired_total", "User records that passed RecordTTL (KPL UserRecordExpired).", lStream, lShard),
-		bufferingTime:     histogram(sub, "buffering_time_seconds", "Time from Put to the first send of a user record (KPL BufferingTime).", secondsBuckets, lStream),
-		retries:           histogram(sub, "retries_per_record", "Retries of a user record at its outcome (KPL RetriesPerRecord).", retryBuckets, lStream),
-		requestTime:       histogram(sub, "request_time_seconds", "Duration of PutRecords calls (KPL RequestTime).", secondsBuckets, lStream),
-		kinesisPerRequest: histogram(sub, "kinesis_records_per_put_records_request", "Kinesis records in one PutRecords call (KPL KinesisRecordsPerPutRecordsRequest).", perRequestBucket, lStream),
-		errorsByCode:      counter(sub, "errors_by_code_total", "Kinesis records that failed an attempt, by error code (KPL ErrorsByCode; sum for KPL AllErrors).", lStream, lShard, lCode),
+		received:          counter(mn.ProducerReceived),
+		receivedBytes:     counter(mn.ProducerReceivedBytes),
+		pending:           gauge(mn.ProducerPending),
+		pendingBytes:      gauge(mn.ProducerPendingBytes),
+		userPut:           counter(mn.ProducerUserPut),
+		userPutBytes:      counter(mn.ProducerUserPutBytes),
+		kinesisPut:        counter(mn.ProducerKinesisPut),
+		kinesisPutBytes:   counter(mn.ProducerKinesisPutBytes),
+		userPerKinesis:    histogram(mn.ProducerUserPerKinesis),
+		failed:            counter(mn.ProducerFailed),
+		expired:           counter(mn.ProducerExpired),
+		bufferingTime:     histogram(mn.ProducerBufferingTime),
+		retries:           histogram(mn.ProducerRetries),
+		requestTime:       histogram(mn.ProducerRequestTime),
+		kinesisPerRequest: histogram(mn.ProducerKinesisPerRequest),
+		errorsByCode:      counter(mn.ProducerErrorsByCode),
 	}
 }
 
@@ -108,20 +86,19 @@ type consumerVecs struct {
 }
 
 func newConsumerVecs() consumerVecs {
-	const sub = "consumer"
 	return consumerVecs{
-		processed:         counter(sub, "records_processed_total", "Records delivered to successful ProcessRecords calls (KCL RecordsProcessed).", lStream, lShard),
-		processedBytes:    counter(sub, "processed_bytes_total", "Data bytes of the records processed (KCL DataBytesProcessed).", lStream, lShard),
-		processTime:       histogram(sub, "process_records_duration_seconds", "Duration of successful ProcessRecords calls (KCL RecordProcessor.processRecords.Time).", secondsBuckets, lStream),
-		behindLatest:      gauge(sub, "behind_latest_seconds", "How far the last fetched batch is behind the tip of its shard (KCL MillisBehindLatest); removed when the lease is lost.", lStream, lShard),
-		processorErrors:   counter(sub, "processor_errors_total", "Failed or panicking processor calls (retried, never skipped).", lStream, lShard),
-		outOfRange:        counter(sub, "out_of_range_records_total", "Sub-records whose hash key lies outside their shard's range (delivered anyway; KCL drops them).", lStream, lShard),
-		throttles:         counter(sub, "read_throttles_total", "Throttled Kinesis reads (GetRecords or SubscribeToShard).", lStream, lShard),
-		expiredIters:      counter(sub, "expired_iterators_total", "ExpiredIteratorException recoveries (KCL ExpiredIterator).", lStream, lShard),
-		retentionRestarts: counter(sub, "retention_restarts_total", "Restarts at TRIM_HORIZON because the checkpoint was older than the stream's retention (records lost; logged at Error).", lStream, lShard),
-		leasesHeld:        gauge(sub, "current_leases", "Shards this worker processes (KCL CurrentLeases).", lStream),
-		leasesTaken:       counter(sub, "leases_taken_total", "Leases this worker acquired (KCL TakenLeases).", lStream),
-		leasesLost:        counter(sub, "leases_lost_total", "Leases lost to another worker, expiry or a fenced write; not those handed back (KCL LostLeases).", lStream),
+		processed:         counter(mn.ConsumerProcessed),
+		processedBytes:    counter(mn.ConsumerProcessedBytes),
+		processTime:       histogram(mn.ConsumerProcessTime),
+		behindLatest:      gauge(mn.ConsumerBehindLatest),
+		processorErrors:   counter(mn.ConsumerProcessorErrors),
+		outOfRange:        counter(mn.ConsumerOutOfRange),
+		throttles:         counter(mn.ConsumerThrottles),
+		expiredIters:      counter(mn.ConsumerExpiredIterators),
+		retentionRestarts: counter(mn.ConsumerRetentionRestarts),
+		leasesHeld:        gauge(mn.ConsumerLeasesHeld),
+		leasesTaken:       counter(mn.ConsumerLeasesTaken),
+		leasesLost:        counter(mn.ConsumerLeasesLost),
 	}
 }
 
@@ -154,22 +131,21 @@ type leaseVecs struct {
 }
 
 func newLeaseVecs() leaseVecs {
-	const sub = "lease"
 	return leaseVecs{
-		renewTime:    histogram(sub, "renew_duration_seconds", "Duration of renewal passes (KCL RenewAllLeases Time).", secondsBuckets, lApp),
-		renewed:      counter(sub, "renewed_total", "Leases renewed (KCL RenewLease.Success).", lApp),
-		renewSkipped: counter(sub, "renew_skipped_total", "Renewals skipped because a recent checkpoint already advanced the lease counter.", lApp),
-		lost:         counter(sub, "lost_total", "Leases lost in renewal passes (KCL LostLeases).", lApp),
-		renewErr:     counter(sub, "renew_failures_total", "Renewal writes that failed; the lease is kept and retried.", lApp),
-		held:         gauge(sub, "current_leases", "Leases held after the last pass (KCL CurrentLeases).", lApp),
-		takeTime:     histogram(sub, "take_duration_seconds", "Duration of take passes, balance or expiry_scan (KCL TakeLeases Time).", secondsBuckets, lApp, lPass),
-		scanErrors:   counter(sub, "take_scan_errors_total", "Take passes whose lease table scan failed.", lApp, lPass),
-		taken:        counter(sub, "taken_total", "Unowned or expired leases taken (KCL TakenLeases, with stolen_total).", lApp),
-		stolen:       counter(sub, "stolen_total", "Leases stolen from a worker above its share.", lApp),
-		takeErr:      counter(sub, "take_failures_total", "Takes that failed, mostly another worker winning the race.", lApp),
-		workers:      gauge(sub, "workers", "Live workers seen in the last successful scan (KCL NumWorkers).", lApp),
-		target:       gauge(sub, "target_leases", "This worker's fair share of leases (KCL NeededLeases).", lApp),
-		tableLeases:  gauge(sub, "table_leases", "Leases in the table at the last successful scan (KCL TotalLeases).", lApp),
+		renewTime:    histogram(mn.LeaseRenewTime),
+		renewed:      counter(mn.LeaseRenewed),
+		renewSkipped: counter(mn.LeaseRenewSkipped),
+		lost:         counter(mn.LeaseLost),
+		renewErr:     counter(mn.LeaseRenewErrors),
+		held:         gauge(mn.LeaseHeld),
+		takeTime:     histogram(mn.LeaseTakeTime),
+		scanErrors:   counter(mn.LeaseScanErrors),
+		taken:        counter(mn.LeaseTaken),
+		stolen:       counter(mn.LeaseStolen),
+		takeErr:      counter(mn.LeaseTakeErrors),
+		workers:      gauge(mn.LeaseWorkers),
+		target:       gauge(mn.LeaseTarget),
+		tableLeases:  gauge(mn.LeaseTableLeases),
 	}
 }
 
@@ -192,36 +168,14 @@ func (v *leaseVecs) register(reg prometheus.Registerer) error {
 	return r.err
 }
 
-func counter(sub, name, help string, labels ...string) *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help}, labels)
+func counter(d mn.Def) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: mn.Namespace, Subsystem: d.Subsystem, Name: d.Name, Help: d.Help}, d.Labels)
 }
 
-func gauge(sub, name, help string, labels ...string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help}, labels)
+func gauge(d mn.Def) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: mn.Namespace, Subsystem: d.Subsystem, Name: d.Name, Help: d.Help}, d.Labels)
 }
 
-func histogram(sub, name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
-	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: sub, Name: name, Help: help, Buckets: buckets}, labels)
-}
-
-// failureReasons label UserRecordsFailed by the producer's sentinel errors,
-// in order; anything else is "other".
-var failureReasons = []struct {
-	err   error
-	label string
-}{
-	{producer.ErrRecordExpired, "expired"},
-	{producer.ErrThrottled, "throttled"},
-	{producer.ErrRejected, "rejected"},
-	{producer.ErrCanceled, "canceled"},
-	{producer.ErrClosed, "closed"},
-}
-
-func failureReason(err error) string {
-	for _, r := range failureReasons {
-		if errors.Is(err, r.err) {
-			return r.label
-		}
-	}
-	return "other"
+func histogram(d mn.Def) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: mn.Namespace, Subsystem: d.Subsystem, Name: d.Name, Help: d.Help, Buckets: d.Buckets}, d.Labels)
 }

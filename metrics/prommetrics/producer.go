@@ -4,12 +4,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	mn "github.com/shardflow/shardflow/internal/metricnames"
 	"github.com/shardflow/shardflow/producer"
 )
 
 // Producer implements producer.Metrics on Prometheus collectors.
 type Producer struct {
-	codes codeSet
+	codes mn.Codes
 	// Children resolved once: these are called per user record.
 	received, receivedBytes          prometheus.Counter
 	pending, pendingBytes            prometheus.Gauge
@@ -20,7 +21,19 @@ type Producer struct {
 	failed, expired, errorsByCode                      *prometheus.CounterVec
 }
 
-var _ producer.Metrics = (*Producer)(nil)
+// Every producer hook is implemented (the compiler checks it: a hook
+// missed or mistyped here would silently never be called).
+var (
+	_ producer.HookUserRecordReceived = (*Producer)(nil)
+	_ producer.HookUserRecordsPending = (*Producer)(nil)
+	_ producer.HookKinesisRecordPut   = (*Producer)(nil)
+	_ producer.HookUserRecordsFailed  = (*Producer)(nil)
+	_ producer.HookUserRecordsExpired = (*Producer)(nil)
+	_ producer.HookBufferingTime      = (*Producer)(nil)
+	_ producer.HookRetriesPerRecord   = (*Producer)(nil)
+	_ producer.HookRequestTime        = (*Producer)(nil)
+	_ producer.HookErrorsByCode       = (*Producer)(nil)
+)
 
 // NewProducer registers the producer's collectors on reg (reusing those a
 // previous call registered) and returns the metrics of the producer
@@ -74,7 +87,7 @@ func (p *Producer) KinesisRecordPut(shardID string, userRecords, userDataSize, k
 
 // UserRecordsFailed implements producer.Metrics.
 func (p *Producer) UserRecordsFailed(shardID string, n int, err error) {
-	p.failed.WithLabelValues(shardID, failureReason(err)).Add(float64(n))
+	p.failed.WithLabelValues(shardID, mn.FailureReason(err)).Add(float64(n))
 }
 
 // UserRecordsExpired implements producer.Metrics.
@@ -101,5 +114,5 @@ func (p *Producer) RequestTime(d time.Duration, kinesisRecords int, _ error) {
 
 // ErrorsByCode implements producer.Metrics.
 func (p *Producer) ErrorsByCode(shardID, code string, n int) {
-	p.errorsByCode.WithLabelValues(shardID, p.codes.label(code)).Add(float64(n))
+	p.errorsByCode.WithLabelValues(shardID, p.codes.Label(code)).Add(float64(n))
 }

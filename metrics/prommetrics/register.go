@@ -3,9 +3,10 @@ package prommetrics
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	mn "github.com/shardflow/shardflow/internal/metricnames"
 )
 
 // registrar registers collectors, reusing the one already registered under
@@ -44,32 +45,9 @@ func use[C prometheus.Collector](r *registrar, c *C) {
 	r.err = fmt.Errorf("prommetrics: %w", err)
 }
 
-// maxCodes caps the distinct values of the code label per adapter. Kinesis
-// has a couple of dozen error codes; a proxy or a future API returning
-// free-form codes must not grow the series count without bound.
-const maxCodes = 64
-
-// overflowCode replaces codes beyond maxCodes.
-const overflowCode = "other"
-
-// codeSet admits the first maxCodes distinct codes.
-type codeSet struct {
-	mu   sync.Mutex
-	seen map[string]struct{}
-}
-
-func (s *codeSet) label(code string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.seen[code]; ok {
-		return code
-	}
-	if len(s.seen) >= maxCodes {
-		return overflowCode
-	}
-	if s.seen == nil {
-		s.seen = make(map[string]struct{})
-	}
-	s.seen[code] = struct{}{}
-	return code
-}
+// maxCodes caps the distinct values of the code label (see
+// metricnames.Codes).
+const (
+	maxCodes     = mn.MaxCodes
+	overflowCode = mn.OverflowCode
+)
