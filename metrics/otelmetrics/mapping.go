@@ -1,9 +1,6 @@
 package otelmetrics
 
 import (
-	"errors"
-
-	"github.com/shardflow/shardflow/producer"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -98,25 +95,3 @@ var (
 	perRecordBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000}
 	perRequestBucket = []float64{1, 5, 10, 25, 50, 100, 250, 500}
 )
-
-// failureReasons name UserRecordsFailed's error by the producer's
-// sentinels, in order; anything else is "other".
-var failureReasons = []struct {
-	err   error
-	label string
-}{
-	{producer.ErrRecordExpired, "expired"},
-	{producer.ErrThrottled, "throttled"},
-	{producer.ErrRejected, "rejected"},
-	{producer.ErrCanceled, "canceled"},
-	{producer.ErrClosed, "closed"},
-}
-
-func failureReason(err error) string {
-	for _, r := range failureReasons {
-		if errors.Is(err, r.err) {
-			return r.label
-		}
-	}
-	return "other"
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/shardflow/shardflow/internal/metricnames"
 	"github.com/shardflow/shardflow/producer"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -96,7 +97,7 @@ func (p *Producer) KinesisRecordPut(shardID string, userRecords, userDataSize, k
 
 // UserRecordsFailed implements producer.Metrics.
 func (p *Producer) UserRecordsFailed(shardID string, n int, err error) {
-	p.failed.Add(bg, int64(n), p.shards.with(shardID, keyReason.String(failureReason(err))).add...)
+	p.failed.Add(bg, int64(n), p.shards.with(shardID, keyReason.String(metricnames.FailureReason(err))).add...)
 }
 
 // UserRecordsExpired implements producer.Metrics.
