@@ -12,17 +12,22 @@ import (
 // record sent as is.
 type kRecord struct {
 	lane *lane
-	recs []*Future
+	recs []rec                  // its user records, held by value
 	agg  aggregation.Aggregator // used when aggregating
 	blob []byte
 
 	// attempts is the history of every record of kr while shared holds:
-	// one Attempt per call for all its records, handed to each record's
-	// Result (capped, so an append copies) when it leaves kr. Without
+	// one Attempt per call for all its records, handed to each record
+	// (capped, so an append copies) when it leaves kr, or to the one
+	// Result its records share when they succeed together. Without
 	// shared (records that came with histories of their own), each
-	// record's Result.Attempts is its history.
+	// record's history is its own.
 	attempts []Attempt
 	shared   bool
+
+	// sid and seq are where Kinesis stored kr, while its records are
+	// checked against that shard (outVerify).
+	sid, seq string
 
 	// set by build, outside the lock, once
 	built bool
@@ -45,6 +50,7 @@ func (kr *kRecord) reset() {
 	kr.lane = nil
 	kr.built = false
 	kr.data, kr.pk, kr.ehk = nil, "", ""
+	kr.sid, kr.seq = "", ""
 	kr.size = 0
 	kr.hasCtx = false
 	kr.attempts, kr.shared = nil, false // handed out to Results: never reused
@@ -56,50 +62,55 @@ func (kr *kRecord) addAttempt(a Attempt) {
 		kr.attempts = append(kr.attempts, a)
 		return
 	}
-	for _, f := range kr.recs {
-		f.res.Attempts = append(f.res.Attempts, a)
+	for i := range kr.recs {
+		r := &kr.recs[i]
+		r.setAttempts(append(r.attempts(), a))
 	}
 }
 
+// history is the history kr's records share (shared held).
+func (kr *kRecord) history() []Attempt {
+	n := len(kr.attempts)
+	return kr.attempts[:n:n]
+}
+
 // detach gives every record of kr its history, before the records leave
-// kr (to their outcome or another Kinesis record).
+// kr (to their own outcomes or another Kinesis record).
 func (kr *kRecord) detach() {
 	if !kr.shared {
 		return
 	}
 	kr.shared = false
-	if n := len(kr.attempts); n > 0 {
-		h := kr.attempts[:n:n]
-		for _, f := range kr.recs {
-			f.res.Attempts = h
+	if len(kr.attempts) > 0 {
+		h := kr.history()
+		for i := range kr.recs {
+			kr.recs[i].hist = &h
 		}
 	}
 }
 
-// settle detaches kr's records and names where Kinesis stored them, and
-// passes each record to then (if not nil) in the same pass, while it is
-// in cache.
-func (kr *kRecord) settle(shardID, seq string, then func(*Future)) {
-	h := kr.attempts[:len(kr.attempts):len(kr.attempts)]
-	for _, f := range kr.recs {
-		if kr.shared {
-			f.res.Attempts = h
+// stored decides the outcome of kr's records: stored at shardID and seq.
+// Records that share their history share one Result.
+func (kr *kRecord) stored(shardID, seq string) {
+	if kr.shared {
+		res := &Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.history()}
+		for i := range kr.recs {
+			kr.recs[i].f.res = res
 		}
-		f.res.ShardID, f.res.SequenceNumber = shardID, seq
-		if then != nil {
-			then(f)
-		}
+		return
 	}
-	kr.shared = false
+	for i := range kr.recs {
+		kr.recs[i].stored(shardID, seq)
+	}
 }
 
-// join adds f to kr's records, keeping the history shared only while
+// join adds r to kr's records, keeping the history shared only while
 // every record has the same one (none, for records not sent yet).
-func (kr *kRecord) join(f *Future) {
-	if kr.shared && (len(f.res.Attempts) > 0 || len(kr.attempts) > 0) {
+func (kr *kRecord) join(r *rec) {
+	if kr.shared && (r.hist != nil || len(kr.attempts) > 0) {
 		kr.detach()
 	}
-	kr.recs = append(kr.recs, f)
+	kr.recs = append(kr.recs, *r)
 }
 
 // build fixes the wire form of kr. It runs in a worker, outside the lock,
@@ -109,7 +120,7 @@ func (kr *kRecord) build(aggregate bool) {
 		return
 	}
 	kr.built = true
-	first := kr.recs[0]
+	first := &kr.recs[0]
 	if !aggregate || len(kr.recs) == 1 {
 		// A lone record goes as itself, as in the KPL: no aggregation
 		// overhead and any consumer can read it.
@@ -126,8 +137,8 @@ func (kr *kRecord) build(aggregate bool) {
 }
 
 func (kr *kRecord) userBytes() (n int) {
-	for _, f := range kr.recs {
-		n += len(f.data)
+	for i := range kr.recs {
+		n += len(kr.recs[i].data)
 	}
 	return n
 }
@@ -220,9 +231,9 @@ type lane struct {
 	stamp time.Time
 
 	ready     krQueue // sealed, waiting to be sent
-	pending   []*Future
-	inflight  int // Kinesis records in flight
-	failures  int // consecutive failed attempts, for backoff
+	pending   []rec   // records waiting for a shard map (the unmapped lane)
+	inflight  int     // Kinesis records in flight
+	failures  int     // consecutive failed attempts, for backoff
 	notBefore time.Time
 
 	recTok, byteTok tokenBucket
@@ -296,8 +307,8 @@ func (l *lane) popFront() *kRecord {
 // drain removes every record queued in l, in order, and gives its
 // Kinesis records to release. Producer.mu is held; drain takes l.mu, and
 // retires l if retire.
-func (l *lane) drain(release func(*kRecord), retire bool) []*Future {
-	var out []*Future
+func (l *lane) drain(release func(*kRecord), retire bool) []rec {
+	var out []rec
 	for l.ready.len() > 0 {
 		kr := l.popFront()
 		kr.detach()

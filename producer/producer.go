@@ -175,19 +175,20 @@ func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*
 // Put: it waits for room like any Put, except when only callbacks
 // returning could free room (it would wait for itself), when it is let in
 // beyond the limits. It must not call Flush or Close.
-func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Result)) (*Future, error) {
-	hi, lo, err := p.keys.check(rec.PartitionKey, rec.ExplicitHashKey, len(rec.Data))
+func (p *Producer) PutRecord(ctx context.Context, record Record, callback func(*Result)) (*Future, error) {
+	hi, lo, err := p.keys.check(record.PartitionKey, record.ExplicitHashKey, len(record.Data))
 	if err != nil {
 		return nil, err
 	}
-	f := &Future{pk: rec.PartitionKey, ehk: rec.ExplicitHashKey, data: rec.Data, hi: hi, lo: lo, callback: callback}
+	f := new(Future)
+	r := rec{f: f, pk: record.PartitionKey, ehk: record.ExplicitHashKey, data: record.Data, hi: hi, lo: lo, callback: callback}
 	if ctx.Done() != nil {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		f.ctx = ctx
+		r.ctx = ctx
 	}
-	size := p.charge(f)
+	size := p.charge(&r)
 	if !p.reserve(size) {
 		if err := p.waitRoom(ctx, size); err != nil {
 			return nil, err
@@ -200,11 +201,11 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 		p.release(1, size)
 		return nil, ErrClosed
 	}
-	if p.enqueue(f) || p.closed.Load() {
+	if p.enqueue(&r) || p.closed.Load() {
 		p.wake()
 	}
 	if p.metricsOn {
-		p.met.UserRecordReceived(len(rec.Data))
+		p.met.UserRecordReceived(len(record.Data))
 	}
 	return f, nil
 }
@@ -304,18 +305,18 @@ func (p *Producer) freedLocked() {
 	}
 }
 
-// enqueue puts f in the lane the shard map predicts and reports whether
+// enqueue puts r in the lane the shard map predicts and reports whether
 // the dispatcher should be woken. The fast path reads the map's snapshot
 // and takes only the lane's lock; records without a lane (no map yet, a
 // hash key in no known shard, a lane retired by a new map) go the slow
 // way, under p.mu.
-func (p *Producer) enqueue(f *Future) bool {
+func (p *Producer) enqueue(r *rec) bool {
 	if t := p.table.Load(); t != nil {
-		if i := lookup(t.shards, f.hi, f.lo); i >= 0 {
+		if i := lookup(t.shards, r.hi, r.lo); i >= 0 {
 			l := t.lanes[i]
 			l.mu.Lock()
 			if !l.retired {
-				kick := p.addToLane(l, f, true)
+				kick := p.addToLane(l, r, true)
 				l.mu.Unlock()
 				return kick
 			}
@@ -324,7 +325,7 @@ func (p *Producer) enqueue(f *Future) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.addLocked(f, true)
+	return p.addLocked(r, true)
 }
 
 // fromCallback reports whether the calling goroutine is the one running
@@ -374,8 +375,8 @@ func goroutineID() uint64 {
 }
 
 // PutSync puts one record and waits for its outcome.
-func (p *Producer) PutSync(ctx context.Context, rec Record) (*Result, error) {
-	f, err := p.PutRecord(ctx, rec, nil)
+func (p *Producer) PutSync(ctx context.Context, record Record) (*Result, error) {
+	f, err := p.PutRecord(ctx, record, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -443,7 +444,7 @@ func (p *Producer) Close(ctx context.Context) error {
 func (p *Producer) abort() {
 	p.mu.Lock()
 	p.aborting = true
-	var failed []*Future
+	var failed []rec
 	collect := func(l *lane) {
 		failed = append(failed, l.drain(p.putKR, false)...)
 	}
@@ -455,16 +456,16 @@ func (p *Producer) abort() {
 		r.cancel(ErrClosed)
 	}
 	// Aggregates awaiting a shard check were stored: report them as such.
-	var stored []*Future
+	var stored []rec
 	for _, u := range p.unverified {
-		u.kr.detach()
+		u.kr.stored(u.kr.sid, u.kr.seq)
 		stored = append(stored, u.kr.recs...)
 	}
 	p.unverified = nil
 	p.mu.Unlock()
 	p.finish(stored)
-	for _, f := range failed {
-		f.res.Err = &RecordError{Reason: ErrClosed}
+	for i := range failed {
+		failed[i].fail(&RecordError{Reason: ErrClosed})
 	}
 	p.finish(failed)
 }
@@ -503,12 +504,12 @@ func (p *Producer) requestRefresh() {
 	}
 }
 
-// finish publishes the outcomes of records whose Result is filled in, then
+// finish publishes the outcomes of records whose outcome is decided, then
 // releases their buffer space.
-func (p *Producer) finish(fs []*Future) {
+func (p *Producer) finish(rs []rec) {
 	var st settling
-	for _, f := range fs {
-		p.publish(f, &st)
+	for i := range rs {
+		p.publish(&rs[i], &st)
 	}
 	p.settled(&st)
 }
@@ -520,22 +521,24 @@ type settling struct {
 	calls                  []callbackCall
 }
 
-// publish publishes the outcome of f, whose Result is filled in.
-func (p *Producer) publish(f *Future, st *settling) {
+// publish publishes the outcome decided for r (r.f.res).
+func (p *Producer) publish(r *rec, st *settling) {
+	res := r.f.res
 	if p.metricsOn {
-		p.met.RetriesPerRecord(f.res.ShardID, max(len(f.res.Attempts)-1, 0))
-		if f.res.Err != nil {
-			p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
-			if errors.Is(f.res.Err, ErrRecordExpired) {
-				p.met.UserRecordsExpired(f.res.ShardID, 1)
+		p.met.RetriesPerRecord(res.ShardID, max(len(res.Attempts)-1, 0))
+		if res.Err != nil {
+			p.met.UserRecordsFailed(res.ShardID, 1, res.Err)
+			if errors.Is(res.Err, ErrRecordExpired) {
+				p.met.UserRecordsExpired(res.ShardID, 1)
 			}
 		}
 	}
-	sz := p.charge(f)
+	sz := p.charge(r)
 	st.n++
 	st.bytes += sz
-	if cb := f.complete(); cb != nil {
-		st.calls = append(st.calls, callbackCall{f, cb, sz})
+	r.f.complete(res)
+	if r.callback != nil {
+		st.calls = append(st.calls, callbackCall{res, r.callback, sz})
 		st.ncb++
 		st.cbBytes += sz
 	}
@@ -585,7 +588,7 @@ func (p *Producer) completed(n, bytes int) {
 
 // callbackCall is one callback waiting to run.
 type callbackCall struct {
-	f    *Future
+	res  *Result
 	cb   func(*Result)
 	size int
 }
@@ -615,7 +618,7 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 			bytes := 0
 			for i := range batch {
 				c := &batch[i]
-				c.cb(&c.f.res)
+				c.cb(c.res)
 				bytes += c.size
 			}
 			n := len(batch)
@@ -671,49 +674,49 @@ func (p *Producer) putKR(kr *kRecord) {
 	}
 }
 
-// addLocked appends f to the lane the current map routes it to (p.mu
+// addLocked appends r to the lane the current map routes it to (p.mu
 // held) and reports whether the dispatcher should be woken. A fresh
 // record is one from Put; a re-routed one keeps its enqueue time.
-func (p *Producer) addLocked(f *Future, fresh bool) bool {
-	l := p.route(f)
+func (p *Producer) addLocked(r *rec, fresh bool) bool {
+	l := p.route(r)
 	if l == p.unmapped {
 		now := p.clk.Now()
 		if fresh {
-			f.enq = now.Sub(p.epoch)
+			r.enq = now.Sub(p.epoch)
 		}
 		// The dispatcher expires these records (and notices canceled
 		// contexts) on its own schedule: make sure it looks in time.
-		l.pending = append(l.pending, f)
-		return p.earlier(p.unmappedCheck(f, now))
+		l.pending = append(l.pending, *r)
+		return p.earlier(p.unmappedCheck(r, now))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return p.addToLane(l, f, fresh)
+	return p.addToLane(l, r, fresh)
 }
 
-// addToLane appends f to the mapped lane l (l.mu held) and reports
+// addToLane appends r to the mapped lane l (l.mu held) and reports
 // whether the dispatcher should be woken. A fresh record takes its
 // batch's start as its enqueue time, so that Put reads no clock: the
 // aggregate's, or the lane's stamp, at most RecordMaxBufferedTime old.
-func (p *Producer) addToLane(l *lane, f *Future, fresh bool) bool {
+func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 	if !p.aggregate {
 		if fresh {
 			if l.stamp.IsZero() {
 				l.stamp = p.clk.Now()
 			}
-			f.enq = l.stamp.Sub(p.epoch)
+			r.enq = l.stamp.Sub(p.epoch)
 		}
 		kr := p.getKR(l)
-		kr.join(f)
-		deadline := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime)
-		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(f.enq+p.cfg.RecordTTL), f.ctx != nil
-		kr.size = f.size()
+		kr.join(r)
+		deadline := p.epoch.Add(r.enq + p.cfg.RecordMaxBufferedTime)
+		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(r.enq+p.cfg.RecordTTL), r.ctx != nil
+		kr.size = r.size()
 		l.putSealed(kr)
 		return p.readyFull() || p.earlier(deadline)
 	}
 	kick := false
 	kr := l.open
-	if kr != nil && !p.fits(kr, f) {
+	if kr != nil && !p.fits(kr, r) {
 		l.seal()
 		kick = p.readyFull()
 		kr = nil
@@ -727,56 +730,56 @@ func (p *Producer) addToLane(l *lane, f *Future, fresh bool) bool {
 		kick = p.earlier(kr.deadline) || kick
 	}
 	if fresh {
-		f.enq = kr.openedOff
+		r.enq = kr.openedOff
 	} else {
 		// A re-routed record may be older than the aggregate.
-		if d := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
+		if d := p.epoch.Add(r.enq + p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
 			kr.deadline = d
 			kick = p.earlier(d) || kick
 		}
-		if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
+		if e := p.epoch.Add(r.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
 			kr.expire = e
 		}
 	}
-	kr.agg.Add(f.pk, f.ehk, f.data)
-	kr.join(f)
-	if f.ctx != nil {
+	kr.agg.Add(r.pk, r.ehk, r.data)
+	kr.join(r)
+	if r.ctx != nil {
 		kr.hasCtx = true
 	}
 	return kick
 }
 
-// enqueuedAt is when f's TTL and buffering time start.
-func (p *Producer) enqueuedAt(f *Future) time.Time { return p.epoch.Add(f.enq) }
+// enqueuedAt is when r's TTL and buffering time start.
+func (p *Producer) enqueuedAt(r *rec) time.Time { return p.epoch.Add(r.enq) }
 
 // charge is what a record counts against MaxBufferedBytes: its data and
 // partition key, the producer's bookkeeping for it (recordOverhead) and,
 // when aggregating, the copy of both in its aggregate's blob.
-func (p *Producer) charge(f *Future) int {
-	n := f.size()
+func (p *Producer) charge(r *rec) int {
+	n := r.size()
 	if p.aggregate {
 		return 2*n + recordOverhead
 	}
 	return n + recordOverhead
 }
 
-// fits reports whether f can join the aggregate kr within
+// fits reports whether r can join the aggregate kr within
 // AggregationMaxCount, AggregationMaxSize and, with the carrier's partition
 // key, the 1 MiB record limit.
-func (p *Producer) fits(kr *kRecord, f *Future) bool {
+func (p *Producer) fits(kr *kRecord, r *rec) bool {
 	if int64(kr.agg.Len()) >= p.cfg.AggregationMaxCount {
 		return false
 	}
-	n := kr.agg.SizeWith(f.pk, f.ehk, len(f.data))
+	n := kr.agg.SizeWith(r.pk, r.ehk, len(r.data))
 	return n <= p.cfg.AggregationMaxSize && n+len(kr.recs[0].pk) <= MaxRecordSize
 }
 
 // unmappedCheck is when the dispatcher must next look at f while it waits
 // for a shard map: at its TTL or, if its context can end, soon, since
 // nothing else notices the cancellation.
-func (p *Producer) unmappedCheck(f *Future, now time.Time) time.Time {
-	t := p.epoch.Add(f.enq + p.cfg.RecordTTL)
-	if f.ctx != nil {
+func (p *Producer) unmappedCheck(r *rec, now time.Time) time.Time {
+	t := p.epoch.Add(r.enq + p.cfg.RecordTTL)
+	if r.ctx != nil {
 		if poll := now.Add(max(p.cfg.RecordMaxBufferedTime, minCancelPoll)); poll.Before(t) {
 			return poll
 		}
@@ -815,20 +818,21 @@ func (p *Producer) readyFull() bool {
 // requeueFrontLocked puts records (in their original order) back at the
 // front of the lanes the current map routes them to, re-aggregated. It
 // fails the expired and canceled ones into *done.
-func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Future) {
-	byLane := map[*lane][]*Future{}
+func (p *Producer) requeueFrontLocked(rs []rec, now time.Time, done *[]rec) {
+	byLane := map[*lane][]rec{}
 	var order []*lane
-	for _, f := range fs {
-		if err := p.deadErr(f, now); err != nil {
-			f.res.Err = err
-			*done = append(*done, f)
+	for i := range rs {
+		r := &rs[i]
+		if err := p.deadErr(r, now); err != nil {
+			r.fail(err)
+			*done = append(*done, *r)
 			continue
 		}
-		l := p.route(f)
+		l := p.route(r)
 		if _, ok := byLane[l]; !ok {
 			order = append(order, l)
 		}
-		byLane[l] = append(byLane[l], f)
+		byLane[l] = append(byLane[l], *r)
 	}
 	for _, l := range order {
 		list := byLane[l]
@@ -838,53 +842,48 @@ func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Futu
 		}
 		var krs []*kRecord
 		var kr *kRecord
-		for _, f := range list {
-			if kr != nil && (!p.aggregate || !p.fits(kr, f)) {
+		for i := range list {
+			r := &list[i]
+			if kr != nil && (!p.aggregate || !p.fits(kr, r)) {
 				krs = append(krs, kr)
 				kr = nil
 			}
 			if kr == nil {
 				kr = p.getKR(l)
 				kr.deadline = now
-				kr.expire = p.epoch.Add(f.enq + p.cfg.RecordTTL)
+				kr.expire = p.epoch.Add(r.enq + p.cfg.RecordTTL)
 			}
 			if p.aggregate {
-				kr.agg.Add(f.pk, f.ehk, f.data)
+				kr.agg.Add(r.pk, r.ehk, r.data)
 			}
-			kr.join(f)
-			kr.hasCtx = kr.hasCtx || f.ctx != nil
-			if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
+			kr.join(r)
+			kr.hasCtx = kr.hasCtx || r.ctx != nil
+			if e := p.epoch.Add(r.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
 				kr.expire = e
 			}
 		}
 		krs = append(krs, kr)
 		for i := len(krs) - 1; i >= 0; i-- {
 			k := krs[i]
-			if len(k.recs) == 1 {
-				k.size = k.recs[0].size()
-			} else {
-				k.size = k.agg.Size() + len(k.recs[0].pk)
-			}
+			k.sealedSize()
 			l.pushFront(k)
 		}
 	}
 }
 
 // deadErr returns the error a record fails with if it must not be sent any
-// more: expired, canceled or closed.
-func (p *Producer) deadErr(f *Future, now time.Time) error {
-	code, msg := "", ""
-	if n := len(f.res.Attempts); n > 0 {
-		code, msg = f.res.Attempts[n-1].ErrorCode, f.res.Attempts[n-1].ErrorMessage
-	}
+// more: expired, canceled or closed. r has its own history (it left its
+// Kinesis record).
+func (p *Producer) deadErr(r *rec, now time.Time) error {
+	code, msg := r.lastAttempt()
 	if p.aborting {
 		return &RecordError{Reason: ErrClosed, Code: code, Message: msg}
 	}
-	if !now.Before(p.epoch.Add(f.enq + p.cfg.RecordTTL)) {
+	if !now.Before(p.epoch.Add(r.enq + p.cfg.RecordTTL)) {
 		return &RecordError{Reason: ErrRecordExpired, Code: code, Message: msg}
 	}
-	if f.ctx != nil && f.ctx.Err() != nil {
-		return &RecordError{Reason: ErrCanceled, Code: code, Message: msg, Cause: context.Cause(f.ctx)}
+	if r.ctx != nil && r.ctx.Err() != nil {
+		return &RecordError{Reason: ErrCanceled, Code: code, Message: msg, Cause: context.Cause(r.ctx)}
 	}
 	return nil
 }
