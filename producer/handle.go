@@ -100,10 +100,7 @@ func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr er
 					continue
 				}
 				outcomes[i] = outSucceeded
-				kr.stored(sid, seq)
-				for j := range kr.recs {
-					p.publish(&kr.recs[j], st)
-				}
+				p.publishStored(kr, sid, seq, st)
 				continue
 			}
 			class = classifyCode(code)

@@ -544,6 +544,33 @@ func (p *Producer) publish(r *rec, st *settling) {
 	}
 }
 
+// publishStored publishes the outcome of kr's records, stored at
+// shardID and seq, in one pass: records that share their history share
+// one Result, handed to each Future as it completes, so each record's
+// Future is touched once.
+func (p *Producer) publishStored(kr *kRecord, shardID, seq string, st *settling) {
+	if !kr.shared || p.metricsOn {
+		kr.stored(shardID, seq)
+		for i := range kr.recs {
+			p.publish(&kr.recs[i], st)
+		}
+		return
+	}
+	res := &Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.history()}
+	st.n += len(kr.recs)
+	for i := range kr.recs {
+		r := &kr.recs[i]
+		sz := p.charge(r)
+		st.bytes += sz
+		r.f.complete(res)
+		if r.callback != nil {
+			st.calls = append(st.calls, callbackCall{res, r.callback, sz})
+			st.ncb++
+			st.cbBytes += sz
+		}
+	}
+}
+
 // settled queues the callbacks of published records and frees the room
 // of those without one.
 func (p *Producer) settled(st *settling) {
