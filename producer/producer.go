@@ -743,13 +743,16 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 	}
 	kick := false
 	kr := l.open
-	if kr != nil && !p.fits(kr, r) {
+	if kr != nil && !p.addToAggregate(kr, r) {
 		l.seal()
 		kick = p.readyFull()
 		kr = nil
 	}
 	if kr == nil {
+		// A record always fits an empty aggregate (a larger one goes
+		// alone, as itself).
 		kr = p.getKR(l)
+		kr.agg.Add(r.pk, r.ehk, r.data)
 		kr.opened = p.clk.Now()
 		kr.openedOff = kr.opened.Sub(p.epoch)
 		kr.deadline, kr.expire = kr.opened.Add(p.cfg.RecordMaxBufferedTime), kr.opened.Add(p.cfg.RecordTTL)
@@ -768,7 +771,6 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 			kr.expire = e
 		}
 	}
-	kr.agg.Add(r.pk, r.ehk, r.data)
 	kr.join(r)
 	if r.ctx != nil {
 		kr.hasCtx = true
@@ -790,15 +792,15 @@ func (p *Producer) charge(r *rec) int {
 	return n + recordOverhead
 }
 
-// fits reports whether r can join the aggregate kr within
-// AggregationMaxCount, AggregationMaxSize and, with the carrier's partition
-// key, the 1 MiB record limit.
-func (p *Producer) fits(kr *kRecord, r *rec) bool {
+// addToAggregate adds r to the aggregate of the non-empty kr if it fits
+// within AggregationMaxCount, AggregationMaxSize and, with the carrier's
+// partition key, the 1 MiB record limit, and reports whether it did. The
+// caller joins r to kr.
+func (p *Producer) addToAggregate(kr *kRecord, r *rec) bool {
 	if int64(kr.agg.Len()) >= p.cfg.AggregationMaxCount {
 		return false
 	}
-	n := kr.agg.SizeWith(r.pk, r.ehk, len(r.data))
-	return n <= p.cfg.AggregationMaxSize && n+len(kr.recs[0].pk) <= MaxRecordSize
+	return kr.agg.AddWithin(r.pk, r.ehk, r.data, min(p.cfg.AggregationMaxSize, MaxRecordSize-len(kr.recs[0].pk)))
 }
 
 // unmappedCheck is when the dispatcher must next look at f while it waits
@@ -871,7 +873,7 @@ func (p *Producer) requeueFrontLocked(rs []rec, now time.Time, done *[]rec) {
 		var kr *kRecord
 		for i := range list {
 			r := &list[i]
-			if kr != nil && (!p.aggregate || !p.fits(kr, r)) {
+			if kr != nil && (!p.aggregate || !p.addToAggregate(kr, r)) {
 				krs = append(krs, kr)
 				kr = nil
 			}
@@ -879,9 +881,9 @@ func (p *Producer) requeueFrontLocked(rs []rec, now time.Time, done *[]rec) {
 				kr = p.getKR(l)
 				kr.deadline = now
 				kr.expire = p.epoch.Add(r.enq + p.cfg.RecordTTL)
-			}
-			if p.aggregate {
-				kr.agg.Add(r.pk, r.ehk, r.data)
+				if p.aggregate {
+					kr.agg.Add(r.pk, r.ehk, r.data)
+				}
 			}
 			kr.join(r)
 			kr.hasCtx = kr.hasCtx || r.ctx != nil
