@@ -272,8 +272,11 @@ lanes:
 }
 
 func (p *Producer) worker(ctx context.Context) error {
-	// done is the worker's buffer for the records a call settles, reused
-	// from call to call (a call settles up to thousands of records).
+	// done is the worker's buffer for the records a call settles
+	// otherwise than stored together (failed, expired, re-checked),
+	// reused from call to call up to maxKeptDone records: a call can
+	// settle tens of thousands, and a buffer that size kept by every
+	// worker would be memory outside MaxBufferedBytes.
 	var done []rec
 	for {
 		select {
@@ -282,9 +285,16 @@ func (p *Producer) worker(ctx context.Context) error {
 		case r := <-p.reqCh:
 			done = p.send(r, done[:0])
 			clear(done)
+			if cap(done) > maxKeptDone {
+				done = nil
+			}
 		}
 	}
 }
+
+// maxKeptDone bounds a worker's reused buffer of settled records (about
+// 120 KB).
+const maxKeptDone = 1024
 
 // send makes the call r and handles its result; done is a buffer for the
 // settled records, returned for reuse.
