@@ -17,7 +17,9 @@
 // (validation, access denied, stream not found, KMS key unusable: never
 // retried), ErrCanceled (Put's context ended before the record was sent) or
 // ErrClosed (Close's context ended first). Bad input fails Put itself with
-// an error matching ErrInvalidRecord and enqueues nothing.
+// an error matching ErrInvalidRecord and enqueues nothing. Records that
+// travelled in one Kinesis record and got the same outcome may share one
+// *Result: read it, do not modify it.
 //
 // A PutRecords call that fails as a whole (network error, timeout,
 // throttling, 5xx) is retried for all its records; a partially failed call
@@ -89,10 +91,13 @@
 //	charge = len(Data) + len(PartitionKey) + 544            without aggregation
 //	charge = 2 x (len(Data) + len(PartitionKey)) + 544      with aggregation
 //
-// where 544 bytes is the bookkeeping per record (its Future and Result,
-// its slots in the aggregate, key table, request and queues: about 480
-// bytes measured, plus a margin) and the second copy is the record inside
-// its aggregate's blob. Put waits
+// where 544 bytes is the bookkeeping per record (its Future, the record's
+// state held beside its aggregate, its entries in the aggregate and key
+// table, its request and queues and, once it failed, its Result: about
+// 330 bytes measured with aggregation and 300 without, as live heap per
+// record buffered against a stalled endpoint, plus a margin for the
+// records whose outcome is known and whose callback has not run) and the
+// second copy is the record inside its aggregate's blob. Put waits
 // (or returns ErrBufferFull) while the charges outstanding would exceed
 // MaxBufferedBytes or the records MaxBufferedRecords, so with 100-byte
 // records and 16-byte keys MaxBufferedBytes 64 MiB holds about 86,000
@@ -103,8 +108,9 @@
 // MaxBufferedRecords by one record each (never MaxBufferedBytes, except
 // through the empty-buffer rule). Outstanding reports the records and
 // their charges. Outside the bound, and bounded on their own, are the
-// key cache (at most about 1.8 MB) and up to 16 empty aggregates kept
-// for reuse (about 100 KB each at the default AggregationMaxSize).
+// key cache (at most about 1.8 MB), up to 16 empty aggregates kept
+// for reuse (about 100 KB each at the default AggregationMaxSize) and
+// each connection's buffer of settled records (at most about 120 KB).
 //
 // Every record gets its outcome by its RecordTTL, counted from the start
 // of its batch (at most RecordMaxBufferedTime before its Put, so that Put
@@ -125,8 +131,10 @@
 // Put computes the MD5 of the partition key once per key while it stays
 // in a bounded, lock-free cache (16,384 keys of up to 64 bytes), takes
 // only its shard's lock (so Puts to different shards run in parallel)
-// and allocates one Future; the aggregate's MD5 and encoding happen once
-// per Kinesis record, and each PutRecords call records one Attempt shared
-// by all the records it carried. BenchmarkFloor, beside BenchmarkProducer,
+// and allocates one Future of 24 bytes (the record itself is held by
+// value beside its aggregate until its outcome); the aggregate's MD5 and
+// encoding happen once per Kinesis record, each PutRecords call records
+// one Attempt shared by all the records it carried, and the records of
+// one Kinesis record that succeed together share one Result. BenchmarkFloor, beside BenchmarkProducer,
 // is what any producer that predicts shards and aggregates must spend.
 package producer
