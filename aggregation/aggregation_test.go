@@ -199,6 +199,30 @@ func TestAddWithinMatchesSizeWithAndAdd(t *testing.T) {
 	require.Equal(t, want.AppendBlob(nil), got.AppendBlob(nil))
 }
 
+// TestRecordReturnsWhatWasAdded: Record gives back each record's keys and
+// data, in order, with repeated and explicit hash keys.
+func TestRecordReturnsWhatWasAdded(t *testing.T) {
+	type added struct {
+		pk, ehk string
+		data    []byte
+	}
+	var a Aggregator
+	var want []added
+	for i := range 300 {
+		r := added{pk: []string{"a", "b", "c"}[i%3] + string(rune('0'+i%7)), data: []byte{byte(i)}}
+		if i%4 == 1 {
+			r.ehk = []string{"1", "99"}[i%2]
+		}
+		a.Add(r.pk, r.ehk, r.data)
+		want = append(want, r)
+	}
+	require.Equal(t, len(want), a.Len())
+	for i, w := range want {
+		pk, ehk, data := a.Record(i)
+		require.Equal(t, w, added{pk, ehk, data}, "record %d", i)
+	}
+}
+
 func TestDataAliasesBlobWithCappedCapacity(t *testing.T) {
 	blob, err := Marshal([]Record{{PartitionKey: "k", Data: []byte("abc")}, {PartitionKey: "k", Data: []byte("def")}})
 	require.NoError(t, err)

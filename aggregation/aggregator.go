@@ -146,6 +146,17 @@ func (a *Aggregator) AddWithin(partitionKey, explicitHashKey string, data []byte
 	return true
 }
 
+// Record returns the i-th record added since the last Reset (0 <=
+// i < Len()): its keys (an empty explicitHashKey means none) and its data,
+// which is the slice given to Add.
+func (a *Aggregator) Record(i int) (partitionKey, explicitHashKey string, data []byte) {
+	r := &a.records[i]
+	if r.ehk != 0 {
+		explicitHashKey = a.ehks.keys[r.ehk-1]
+	}
+	return a.pks.keys[r.pk], explicitHashKey, r.data
+}
+
 // Size returns the exact length of the blob AppendBlob would return now.
 // With no records that is Overhead, which is not a valid aggregate.
 func (a *Aggregator) Size() int { return Overhead + a.bodySize }

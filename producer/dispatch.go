@@ -166,8 +166,7 @@ func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time) {
 // and puts the rest back at the front.
 func (p *Producer) pruneFrontLocked(l *lane, now time.Time, done *[]rec) {
 	kr := l.popFront()
-	kr.detach()
-	recs := append([]rec(nil), kr.recs...)
+	recs := kr.appendLoose(nil)
 	p.putKR(kr)
 	p.requeueFrontLocked(recs, now, done)
 }
@@ -176,8 +175,8 @@ func (kr *kRecord) anyCanceled() bool {
 	if !kr.hasCtx {
 		return false
 	}
-	for i := range kr.recs {
-		if c := kr.recs[i].ctx; c != nil && c.Err() != nil {
+	for i := range kr.x {
+		if c := kr.x[i].ctx; c != nil && c.Err() != nil {
 			return true
 		}
 	}
@@ -220,10 +219,10 @@ lanes:
 			if p.cfg.OrderedByPartitionKey && !p.aggregate {
 				// Records with the same key must not share a request: one
 				// could fail while a later one succeeds.
-				if _, dup := p.keysSeen[kr.recs[0].pk]; dup {
+				if _, dup := p.keysSeen[kr.oneKey]; dup {
 					break
 				}
-				p.keysSeen[kr.recs[0].pk] = struct{}{}
+				p.keysSeen[kr.oneKey] = struct{}{}
 			}
 			if !l.takeTokens(kr, now) {
 				break
@@ -325,9 +324,9 @@ func (p *Producer) send(r *request, done []rec) []rec {
 		if !p.metricsOn || (kr.shared && len(kr.attempts) > 0) {
 			continue
 		}
-		for i := range kr.recs {
-			if rc := &kr.recs[i]; kr.shared || len(rc.attempts()) == 0 {
-				p.met.BufferingTime(kr.lane.shard.id, start.Sub(p.enqueuedAt(rc)))
+		for i := range kr.futs {
+			if kr.shared || len(kr.attemptsOf(i)) == 0 {
+				p.met.BufferingTime(kr.lane.shard.id, start.Sub(p.epoch.Add(kr.enqOf(i))))
 			}
 		}
 	}

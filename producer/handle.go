@@ -91,9 +91,9 @@ func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr er
 				}
 				kr.addAttempt(Attempt{Time: start, Duration: dur})
 				if p.metricsOn {
-					p.met.KinesisRecordPut(sid, len(kr.recs), kr.userBytes(), len(kr.data))
+					p.met.KinesisRecordPut(sid, kr.n(), kr.userBytes(), len(kr.data))
 				}
-				if sid != shard && p.aggregate && len(kr.recs) > 1 {
+				if sid != shard && p.aggregate && kr.n() > 1 {
 					kr.detach()
 					kr.sid, kr.seq = sid, seq
 					outcomes[i] = outVerify
@@ -119,11 +119,11 @@ func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr er
 			continue
 		}
 		outcomes[i] = outFailed
-		kr.detach()
-		for j := range kr.recs {
-			kr.recs[j].fail(&RecordError{Reason: reason, Code: code, Message: msg, Cause: reqErr})
+		n := len(done)
+		done = kr.appendLoose(done)
+		for j := n; j < len(done); j++ {
+			done[j].fail(&RecordError{Reason: reason, Code: code, Message: msg, Cause: reqErr})
 		}
-		done = append(done, kr.recs...)
 	}
 
 	return outcomes, done, mismatch
@@ -161,10 +161,11 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 				// Close gave up waiting: nothing will check the shard any
 				// more. The records are stored; report them so, as abort
 				// does for aggregates already held.
-				for j := range kr.recs {
-					kr.recs[j].stored(kr.sid, kr.seq)
+				n := len(done)
+				done = kr.appendLoose(done)
+				for j := n; j < len(done); j++ {
+					done[j].stored(kr.sid, kr.seq)
 				}
-				done = append(done, kr.recs...)
 			} else {
 				// Hold the aggregate, and the shard's queue, until the map
 				// names the shard.
@@ -192,8 +193,7 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 	}
 	for i, kr := range r.krs {
 		if redoKR[i] {
-			kr.detach()
-			redo = append(redo, kr.recs...)
+			redo = kr.appendLoose(redo)
 		}
 	}
 	if len(redo) > 0 {

@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,18 +11,35 @@ import (
 
 // kRecord is one Kinesis record: an aggregate of user records, or one user
 // record sent as is.
+//
+// It holds its records in the least a Put must write: a Future pointer
+// each, and their keys and data in the aggregator (which needs them
+// anyway) or, without aggregation, in one*. What some records carry
+// beyond that (a context, a callback, a history, an enqueue time other
+// than the aggregate's) is in x, one entry per record once any record
+// needs one. A record leaving kr is rebuilt as a rec (loose).
 type kRecord struct {
 	lane *lane
-	recs []rec                  // its user records, held by value
-	agg  aggregation.Aggregator // used when aggregating
+	futs []*Future              // its records' Futures, in order
+	x    []recExtra             // one per record while xOn
+	xOn  bool                   // x holds an entry per record
+	agg  aggregation.Aggregator // its records' keys and data, when aggregating
 	blob []byte
+
+	// oneKey, oneEHK and oneData are the lone record of a Kinesis record
+	// built without aggregation.
+	oneKey, oneEHK string
+	oneData        []byte
+
+	pk0                 int // length of the first record's partition key: the carrier's
+	dataBytes, keyBytes int // over its records
 
 	// attempts is the history of every record of kr while shared holds:
 	// one Attempt per call for all its records, handed to each record
 	// (capped, so an append copies) when it leaves kr, or to the one
 	// Result its records share when they succeed together. Without
 	// shared (records that came with histories of their own), each
-	// record's history is its own.
+	// record's history is its own, in x.
 	attempts []Attempt
 	shared   bool
 
@@ -37,23 +55,61 @@ type kRecord struct {
 
 	size      int           // bytes counted against PutRecords limits: data + key
 	opened    time.Time     // when the aggregate was started: its records' enqueue time
-	openedOff time.Duration // opened, as an offset from Producer.epoch
+	openedOff time.Duration // its records' enqueue time (from Producer.epoch), unless x says otherwise
 	deadline  time.Time     // when it must be sent (first record's buffering deadline)
 	expire    time.Time     // earliest TTL of its records
 	hasCtx    bool          // some record carries a cancelable context
 }
 
+// recExtra is what a record of a kRecord carries beyond its Future, keys
+// and data.
+type recExtra struct {
+	ctx      context.Context
+	callback func(*Result)
+	hist     *[]Attempt // its own history, when kr's records do not share one
+	enq      time.Duration
+	size     int // data + key
+}
+
 func (kr *kRecord) reset() {
 	kr.agg.Reset()
-	clear(kr.recs)
-	kr.recs = kr.recs[:0]
+	clear(kr.futs)
+	kr.futs = kr.futs[:0]
+	clear(kr.x)
+	kr.x, kr.xOn = kr.x[:0], false
 	kr.lane = nil
+	kr.oneKey, kr.oneEHK, kr.oneData = "", "", nil
+	kr.pk0, kr.dataBytes, kr.keyBytes = 0, 0, 0
 	kr.built = false
 	kr.data, kr.pk, kr.ehk = nil, "", ""
 	kr.sid, kr.seq = "", ""
 	kr.size = 0
+	kr.openedOff = 0
 	kr.hasCtx = false
 	kr.attempts, kr.shared = nil, false // handed out to Results: never reused
+}
+
+// n is the number of kr's records.
+func (kr *kRecord) n() int { return len(kr.futs) }
+
+// record returns the keys and data of kr's record i.
+func (kr *kRecord) record(i int) (pk, ehk string, data []byte) {
+	if kr.agg.Len() > 0 {
+		return kr.agg.Record(i)
+	}
+	return kr.oneKey, kr.oneEHK, kr.oneData
+}
+
+// needX gives every record of kr an entry in x.
+func (kr *kRecord) needX() {
+	if kr.xOn {
+		return
+	}
+	kr.xOn = true
+	for i := range kr.futs {
+		pk, _, data := kr.record(i)
+		kr.x = append(kr.x, recExtra{enq: kr.openedOff, size: len(pk) + len(data)})
+	}
 }
 
 // addAttempt records one call that carried kr.
@@ -62,9 +118,15 @@ func (kr *kRecord) addAttempt(a Attempt) {
 		kr.attempts = append(kr.attempts, a)
 		return
 	}
-	for i := range kr.recs {
-		r := &kr.recs[i]
-		r.setAttempts(append(r.attempts(), a))
+	kr.needX()
+	for i := range kr.x {
+		e := &kr.x[i]
+		var h []Attempt
+		if e.hist != nil {
+			h = *e.hist
+		}
+		h = append(h, a)
+		e.hist = &h
 	}
 }
 
@@ -72,6 +134,17 @@ func (kr *kRecord) addAttempt(a Attempt) {
 func (kr *kRecord) history() []Attempt {
 	n := len(kr.attempts)
 	return kr.attempts[:n:n]
+}
+
+// attemptsOf is the history of kr's record i.
+func (kr *kRecord) attemptsOf(i int) []Attempt {
+	if kr.shared {
+		return kr.history()
+	}
+	if kr.xOn && kr.x[i].hist != nil {
+		return *kr.x[i].hist
+	}
+	return nil
 }
 
 // detach gives every record of kr its history, before the records leave
@@ -82,9 +155,10 @@ func (kr *kRecord) detach() {
 	}
 	kr.shared = false
 	if len(kr.attempts) > 0 {
+		kr.needX()
 		h := kr.history()
-		for i := range kr.recs {
-			kr.recs[i].hist = &h
+		for i := range kr.x {
+			kr.x[i].hist = &h
 		}
 	}
 }
@@ -94,23 +168,62 @@ func (kr *kRecord) detach() {
 func (kr *kRecord) stored(shardID, seq string) {
 	if kr.shared {
 		res := &Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.history()}
-		for i := range kr.recs {
-			kr.recs[i].f.res = res
+		for _, f := range kr.futs {
+			f.res = res
 		}
 		return
 	}
-	for i := range kr.recs {
-		kr.recs[i].stored(shardID, seq)
+	for i, f := range kr.futs {
+		f.res = &Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.attemptsOf(i)}
 	}
 }
 
 // join adds r to kr's records, keeping the history shared only while
-// every record has the same one (none, for records not sent yet).
+// every record has the same one (none, for records not sent yet). When
+// aggregating, the caller has added r's keys and data to kr.agg.
 func (kr *kRecord) join(r *rec) {
 	if kr.shared && (r.hist != nil || len(kr.attempts) > 0) {
 		kr.detach()
 	}
-	kr.recs = append(kr.recs, *r)
+	if !kr.xOn && (r.ctx != nil || r.callback != nil || r.hist != nil || r.enq != kr.openedOff) {
+		kr.needX()
+	}
+	if len(kr.futs) == 0 {
+		kr.pk0 = len(r.pk)
+		if kr.agg.Len() == 0 {
+			kr.oneKey, kr.oneEHK, kr.oneData = r.pk, r.ehk, r.data
+		}
+	}
+	kr.futs = append(kr.futs, r.f)
+	if kr.xOn {
+		kr.x = append(kr.x, recExtra{ctx: r.ctx, callback: r.callback, hist: r.hist, enq: r.enq, size: r.size()})
+	}
+	kr.dataBytes += len(r.data)
+	kr.keyBytes += len(r.pk)
+}
+
+// appendLoose detaches kr's records and appends them to out as recs, for
+// records leaving kr. They get their hash keys again only if routed.
+func (kr *kRecord) appendLoose(out []rec) []rec {
+	kr.detach()
+	for i, f := range kr.futs {
+		r := rec{f: f, enq: kr.openedOff}
+		r.pk, r.ehk, r.data = kr.record(i)
+		if kr.xOn {
+			e := &kr.x[i]
+			r.ctx, r.callback, r.hist, r.enq = e.ctx, e.callback, e.hist, e.enq
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// enqOf is when kr's record i was enqueued (from Producer.epoch).
+func (kr *kRecord) enqOf(i int) time.Duration {
+	if kr.xOn {
+		return kr.x[i].enq
+	}
+	return kr.openedOff
 }
 
 // build fixes the wire form of kr. It runs in a worker, outside the lock,
@@ -120,28 +233,22 @@ func (kr *kRecord) build(aggregate bool) {
 		return
 	}
 	kr.built = true
-	first := &kr.recs[0]
-	if !aggregate || len(kr.recs) == 1 {
+	if !aggregate || kr.n() == 1 {
 		// A lone record goes as itself, as in the KPL: no aggregation
 		// overhead and any consumer can read it.
-		kr.data, kr.pk, kr.ehk = first.data, first.pk, first.ehk
+		kr.pk, kr.ehk, kr.data = kr.record(0)
 		return
 	}
 	kr.blob = kr.agg.AppendBlob(kr.blob[:0])
 	kr.data = kr.blob
-	kr.pk = first.pk
+	kr.pk, _, _ = kr.record(0)
 	// The carrier's explicit hash key is the predicted shard's starting
 	// hash key, so the aggregate lands on the shard all its records were
 	// predicted for.
 	kr.ehk = kr.lane.shard.startKey
 }
 
-func (kr *kRecord) userBytes() (n int) {
-	for i := range kr.recs {
-		n += len(kr.recs[i].data)
-	}
-	return n
-}
+func (kr *kRecord) userBytes() int { return kr.dataBytes }
 
 // krQueue is a FIFO of Kinesis records that also accepts retries at the
 // front.
@@ -241,10 +348,10 @@ type lane struct {
 
 // sealedSize fixes kr's size against the PutRecords limits.
 func (kr *kRecord) sealedSize() {
-	if len(kr.recs) == 1 {
-		kr.size = kr.recs[0].size()
+	if kr.n() == 1 {
+		kr.size = kr.dataBytes + kr.keyBytes
 	} else {
-		kr.size = kr.agg.Size() + len(kr.recs[0].pk)
+		kr.size = kr.agg.Size() + kr.pk0
 	}
 }
 
@@ -311,8 +418,7 @@ func (l *lane) drain(release func(*kRecord), retire bool) []rec {
 	var out []rec
 	for l.ready.len() > 0 {
 		kr := l.popFront()
-		kr.detach()
-		out = append(out, kr.recs...)
+		out = kr.appendLoose(out)
 		release(kr)
 	}
 	l.mu.Lock()
@@ -322,15 +428,13 @@ func (l *lane) drain(release func(*kRecord), retire bool) []rec {
 	}
 	for i, kr := range l.sealed {
 		l.tot.add(-1, -kr.size)
-		kr.detach()
-		out = append(out, kr.recs...)
+		out = kr.appendLoose(out)
 		release(kr)
 		l.sealed[i] = nil
 	}
 	l.sealed = l.sealed[:0]
 	if l.open != nil {
-		l.open.detach()
-		out = append(out, l.open.recs...)
+		out = l.open.appendLoose(out)
 		release(l.open)
 		l.open = nil
 	}

@@ -181,7 +181,7 @@ func (p *Producer) PutRecord(ctx context.Context, record Record, callback func(*
 		return nil, err
 	}
 	f := new(Future)
-	r := rec{f: f, pk: record.PartitionKey, ehk: record.ExplicitHashKey, data: record.Data, hi: hi, lo: lo, callback: callback}
+	r := rec{f: f, pk: record.PartitionKey, ehk: record.ExplicitHashKey, data: record.Data, hashed: true, hi: hi, lo: lo, callback: callback}
 	if ctx.Done() != nil {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -458,8 +458,11 @@ func (p *Producer) abort() {
 	// Aggregates awaiting a shard check were stored: report them as such.
 	var stored []rec
 	for _, u := range p.unverified {
-		u.kr.stored(u.kr.sid, u.kr.seq)
-		stored = append(stored, u.kr.recs...)
+		n := len(stored)
+		stored = u.kr.appendLoose(stored)
+		for i := n; i < len(stored); i++ {
+			stored[i].stored(u.kr.sid, u.kr.seq)
+		}
 	}
 	p.unverified = nil
 	p.mu.Unlock()
@@ -523,7 +526,13 @@ type settling struct {
 
 // publish publishes the outcome decided for r (r.f.res).
 func (p *Producer) publish(r *rec, st *settling) {
-	res := r.f.res
+	p.publishOne(r.f, r.size(), r.callback, st)
+}
+
+// publishOne publishes the outcome decided for the Future f (f.res) of a
+// record of the given size (data + key) and callback.
+func (p *Producer) publishOne(f *Future, size int, callback func(*Result), st *settling) {
+	res := f.res
 	if p.metricsOn {
 		p.met.RetriesPerRecord(res.ShardID, max(len(res.Attempts)-1, 0))
 		if res.Err != nil {
@@ -533,12 +542,12 @@ func (p *Producer) publish(r *rec, st *settling) {
 			}
 		}
 	}
-	sz := p.charge(r)
+	sz := p.chargeSize(size)
 	st.n++
 	st.bytes += sz
-	r.f.complete(res)
-	if r.callback != nil {
-		st.calls = append(st.calls, callbackCall{res, r.callback, sz})
+	f.complete(res)
+	if callback != nil {
+		st.calls = append(st.calls, callbackCall{res, callback, sz})
 		st.ncb++
 		st.cbBytes += sz
 	}
@@ -551,23 +560,35 @@ func (p *Producer) publish(r *rec, st *settling) {
 func (p *Producer) publishStored(kr *kRecord, shardID, seq string, st *settling) {
 	if !kr.shared || p.metricsOn {
 		kr.stored(shardID, seq)
-		for i := range kr.recs {
-			p.publish(&kr.recs[i], st)
+		for i, f := range kr.futs {
+			var cb func(*Result)
+			size := 0
+			if kr.xOn {
+				cb, size = kr.x[i].callback, kr.x[i].size
+			} else {
+				pk, _, data := kr.record(i)
+				size = len(pk) + len(data)
+			}
+			p.publishOne(f, size, cb, st)
 		}
 		return
 	}
 	res := &Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.history()}
-	st.n += len(kr.recs)
-	for i := range kr.recs {
-		r := &kr.recs[i]
-		sz := p.charge(r)
-		st.bytes += sz
-		r.f.complete(res)
-		if r.callback != nil {
-			st.calls = append(st.calls, callbackCall{res, r.callback, sz})
-			st.ncb++
-			st.cbBytes += sz
+	n := kr.n()
+	st.n += n
+	st.bytes += kr.charged(p)
+	if kr.xOn {
+		for i := range kr.x {
+			if cb := kr.x[i].callback; cb != nil {
+				sz := p.chargeSize(kr.x[i].size)
+				st.calls = append(st.calls, callbackCall{res, cb, sz})
+				st.ncb++
+				st.cbBytes += sz
+			}
 		}
+	}
+	for _, f := range kr.futs {
+		f.complete(res)
 	}
 }
 
@@ -688,7 +709,7 @@ const krFreeMax = 16
 
 func (p *Producer) putKR(kr *kRecord) {
 	kr.reset()
-	if p.aggregate && cap(kr.recs) > 1 {
+	if p.aggregate && cap(kr.futs) > 1 {
 		p.krMu.Lock()
 		if len(p.krFree) < krFreeMax {
 			p.krFree = append(p.krFree, kr)
@@ -734,6 +755,7 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 			r.enq = l.stamp.Sub(p.epoch)
 		}
 		kr := p.getKR(l)
+		kr.openedOff = r.enq
 		kr.join(r)
 		deadline := p.epoch.Add(r.enq + p.cfg.RecordMaxBufferedTime)
 		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(r.enq+p.cfg.RecordTTL), r.ctx != nil
@@ -778,18 +800,26 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 	return kick
 }
 
-// enqueuedAt is when r's TTL and buffering time start.
-func (p *Producer) enqueuedAt(r *rec) time.Time { return p.epoch.Add(r.enq) }
-
 // charge is what a record counts against MaxBufferedBytes: its data and
 // partition key, the producer's bookkeeping for it (recordOverhead) and,
 // when aggregating, the copy of both in its aggregate's blob.
-func (p *Producer) charge(r *rec) int {
-	n := r.size()
+func (p *Producer) charge(r *rec) int { return p.chargeSize(r.size()) }
+
+// chargeSize is the charge of a record of size bytes of data and key.
+func (p *Producer) chargeSize(size int) int {
 	if p.aggregate {
-		return 2*n + recordOverhead
+		return 2*size + recordOverhead
 	}
-	return n + recordOverhead
+	return size + recordOverhead
+}
+
+// charged is the sum of the charges of kr's records.
+func (kr *kRecord) charged(p *Producer) int {
+	size := kr.dataBytes + kr.keyBytes
+	if p.aggregate {
+		return 2*size + kr.n()*recordOverhead
+	}
+	return size + kr.n()*recordOverhead
 }
 
 // addToAggregate adds r to the aggregate of the non-empty kr if it fits
@@ -800,7 +830,7 @@ func (p *Producer) addToAggregate(kr *kRecord, r *rec) bool {
 	if int64(kr.agg.Len()) >= p.cfg.AggregationMaxCount {
 		return false
 	}
-	return kr.agg.AddWithin(r.pk, r.ehk, r.data, min(p.cfg.AggregationMaxSize, MaxRecordSize-len(kr.recs[0].pk)))
+	return kr.agg.AddWithin(r.pk, r.ehk, r.data, min(p.cfg.AggregationMaxSize, MaxRecordSize-kr.pk0))
 }
 
 // unmappedCheck is when the dispatcher must next look at f while it waits
@@ -880,6 +910,7 @@ func (p *Producer) requeueFrontLocked(rs []rec, now time.Time, done *[]rec) {
 			if kr == nil {
 				kr = p.getKR(l)
 				kr.deadline = now
+				kr.openedOff = r.enq
 				kr.expire = p.epoch.Add(r.enq + p.cfg.RecordTTL)
 				if p.aggregate {
 					kr.agg.Add(r.pk, r.ehk, r.data)

@@ -124,15 +124,18 @@ func (f *Future) complete(res *Result) {
 	}
 }
 
-// rec is a user record in the producer's hands, from Put to its outcome.
-// It is held by value: in its Kinesis record's list, or in the slices
-// that carry records between queues, so a buffered record costs no
-// allocation besides its Future.
+// rec is a user record in the producer's hands, on its way into a Kinesis
+// record (from Put, or re-routed) or out of one (to its outcome or
+// another Kinesis record). It is held by value, in the slices that carry
+// records between queues; inside a Kinesis record it is kept in pieces
+// (see kRecord), so a buffered record costs no allocation besides its
+// Future.
 type rec struct {
 	f        *Future
 	pk, ehk  string
 	data     []byte
-	hi, lo   uint64
+	hashed   bool            // hi and lo are set
+	hi, lo   uint64          // its hash key
 	ctx      context.Context // only when it can be canceled
 	enq      time.Duration   // its batch's start (from Producer.epoch), at most RecordMaxBufferedTime before Put
 	callback func(*Result)
@@ -155,6 +158,17 @@ func (r *rec) attempts() []Attempt {
 func (r *rec) setAttempts(h []Attempt) { r.hist = &h }
 
 func (r *rec) size() int { return len(r.data) + len(r.pk) }
+
+// hashKey returns r's hash key. Put computed it (or found it in the key
+// cache); a record rebuilt from a Kinesis record computes it again only if
+// it is routed again.
+func (r *rec) hashKey() (hi, lo uint64) {
+	if !r.hashed {
+		r.hi, r.lo, _ = hashKey(r.pk, r.ehk) // valid: Put checked it
+		r.hashed = true
+	}
+	return r.hi, r.lo
+}
 
 // lastAttempt returns the code and message of r's last attempt, if any.
 func (r *rec) lastAttempt() (code, msg string) {

@@ -139,7 +139,8 @@ func (p *Producer) route(r *rec) *lane {
 	if p.lanes == nil {
 		return p.unmapped
 	}
-	i := lookup(p.shards, r.hi, r.lo)
+	hi, lo := r.hashKey()
+	i := lookup(p.shards, hi, lo)
 	if i < 0 {
 		p.requestRefresh()
 		return p.unmapped
@@ -326,10 +327,10 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 // settled records to done.
 func (p *Producer) verifyLocked(kr *kRecord, rng shardRange, known bool, now time.Time, done []rec) []rec {
 	var redo []rec
-	kr.detach()
-	for i := range kr.recs {
-		r := &kr.recs[i]
-		if p.cfg.AcceptMisroutedAggregates || (known && rng.contains(r.hi, r.lo)) {
+	rs := kr.appendLoose(nil)
+	for i := range rs {
+		r := &rs[i]
+		if p.cfg.AcceptMisroutedAggregates || (known && rng.contains(r.hashKey())) {
 			r.stored(kr.sid, kr.seq)
 			done = append(done, *r)
 			continue
