@@ -53,6 +53,7 @@ type Producer struct {
 	krPool    sync.Pool
 	krMu      sync.Mutex
 	krFree    []*kRecord // reset aggregates kept for reuse, at most krFreeMax
+	krFreeMax int
 
 	// Callbacks run on their own goroutine, so that a callback blocked in
 	// Put (waiting for room) never holds up the dispatcher or a worker,
@@ -134,6 +135,7 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 		keysSeen:  map[string]struct{}{},
 	}
 	p.unmapped = &lane{tot: &p.ready}
+	p.krFreeMax = freeAggregates(cfg)
 	if strings.HasPrefix(stream, "arn:") {
 		p.streamARN = &stream
 	} else {
@@ -702,24 +704,32 @@ func (p *Producer) getKR(l *lane) *kRecord {
 	return kr
 }
 
-// krFreeMax bounds the aggregates kept for reuse, and so the memory they
-// hold outside MaxBufferedBytes: about 100 KB each at the default
-// AggregationMaxSize (blob, records and key table).
-const krFreeMax = 16
+// freeAggregates is how many empty aggregates the producer keeps for
+// reuse: as many as hold MaxBufferedBytes/16, each counted as twice
+// AggregationMaxSize (its blob, and its records' slots and key table,
+// which are smaller), and at least 16. A PutRecords call carries up to 5
+// MiB of aggregates, about 100 at the defaults, which come back together:
+// fewer spares than that means growing fresh aggregates again, about 300
+// bytes of garbage per record. The spares are memory outside the bound,
+// so they are bounded by a share of it.
+func freeAggregates(cfg Config) int {
+	return max(16, cfg.MaxBufferedBytes/16/(2*cfg.AggregationMaxSize))
+}
 
 func (p *Producer) putKR(kr *kRecord) {
 	kr.reset()
 	if p.aggregate && cap(kr.futs) > 1 {
+		// A grown aggregate beyond the free list is dropped, not pooled:
+		// the pool would keep it (its blob, records and key table) alive
+		// outside MaxBufferedBytes until two GCs have passed.
 		p.krMu.Lock()
-		if len(p.krFree) < krFreeMax {
+		if len(p.krFree) < p.krFreeMax {
 			p.krFree = append(p.krFree, kr)
-			kr = nil
 		}
 		p.krMu.Unlock()
+		return
 	}
-	if kr != nil {
-		p.krPool.Put(kr)
-	}
+	p.krPool.Put(kr)
 }
 
 // addLocked appends r to the lane the current map routes it to (p.mu
