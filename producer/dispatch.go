@@ -219,10 +219,10 @@ lanes:
 			if p.cfg.OrderedByPartitionKey && !p.aggregate {
 				// Records with the same key must not share a request: one
 				// could fail while a later one succeeds.
-				if _, dup := p.keysSeen[kr.oneKey]; dup {
+				if _, dup := p.keysSeen[kr.pk]; dup {
 					break
 				}
-				p.keysSeen[kr.oneKey] = struct{}{}
+				p.keysSeen[kr.pk] = struct{}{}
 			}
 			if !l.takeTokens(kr, now) {
 				break

@@ -14,22 +14,18 @@ import (
 //
 // It holds its records in the least a Put must write: a Future pointer
 // each, and their keys and data in the aggregator (which needs them
-// anyway) or, without aggregation, in one*. What some records carry
+// anyway) or, for the lone record of a Kinesis record built without
+// aggregation, in its wire form (pk, ehk, data). What some records carry
 // beyond that (a context, a callback, a history, an enqueue time other
 // than the aggregate's) is in x, one entry per record once any record
 // needs one. A record leaving kr is rebuilt as a rec (loose).
 type kRecord struct {
 	lane *lane
-	futs []*Future              // its records' Futures, in order
-	x    []recExtra             // one per record while xOn
-	xOn  bool                   // x holds an entry per record
-	agg  aggregation.Aggregator // its records' keys and data, when aggregating
+	futs []*Future               // its records' Futures, in order
+	x    []recExtra              // one per record while xOn
+	xOn  bool                    // x holds an entry per record
+	agg  *aggregation.Aggregator // its records' keys and data; nil without aggregation
 	blob []byte
-
-	// oneKey, oneEHK and oneData are the lone record of a Kinesis record
-	// built without aggregation.
-	oneKey, oneEHK string
-	oneData        []byte
 
 	pk0                 int // length of the first record's partition key: the carrier's
 	dataBytes, keyBytes int // over its records
@@ -47,14 +43,13 @@ type kRecord struct {
 	// checked against that shard (outVerify).
 	sid, seq string
 
-	// set by build, outside the lock, once
+	// set by build, outside the lock, once (without aggregation, by join)
 	built bool
 	data  []byte
 	pk    string
 	ehk   string
 
 	size      int           // bytes counted against PutRecords limits: data + key
-	opened    time.Time     // when the aggregate was started: its records' enqueue time
 	openedOff time.Duration // its records' enqueue time (from Producer.epoch), unless x says otherwise
 	deadline  time.Time     // when it must be sent (first record's buffering deadline)
 	expire    time.Time     // earliest TTL of its records
@@ -72,13 +67,14 @@ type recExtra struct {
 }
 
 func (kr *kRecord) reset() {
-	kr.agg.Reset()
+	if kr.agg != nil {
+		kr.agg.Reset()
+	}
 	clear(kr.futs)
 	kr.futs = kr.futs[:0]
 	clear(kr.x)
 	kr.x, kr.xOn = kr.x[:0], false
 	kr.lane = nil
-	kr.oneKey, kr.oneEHK, kr.oneData = "", "", nil
 	kr.pk0, kr.dataBytes, kr.keyBytes = 0, 0, 0
 	kr.built = false
 	kr.data, kr.pk, kr.ehk = nil, "", ""
@@ -94,10 +90,10 @@ func (kr *kRecord) n() int { return len(kr.futs) }
 
 // record returns the keys and data of kr's record i.
 func (kr *kRecord) record(i int) (pk, ehk string, data []byte) {
-	if kr.agg.Len() > 0 {
+	if kr.agg != nil && kr.agg.Len() > 0 {
 		return kr.agg.Record(i)
 	}
-	return kr.oneKey, kr.oneEHK, kr.oneData
+	return kr.pk, kr.ehk, kr.data // without aggregation: the record as is
 }
 
 // needX gives every record of kr an entry in x.
@@ -190,8 +186,8 @@ func (kr *kRecord) join(r *rec) {
 	}
 	if len(kr.futs) == 0 {
 		kr.pk0 = len(r.pk)
-		if kr.agg.Len() == 0 {
-			kr.oneKey, kr.oneEHK, kr.oneData = r.pk, r.ehk, r.data
+		if kr.agg == nil || kr.agg.Len() == 0 {
+			kr.pk, kr.ehk, kr.data = r.pk, r.ehk, r.data
 		}
 	}
 	kr.futs = append(kr.futs, r.f)

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shardflow/shardflow/aggregation"
 	"github.com/shardflow/shardflow/internal/clock"
 )
 
@@ -699,6 +700,9 @@ func (p *Producer) getKR(l *lane) *kRecord {
 	if kr == nil {
 		kr = p.krPool.Get().(*kRecord)
 	}
+	if p.aggregate && kr.agg == nil {
+		kr.agg = new(aggregation.Aggregator)
+	}
 	kr.lane = l
 	kr.shared = true
 	return kr
@@ -785,9 +789,9 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 		// alone, as itself).
 		kr = p.getKR(l)
 		kr.agg.Add(r.pk, r.ehk, r.data)
-		kr.opened = p.clk.Now()
-		kr.openedOff = kr.opened.Sub(p.epoch)
-		kr.deadline, kr.expire = kr.opened.Add(p.cfg.RecordMaxBufferedTime), kr.opened.Add(p.cfg.RecordTTL)
+		opened := p.clk.Now()
+		kr.openedOff = opened.Sub(p.epoch)
+		kr.deadline, kr.expire = opened.Add(p.cfg.RecordMaxBufferedTime), opened.Add(p.cfg.RecordTTL)
 		l.open = kr
 		kick = p.earlier(kr.deadline) || kick
 	}
@@ -972,12 +976,13 @@ func (p *Producer) backoff(failures int) time.Duration {
 
 // recordOverhead is the memory the producer holds per buffered record
 // besides its data and key and their copy in an aggregate: the Future,
-// the record's state in its Kinesis record, its entries in the aggregator
-// and key table, its request entry and queues and, once it failed, its
-// Result and callback slot. Measured as the live heap after GC per record
-// buffered against a stalled endpoint (100-byte records, less data and
-// blob copies): about 330 bytes with aggregation, 300 without (a Kinesis
-// record each); the margin covers records whose outcome is known while
+// its slot in its Kinesis record, its entries in the aggregator and key
+// table, its request entry and queues, any context or callback it carries
+// and, once it failed, its Result and callback slot. Measured as the live
+// heap after GC per record buffered against a stalled endpoint (200,000
+// 100-byte records with 16-byte keys, less data and blob copies): about
+// 180 bytes with aggregation, 380 without (a Kinesis record each, whose
+// struct is most of it); the margin covers records whose outcome is known while
 // their callback has not run, and what the producer keeps outside the
 // bound (see the package documentation). BenchmarkStalledEndpoint checks
 // the whole: the live heap stays within MaxBufferedBytes + 16 MiB.
