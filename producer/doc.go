@@ -108,11 +108,11 @@
 // still goes. Puts take room without a lock, so concurrent Puts may pass
 // MaxBufferedRecords by one record each (never MaxBufferedBytes, except
 // through the empty-buffer rule). Outstanding reports the records and
-// their charges. Outside the bound, and bounded on their own, are the
-// key cache (at most about 1.8 MB), the empty aggregates kept for reuse
-// (as many as MaxBufferedBytes/16 holds at 2 x AggregationMaxSize each,
-// at least 16: a PutRecords call's worth at the defaults) and each
-// connection's buffer of settled records (at most about 120 KB).
+// their charges. Empty aggregates kept for reuse count against
+// MaxBufferedBytes too (their capacity, estimated), and a Put that finds
+// no room drops them first. Outside the bound, and bounded on their own,
+// are the key cache (at most about 1.8 MB) and each connection's buffer
+// of settled records (at most about 120 KB).
 //
 // Every record gets its outcome by its RecordTTL, counted from the start
 // of its batch (at most RecordMaxBufferedTime before its Put, so that Put

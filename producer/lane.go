@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/shardflow/shardflow/aggregation"
 )
@@ -28,6 +29,7 @@ type kRecord struct {
 	blob []byte
 
 	pk0                 int // length of the first record's partition key: the carrier's
+	spare               int // while kept for reuse: its capacity, counted in Producer.spareBytes
 	dataBytes, keyBytes int // over its records
 
 	// attempts is the history of every record of kr while shared holds:
@@ -84,6 +86,17 @@ func (kr *kRecord) reset() {
 	kr.hasCtx = false
 	kr.attempts, kr.shared = nil, false // handed out to Results: never reused
 }
+
+// capacity estimates the memory an empty aggregate keeps for reuse: its
+// blob, its records' slots and, per slot, about what the aggregator and
+// its key table keep (a pending record and a table entry).
+func (kr *kRecord) capacity() int {
+	return cap(kr.blob) + cap(kr.futs)*(8+aggSlotBytes) + cap(kr.x)*int(unsafe.Sizeof(recExtra{}))
+}
+
+// aggSlotBytes is about what an aggregator keeps per record it held: its
+// pending record (40 bytes) and a key table entry with its index slot.
+const aggSlotBytes = 80
 
 // n is the number of kr's records.
 func (kr *kRecord) n() int { return len(kr.futs) }

@@ -53,8 +53,7 @@ type Producer struct {
 	closedCh  chan struct{}
 	krPool    sync.Pool
 	krMu      sync.Mutex
-	krFree    []*kRecord // reset aggregates kept for reuse, at most krFreeMax
-	krFreeMax int
+	krFree    []*kRecord // reset aggregates kept for reuse (see spareBytes)
 
 	// Callbacks run on their own goroutine, so that a callback blocked in
 	// Put (waiting for room) never holds up the dispatcher or a worker,
@@ -74,10 +73,14 @@ type Producer struct {
 	_         [64]byte
 	heldRecs  atomic.Int64
 	heldBytes atomic.Int64
-	_         [48]byte
-	closed    atomic.Bool // Close was called: Put refuses
-	table     atomic.Pointer[routeTable]
-	ready     readyTotals // what the lanes' queues hold
+	// spareBytes is the memory of the empty aggregates kept for reuse
+	// (krFree, changed under krMu), which counts against
+	// MaxBufferedBytes like the records' charges (see putKR).
+	spareBytes atomic.Int64
+	_          [48]byte
+	closed     atomic.Bool // Close was called: Put refuses
+	table      atomic.Pointer[routeTable]
+	ready      readyTotals // what the lanes' queues hold
 	// nextWake is when the dispatcher will next look, as an offset from
 	// epoch; 0 while a pass runs or when it has nothing to wait for, so a
 	// Put that starts a batch wakes it.
@@ -136,7 +139,6 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 		keysSeen:  map[string]struct{}{},
 	}
 	p.unmapped = &lane{tot: &p.ready}
-	p.krFreeMax = freeAggregates(cfg)
 	if strings.HasPrefix(stream, "arn:") {
 		p.streamARN = &stream
 	} else {
@@ -222,7 +224,7 @@ func (p *Producer) reserve(size int) bool {
 	sz := int64(size)
 	for {
 		b, n := p.heldBytes.Load(), p.heldRecs.Load()
-		if n != 0 && (n >= int64(p.cfg.MaxBufferedRecords) || b+sz > int64(p.cfg.MaxBufferedBytes)) {
+		if n != 0 && (n >= int64(p.cfg.MaxBufferedRecords) || b+p.spareBytes.Load()+sz > int64(p.cfg.MaxBufferedBytes)) {
 			return false
 		}
 		if p.heldBytes.CompareAndSwap(b, b+sz) {
@@ -254,7 +256,7 @@ func (p *Producer) waitRoom(ctx context.Context, size int) error {
 			p.room = make(chan struct{})
 		}
 		room := p.room
-		if p.reserve(size) {
+		if p.reserve(size) || (p.dropSpares() && p.reserve(size)) {
 			return nil
 		}
 		if held := p.heldRecs.Load(); int(held) == p.completing && p.completing > 0 && p.fromCallback() {
@@ -694,6 +696,7 @@ func (p *Producer) getKR(l *lane) *kRecord {
 			kr = p.krFree[n-1]
 			p.krFree[n-1] = nil
 			p.krFree = p.krFree[:n-1]
+			p.spareBytes.Add(-int64(kr.spare))
 		}
 		p.krMu.Unlock()
 	}
@@ -708,32 +711,40 @@ func (p *Producer) getKR(l *lane) *kRecord {
 	return kr
 }
 
-// freeAggregates is how many empty aggregates the producer keeps for
-// reuse: as many as hold MaxBufferedBytes/16, each counted as twice
-// AggregationMaxSize (its blob, and its records' slots and key table,
-// which are smaller), and at least 16. A PutRecords call carries up to 5
-// MiB of aggregates, about 100 at the defaults, which come back together:
-// fewer spares than that means growing fresh aggregates again, about 300
-// bytes of garbage per record. The spares are memory outside the bound,
-// so they are bounded by a share of it.
-func freeAggregates(cfg Config) int {
-	return max(16, cfg.MaxBufferedBytes/16/(2*cfg.AggregationMaxSize))
-}
-
+// putKR takes back a Kinesis record that is done with. A grown aggregate
+// is kept for reuse while its memory fits the buffer's room (it is
+// counted in spareBytes, against MaxBufferedBytes, until reused or
+// dropped): the aggregates of one PutRecords call come back together,
+// about 100 at the defaults, and growing fresh ones costs about 300 bytes
+// of garbage per record. It never goes to the sync.Pool, which would keep
+// any number of them alive outside the bound until two GCs have passed.
 func (p *Producer) putKR(kr *kRecord) {
 	kr.reset()
 	if p.aggregate && cap(kr.futs) > 1 {
-		// A grown aggregate beyond the free list is dropped, not pooled:
-		// the pool would keep it (its blob, records and key table) alive
-		// outside MaxBufferedBytes until two GCs have passed.
+		kr.spare = kr.capacity()
 		p.krMu.Lock()
-		if len(p.krFree) < p.krFreeMax {
+		if p.heldBytes.Load()+p.spareBytes.Load()+int64(kr.spare) <= int64(p.cfg.MaxBufferedBytes) {
 			p.krFree = append(p.krFree, kr)
+			p.spareBytes.Add(int64(kr.spare))
 		}
 		p.krMu.Unlock()
 		return
 	}
 	p.krPool.Put(kr)
+}
+
+// dropSpares gives up the aggregates kept for reuse, making their room
+// available to Puts, and reports whether there were any.
+func (p *Producer) dropSpares() bool {
+	p.krMu.Lock()
+	defer p.krMu.Unlock()
+	if len(p.krFree) == 0 {
+		return false
+	}
+	clear(p.krFree)
+	p.krFree = p.krFree[:0]
+	p.spareBytes.Store(0)
+	return true
 }
 
 // addLocked appends r to the lane the current map routes it to (p.mu
