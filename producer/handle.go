@@ -37,12 +37,14 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 	for i := range done {
 		p.publish(&done[i], &st)
 	}
-	p.settled(&st)
+	// The Kinesis records go back before the room is freed, so whoever
+	// waits for it (Put, Flush) finds them for reuse.
 	for i, kr := range r.krs {
 		if !keep[i] {
 			p.putKR(kr)
 		}
 	}
+	p.settled(&st)
 	p.wake()
 	return done
 }
