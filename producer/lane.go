@@ -23,6 +23,7 @@ import (
 type kRecord struct {
 	lane *lane
 	futs []*Future               // its records' Futures, in order
+	fut1 [1]*Future              // futs' first backing: a lone record costs no allocation
 	x    []recExtra              // one per record while xOn
 	xOn  bool                    // x holds an entry per record
 	agg  *aggregation.Aggregator // its records' keys and data; nil without aggregation

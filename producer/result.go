@@ -72,6 +72,14 @@ type Future struct {
 	res   *Result
 }
 
+// futureResult is a Future with room for its own Result, for a record
+// that is a Kinesis record of its own (no aggregation): res is f's
+// outcome unless a failure replaces it.
+type futureResult struct {
+	f   Future
+	res Result
+}
+
 const (
 	futureDone = 1 << iota
 	futureCh
