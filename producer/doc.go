@@ -134,7 +134,8 @@
 // in a bounded, lock-free cache (16,384 keys of up to 64 bytes), takes
 // only its shard's lock (so Puts to different shards run in parallel)
 // and allocates one Future of 24 bytes (the record itself is held in its
-// aggregate until its outcome); the aggregate's MD5 and
+// aggregate until its outcome; without aggregation the Future comes with
+// room for its Result, 96 bytes); the aggregate's MD5 and
 // encoding happen once per Kinesis record, each PutRecords call records
 // one Attempt shared by all the records it carried, and the records of
 // one Kinesis record that succeed together share one Result. BenchmarkFloor, beside BenchmarkProducer,
