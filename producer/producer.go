@@ -1010,10 +1010,10 @@ func (p *Producer) backoff(failures int) time.Duration {
 // and, once it failed, its Result and callback slot. Measured by
 // BenchmarkBookkeeping as the live heap after GC per record buffered
 // against a stalled endpoint (200,000 100-byte records with 16-byte keys,
-// less data and blob copies): about 180 bytes with aggregation (300 with
-// the blob copy), 470 without (a Kinesis record each, whose
-// struct is most of it); the margin covers records whose outcome is known while
-// their callback has not run, and what the producer keeps outside the
-// bound (see the package documentation). BenchmarkStalledEndpoint checks
-// the whole: the live heap stays within MaxBufferedBytes + 16 MiB.
+// less data): about 180 bytes with aggregation (300 with the blob copy),
+// 470 without (a Kinesis record each, whose struct is most of it). The
+// margin covers records whose outcome is known while their callback has
+// not run, and what the producer keeps outside the bound (see the package
+// documentation). BenchmarkStalledEndpoint checks the whole: the live
+// heap stays within MaxBufferedBytes + 16 MiB.
 const recordOverhead = 544
