@@ -167,6 +167,62 @@ func TestSizeWithVarintBoundaries(t *testing.T) {
 	}
 }
 
+// TestAddWithinMatchesSizeWithAndAdd: AddWithin adds exactly when SizeWith
+// is within the limit, and builds the same blob as SizeWith and Add, for
+// new and repeated keys, with and without explicit hash keys, across the
+// varint boundaries of the key tables.
+func TestAddWithinMatchesSizeWithAndAdd(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var want, got Aggregator
+	limit := 300_000
+	added := 0
+	for i := range 20_000 {
+		pk := randASCIIKey(r, 1+r.IntN(4))
+		if r.IntN(3) == 0 {
+			pk = "repeated" + string(rune('a'+r.IntN(5)))
+		}
+		ehk := ""
+		if r.IntN(4) == 0 {
+			ehk = []string{"1", "170141183460469231731687303715884105728", "42"}[r.IntN(3)]
+		}
+		data := make([]byte, r.IntN(130))
+		fits := want.SizeWith(pk, ehk, len(data)) <= limit
+		if fits {
+			want.Add(pk, ehk, data)
+			added++
+		}
+		require.Equal(t, fits, got.AddWithin(pk, ehk, data, limit), "record %d", i)
+		require.Equal(t, want.Size(), got.Size(), "record %d", i)
+	}
+	require.Greater(t, added, 1000)
+	require.Less(t, added, 20_000, "the limit was never reached")
+	require.Equal(t, want.AppendBlob(nil), got.AppendBlob(nil))
+}
+
+// TestRecordReturnsWhatWasAdded: Record gives back each record's keys and
+// data, in order, with repeated and explicit hash keys.
+func TestRecordReturnsWhatWasAdded(t *testing.T) {
+	type added struct {
+		pk, ehk string
+		data    []byte
+	}
+	var a Aggregator
+	var want []added
+	for i := range 300 {
+		r := added{pk: []string{"a", "b", "c"}[i%3] + string(rune('0'+i%7)), data: []byte{byte(i)}}
+		if i%4 == 1 {
+			r.ehk = []string{"1", "99"}[i%2]
+		}
+		a.Add(r.pk, r.ehk, r.data)
+		want = append(want, r)
+	}
+	require.Equal(t, len(want), a.Len())
+	for i, w := range want {
+		pk, ehk, data := a.Record(i)
+		require.Equal(t, w, added{pk, ehk, data}, "record %d", i)
+	}
+}
+
 func TestDataAliasesBlobWithCappedCapacity(t *testing.T) {
 	blob, err := Marshal([]Record{{PartitionKey: "k", Data: []byte("abc")}, {PartitionKey: "k", Data: []byte("def")}})
 	require.NoError(t, err)

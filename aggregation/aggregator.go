@@ -7,9 +7,10 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Aggregator builds one aggregate incrementally. Add records, check
-// SizeWith before each Add to stay under a size limit, then AppendBlob and
-// Reset to start the next aggregate with the same buffers and maps.
+// Aggregator builds one aggregate incrementally. Add records (AddWithin,
+// or SizeWith before each Add, to stay under a size limit), then
+// AppendBlob and Reset to start the next aggregate with the same buffers
+// and maps.
 //
 // The zero value is ready to use. An Aggregator is not safe for concurrent
 // use.
@@ -41,13 +42,18 @@ func (t *keyTable) find(key string) (i uint64, cost int) {
 func (t *keyTable) add(key string) (uint64, int) {
 	i, cost := t.find(key)
 	if cost != 0 {
-		if t.index == nil {
-			t.index = make(map[string]uint64)
-		}
-		t.index[key] = i
-		t.keys = append(t.keys, key)
+		t.insert(key, i)
 	}
 	return i, cost
+}
+
+// insert adds key, which find did not have, at index i (from find).
+func (t *keyTable) insert(key string, i uint64) {
+	if t.index == nil {
+		t.index = make(map[string]uint64)
+	}
+	t.index[key] = i
+	t.keys = append(t.keys, key)
 }
 
 func (t *keyTable) reset() {
@@ -110,6 +116,45 @@ func (a *Aggregator) Add(partitionKey, explicitHashKey string, data []byte) {
 	}
 	a.records = append(a.records, pendingRecord{data: data, pk: pk, ehk: ehk})
 	a.bodySize += recordFieldSize(recordSize(pk, ehk, len(data)))
+}
+
+// AddWithin adds the record as Add does if the blob would then be at most
+// maxSize bytes long (SizeWith(partitionKey, explicitHashKey, len(data))
+// <= maxSize), and reports whether it did. It looks each key up once,
+// where SizeWith followed by Add looks it up twice.
+func (a *Aggregator) AddWithin(partitionKey, explicitHashKey string, data []byte, maxSize int) bool {
+	pk, cost := a.pks.find(partitionKey)
+	var ehk uint64
+	ehkCost := 0
+	if explicitHashKey != "" {
+		var i uint64
+		i, ehkCost = a.ehks.find(explicitHashKey)
+		ehk = i + 1
+	}
+	grow := cost + ehkCost + recordFieldSize(recordSize(pk, ehk, len(data)))
+	if Overhead+a.bodySize+grow > maxSize {
+		return false
+	}
+	if cost != 0 {
+		a.pks.insert(partitionKey, pk)
+	}
+	if ehkCost != 0 {
+		a.ehks.insert(explicitHashKey, ehk-1)
+	}
+	a.records = append(a.records, pendingRecord{data: data, pk: pk, ehk: ehk})
+	a.bodySize += grow
+	return true
+}
+
+// Record returns the i-th record added since the last Reset (0 <=
+// i < Len()): its keys (an empty explicitHashKey means none) and its data,
+// which is the slice given to Add.
+func (a *Aggregator) Record(i int) (partitionKey, explicitHashKey string, data []byte) {
+	r := &a.records[i]
+	if r.ehk != 0 {
+		explicitHashKey = a.ehks.keys[r.ehk-1]
+	}
+	return a.pks.keys[r.pk], explicitHashKey, r.data
 }
 
 // Size returns the exact length of the blob AppendBlob would return now.

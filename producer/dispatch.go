@@ -65,7 +65,7 @@ func stopTimer(t clock.Timer) {
 }
 
 // plan does one pass of the dispatcher under the lock.
-func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
+func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time) {
 	now := p.clk.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -96,9 +96,9 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 		// Close gave up: a Put that took its room just before Close began
 		// may have enqueued after abort drained the lanes.
 		fail := func(l *lane) {
-			for _, f := range l.drain(p.putKR, false) {
-				f.res.Err = &RecordError{Reason: ErrClosed}
-				done = append(done, f)
+			for _, r := range l.drain(p.putKR, false) {
+				r.fail(&RecordError{Reason: ErrClosed})
+				done = append(done, r)
 			}
 		}
 		for _, l := range p.lanes {
@@ -109,13 +109,14 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 	// Expire records waiting for a shard map.
 	if u := p.unmapped; len(u.pending) > 0 {
 		keep := u.pending[:0]
-		for _, f := range u.pending {
-			if err := p.deadErr(f, now); err != nil {
-				f.res.Err = err
-				done = append(done, f)
+		for i := range u.pending {
+			r := &u.pending[i]
+			if err := p.deadErr(r, now); err != nil {
+				r.fail(err)
+				done = append(done, *r)
 			} else {
-				keep = append(keep, f)
-				soonest(p.unmappedCheck(f, now))
+				soonest(p.unmappedCheck(r, now))
+				keep = append(keep, *r)
 			}
 		}
 		clear(u.pending[len(keep):])
@@ -163,10 +164,9 @@ func (p *Producer) plan() (reqs []*request, done []*Future, wake time.Time) {
 
 // pruneFrontLocked removes the head of l's queue, fails its dead records
 // and puts the rest back at the front.
-func (p *Producer) pruneFrontLocked(l *lane, now time.Time, done *[]*Future) {
+func (p *Producer) pruneFrontLocked(l *lane, now time.Time, done *[]rec) {
 	kr := l.popFront()
-	kr.detach()
-	recs := append([]*Future(nil), kr.recs...)
+	recs := kr.appendLoose(nil)
 	p.putKR(kr)
 	p.requeueFrontLocked(recs, now, done)
 }
@@ -175,8 +175,8 @@ func (kr *kRecord) anyCanceled() bool {
 	if !kr.hasCtx {
 		return false
 	}
-	for _, f := range kr.recs {
-		if f.ctx != nil && f.ctx.Err() != nil {
+	for i := range kr.x {
+		if c := kr.x[i].ctx; c != nil && c.Err() != nil {
 			return true
 		}
 	}
@@ -188,7 +188,7 @@ func (kr *kRecord) anyCanceled() bool {
 // ordered mode) one request in flight per shard. It returns nil if there is
 // nothing worth sending now: a partial request goes only when one of its
 // records is due, or when flushing.
-func (p *Producer) buildLocked(now time.Time, force bool, done *[]*Future) *request {
+func (p *Producer) buildLocked(now time.Time, force bool, done *[]rec) *request {
 	n := len(p.lanes)
 	if n == 0 || p.ready.n.Load() == 0 {
 		return nil
@@ -219,10 +219,10 @@ lanes:
 			if p.cfg.OrderedByPartitionKey && !p.aggregate {
 				// Records with the same key must not share a request: one
 				// could fail while a later one succeeds.
-				if _, dup := p.keysSeen[kr.recs[0].pk]; dup {
+				if _, dup := p.keysSeen[kr.pk]; dup {
 					break
 				}
-				p.keysSeen[kr.recs[0].pk] = struct{}{}
+				p.keysSeen[kr.pk] = struct{}{}
 			}
 			if !l.takeTokens(kr, now) {
 				break
@@ -271,9 +271,12 @@ lanes:
 }
 
 func (p *Producer) worker(ctx context.Context) error {
-	// done is the worker's buffer for the records a call settles, reused
-	// from call to call (a call settles up to thousands of records).
-	var done []*Future
+	// done is the worker's buffer for the records a call settles
+	// otherwise than stored together (failed, expired, re-checked),
+	// reused from call to call up to maxKeptDone records: a call can
+	// settle tens of thousands, and a buffer that size kept by every
+	// worker would be memory outside MaxBufferedBytes.
+	var done []rec
 	for {
 		select {
 		case <-ctx.Done():
@@ -281,13 +284,20 @@ func (p *Producer) worker(ctx context.Context) error {
 		case r := <-p.reqCh:
 			done = p.send(r, done[:0])
 			clear(done)
+			if cap(done) > maxKeptDone {
+				done = nil
+			}
 		}
 	}
 }
 
+// maxKeptDone bounds a worker's reused buffer of settled records (about
+// 120 KB).
+const maxKeptDone = 1024
+
 // send makes the call r and handles its result; done is a buffer for the
 // settled records, returned for reuse.
-func (p *Producer) send(r *request, done []*Future) []*Future {
+func (p *Producer) send(r *request, done []rec) []rec {
 	r.entries = r.entries[:0]
 	start := p.clk.Now()
 	// The first attempt of every Kinesis record sent for the first time
@@ -314,9 +324,9 @@ func (p *Producer) send(r *request, done []*Future) []*Future {
 		if !p.metricsOn || (kr.shared && len(kr.attempts) > 0) {
 			continue
 		}
-		for _, f := range kr.recs {
-			if kr.shared || len(f.res.Attempts) == 0 {
-				p.met.BufferingTime(kr.lane.shard.id, start.Sub(p.enqueuedAt(f)))
+		for i := range kr.futs {
+			if kr.shared || len(kr.attemptsOf(i)) == 0 {
+				p.met.BufferingTime(kr.lane.shard.id, start.Sub(p.epoch.Add(kr.enqOf(i))))
 			}
 		}
 	}

@@ -17,7 +17,9 @@
 // (validation, access denied, stream not found, KMS key unusable: never
 // retried), ErrCanceled (Put's context ended before the record was sent) or
 // ErrClosed (Close's context ended first). Bad input fails Put itself with
-// an error matching ErrInvalidRecord and enqueues nothing.
+// an error matching ErrInvalidRecord and enqueues nothing. Records that
+// travelled in one Kinesis record and got the same outcome may share one
+// *Result: read it, do not modify it.
 //
 // A record rejected because the stream does not exist also matches
 // ErrStreamNotFound, and errors.As finds the SDK's error behind any
@@ -103,10 +105,14 @@
 //	charge = len(Data) + len(PartitionKey) + 544            without aggregation
 //	charge = 2 x (len(Data) + len(PartitionKey)) + 544      with aggregation
 //
-// where 544 bytes is the bookkeeping per record (its Future and Result,
-// its slots in the aggregate, key table, request and queues: about 480
-// bytes measured, plus a margin) and the second copy is the record inside
-// its aggregate's blob. Put waits
+// where 544 bytes is the bookkeeping per record (its Future, its slot and
+// entries in its aggregate and key table, its request and queues, any
+// context or callback it carries and, once it failed, its Result: about
+// 180 bytes measured with aggregation and 470 without, where each record
+// is a Kinesis record of its own, as live heap per record buffered against
+// a stalled endpoint, plus a margin for the records whose outcome is known
+// and whose callback has not run) and the second copy is the record
+// inside its aggregate's blob. Put waits
 // (or returns ErrBufferFull) while the charges outstanding would exceed
 // MaxBufferedBytes or the records MaxBufferedRecords, so with 100-byte
 // records and 16-byte keys MaxBufferedBytes 64 MiB holds about 86,000
@@ -116,9 +122,11 @@
 // still goes. Puts take room without a lock, so concurrent Puts may pass
 // MaxBufferedRecords by one record each (never MaxBufferedBytes, except
 // through the empty-buffer rule). Outstanding reports the records and
-// their charges. Outside the bound, and bounded on their own, are the
-// key cache (at most about 1.8 MB) and up to 16 empty aggregates kept
-// for reuse (about 100 KB each at the default AggregationMaxSize).
+// their charges. Empty aggregates kept for reuse count against
+// MaxBufferedBytes too (their capacity, estimated), and a Put that finds
+// no room drops them first. Outside the bound, and bounded on their own,
+// are the key cache (at most about 1.8 MB) and each connection's buffer
+// of settled records (at most about 120 KB).
 //
 // Every record gets its outcome by its RecordTTL, counted from the start
 // of its batch (at most RecordMaxBufferedTime before its Put, so that Put
@@ -139,9 +147,12 @@
 // Put computes the MD5 of the partition key once per key while it stays
 // in a bounded, lock-free cache (16,384 keys of up to 64 bytes), takes
 // only its shard's lock (so Puts to different shards run in parallel)
-// and allocates one Future; the aggregate's MD5 and encoding happen once
-// per Kinesis record, and each PutRecords call records one Attempt shared
-// by all the records it carried. BenchmarkFloor, beside BenchmarkProducer,
+// and allocates one Future of 24 bytes (the record itself is held in its
+// aggregate until its outcome; without aggregation the Future comes with
+// room for its Result, 96 bytes); the aggregate's MD5 and
+// encoding happen once per Kinesis record, each PutRecords call records
+// one Attempt shared by all the records it carried, and the records of
+// one Kinesis record that succeed together share one Result. BenchmarkFloor, beside BenchmarkProducer,
 // is what any producer that predicts shards and aggregates must spend.
 //
 // # Metrics

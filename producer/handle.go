@@ -23,7 +23,7 @@ const (
 // requeueLocked puts what must be retried back in the lanes, and the
 // outcomes that are known are published.
 // done is a buffer for the settled records; handle returns it for reuse.
-func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration, done []*Future) []*Future {
+func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration, done []rec) []rec {
 	var st settling
 	outcomes, done, mismatch := p.classify(r, out, reqErr, start, dur, done, &st)
 	now := p.clk.Now()
@@ -34,15 +34,17 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 		p.log.Debug("records landed on another shard than predicted; refreshing the shard map")
 		p.requestRefresh()
 	}
-	for _, f := range done {
-		p.publish(f, &st)
+	for i := range done {
+		p.publish(&done[i], &st)
 	}
-	p.settled(&st)
+	// The Kinesis records go back before the room is freed, so whoever
+	// waits for it (Put, Flush) finds them for reuse.
 	for i, kr := range r.krs {
 		if !keep[i] {
 			p.putKR(kr)
 		}
 	}
+	p.settled(&st)
 	p.wake()
 	return done
 }
@@ -53,12 +55,11 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 // those that succeeded are published at once, into st (in the pass that
 // settles them), the others appended to done. mismatch reports a record stored on another shard
 // than predicted, which calls for a shard map refresh.
-func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration, done []*Future, st *settling) (outcomes []krOutcome, _ []*Future, mismatch bool) {
+func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr error, start time.Time, dur time.Duration, done []rec, st *settling) (outcomes []krOutcome, _ []rec, mismatch bool) {
 	if reqErr == nil && (out == nil || len(out.Records) != len(r.krs)) {
 		reqErr = fmt.Errorf("producer: PutRecords returned %d results for %d records", lenResults(out), len(r.krs))
 	}
 	outcomes = make([]krOutcome, len(r.krs))
-	publish := func(f *Future) { p.publish(f, st) }
 	var reqClass errClass
 	var reqCode, reqMsg string
 	if reqErr != nil {
@@ -92,15 +93,16 @@ func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr er
 				}
 				kr.addAttempt(Attempt{Time: start, Duration: dur})
 				if p.metricsOn {
-					p.met.KinesisRecordPut(sid, len(kr.recs), kr.userBytes(), len(kr.data))
+					p.met.KinesisRecordPut(sid, kr.n(), kr.userBytes(), len(kr.data))
 				}
-				if sid != shard && p.aggregate && len(kr.recs) > 1 {
-					kr.settle(sid, seq, nil)
+				if sid != shard && p.aggregate && kr.n() > 1 {
+					kr.detach()
+					kr.sid, kr.seq = sid, seq
 					outcomes[i] = outVerify
 					continue
 				}
 				outcomes[i] = outSucceeded
-				kr.settle(sid, seq, publish)
+				p.publishStored(kr, sid, seq, st)
 				continue
 			}
 			class = classifyCode(code)
@@ -119,11 +121,11 @@ func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr er
 			continue
 		}
 		outcomes[i] = outFailed
-		kr.detach()
-		for _, f := range kr.recs {
-			f.res.Err = &RecordError{Reason: reason, Code: code, Message: msg, Cause: reqErr}
+		n := len(done)
+		done = kr.appendLoose(done)
+		for j := n; j < len(done); j++ {
+			done[j].fail(&RecordError{Reason: reason, Code: code, Message: msg, Cause: reqErr})
 		}
-		done = append(done, kr.recs...)
 	}
 
 	return outcomes, done, mismatch
@@ -137,7 +139,7 @@ func (p *Producer) classify(r *request, out *kinesis.PutRecordsOutput, reqErr er
 // range, or held until the map knows it. It returns done with the records
 // settled here added, and which Kinesis records stay in use (keep[i]: in
 // a queue again, or held) rather than going back to the pool.
-func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time, done []*Future) ([]*Future, []bool) {
+func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time, done []rec) ([]rec, []bool) {
 	for i, x := range p.inflight {
 		if x == r {
 			last := len(p.inflight) - 1
@@ -154,14 +156,18 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 		case outSucceeded:
 			kr.lane.failures = 0 // the shard's backoff starts over
 		case outVerify:
-			sid := kr.recs[0].res.ShardID
+			sid := kr.sid
 			if rng, ok := p.allRanges[sid]; ok {
 				done = p.verifyLocked(kr, rng, true, now, done)
 			} else if p.aborting {
 				// Close gave up waiting: nothing will check the shard any
 				// more. The records are stored; report them so, as abort
 				// does for aggregates already held.
-				done = append(done, kr.recs...)
+				n := len(done)
+				done = kr.appendLoose(done)
+				for j := n; j < len(done); j++ {
+					done[j].stored(kr.sid, kr.seq)
+				}
 			} else {
 				// Hold the aggregate, and the shard's queue, until the map
 				// names the shard.
@@ -172,7 +178,7 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 		}
 	}
 	// redoKR marks aggregates taken apart (their records re-routed).
-	var redo []*Future
+	var redo []rec
 	redoKR := make([]bool, len(r.krs))
 	for i := len(r.krs) - 1; i >= 0; i-- {
 		kr := r.krs[i]
@@ -189,8 +195,7 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 	}
 	for i, kr := range r.krs {
 		if redoKR[i] {
-			kr.detach()
-			redo = append(redo, kr.recs...)
+			redo = kr.appendLoose(redo)
 		}
 	}
 	if len(redo) > 0 {

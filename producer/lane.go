@@ -1,53 +1,125 @@
 package producer
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/shardflow/shardflow/aggregation"
 )
 
 // kRecord is one Kinesis record: an aggregate of user records, or one user
 // record sent as is.
+//
+// It holds its records in the least a Put must write: a Future pointer
+// each, and their keys and data in the aggregator (which needs them
+// anyway) or, for the lone record of a Kinesis record built without
+// aggregation, in its wire form (pk, ehk, data). What some records carry
+// beyond that (a context, a callback, a history, an enqueue time other
+// than the aggregate's) is in x, one entry per record once any record
+// needs one. A record leaving kr is rebuilt as a rec (loose).
 type kRecord struct {
 	lane *lane
-	recs []*Future
-	agg  aggregation.Aggregator // used when aggregating
+	futs []*Future               // its records' Futures, in order
+	fut1 [1]*Future              // futs' first backing: a lone record costs no allocation
+	x    []recExtra              // one per record while xOn
+	xOn  bool                    // x holds an entry per record
+	agg  *aggregation.Aggregator // its records' keys and data; nil without aggregation
 	blob []byte
 
+	pk0                 int // length of the first record's partition key: the carrier's
+	spare               int // while kept for reuse: its capacity, counted in Producer.spareBytes
+	dataBytes, keyBytes int // over its records
+
 	// attempts is the history of every record of kr while shared holds:
-	// one Attempt per call for all its records, handed to each record's
-	// Result (capped, so an append copies) when it leaves kr. Without
+	// one Attempt per call for all its records, handed to each record
+	// (capped, so an append copies) when it leaves kr, or to the one
+	// Result its records share when they succeed together. Without
 	// shared (records that came with histories of their own), each
-	// record's Result.Attempts is its history.
+	// record's history is its own, in x.
 	attempts []Attempt
 	shared   bool
 
-	// set by build, outside the lock, once
+	// sid and seq are where Kinesis stored kr, while its records are
+	// checked against that shard (outVerify).
+	sid, seq string
+
+	// set by build, outside the lock, once (without aggregation, by join)
 	built bool
 	data  []byte
 	pk    string
 	ehk   string
 
 	size      int           // bytes counted against PutRecords limits: data + key
-	opened    time.Time     // when the aggregate was started: its records' enqueue time
-	openedOff time.Duration // opened, as an offset from Producer.epoch
+	openedOff time.Duration // its records' enqueue time (from Producer.epoch), unless x says otherwise
 	deadline  time.Time     // when it must be sent (first record's buffering deadline)
 	expire    time.Time     // earliest TTL of its records
 	hasCtx    bool          // some record carries a cancelable context
 }
 
+// recExtra is what a record of a kRecord carries beyond its Future, keys
+// and data.
+type recExtra struct {
+	ctx      context.Context
+	callback func(*Result)
+	hist     *[]Attempt // its own history, when kr's records do not share one
+	enq      time.Duration
+	size     int // data + key
+}
+
 func (kr *kRecord) reset() {
-	kr.agg.Reset()
-	clear(kr.recs)
-	kr.recs = kr.recs[:0]
+	if kr.agg != nil {
+		kr.agg.Reset()
+	}
+	clear(kr.futs)
+	kr.futs = kr.futs[:0]
+	clear(kr.x)
+	kr.x, kr.xOn = kr.x[:0], false
 	kr.lane = nil
+	kr.pk0, kr.dataBytes, kr.keyBytes = 0, 0, 0
 	kr.built = false
 	kr.data, kr.pk, kr.ehk = nil, "", ""
+	kr.sid, kr.seq = "", ""
 	kr.size = 0
+	kr.openedOff = 0
 	kr.hasCtx = false
 	kr.attempts, kr.shared = nil, false // handed out to Results: never reused
+}
+
+// capacity estimates the memory an empty aggregate keeps for reuse: its
+// blob, its records' slots and, per slot, about what the aggregator and
+// its key table keep (a pending record and a table entry).
+func (kr *kRecord) capacity() int {
+	return cap(kr.blob) + cap(kr.futs)*(8+aggSlotBytes) + cap(kr.x)*int(unsafe.Sizeof(recExtra{}))
+}
+
+// aggSlotBytes is about what an aggregator keeps per record it held: its
+// pending record (40 bytes) and a key table entry with its index slot.
+const aggSlotBytes = 80
+
+// n is the number of kr's records.
+func (kr *kRecord) n() int { return len(kr.futs) }
+
+// record returns the keys and data of kr's record i.
+func (kr *kRecord) record(i int) (pk, ehk string, data []byte) {
+	if kr.agg != nil && kr.agg.Len() > 0 {
+		return kr.agg.Record(i)
+	}
+	return kr.pk, kr.ehk, kr.data // without aggregation: the record as is
+}
+
+// needX gives every record of kr an entry in x.
+func (kr *kRecord) needX() {
+	if kr.xOn {
+		return
+	}
+	kr.xOn = true
+	for i := range kr.futs {
+		pk, _, data := kr.record(i)
+		kr.x = append(kr.x, recExtra{enq: kr.openedOff, size: len(pk) + len(data)})
+	}
 }
 
 // addAttempt records one call that carried kr.
@@ -56,50 +128,112 @@ func (kr *kRecord) addAttempt(a Attempt) {
 		kr.attempts = append(kr.attempts, a)
 		return
 	}
-	for _, f := range kr.recs {
-		f.res.Attempts = append(f.res.Attempts, a)
+	kr.needX()
+	for i := range kr.x {
+		e := &kr.x[i]
+		var h []Attempt
+		if e.hist != nil {
+			h = *e.hist
+		}
+		h = append(h, a)
+		e.hist = &h
 	}
 }
 
+// history is the history kr's records share (shared held).
+func (kr *kRecord) history() []Attempt {
+	n := len(kr.attempts)
+	return kr.attempts[:n:n]
+}
+
+// attemptsOf is the history of kr's record i.
+func (kr *kRecord) attemptsOf(i int) []Attempt {
+	if kr.shared {
+		return kr.history()
+	}
+	if kr.xOn && kr.x[i].hist != nil {
+		return *kr.x[i].hist
+	}
+	return nil
+}
+
 // detach gives every record of kr its history, before the records leave
-// kr (to their outcome or another Kinesis record).
+// kr (to their own outcomes or another Kinesis record).
 func (kr *kRecord) detach() {
 	if !kr.shared {
 		return
 	}
 	kr.shared = false
-	if n := len(kr.attempts); n > 0 {
-		h := kr.attempts[:n:n]
-		for _, f := range kr.recs {
-			f.res.Attempts = h
+	if len(kr.attempts) > 0 {
+		kr.needX()
+		h := kr.history()
+		for i := range kr.x {
+			kr.x[i].hist = &h
 		}
 	}
 }
 
-// settle detaches kr's records and names where Kinesis stored them, and
-// passes each record to then (if not nil) in the same pass, while it is
-// in cache.
-func (kr *kRecord) settle(shardID, seq string, then func(*Future)) {
-	h := kr.attempts[:len(kr.attempts):len(kr.attempts)]
-	for _, f := range kr.recs {
-		if kr.shared {
-			f.res.Attempts = h
+// stored decides the outcome of kr's records: stored at shardID and seq.
+// Records that share their history share one Result.
+func (kr *kRecord) stored(shardID, seq string) {
+	if kr.shared {
+		res := &Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.history()}
+		for _, f := range kr.futs {
+			f.res = res
 		}
-		f.res.ShardID, f.res.SequenceNumber = shardID, seq
-		if then != nil {
-			then(f)
-		}
+		return
 	}
-	kr.shared = false
+	for i, f := range kr.futs {
+		f.res = &Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.attemptsOf(i)}
+	}
 }
 
-// join adds f to kr's records, keeping the history shared only while
-// every record has the same one (none, for records not sent yet).
-func (kr *kRecord) join(f *Future) {
-	if kr.shared && (len(f.res.Attempts) > 0 || len(kr.attempts) > 0) {
+// join adds r to kr's records, keeping the history shared only while
+// every record has the same one (none, for records not sent yet). When
+// aggregating, the caller has added r's keys and data to kr.agg.
+func (kr *kRecord) join(r *rec) {
+	if kr.shared && (r.hist != nil || len(kr.attempts) > 0) {
 		kr.detach()
 	}
-	kr.recs = append(kr.recs, f)
+	if !kr.xOn && (r.ctx != nil || r.callback != nil || r.hist != nil || r.enq != kr.openedOff) {
+		kr.needX()
+	}
+	if len(kr.futs) == 0 {
+		kr.pk0 = len(r.pk)
+		if kr.agg == nil || kr.agg.Len() == 0 {
+			kr.pk, kr.ehk, kr.data = r.pk, r.ehk, r.data
+		}
+	}
+	kr.futs = append(kr.futs, r.f)
+	if kr.xOn {
+		kr.x = append(kr.x, recExtra{ctx: r.ctx, callback: r.callback, hist: r.hist, enq: r.enq, size: r.size()})
+	}
+	kr.dataBytes += len(r.data)
+	kr.keyBytes += len(r.pk)
+}
+
+// appendLoose detaches kr's records and appends them to out as recs, for
+// records leaving kr. They get their hash keys again only if routed.
+func (kr *kRecord) appendLoose(out []rec) []rec {
+	kr.detach()
+	for i, f := range kr.futs {
+		r := rec{f: f, enq: kr.openedOff}
+		r.pk, r.ehk, r.data = kr.record(i)
+		if kr.xOn {
+			e := &kr.x[i]
+			r.ctx, r.callback, r.hist, r.enq = e.ctx, e.callback, e.hist, e.enq
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// enqOf is when kr's record i was enqueued (from Producer.epoch).
+func (kr *kRecord) enqOf(i int) time.Duration {
+	if kr.xOn {
+		return kr.x[i].enq
+	}
+	return kr.openedOff
 }
 
 // build fixes the wire form of kr. It runs in a worker, outside the lock,
@@ -109,28 +243,22 @@ func (kr *kRecord) build(aggregate bool) {
 		return
 	}
 	kr.built = true
-	first := kr.recs[0]
-	if !aggregate || len(kr.recs) == 1 {
+	if !aggregate || kr.n() == 1 {
 		// A lone record goes as itself, as in the KPL: no aggregation
 		// overhead and any consumer can read it.
-		kr.data, kr.pk, kr.ehk = first.data, first.pk, first.ehk
+		kr.pk, kr.ehk, kr.data = kr.record(0)
 		return
 	}
 	kr.blob = kr.agg.AppendBlob(kr.blob[:0])
 	kr.data = kr.blob
-	kr.pk = first.pk
+	kr.pk, _, _ = kr.record(0)
 	// The carrier's explicit hash key is the predicted shard's starting
 	// hash key, so the aggregate lands on the shard all its records were
 	// predicted for.
 	kr.ehk = kr.lane.shard.startKey
 }
 
-func (kr *kRecord) userBytes() (n int) {
-	for _, f := range kr.recs {
-		n += len(f.data)
-	}
-	return n
-}
+func (kr *kRecord) userBytes() int { return kr.dataBytes }
 
 // krQueue is a FIFO of Kinesis records that also accepts retries at the
 // front.
@@ -220,9 +348,9 @@ type lane struct {
 	stamp time.Time
 
 	ready     krQueue // sealed, waiting to be sent
-	pending   []*Future
-	inflight  int // Kinesis records in flight
-	failures  int // consecutive failed attempts, for backoff
+	pending   []rec   // records waiting for a shard map (the unmapped lane)
+	inflight  int     // Kinesis records in flight
+	failures  int     // consecutive failed attempts, for backoff
 	notBefore time.Time
 
 	recTok, byteTok tokenBucket
@@ -230,10 +358,10 @@ type lane struct {
 
 // sealedSize fixes kr's size against the PutRecords limits.
 func (kr *kRecord) sealedSize() {
-	if len(kr.recs) == 1 {
-		kr.size = kr.recs[0].size()
+	if kr.n() == 1 {
+		kr.size = kr.dataBytes + kr.keyBytes
 	} else {
-		kr.size = kr.agg.Size() + len(kr.recs[0].pk)
+		kr.size = kr.agg.Size() + kr.pk0
 	}
 }
 
@@ -296,12 +424,11 @@ func (l *lane) popFront() *kRecord {
 // drain removes every record queued in l, in order, and gives its
 // Kinesis records to release. Producer.mu is held; drain takes l.mu, and
 // retires l if retire.
-func (l *lane) drain(release func(*kRecord), retire bool) []*Future {
-	var out []*Future
+func (l *lane) drain(release func(*kRecord), retire bool) []rec {
+	var out []rec
 	for l.ready.len() > 0 {
 		kr := l.popFront()
-		kr.detach()
-		out = append(out, kr.recs...)
+		out = kr.appendLoose(out)
 		release(kr)
 	}
 	l.mu.Lock()
@@ -311,15 +438,13 @@ func (l *lane) drain(release func(*kRecord), retire bool) []*Future {
 	}
 	for i, kr := range l.sealed {
 		l.tot.add(-1, -kr.size)
-		kr.detach()
-		out = append(out, kr.recs...)
+		out = kr.appendLoose(out)
 		release(kr)
 		l.sealed[i] = nil
 	}
 	l.sealed = l.sealed[:0]
 	if l.open != nil {
-		l.open.detach()
-		out = append(out, l.open.recs...)
+		out = l.open.appendLoose(out)
 		release(l.open)
 		l.open = nil
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shardflow/shardflow/aggregation"
 	"github.com/shardflow/shardflow/clock"
 	"github.com/shardflow/shardflow/internal/backoff"
 	"github.com/shardflow/shardflow/internal/streamref"
@@ -52,7 +53,7 @@ type Producer struct {
 	closedCh  chan struct{}
 	krPool    sync.Pool
 	krMu      sync.Mutex
-	krFree    []*kRecord // reset aggregates kept for reuse, at most krFreeMax
+	krFree    []*kRecord // reset aggregates kept for reuse (see spareBytes)
 
 	// Callbacks run on their own goroutine, so that a callback blocked in
 	// Put (waiting for room) never holds up the dispatcher or a worker,
@@ -72,10 +73,14 @@ type Producer struct {
 	_         [64]byte
 	heldRecs  atomic.Int64
 	heldBytes atomic.Int64
-	_         [48]byte
-	closed    atomic.Bool // Close was called: Put refuses
-	table     atomic.Pointer[routeTable]
-	ready     readyTotals // what the lanes' queues hold
+	// spareBytes is the memory of the empty aggregates kept for reuse
+	// (krFree, changed under krMu), which counts against
+	// MaxBufferedBytes like the records' charges (see putKR).
+	spareBytes atomic.Int64
+	_          [48]byte
+	closed     atomic.Bool // Close was called: Put refuses
+	table      atomic.Pointer[routeTable]
+	ready      readyTotals // what the lanes' queues hold
 	// nextWake is when the dispatcher will next look, as an offset from
 	// epoch; 0 while a pass runs or when it has nothing to wait for, so a
 	// Put that starts a batch wakes it.
@@ -172,19 +177,29 @@ func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*
 // Put: it waits for room like any Put, except when only callbacks
 // returning could free room (it would wait for itself), when it is let in
 // beyond the limits. It must not call Flush or Close.
-func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Result)) (*Future, error) {
-	hi, lo, err := p.keys.check(rec.PartitionKey, rec.ExplicitHashKey, len(rec.Data))
+func (p *Producer) PutRecord(ctx context.Context, record Record, callback func(*Result)) (*Future, error) {
+	hi, lo, err := p.keys.check(record.PartitionKey, record.ExplicitHashKey, len(record.Data))
 	if err != nil {
 		return nil, err
 	}
-	f := &Future{pk: rec.PartitionKey, ehk: rec.ExplicitHashKey, data: rec.Data, hi: hi, lo: lo, callback: callback}
+	var f *Future
+	if p.aggregate {
+		f = new(Future)
+	} else {
+		// Without aggregation a record is a Kinesis record of its own,
+		// whose Result nobody shares: it comes in the Future's allocation.
+		fr := new(futureResult)
+		fr.f.res = &fr.res
+		f = &fr.f
+	}
+	r := rec{f: f, pk: record.PartitionKey, ehk: record.ExplicitHashKey, data: record.Data, hashed: true, hi: hi, lo: lo, callback: callback}
 	if ctx.Done() != nil {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		f.ctx = ctx
+		r.ctx = ctx
 	}
-	size := p.charge(f)
+	size := p.charge(&r)
 	if !p.reserve(size) {
 		if err := p.waitRoom(ctx, size); err != nil {
 			return nil, err
@@ -197,11 +212,11 @@ func (p *Producer) PutRecord(ctx context.Context, rec Record, callback func(*Res
 		p.release(1, size)
 		return nil, ErrClosed
 	}
-	if p.enqueue(f) || p.closed.Load() {
+	if p.enqueue(&r) || p.closed.Load() {
 		p.wake()
 	}
 	if p.metricsOn {
-		p.met.UserRecordReceived(len(rec.Data))
+		p.met.UserRecordReceived(len(record.Data))
 	}
 	return f, nil
 }
@@ -215,7 +230,7 @@ func (p *Producer) reserve(size int) bool {
 	sz := int64(size)
 	for {
 		b, n := p.heldBytes.Load(), p.heldRecs.Load()
-		if n != 0 && (n >= int64(p.cfg.MaxBufferedRecords) || b+sz > int64(p.cfg.MaxBufferedBytes)) {
+		if n != 0 && (n >= int64(p.cfg.MaxBufferedRecords) || b+p.spareBytes.Load()+sz > int64(p.cfg.MaxBufferedBytes)) {
 			return false
 		}
 		if p.heldBytes.CompareAndSwap(b, b+sz) {
@@ -247,7 +262,7 @@ func (p *Producer) waitRoom(ctx context.Context, size int) error {
 			p.room = make(chan struct{})
 		}
 		room := p.room
-		if p.reserve(size) {
+		if p.reserve(size) || (p.dropSpares() && p.reserve(size)) {
 			return nil
 		}
 		if held := p.heldRecs.Load(); int(held) == p.completing && p.completing > 0 && p.fromCallback() {
@@ -301,18 +316,18 @@ func (p *Producer) freedLocked() {
 	}
 }
 
-// enqueue puts f in the lane the shard map predicts and reports whether
+// enqueue puts r in the lane the shard map predicts and reports whether
 // the dispatcher should be woken. The fast path reads the map's snapshot
 // and takes only the lane's lock; records without a lane (no map yet, a
 // hash key in no known shard, a lane retired by a new map) go the slow
 // way, under p.mu.
-func (p *Producer) enqueue(f *Future) bool {
+func (p *Producer) enqueue(r *rec) bool {
 	if t := p.table.Load(); t != nil {
-		if i := lookup(t.shards, f.hi, f.lo); i >= 0 {
+		if i := lookup(t.shards, r.hi, r.lo); i >= 0 {
 			l := t.lanes[i]
 			l.mu.Lock()
 			if !l.retired {
-				kick := p.addToLane(l, f, true)
+				kick := p.addToLane(l, r, true)
 				l.mu.Unlock()
 				return kick
 			}
@@ -321,7 +336,7 @@ func (p *Producer) enqueue(f *Future) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.addLocked(f, true)
+	return p.addLocked(r, true)
 }
 
 // fromCallback reports whether the calling goroutine is the one running
@@ -371,8 +386,8 @@ func goroutineID() uint64 {
 }
 
 // PutSync puts one record and waits for its outcome.
-func (p *Producer) PutSync(ctx context.Context, rec Record) (*Result, error) {
-	f, err := p.PutRecord(ctx, rec, nil)
+func (p *Producer) PutSync(ctx context.Context, record Record) (*Result, error) {
+	f, err := p.PutRecord(ctx, record, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +455,7 @@ func (p *Producer) Close(ctx context.Context) error {
 func (p *Producer) abort() {
 	p.mu.Lock()
 	p.aborting = true
-	var failed []*Future
+	var failed []rec
 	collect := func(l *lane) {
 		failed = append(failed, l.drain(p.putKR, false)...)
 	}
@@ -452,16 +467,19 @@ func (p *Producer) abort() {
 		r.cancel(ErrClosed)
 	}
 	// Aggregates awaiting a shard check were stored: report them as such.
-	var stored []*Future
+	var stored []rec
 	for _, u := range p.unverified {
-		u.kr.detach()
-		stored = append(stored, u.kr.recs...)
+		n := len(stored)
+		stored = u.kr.appendLoose(stored)
+		for i := n; i < len(stored); i++ {
+			stored[i].stored(u.kr.sid, u.kr.seq)
+		}
 	}
 	p.unverified = nil
 	p.mu.Unlock()
 	p.finish(stored)
-	for _, f := range failed {
-		f.res.Err = &RecordError{Reason: ErrClosed}
+	for i := range failed {
+		failed[i].fail(&RecordError{Reason: ErrClosed})
 	}
 	p.finish(failed)
 }
@@ -500,12 +518,12 @@ func (p *Producer) requestRefresh() {
 	}
 }
 
-// finish publishes the outcomes of records whose Result is filled in, then
+// finish publishes the outcomes of records whose outcome is decided, then
 // releases their buffer space.
-func (p *Producer) finish(fs []*Future) {
+func (p *Producer) finish(rs []rec) {
 	var st settling
-	for _, f := range fs {
-		p.publish(f, &st)
+	for i := range rs {
+		p.publish(&rs[i], &st)
 	}
 	p.settled(&st)
 }
@@ -517,24 +535,77 @@ type settling struct {
 	calls                  []callbackCall
 }
 
-// publish publishes the outcome of f, whose Result is filled in.
-func (p *Producer) publish(f *Future, st *settling) {
+// publish publishes the outcome decided for r (r.f.res).
+func (p *Producer) publish(r *rec, st *settling) {
+	p.publishOne(r.f, r.size(), r.callback, st)
+}
+
+// publishOne publishes the outcome decided for the Future f (f.res) of a
+// record of the given size (data + key) and callback.
+func (p *Producer) publishOne(f *Future, size int, callback func(*Result), st *settling) {
+	res := f.res
 	if p.metricsOn {
-		p.met.RetriesPerRecord(f.res.ShardID, max(len(f.res.Attempts)-1, 0))
-		if f.res.Err != nil {
-			p.met.UserRecordsFailed(f.res.ShardID, 1, f.res.Err)
-			if errors.Is(f.res.Err, ErrRecordExpired) {
-				p.met.UserRecordsExpired(f.res.ShardID, 1)
+		p.met.RetriesPerRecord(res.ShardID, max(len(res.Attempts)-1, 0))
+		if res.Err != nil {
+			p.met.UserRecordsFailed(res.ShardID, 1, res.Err)
+			if errors.Is(res.Err, ErrRecordExpired) {
+				p.met.UserRecordsExpired(res.ShardID, 1)
 			}
 		}
 	}
-	sz := p.charge(f)
+	sz := p.chargeSize(size)
 	st.n++
 	st.bytes += sz
-	if cb := f.complete(); cb != nil {
-		st.calls = append(st.calls, callbackCall{f, cb, sz})
+	f.complete(res)
+	if callback != nil {
+		st.calls = append(st.calls, callbackCall{res, callback, sz})
 		st.ncb++
 		st.cbBytes += sz
+	}
+}
+
+// publishStored publishes the outcome of kr's records, stored at
+// shardID and seq, in one pass: records that share their history share
+// one Result, handed to each Future as it completes, so each record's
+// Future is touched once.
+func (p *Producer) publishStored(kr *kRecord, shardID, seq string, st *settling) {
+	if !kr.shared || p.metricsOn {
+		kr.stored(shardID, seq)
+		for i, f := range kr.futs {
+			var cb func(*Result)
+			size := 0
+			if kr.xOn {
+				cb, size = kr.x[i].callback, kr.x[i].size
+			} else {
+				pk, _, data := kr.record(i)
+				size = len(pk) + len(data)
+			}
+			p.publishOne(f, size, cb, st)
+		}
+		return
+	}
+	var res *Result
+	if f := kr.futs[0]; !p.aggregate && f.res != nil {
+		res = f.res // its own, from Put (futureResult)
+		*res = Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.history()}
+	} else {
+		res = &Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.history()}
+	}
+	n := kr.n()
+	st.n += n
+	st.bytes += kr.charged(p)
+	if kr.xOn {
+		for i := range kr.x {
+			if cb := kr.x[i].callback; cb != nil {
+				sz := p.chargeSize(kr.x[i].size)
+				st.calls = append(st.calls, callbackCall{res, cb, sz})
+				st.ncb++
+				st.cbBytes += sz
+			}
+		}
+	}
+	for _, f := range kr.futs {
+		f.complete(res)
 	}
 }
 
@@ -582,7 +653,7 @@ func (p *Producer) completed(n, bytes int) {
 
 // callbackCall is one callback waiting to run.
 type callbackCall struct {
-	f    *Future
+	res  *Result
 	cb   func(*Result)
 	size int
 }
@@ -612,7 +683,7 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 			bytes := 0
 			for i := range batch {
 				c := &batch[i]
-				c.cb(&c.f.res)
+				c.cb(c.res)
 				bytes += c.size
 			}
 			n := len(batch)
@@ -637,143 +708,177 @@ func (p *Producer) getKR(l *lane) *kRecord {
 			kr = p.krFree[n-1]
 			p.krFree[n-1] = nil
 			p.krFree = p.krFree[:n-1]
+			p.spareBytes.Add(-int64(kr.spare))
 		}
 		p.krMu.Unlock()
 	}
 	if kr == nil {
 		kr = p.krPool.Get().(*kRecord)
 	}
+	if p.aggregate && kr.agg == nil {
+		kr.agg = new(aggregation.Aggregator)
+	}
+	if cap(kr.futs) == 0 {
+		kr.futs = kr.fut1[:0]
+	}
 	kr.lane = l
 	kr.shared = true
 	return kr
 }
 
-// krFreeMax bounds the aggregates kept for reuse, and so the memory they
-// hold outside MaxBufferedBytes: about 100 KB each at the default
-// AggregationMaxSize (blob, records and key table).
-const krFreeMax = 16
-
+// putKR takes back a Kinesis record that is done with. A grown aggregate
+// is kept for reuse while its memory fits the buffer's room (it is
+// counted in spareBytes, against MaxBufferedBytes, until reused or
+// dropped): the aggregates of one PutRecords call come back together,
+// about 100 at the defaults, and growing fresh ones costs about 300 bytes
+// of garbage per record. It never goes to the sync.Pool, which would keep
+// any number of them alive outside the bound until two GCs have passed.
 func (p *Producer) putKR(kr *kRecord) {
 	kr.reset()
-	if p.aggregate && cap(kr.recs) > 1 {
+	if p.aggregate && cap(kr.futs) > 1 {
+		kr.spare = kr.capacity()
 		p.krMu.Lock()
-		if len(p.krFree) < krFreeMax {
+		if p.heldBytes.Load()+p.spareBytes.Load()+int64(kr.spare) <= int64(p.cfg.MaxBufferedBytes) {
 			p.krFree = append(p.krFree, kr)
-			kr = nil
+			p.spareBytes.Add(int64(kr.spare))
 		}
 		p.krMu.Unlock()
+		return
 	}
-	if kr != nil {
-		p.krPool.Put(kr)
-	}
+	p.krPool.Put(kr)
 }
 
-// addLocked appends f to the lane the current map routes it to (p.mu
+// dropSpares gives up the aggregates kept for reuse, making their room
+// available to Puts, and reports whether there were any.
+func (p *Producer) dropSpares() bool {
+	p.krMu.Lock()
+	defer p.krMu.Unlock()
+	if len(p.krFree) == 0 {
+		return false
+	}
+	clear(p.krFree)
+	p.krFree = p.krFree[:0]
+	p.spareBytes.Store(0)
+	return true
+}
+
+// addLocked appends r to the lane the current map routes it to (p.mu
 // held) and reports whether the dispatcher should be woken. A fresh
 // record is one from Put; a re-routed one keeps its enqueue time.
-func (p *Producer) addLocked(f *Future, fresh bool) bool {
-	l := p.route(f)
+func (p *Producer) addLocked(r *rec, fresh bool) bool {
+	l := p.route(r)
 	if l == p.unmapped {
 		now := p.clk.Now()
 		if fresh {
-			f.enq = now.Sub(p.epoch)
+			r.enq = now.Sub(p.epoch)
 		}
 		// The dispatcher expires these records (and notices canceled
 		// contexts) on its own schedule: make sure it looks in time.
-		l.pending = append(l.pending, f)
-		return p.earlier(p.unmappedCheck(f, now))
+		l.pending = append(l.pending, *r)
+		return p.earlier(p.unmappedCheck(r, now))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return p.addToLane(l, f, fresh)
+	return p.addToLane(l, r, fresh)
 }
 
-// addToLane appends f to the mapped lane l (l.mu held) and reports
+// addToLane appends r to the mapped lane l (l.mu held) and reports
 // whether the dispatcher should be woken. A fresh record takes its
 // batch's start as its enqueue time, so that Put reads no clock: the
 // aggregate's, or the lane's stamp, at most RecordMaxBufferedTime old.
-func (p *Producer) addToLane(l *lane, f *Future, fresh bool) bool {
+func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 	if !p.aggregate {
 		if fresh {
 			if l.stamp.IsZero() {
 				l.stamp = p.clk.Now()
 			}
-			f.enq = l.stamp.Sub(p.epoch)
+			r.enq = l.stamp.Sub(p.epoch)
 		}
 		kr := p.getKR(l)
-		kr.join(f)
-		deadline := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime)
-		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(f.enq+p.cfg.RecordTTL), f.ctx != nil
-		kr.size = f.size()
+		kr.openedOff = r.enq
+		kr.join(r)
+		deadline := p.epoch.Add(r.enq + p.cfg.RecordMaxBufferedTime)
+		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(r.enq+p.cfg.RecordTTL), r.ctx != nil
+		kr.size = r.size()
 		l.putSealed(kr)
 		return p.readyFull() || p.earlier(deadline)
 	}
 	kick := false
 	kr := l.open
-	if kr != nil && !p.fits(kr, f) {
+	if kr != nil && !p.addToAggregate(kr, r) {
 		l.seal()
 		kick = p.readyFull()
 		kr = nil
 	}
 	if kr == nil {
+		// A record always fits an empty aggregate (a larger one goes
+		// alone, as itself).
 		kr = p.getKR(l)
-		kr.opened = p.clk.Now()
-		kr.openedOff = kr.opened.Sub(p.epoch)
-		kr.deadline, kr.expire = kr.opened.Add(p.cfg.RecordMaxBufferedTime), kr.opened.Add(p.cfg.RecordTTL)
+		kr.agg.Add(r.pk, r.ehk, r.data)
+		opened := p.clk.Now()
+		kr.openedOff = opened.Sub(p.epoch)
+		kr.deadline, kr.expire = opened.Add(p.cfg.RecordMaxBufferedTime), opened.Add(p.cfg.RecordTTL)
 		l.open = kr
 		kick = p.earlier(kr.deadline) || kick
 	}
 	if fresh {
-		f.enq = kr.openedOff
+		r.enq = kr.openedOff
 	} else {
 		// A re-routed record may be older than the aggregate.
-		if d := p.epoch.Add(f.enq + p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
+		if d := p.epoch.Add(r.enq + p.cfg.RecordMaxBufferedTime); d.Before(kr.deadline) {
 			kr.deadline = d
 			kick = p.earlier(d) || kick
 		}
-		if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
+		if e := p.epoch.Add(r.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
 			kr.expire = e
 		}
 	}
-	kr.agg.Add(f.pk, f.ehk, f.data)
-	kr.join(f)
-	if f.ctx != nil {
+	kr.join(r)
+	if r.ctx != nil {
 		kr.hasCtx = true
 	}
 	return kick
 }
 
-// enqueuedAt is when f's TTL and buffering time start.
-func (p *Producer) enqueuedAt(f *Future) time.Time { return p.epoch.Add(f.enq) }
-
 // charge is what a record counts against MaxBufferedBytes: its data and
 // partition key, the producer's bookkeeping for it (recordOverhead) and,
 // when aggregating, the copy of both in its aggregate's blob.
-func (p *Producer) charge(f *Future) int {
-	n := f.size()
+func (p *Producer) charge(r *rec) int { return p.chargeSize(r.size()) }
+
+// chargeSize is the charge of a record of size bytes of data and key.
+func (p *Producer) chargeSize(size int) int {
 	if p.aggregate {
-		return 2*n + recordOverhead
+		return 2*size + recordOverhead
 	}
-	return n + recordOverhead
+	return size + recordOverhead
 }
 
-// fits reports whether f can join the aggregate kr within
-// AggregationMaxCount, AggregationMaxSize and, with the carrier's partition
-// key, the 1 MiB record limit.
-func (p *Producer) fits(kr *kRecord, f *Future) bool {
+// charged is the sum of the charges of kr's records.
+func (kr *kRecord) charged(p *Producer) int {
+	size := kr.dataBytes + kr.keyBytes
+	if p.aggregate {
+		return 2*size + kr.n()*recordOverhead
+	}
+	return size + kr.n()*recordOverhead
+}
+
+// addToAggregate adds r to the aggregate of the non-empty kr if it fits
+// within AggregationMaxCount, AggregationMaxSize and, with the carrier's
+// partition key, the 1 MiB record limit, and reports whether it did. The
+// caller joins r to kr.
+func (p *Producer) addToAggregate(kr *kRecord, r *rec) bool {
 	if int64(kr.agg.Len()) >= p.cfg.AggregationMaxCount {
 		return false
 	}
-	n := kr.agg.SizeWith(f.pk, f.ehk, len(f.data))
-	return n <= p.cfg.AggregationMaxSize && n+len(kr.recs[0].pk) <= MaxRecordSize
+	return kr.agg.AddWithin(r.pk, r.ehk, r.data, min(p.cfg.AggregationMaxSize, MaxRecordSize-kr.pk0))
 }
 
 // unmappedCheck is when the dispatcher must next look at f while it waits
 // for a shard map: at its TTL or, if its context can end, soon, since
 // nothing else notices the cancellation.
-func (p *Producer) unmappedCheck(f *Future, now time.Time) time.Time {
-	t := p.epoch.Add(f.enq + p.cfg.RecordTTL)
-	if f.ctx != nil {
+func (p *Producer) unmappedCheck(r *rec, now time.Time) time.Time {
+	t := p.epoch.Add(r.enq + p.cfg.RecordTTL)
+	if r.ctx != nil {
 		if poll := now.Add(max(p.cfg.RecordMaxBufferedTime, minCancelPoll)); poll.Before(t) {
 			return poll
 		}
@@ -812,20 +917,21 @@ func (p *Producer) readyFull() bool {
 // requeueFrontLocked puts records (in their original order) back at the
 // front of the lanes the current map routes them to, re-aggregated. It
 // fails the expired and canceled ones into *done.
-func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Future) {
-	byLane := map[*lane][]*Future{}
+func (p *Producer) requeueFrontLocked(rs []rec, now time.Time, done *[]rec) {
+	byLane := map[*lane][]rec{}
 	var order []*lane
-	for _, f := range fs {
-		if err := p.deadErr(f, now); err != nil {
-			f.res.Err = err
-			*done = append(*done, f)
+	for i := range rs {
+		r := &rs[i]
+		if err := p.deadErr(r, now); err != nil {
+			r.fail(err)
+			*done = append(*done, *r)
 			continue
 		}
-		l := p.route(f)
+		l := p.route(r)
 		if _, ok := byLane[l]; !ok {
 			order = append(order, l)
 		}
-		byLane[l] = append(byLane[l], f)
+		byLane[l] = append(byLane[l], *r)
 	}
 	for _, l := range order {
 		list := byLane[l]
@@ -835,53 +941,49 @@ func (p *Producer) requeueFrontLocked(fs []*Future, now time.Time, done *[]*Futu
 		}
 		var krs []*kRecord
 		var kr *kRecord
-		for _, f := range list {
-			if kr != nil && (!p.aggregate || !p.fits(kr, f)) {
+		for i := range list {
+			r := &list[i]
+			if kr != nil && (!p.aggregate || !p.addToAggregate(kr, r)) {
 				krs = append(krs, kr)
 				kr = nil
 			}
 			if kr == nil {
 				kr = p.getKR(l)
 				kr.deadline = now
-				kr.expire = p.epoch.Add(f.enq + p.cfg.RecordTTL)
+				kr.openedOff = r.enq
+				kr.expire = p.epoch.Add(r.enq + p.cfg.RecordTTL)
+				if p.aggregate {
+					kr.agg.Add(r.pk, r.ehk, r.data)
+				}
 			}
-			if p.aggregate {
-				kr.agg.Add(f.pk, f.ehk, f.data)
-			}
-			kr.join(f)
-			kr.hasCtx = kr.hasCtx || f.ctx != nil
-			if e := p.epoch.Add(f.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
+			kr.join(r)
+			kr.hasCtx = kr.hasCtx || r.ctx != nil
+			if e := p.epoch.Add(r.enq + p.cfg.RecordTTL); e.Before(kr.expire) {
 				kr.expire = e
 			}
 		}
 		krs = append(krs, kr)
 		for i := len(krs) - 1; i >= 0; i-- {
 			k := krs[i]
-			if len(k.recs) == 1 {
-				k.size = k.recs[0].size()
-			} else {
-				k.size = k.agg.Size() + len(k.recs[0].pk)
-			}
+			k.sealedSize()
 			l.pushFront(k)
 		}
 	}
 }
 
 // deadErr returns the error a record fails with if it must not be sent any
-// more: expired, canceled or closed.
-func (p *Producer) deadErr(f *Future, now time.Time) error {
-	code, msg := "", ""
-	if n := len(f.res.Attempts); n > 0 {
-		code, msg = f.res.Attempts[n-1].ErrorCode, f.res.Attempts[n-1].ErrorMessage
-	}
+// more: expired, canceled or closed. r has its own history (it left its
+// Kinesis record).
+func (p *Producer) deadErr(r *rec, now time.Time) error {
+	code, msg := r.lastAttempt()
 	if p.aborting {
 		return &RecordError{Reason: ErrClosed, Code: code, Message: msg}
 	}
-	if !now.Before(p.epoch.Add(f.enq + p.cfg.RecordTTL)) {
+	if !now.Before(p.epoch.Add(r.enq + p.cfg.RecordTTL)) {
 		return &RecordError{Reason: ErrRecordExpired, Code: code, Message: msg}
 	}
-	if f.ctx != nil && f.ctx.Err() != nil {
-		return &RecordError{Reason: ErrCanceled, Code: code, Message: msg, Cause: context.Cause(f.ctx)}
+	if r.ctx != nil && r.ctx.Err() != nil {
+		return &RecordError{Reason: ErrCanceled, Code: code, Message: msg, Cause: context.Cause(r.ctx)}
 	}
 	return nil
 }
@@ -891,10 +993,16 @@ func (p *Producer) backoff(failures int) time.Duration {
 }
 
 // recordOverhead is the memory the producer holds per buffered record
-// besides its data and key and their copy in an aggregate: the Future
-// (with its Result), its slots in its Kinesis record, aggregator, key
-// table, request and callback queue. Measured with BenchmarkStalledEndpoint
-// (live heap after GC per buffered record, less data, key and blob: about
-// 480 bytes with 100-byte records), with a margin for the variation between
-// runs.
+// besides its data and key and their copy in an aggregate: the Future,
+// its slot in its Kinesis record, its entries in the aggregator and key
+// table, its request entry and queues, any context or callback it carries
+// and, once it failed, its Result and callback slot. Measured by
+// BenchmarkBookkeeping as the live heap after GC per record buffered
+// against a stalled endpoint (200,000 100-byte records with 16-byte keys,
+// less data): about 180 bytes with aggregation (300 with the blob copy),
+// 470 without (a Kinesis record each, whose struct is most of it). The
+// margin covers records whose outcome is known while their callback has
+// not run, and what the producer keeps outside the bound (see the package
+// documentation). BenchmarkStalledEndpoint checks the whole: the live
+// heap stays within MaxBufferedBytes + 16 MiB.
 const recordOverhead = 544

@@ -33,6 +33,10 @@ type Attempt struct {
 func (a Attempt) Success() bool { return a.ErrorCode == "" }
 
 // Result is the outcome of one record.
+//
+// Records that travelled in one Kinesis record and got the same outcome
+// share one Result (the producer stores where and how they went once per
+// Kinesis record, not once per user record): read it, do not modify it.
 type Result struct {
 	// ShardID and SequenceNumber are where Kinesis stored the record (for
 	// an aggregated record, those of the Kinesis record carrying it).
@@ -42,9 +46,9 @@ type Result struct {
 	// order. A record that failed without being sent (expired in the
 	// buffer, canceled, closed) may have none. Records that travelled
 	// together share one slice (its capacity is its length, so appending
-	// copies): read it, do not modify its elements. An ErrorCode of
-	// "IncompleteResultEntry" marks a result entry that had neither an
-	// error nor a shard and sequence number; the record was retried.
+	// copies). An ErrorCode of "IncompleteResultEntry" marks a result
+	// entry that had neither an error nor a shard and sequence number; the
+	// record was retried.
 	Attempts []Attempt
 	// Err is nil on success, else a *RecordError.
 	Err error
@@ -53,26 +57,27 @@ type Result struct {
 // Future is the outcome of one Put, available once Done is closed. It is
 // safe to use from many goroutines. A Future is never reused by the
 // producer.
+//
+// A Future is only the published outcome: the record itself (key, data,
+// context, callback) is held by the producer beside its aggregate until
+// the outcome is known, so what outlives a Put is small and holds two
+// pointers.
 type Future struct {
-	// record state, owned by the producer until completion
-	pk, ehk  string
-	data     []byte
-	hi, lo   uint64
-	ctx      context.Context // only when it can be canceled
-	enq      time.Duration   // its batch's start (from Producer.epoch), at most RecordMaxBufferedTime before Put
-	callback func(*Result)
-
-	// res.Attempts is filled in only when the record leaves its Kinesis
-	// record (kRecord.detach): until then the kRecord holds the history its
-	// records share.
-	res Result
-
-	// state has futureDone once the outcome is published and futureCh
-	// once Done made ch: whichever of complete and Done sets its bit
-	// second closes ch, so completing a record takes no lock, and costs
-	// nothing more when nobody waits on its channel.
+	// state has futureDone once res is published and futureCh once Done
+	// made ch: whichever of complete and Done sets its bit second closes
+	// ch, so completing a record takes no lock, and costs nothing more
+	// when nobody waits on its channel.
 	state atomic.Uint32
 	ch    atomic.Pointer[chan struct{}]
+	res   *Result
+}
+
+// futureResult is a Future with room for its own Result, for a record
+// that is a Kinesis record of its own (no aggregation): res is f's
+// outcome unless a failure replaces it.
+type futureResult struct {
+	f   Future
+	res Result
 }
 
 const (
@@ -100,11 +105,11 @@ func (f *Future) Done() <-chan struct{} {
 // record stays in flight.
 func (f *Future) Wait(ctx context.Context) (*Result, error) {
 	if f.state.Load()&futureDone != 0 {
-		return &f.res, f.res.Err
+		return f.res, f.res.Err
 	}
 	select {
 	case <-f.Done():
-		return &f.res, f.res.Err
+		return f.res, f.res.Err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -115,20 +120,78 @@ func (f *Future) Result() *Result {
 	if f.state.Load()&futureDone == 0 {
 		return nil
 	}
-	return &f.res
+	return f.res
 }
 
-func (f *Future) size() int { return len(f.data) + len(f.pk) }
-
-// complete publishes the outcome and returns the callback to run; the
-// producer never touches f afterwards except to read it.
-func (f *Future) complete() func(*Result) {
-	f.data = nil
-	f.ctx = nil
-	cb := f.callback
-	f.callback = nil
+// complete publishes res as f's outcome; the producer never touches f
+// afterwards.
+func (f *Future) complete(res *Result) {
+	f.res = res
 	if f.state.Or(futureDone)&futureCh != 0 {
 		close(*f.ch.Load())
 	}
-	return cb
 }
+
+// rec is a user record in the producer's hands, on its way into a Kinesis
+// record (from Put, or re-routed) or out of one (to its outcome or
+// another Kinesis record). It is held by value, in the slices that carry
+// records between queues; inside a Kinesis record it is kept in pieces
+// (see kRecord), so a buffered record costs no allocation besides its
+// Future.
+type rec struct {
+	f        *Future
+	pk, ehk  string
+	data     []byte
+	hashed   bool            // hi and lo are set
+	hi, lo   uint64          // its hash key
+	ctx      context.Context // only when it can be canceled
+	enq      time.Duration   // its batch's start (from Producer.epoch), at most RecordMaxBufferedTime before Put
+	callback func(*Result)
+	// hist is the record's own history, once it left a Kinesis record
+	// whose records shared theirs (see kRecord.detach); records that
+	// leave one together share it. A pointer keeps rec small: most
+	// records never have a history of their own.
+	hist *[]Attempt
+}
+
+// attempts is r's own history.
+func (r *rec) attempts() []Attempt {
+	if r.hist == nil {
+		return nil
+	}
+	return *r.hist
+}
+
+// setAttempts makes h r's own history.
+func (r *rec) setAttempts(h []Attempt) { r.hist = &h }
+
+func (r *rec) size() int { return len(r.data) + len(r.pk) }
+
+// hashKey returns r's hash key. Put computed it (or found it in the key
+// cache); a record rebuilt from a Kinesis record computes it again only if
+// it is routed again.
+func (r *rec) hashKey() (hi, lo uint64) {
+	if !r.hashed {
+		r.hi, r.lo, _ = hashKey(r.pk, r.ehk) // valid: Put checked it
+		r.hashed = true
+	}
+	return r.hi, r.lo
+}
+
+// lastAttempt returns the code and message of r's last attempt, if any.
+func (r *rec) lastAttempt() (code, msg string) {
+	if h := r.attempts(); len(h) > 0 {
+		return h[len(h)-1].ErrorCode, h[len(h)-1].ErrorMessage
+	}
+	return "", ""
+}
+
+// stored decides r's outcome (published later by Producer.publish):
+// stored at shardID and seq. Until then nobody reads f.res: readers
+// wait for futureDone.
+func (r *rec) stored(shardID, seq string) {
+	r.f.res = &Result{ShardID: shardID, SequenceNumber: seq, Attempts: r.attempts()}
+}
+
+// fail decides r's outcome: err, with its own history.
+func (r *rec) fail(err error) { r.f.res = &Result{Attempts: r.attempts(), Err: err} }

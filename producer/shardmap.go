@@ -127,14 +127,15 @@ type routeTable struct {
 	lanes  []*lane // parallel to shards
 }
 
-// route returns the lane the current map predicts for f (with p.mu
+// route returns the lane the current map predicts for r (with p.mu
 // held): the unmapped lane while there is no map, or when f's hash key is
 // in no known shard (which asks for a refresh).
-func (p *Producer) route(f *Future) *lane {
+func (p *Producer) route(r *rec) *lane {
 	if p.lanes == nil {
 		return p.unmapped
 	}
-	i := lookup(p.shards, f.hi, f.lo)
+	hi, lo := r.hashKey()
+	i := lookup(p.shards, hi, lo)
 	if i < 0 {
 		p.requestRefresh()
 		return p.unmapped
@@ -250,7 +251,7 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 // stored on unknown shards and re-sends their records, as the KPL does.
 func (p *Producer) resendUnverified() {
 	now := p.clk.Now()
-	var done []*Future
+	var done []rec
 	p.mu.Lock()
 	us := p.unverified
 	p.unverified = nil
@@ -273,13 +274,13 @@ func (p *Producer) resendUnverified() {
 // failUnmapped fails records waiting for a shard map that cannot be read.
 func (p *Producer) failUnmapped(err error, code, msg string) {
 	p.mu.Lock()
-	fs := p.unmapped.pending
+	rs := p.unmapped.pending
 	p.unmapped.pending = nil
 	p.mu.Unlock()
-	for _, f := range fs {
-		f.res.Err = &RecordError{Reason: ErrRejected, Code: code, Message: msg, Cause: err}
+	for i := range rs {
+		rs[i].fail(&RecordError{Reason: ErrRejected, Code: code, Message: msg, Cause: err})
 	}
-	p.finish(fs)
+	p.finish(rs)
 }
 
 // installMap swaps in a new shard map. Lanes of shards that are unchanged
@@ -309,7 +310,7 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 		}
 		byID[s.id] = lanes[i]
 	}
-	var moved, done []*Future
+	var moved, done []rec
 	if changed || len(p.unmapped.pending) > 0 {
 		for _, l := range p.lanes {
 			if byID[l.shard.id] != l {
@@ -319,8 +320,8 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 		moved = append(moved, p.unmapped.drain(p.putKR, false)...)
 		p.gen++
 		p.shards, p.lanes, p.laneByID = shards, lanes, byID
-		for _, f := range moved {
-			p.addLocked(f, false)
+		for i := range moved {
+			p.addLocked(&moved[i], false)
 		}
 		// Only now may Puts route with the new map: its lanes hold the
 		// re-routed records first, so a key's records stay in order.
@@ -353,28 +354,30 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 }
 
 // verifyLocked settles the records of an aggregate Kinesis stored on shard
-// r (which the producer had not predicted): records whose hash key r
+// rng (which the producer had not predicted): records whose hash key rng
 // covers succeed; the others are re-sent to their own shard, as the KPL
 // does, because the KCL drops them, unless AcceptMisroutedAggregates. An
 // unknown shard cannot be checked, so all are re-sent. It appends the
 // settled records to done.
-func (p *Producer) verifyLocked(kr *kRecord, r shardRange, known bool, now time.Time, done []*Future) []*Future {
-	var redo []*Future
-	kr.detach()
-	for _, f := range kr.recs {
-		if p.cfg.AcceptMisroutedAggregates || (known && r.contains(f.hi, f.lo)) {
-			done = append(done, f)
+func (p *Producer) verifyLocked(kr *kRecord, rng shardRange, known bool, now time.Time, done []rec) []rec {
+	var redo []rec
+	rs := kr.appendLoose(nil)
+	for i := range rs {
+		r := &rs[i]
+		if p.cfg.AcceptMisroutedAggregates || (known && rng.contains(r.hashKey())) {
+			r.stored(kr.sid, kr.seq)
+			done = append(done, *r)
 			continue
 		}
 		// The history may be shared with the aggregate's other records:
 		// replace the last attempt in a copy.
-		n := len(f.res.Attempts)
-		a := f.res.Attempts[n-1]
+		h := r.attempts()
+		n := len(h)
+		a := h[n-1]
 		a.ErrorCode = "WrongShard"
-		a.ErrorMessage = "stored in an aggregate on shard " + f.res.ShardID + " outside the record's hash key range; re-sent"
-		f.res.Attempts = append(f.res.Attempts[:n-1:n-1], a)
-		f.res.ShardID, f.res.SequenceNumber = "", ""
-		redo = append(redo, f)
+		a.ErrorMessage = "stored in an aggregate on shard " + kr.sid + " outside the record's hash key range; re-sent"
+		r.setAttempts(append(h[:n-1:n-1], a))
+		redo = append(redo, *r)
 	}
 	if len(redo) > 0 {
 		p.log.Warn("aggregate stored on another shard than predicted; re-sending the records that belong elsewhere",
