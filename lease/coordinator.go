@@ -1096,13 +1096,6 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	}
 	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
-	if warm && len(plan.counts) == 0 {
-		// No other worker holds an unexpired lease: nobody to split with
-		// is visible, so the start-up wait would only delay this worker's
-		// shards (a lone service, a test). Workers that start after it
-		// see it and wait; see Config.InitialTakeDelay.
-		warm = false
-	}
 	c.fleetSize = plan.workers
 	c.probes, c.probeFrom = nil, now
 	if c.cfg.ScanScaling.scanScale(plan.workers) > 1 {
