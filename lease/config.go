@@ -88,11 +88,11 @@ type Config struct {
 	// HandoffTimeout < 0). A service that runs a single worker, and a test,
 	// sets InitialTakeDelay -1 to start every shard in the first pass.
 	//
-	// A negative value disables it: the first pass
-	// takes everything up to the target at once (KCL's behaviour), and
-	// workers started a moment later steal their share once they have
-	// watched the table for longer than FailoverTime (no worker steals
-	// before that: until then it cannot tell live workers from dead ones).
+	// A negative value disables it: the first pass takes everything up to
+	// the target at once (KCL's behaviour), and workers started a moment
+	// later steal their share once they have watched the table for longer
+	// than FailoverTime (no worker steals before that: until then it
+	// cannot tell live workers from dead ones).
 	InitialTakeDelay time.Duration
 	// HandoffTimeout bounds a graceful handoff. A worker that wants a lease
 	// a live worker holds (to balance) does not take it: it marks it for
