@@ -208,7 +208,10 @@ type Config struct {
 	// renew interval, FailoverTime/3 - 25ms): workers starting together on
 	// unowned leases each take one, then their share after this delay, so
 	// none steals from another at start-up (stolen leases redeliver
-	// records). Negative disables it.
+	// records). A lone worker waits too: it cannot know it is alone (see
+	// lease.Config.InitialTakeDelay). Negative disables it: a service that
+	// runs a single worker, or a test, sets -1 to start every shard in the
+	// first pass.
 	LeaseInitialTakeDelay time.Duration
 	// Lease is the lease coordinator's configuration, whole: besides the
 	// settings above it has RenewInterval, HandoffTimeout (graceful

@@ -41,7 +41,11 @@
 // and the new owner starts from that checkpoint; nothing is delivered twice
 // and no shard is processed by two workers at once. Workers started
 // together on unowned leases each take one lease first and their share
-// LeaseInitialTakeDelay later. A worker joining a running fleet first
+// LeaseInitialTakeDelay later. A lone worker waits that delay too: on a
+// table where no lease is held it cannot tell itself from one of a fleet
+// started together (see lease.Config.InitialTakeDelay), so a
+// single-worker service or a test sets LeaseInitialTakeDelay -1 to start
+// every shard at once. A worker joining a running fleet first
 // takes only unowned and expired leases, and asks for leases of live
 // workers only after watching the lease table for a full FailoverTime
 // (before that a crashed worker's leases look alive). A worker shutting
@@ -67,8 +71,17 @@
 // lease key. MaxLeasesForWorker and balancing span all streams, since the
 // coordinator sees one table. MaxPrefetchBytes stays a per-shard bound.
 //
-// Errors: Run fails with an error matching ErrStreamNotFound when the
-// stream does not exist; the errors of a DynamoDB lease store match
+// Errors: a stream that does not exist (Kinesis's
+// ResourceNotFoundException) is handled by mode. With StreamName or
+// StreamARN, Run fails at start-up with an error matching
+// ErrStreamNotFound (other DescribeStreamSummary errors are retried). With
+// Streams, Run does not fail: a listed stream that does not exist is
+// logged at Error ("stream sync incomplete", its error matching
+// ErrStreamNotFound), the other streams are consumed, and it is tried again
+// at the next stream sync (StreamSyncInterval), so a stream created later
+// is picked up then; a lease whose stream no longer exists is handed back,
+// and deleted only by FormerStreamsDeleteAfter. The errors of a DynamoDB
+// lease store match
 // lease.ErrTableNotFound or lease.ErrStoreUnreachable where that is the
 // cause. errors.As finds the SDK's error behind each
 // (*types.ResourceNotFoundException of the kinesis or dynamodb types

@@ -151,11 +151,12 @@ func TestE2EGracefulShutdownHandOver(t *testing.T) {
 	w0, w1, w2 := h.start("w0", mod), h.start("w1", mod), h.start("w2", mod)
 
 	h.produce(ctx, n/2)
-	// Leases spread over the three workers, each processing some (the
-	// first to start takes every shard, alone as far as it can tell; the
-	// others get theirs by graceful handoff).
-	waitFor(t, func() bool {
-		return len(w0.c.Shards()) > 0 && len(w1.c.Shards()) > 0 && len(w2.c.Shards()) > 0
+	waitFor(t, func() bool { // leases spread over the three workers
+		count := map[string]int{}
+		for _, o := range h.owners() {
+			count[o]++
+		}
+		return count["w0"] > 0 && count["w1"] > 0 && count["w2"] > 0
 	})
 
 	require.NoError(t, w2.c.Shutdown(ctx))

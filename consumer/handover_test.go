@@ -203,7 +203,7 @@ func (s *unreadableParentStore) List(ctx context.Context) ([]lease.Lease, error)
 
 func (s *unreadableParentStore) Get(ctx context.Context, key string) (lease.Lease, error) {
 	if key == s.bad {
-		return lease.Lease{}, fmt.Errorf("lease %s: %w: checkpoint: malformed", key, lease.ErrUnreadable)
+		return lease.Lease{}, fmt.Errorf("lease: %s: %w: checkpoint: malformed", key, lease.ErrUnreadable)
 	}
 	return s.Store.Get(ctx, key)
 }

@@ -50,8 +50,11 @@ var (
 	// but the Kinesis client does not implement FanOutKinesis.
 	ErrFanOutUnsupported = errors.New("consumer: enhanced fan-out needs a client with SubscribeToShard")
 	// ErrStreamNotFound is matched by the error Run returns when the
-	// stream does not exist (Kinesis's ResourceNotFoundException, which
-	// errors.As with *types.ResourceNotFoundException also finds).
+	// stream of StreamName or StreamARN does not exist (Kinesis's
+	// ResourceNotFoundException, which errors.As with
+	// *types.ResourceNotFoundException also finds). In multi-stream mode
+	// (Streams) Run does not fail: the stream sync's Error log carries it
+	// and the stream is tried again at the next sync.
 	ErrStreamNotFound = errors.New("consumer: stream not found")
 )
 

@@ -69,23 +69,30 @@ type Config struct {
 	// intervals, without probes: the fastest failover, reads linear in W.
 	ScanScaling ScanScaling
 	// InitialTakeDelay applies when a worker's first take pass finds
-	// unowned leases (released, or new) while another worker holds an
-	// unexpired lease: it takes one of them, then waits this long before
-	// taking its share. Workers started within that time see each other's
-	// first lease and split the rest without stealing, so no records are
-	// redelivered at start-up. A worker whose first pass shows no other
-	// worker holding a lease does not wait: it takes its share (all of it)
-	// at once, so a lone service or a test starts every shard at once.
-	// The price: workers started together on a table where nobody holds a
-	// lease (a new table, or after every worker released) are not told
-	// apart from a lone one; the first to scan takes everything and the
-	// others get their share by graceful handoff (HandoffTimeout) once they
-	// have watched the table for FailoverTime. Default RenewInterval; must
-	// be below TakeInterval. A negative value disables it: the first pass
-	// takes everything up to the target at once (KCL's behaviour), and
-	// workers started a moment later steal their share once they have
-	// watched the table for longer than FailoverTime (no worker steals
-	// before that: until then it cannot tell live workers from dead ones).
+	// unowned leases (a fleet starting on a new table, or after all workers
+	// released their leases): it takes one of them, then waits this long
+	// before taking its share. Workers started within that time see each
+	// other's first lease and split the rest without stealing, so no
+	// records are redelivered at start-up. Default RenewInterval; must be
+	// below TakeInterval.
+	//
+	// A lone worker waits too, because it cannot know it is alone: a
+	// KCL-compatible table shows a worker only through the leases it holds
+	// (KCL 2.x workers would parse any presence item as a lease), so on a
+	// table where nobody holds a lease a lone worker and each worker of a
+	// fleet started together see the same thing. Skipping the wait there
+	// would have every such worker try to take every lease (W×L
+	// conditional writes), one of them win them all and hold every
+	// shard's prefetch buffers, and the others move leases back to
+	// themselves (steals, with records processed twice, when
+	// HandoffTimeout < 0). A service that runs a single worker, and a test,
+	// sets InitialTakeDelay -1 to start every shard in the first pass.
+	//
+	// A negative value disables it: the first pass takes everything up to
+	// the target at once (KCL's behaviour), and workers started a moment
+	// later steal their share once they have watched the table for longer
+	// than FailoverTime (no worker steals before that: until then it
+	// cannot tell live workers from dead ones).
 	InitialTakeDelay time.Duration
 	// HandoffTimeout bounds a graceful handoff. A worker that wants a lease
 	// a live worker holds (to balance) does not take it: it marks it for

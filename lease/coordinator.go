@@ -314,16 +314,16 @@ func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Le
 	defer h.mu.Unlock()
 	key := h.lease.Key
 	if h.lost {
-		return fmt.Errorf("lease %s: %w", key, ErrLeaseLost)
+		return fmt.Errorf("lease: %s: %w", key, ErrLeaseLost)
 	}
 	now := c.cfg.Clock.Now()
 	if c.expiredLocally(h, now) {
 		c.markLostLocked(h, ErrExpiredLocally)
-		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrExpiredLocally)
+		return fmt.Errorf("lease: %s: %w: %w", key, ErrLeaseLost, ErrExpiredLocally)
 	}
 	if c.handoffOverdue(h, now) {
 		c.markLostLocked(h, ErrHandoffTimedOut)
-		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrHandoffTimedOut)
+		return fmt.Errorf("lease: %s: %w: %w", key, ErrLeaseLost, ErrHandoffTimedOut)
 	}
 	_, err := c.do(ctx, h, now, f, guard)
 	if err == nil {
@@ -331,7 +331,7 @@ func (c *Coordinator) write(ctx context.Context, h *heldLease, f func(Lease) (Le
 	}
 	if isLoss(err) {
 		c.markLostLocked(h, err)
-		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, err)
+		return fmt.Errorf("lease: %s: %w: %w", key, ErrLeaseLost, err)
 	}
 	return err
 }
@@ -378,7 +378,7 @@ func (c *Coordinator) do(ctx context.Context, h *heldLease, now time.Time, f fun
 				return Lease{}, gerr
 			case gerr != nil:
 				// Unknown again: keep the lease until it expires locally.
-				return Lease{}, fmt.Errorf("lease %s: re-read after failed condition: %w", h.lease.Key, gerr)
+				return Lease{}, fmt.Errorf("lease: %s: re-read after failed condition: %w", h.lease.Key, gerr)
 			}
 			cur = &got
 		}
@@ -439,7 +439,7 @@ func (c *Coordinator) noteHandoffLocked(h *heldLease) {
 func (c *Coordinator) writeKey(ctx context.Context, key string, f func(Lease) (Lease, error), guard func(Lease) error) error {
 	h := c.lookup(key)
 	if h == nil {
-		return fmt.Errorf("lease %s: %w: %w", key, ErrLeaseLost, ErrNotHeld)
+		return fmt.Errorf("lease: %s: %w: %w", key, ErrLeaseLost, ErrNotHeld)
 	}
 	return c.write(ctx, h, f, guard)
 }
@@ -448,7 +448,7 @@ func (c *Coordinator) writeKey(ctx context.Context, key string, f func(Lease) (L
 func notBehind(pos checkpoint.Position) func(Lease) error {
 	return func(cur Lease) error {
 		if pos.Compare(cur.Checkpoint) < 0 {
-			return fmt.Errorf("lease %s: %w: stored checkpoint is %s", cur.Key, checkpoint.ErrPositionBackwards, cur.Checkpoint)
+			return fmt.Errorf("lease: %s: %w: stored checkpoint is %s", cur.Key, checkpoint.ErrPositionBackwards, cur.Checkpoint)
 		}
 		return nil
 	}
@@ -493,7 +493,7 @@ var _ checkpoint.Writer = (*LeaseWriter)(nil)
 
 func (w *LeaseWriter) check(shardID string) error {
 	if shardID != w.key {
-		return fmt.Errorf("lease %s: writer is bound to %s: %w", shardID, w.key, ErrNotHeld)
+		return fmt.Errorf("lease: %s: writer is bound to %s: %w", shardID, w.key, ErrNotHeld)
 	}
 	return nil
 }
@@ -528,7 +528,7 @@ func (w *LeaseWriter) WritePendingCheckpoint(ctx context.Context, shardID string
 func (c *Coordinator) Release(ctx context.Context, key string) error {
 	h := c.lookup(key)
 	if h == nil {
-		return fmt.Errorf("lease %s: %w", key, ErrNotHeld)
+		return fmt.Errorf("lease: %s: %w", key, ErrNotHeld)
 	}
 	return c.release(ctx, h)
 }
@@ -560,7 +560,7 @@ func (c *Coordinator) release(ctx context.Context, h *heldLease) error {
 		c.markLostLockedAt(h, err, slog.LevelInfo)
 		return nil // not ours any more: nothing left to release
 	}
-	return fmt.Errorf("lease %s: release: %w", h.lease.Key, err)
+	return fmt.Errorf("lease: %s: release: %w", h.lease.Key, err)
 }
 
 // HandOverTimedOut completes, late, a handoff this worker gave up at its
@@ -583,7 +583,7 @@ func (c *Coordinator) HandOverTimedOut(ctx context.Context, l Lease) error {
 	case isLoss(err):
 		return nil
 	case err != nil:
-		return fmt.Errorf("lease %s: hand over after the handoff deadline: %w", l.Key, err)
+		return fmt.Errorf("lease: %s: hand over after the handoff deadline: %w", l.Key, err)
 	}
 	c.log.Info("lease handed over after the handoff deadline", "lease", l.Key, "to", got.Owner, "checkpoint", got.Checkpoint.String())
 	return nil
@@ -655,7 +655,7 @@ func (c *Coordinator) dropIncoming(ctx context.Context) error {
 		case errors.Is(err, ErrNotFound):
 			continue
 		case err != nil:
-			errs = append(errs, fmt.Errorf("lease %s: handoff to this worker: %w", k, err))
+			errs = append(errs, fmt.Errorf("lease: %s: handoff to this worker: %w", k, err))
 			continue
 		}
 		// Twice: the holder may complete the handoff between the read and
@@ -676,7 +676,7 @@ func (c *Coordinator) dropIncoming(ctx context.Context) error {
 			cur = *ce.Current
 		}
 		if err != nil && !isLoss(err) {
-			errs = append(errs, fmt.Errorf("lease %s: giving up a handoff to this worker: %w", k, err))
+			errs = append(errs, fmt.Errorf("lease: %s: giving up a handoff to this worker: %w", k, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -1096,13 +1096,6 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	}
 	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
-	if warm && len(plan.counts) == 0 {
-		// No other worker holds an unexpired lease: nobody to split with
-		// is visible, so the start-up wait would only delay this worker's
-		// shards (a lone service, a test). Workers that start after it
-		// see it and wait; see Config.InitialTakeDelay.
-		warm = false
-	}
 	c.fleetSize = plan.workers
 	c.probes, c.probeFrom = nil, now
 	if c.cfg.ScanScaling.scanScale(plan.workers) > 1 {

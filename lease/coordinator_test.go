@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -207,6 +208,30 @@ func TestTakenLeaseCannotCheckpoint(t *testing.T) {
 	require.Equal(t, key, w1.eventsOf(Lost)[0].Lease.Key)
 	require.ErrorIs(t, w1.c.WriteCheckpoint(ctx, key, checkpoint.At("200", 0)), checkpoint.ErrLeaseLost)
 	require.Len(t, w1.c.Held(), 1)
+}
+
+// Coordinator errors carry the package prefix, as the stores' errors do.
+func TestCoordinatorErrorsHavePackagePrefix(t *testing.T) {
+	ctx := context.Background()
+	f := newFleet(t, NewMemoryStore(), 1)
+	w1 := f.start("w1")
+	require.Len(t, w1.c.Held(), 1)
+	key := w1.c.Held()[0].Key
+
+	err := w1.c.Release(ctx, "no-such-lease")
+	require.ErrorIs(t, err, ErrNotHeld)
+	require.True(t, strings.HasPrefix(err.Error(), "lease: no-such-lease: "), err.Error())
+
+	cur, err := f.store.Get(ctx, key)
+	require.NoError(t, err)
+	_, err = f.store.Take(ctx, cur, "w2")
+	require.NoError(t, err)
+	err = w1.c.WriteCheckpoint(ctx, key, checkpoint.At("1", 0))
+	require.ErrorIs(t, err, ErrLeaseLost)
+	require.True(t, strings.HasPrefix(err.Error(), "lease: "+key+": "), err.Error())
+	var ce *ConflictError
+	require.ErrorAs(t, err, &ce)
+	require.True(t, strings.HasPrefix(ce.Error(), "lease: "+key+": "), ce.Error())
 }
 
 // A writer bound to an old acquisition stays fenced after the worker takes

@@ -213,7 +213,7 @@ func MarshalItem(l Lease) (map[string]types.AttributeValue, error) {
 		it.PendingCheckpointState = l.PendingCheckpointState
 	}
 	if it.Checkpoint == "" {
-		return nil, fmt.Errorf("lease %s: no checkpoint (use checkpoint.TrimHorizon or another sentinel)", l.Key)
+		return nil, fmt.Errorf("lease: %s: no checkpoint (use checkpoint.TrimHorizon or another sentinel)", l.Key)
 	}
 	if p := l.PendingCheckpoint; p != nil {
 		s, sub := positionAttr(*p), p.SubSequenceNumber
@@ -221,7 +221,7 @@ func MarshalItem(l Lease) (map[string]types.AttributeValue, error) {
 	}
 	av, err := attributevalue.MarshalMap(it)
 	if err != nil {
-		return nil, fmt.Errorf("lease %s: marshal: %w", l.Key, err)
+		return nil, fmt.Errorf("lease: %s: marshal: %w", l.Key, err)
 	}
 	for k, v := range l.Extra {
 		if !knownAttrs[k] {
@@ -238,7 +238,7 @@ func MarshalItem(l Lease) (map[string]types.AttributeValue, error) {
 func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 	var it item
 	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-		return Lease{}, fmt.Errorf("lease %s: %w: %w", itemKey(av), ErrUnreadable, err)
+		return Lease{}, fmt.Errorf("lease: %s: %w: %w", itemKey(av), ErrUnreadable, err)
 	}
 	if it.LeaseKey == "" {
 		return Lease{}, fmt.Errorf("lease: %w: item has no %s", ErrUnreadable, AttrLeaseKey)
@@ -270,7 +270,7 @@ func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 	} else {
 		p, err := checkpoint.Parse(it.Checkpoint, it.CheckpointSubSequenceNumber)
 		if err != nil {
-			return Lease{}, fmt.Errorf("lease %s: %w: %s: %w", it.LeaseKey, ErrUnreadable, AttrCheckpoint, err)
+			return Lease{}, fmt.Errorf("lease: %s: %w: %s: %w", it.LeaseKey, ErrUnreadable, AttrCheckpoint, err)
 		}
 		l.Checkpoint = p
 	}
@@ -281,7 +281,7 @@ func UnmarshalItem(av map[string]types.AttributeValue) (Lease, error) {
 		}
 		p, err := checkpoint.Parse(*it.PendingCheckpoint, sub)
 		if err != nil {
-			return Lease{}, fmt.Errorf("lease %s: %w: %s: %w", it.LeaseKey, ErrUnreadable, AttrPendingCheckpoint, err)
+			return Lease{}, fmt.Errorf("lease: %s: %w: %s: %w", it.LeaseKey, ErrUnreadable, AttrPendingCheckpoint, err)
 		}
 		l.PendingCheckpoint = &p
 	}
@@ -306,10 +306,10 @@ func checkStreamAttrs(l Lease) error {
 		return nil
 	}
 	if _, err := ParseStreamIdentifier(l.StreamID); err != nil {
-		return fmt.Errorf("lease %s: %s: %w", l.Key, AttrStreamName, err)
+		return fmt.Errorf("lease: %s: %s: %w", l.Key, AttrStreamName, err)
 	}
 	if l.ShardID == "" || MultiStreamKey(l.StreamID, l.ShardID) != l.Key {
-		return fmt.Errorf("lease %s: %w: %s %q and %s %q do not make the lease key", l.Key, ErrBadStreamIdentifier, AttrStreamName, l.StreamID, AttrShardID, l.ShardID)
+		return fmt.Errorf("lease: %s: %w: %s %q and %s %q do not make the lease key", l.Key, ErrBadStreamIdentifier, AttrStreamName, l.StreamID, AttrShardID, l.ShardID)
 	}
 	return nil
 }

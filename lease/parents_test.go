@@ -33,7 +33,7 @@ func (s *unreadableStore) List(ctx context.Context) ([]Lease, error) {
 
 func (s *unreadableStore) Get(ctx context.Context, key string) (Lease, error) {
 	if key == s.bad {
-		return Lease{}, fmt.Errorf("lease %s: %w: checkpoint: malformed", key, ErrUnreadable)
+		return Lease{}, fmt.Errorf("lease: %s: %w: checkpoint: malformed", key, ErrUnreadable)
 	}
 	return s.MemoryStore.Get(ctx, key)
 }

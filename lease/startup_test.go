@@ -2,6 +2,8 @@ package lease
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,9 +27,9 @@ func stolenAndLost(f *fleet) (stolen, lost int) {
 	return stolen, lost
 }
 
-// Workers started together beside a live worker split the unowned leases
-// without a single steal: each takes one lease, and InitialTakeDelay later,
-// seeing the others, its share.
+// Workers started together on a new table split the leases without a
+// single steal: each takes one lease, and InitialTakeDelay later, seeing
+// the others, its share.
 func TestStartupSplitWithoutStealing(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -38,8 +40,7 @@ func TestStartupSplitWithoutStealing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for range 10 {
-				f := newStartupFleet(t, 15)
-				holdForOther(t, f, "w0", 3) // w0 never renews: it expires after FailoverTime
+				f := newStartupFleet(t, 12)
 				for i, id := range []string{"w1", "w2", "w3"} {
 					if tc.stagger == 0 {
 						f.launch(id) // all in the same instant, racing
@@ -53,14 +54,12 @@ func TestStartupSplitWithoutStealing(t *testing.T) {
 				f.clk.BlockUntil(f.idleTimers())
 				f.settle()
 				require.Equal(t, 3, len(f.workers))
-				require.Equal(t, map[string]int{"": 9, "w0": 3, "w1": 1, "w2": 1, "w3": 1}, f.owners(), "one lease each while waiting")
 				// w3's wait ends last.
 				f.advance(f.workers["w3"].c.Config().InitialTakeDelay)
 				f.settle()
-				require.Equal(t, map[string]int{"w0": 3, "w1": 4, "w2": 4, "w3": 4}, f.owners())
-				// w0's leases expire and are taken, not stolen.
+				require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
 				f.advance(2 * takeInterval)
-				require.Equal(t, map[string]int{"w1": 5, "w2": 5, "w3": 5}, f.owners())
+				require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
 				stolen, lost := stolenAndLost(f)
 				require.Zero(t, stolen, "no lease stolen at start-up")
 				require.Zero(t, lost, "no lease lost at start-up")
@@ -71,41 +70,16 @@ func TestStartupSplitWithoutStealing(t *testing.T) {
 	}
 }
 
-// holdForOther makes n of the table's leases owned by id, a worker that is
-// not part of the fleet.
-func holdForOther(t *testing.T, f *fleet, id string, n int) {
-	t.Helper()
-	all, err := f.store.List(context.Background())
-	require.NoError(t, err)
-	for _, l := range all[:n] {
-		_, err := f.store.Take(context.Background(), l, id)
-		require.NoError(t, err)
-	}
-}
-
-// A lone worker (no other worker holds a lease) does not wait
-// InitialTakeDelay: it starts every shard in its first pass.
-func TestStartupLoneWorkerTakesAllAtOnce(t *testing.T) {
+// A lone worker starts one shard at once and the rest InitialTakeDelay
+// later, well within one take interval.
+func TestStartupLoneWorkerTakesAllAfterDelay(t *testing.T) {
 	f := newStartupFleet(t, 8)
 	w := f.start("w1")
-	require.Positive(t, w.c.Config().InitialTakeDelay)
+	require.Len(t, w.c.Held(), 1)
+	require.Less(t, w.c.Config().InitialTakeDelay, takeInterval)
+	require.Equal(t, w.c.Config().RenewInterval, w.c.Config().InitialTakeDelay, "default")
+	f.advance(w.c.Config().InitialTakeDelay)
 	require.Len(t, w.c.Held(), 8)
-}
-
-// A worker started beside a live worker that holds a lease waits
-// InitialTakeDelay before taking more than one unowned lease.
-func TestStartupBesideLiveWorkerWaits(t *testing.T) {
-	f := newStartupFleet(t, 8)
-	w1 := f.start("w1")
-	require.Len(t, w1.c.Held(), 8)
-	require.NoError(t, w1.c.Release(context.Background(), w1.c.Held()[0].Key))
-	require.NoError(t, w1.c.Release(context.Background(), w1.c.Held()[0].Key))
-	w2 := f.start("w2")
-	require.Len(t, w2.c.Held(), 1, "one lease, then the start-up wait")
-	require.Less(t, w2.c.Config().InitialTakeDelay, takeInterval)
-	f.advance(w2.c.Config().InitialTakeDelay)
-	require.Len(t, w2.c.Held(), 2, "the released leases, without stealing")
-	require.Len(t, w1.c.Held(), 6)
 }
 
 // A worker joining a fleet that holds every lease steals nothing until it
@@ -146,6 +120,127 @@ func TestStartupJoinAfterCrashTakesExpiredLeasesNotLiveOnes(t *testing.T) {
 	f.advance(3 * w3.c.Config().TakeInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w3": 4}, f.owners(), "the dead worker's leases moved to w3")
 	require.Len(t, w1.eventsOf(Lost), lostBefore, "nothing taken from the live worker")
+}
+
+// startTrio starts w1, w2, w3 on f's table, stagger apart, and lets
+// every start-up wait end.
+func startTrio(f *fleet, stagger time.Duration) {
+	for i, id := range []string{"w1", "w2", "w3"} {
+		if i > 0 {
+			f.advance(stagger)
+		}
+		f.start(id)
+	}
+	f.clk.BlockUntil(f.idleTimers())
+	f.settle()
+	f.advance(f.workers["w3"].c.Config().InitialTakeDelay)
+	f.settle()
+}
+
+// Regression: a lone-worker skip of the start-up wait (a worker whose first
+// pass sees no other owner takes everything) made every worker of a fleet
+// started together on a new table believe it was alone; leases then moved
+// 11 times. The wait applies in every case, so they move none: one lease
+// each, then the share.
+func TestStartupOnNewTableSplitsWithoutMoves(t *testing.T) {
+	// Workers one second apart (each first pass done before the next
+	// starts), so the outcome does not depend on goroutine scheduling.
+	f := newStartupFleet(t, 12)
+	startTrio(f, time.Second)
+	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners(),
+		"split once every start-up wait is over")
+	f.advance(2 * takeInterval)
+	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
+	moved, _ := stolenAndLost(f)
+	require.Zero(t, moved, "no lease stolen or handed over at start-up")
+	f.stopAll()
+}
+
+// With graceful handoff disabled, a lease moved at start-up is a steal
+// (its in-flight batch processed twice): the start-up wait prevents them.
+func TestStartupWithoutHandoffStealsNothing(t *testing.T) {
+	f := newStartupFleet(t, 12)
+	f.cfg.HandoffTimeout = -1
+	startTrio(f, time.Second)
+	f.advance(3 * takeInterval)
+	require.Equal(t, map[string]int{"w1": 4, "w2": 4, "w3": 4}, f.owners())
+	stolen, _ := stolenAndLost(f)
+	require.Zero(t, stolen, "leases stolen at start-up: their in-flight batches are processed twice")
+	f.stopAll()
+}
+
+// "Stealing only from a worker at least two ahead strictly lowers the
+// spread, so thieves never overshoot their victims and leases do not
+// bounce back": at start-up too (a skipped start-up wait made one bounce).
+func TestStartupLeaseDoesNotBounce(t *testing.T) {
+	f := newStartupFleet(t, 12)
+	startTrio(f, time.Second)
+	f.advance(3 * takeInterval)
+	f.settle()
+	// Each lease is acquired by its first holder and at most once more
+	// (by the worker it is balanced to).
+	acquired := map[string]int{}
+	for _, w := range f.workers {
+		for _, ev := range w.eventsOf(Acquired) {
+			acquired[ev.Lease.Key]++
+		}
+	}
+	for key, n := range acquired {
+		require.LessOrEqual(t, n, 2, "lease %s acquired %d times: moved twice, the first move overshot", key, n)
+	}
+	f.stopAll()
+}
+
+// scanBarrierStore holds the first n List calls until all n arrived (so
+// the workers' first scans all see the table before anyone took a lease)
+// and counts Take calls.
+type scanBarrierStore struct {
+	*MemoryStore
+	n     int
+	mu    sync.Mutex
+	lists int
+	all   chan struct{}
+	takes atomic.Int64
+}
+
+func (s *scanBarrierStore) List(ctx context.Context) ([]Lease, error) {
+	s.mu.Lock()
+	s.lists++
+	if s.lists == s.n {
+		close(s.all)
+	}
+	wait := s.lists <= s.n
+	s.mu.Unlock()
+	if wait {
+		// Read now, hand the result over once every worker has read.
+		ls, err := s.MemoryStore.List(ctx)
+		<-s.all
+		return ls, err
+	}
+	return s.MemoryStore.List(ctx)
+}
+
+func (s *scanBarrierStore) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
+	s.takes.Add(1)
+	return s.MemoryStore.Take(ctx, l, owner)
+}
+
+// Workers whose first scans all see a new table before anyone took a
+// lease each take one lease and wait, not every lease: with the start-up
+// wait skipped (a lone-worker guess) 3 workers and 12 leases issued 36
+// conditional Take writes, 24 bound to fail (W×L, each failure followed
+// by a consistent re-read in DynamoStore).
+func TestFleetColdStartNoTakeStorm(t *testing.T) {
+	const workers, leases = 3, 12
+	store := &scanBarrierStore{MemoryStore: NewMemoryStore(), n: workers, all: make(chan struct{})}
+	f := newFleet(t, store, leases)
+	f.cfg.InitialTakeDelay = 0 // the default start-up wait
+	f.startAll("w1", "w2", "w3")
+	// One successful take each, plus a retry per conflict (at most
+	// workers*workers). A take per lease per worker is a storm.
+	require.LessOrEqual(t, store.takes.Load(), int64(leases),
+		"take writes in the fleet's first passes")
+	f.stopAll()
 }
 
 func TestInitialTakeDelayValidation(t *testing.T) {

@@ -54,7 +54,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("lease %s: %s conditional on counter %d owner %q failed: %v", e.Key, e.Op, e.Counter, e.Owner, ErrConflict)
+	return fmt.Sprintf("lease: %s: %s conditional on counter %d owner %q failed: %v", e.Key, e.Op, e.Counter, e.Owner, ErrConflict)
 }
 
 // Is makes errors.Is(err, ErrConflict) true.

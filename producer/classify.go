@@ -19,6 +19,14 @@ const (
 // Config.RequestTimeout.
 var ErrRequestTimeout = errors.New("producer: PutRecords timed out")
 
+// errNoOpenShards is the shard map refresh's failure when ListShards
+// works but lists no open shard (a stream being created, or every shard
+// closed); classifyErr names it codeNoOpenShards, so the listing's
+// warnings tell it from a network error.
+var errNoOpenShards = errors.New("producer: stream has no open shards")
+
+const codeNoOpenShards = "NoOpenShards"
+
 // codeIncompleteResult is the Attempt.ErrorCode of a PutRecords result
 // entry that has no ErrorCode but lacks its ShardId or SequenceNumber: a
 // malformed response, retried as a transient failure.
@@ -48,6 +56,9 @@ func classifyErr(err error) (errClass, string, string) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return classTransient, "RequestCanceled", err.Error()
+	}
+	if errors.Is(err, errNoOpenShards) {
+		return classTransient, codeNoOpenShards, err.Error()
 	}
 	return classTransient, "NetworkError", err.Error()
 }

@@ -17,9 +17,16 @@
 // (validation, access denied, stream not found, KMS key unusable: never
 // retried), ErrCanceled (Put's context ended before the record was sent) or
 // ErrClosed (Close's context ended first). Bad input fails Put itself with
-// an error matching ErrInvalidRecord and enqueues nothing. Records that
-// travelled in one Kinesis record and got the same outcome may share one
-// *Result: read it, do not modify it.
+// an error matching ErrInvalidRecord and enqueues nothing. Match input
+// errors with errors.Is (errors.Is(err, producer.ErrPartitionKeyTooLong)),
+// never with ==: for a key too long, a record too large, a bad explicit
+// hash key or a key that is not UTF-8, Put returns a new value that says
+// the offending size or value ("partition key is 300 UTF-16 code units,
+// over 256") and matches its sentinel (ErrPartitionKeyTooLong,
+// ErrRecordTooLarge, ErrInvalidExplicitHashKey, ErrPartitionKeyNotUTF8)
+// and ErrInvalidRecord, so err == sentinel is false.
+// Records that travelled in one Kinesis record and got the same outcome
+// may share one *Result: read it, do not modify it.
 //
 // A record rejected because the stream does not exist also matches
 // ErrStreamNotFound, and errors.As finds the SDK's error behind any

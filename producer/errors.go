@@ -21,7 +21,9 @@ var (
 	// ErrInvalidExplicitHashKey and ErrPartitionKeyNotUTF8 describe bad
 	// input; each also matches ErrInvalidRecord. The error Put returns
 	// matches one of them with errors.Is and says the offending size or
-	// value ("partition key is 300 UTF-16 code units, over 256").
+	// value ("partition key is 300 UTF-16 code units, over 256"): but for
+	// ErrEmptyPartitionKey a new value, not the sentinel, so compare with
+	// errors.Is, never ==.
 	ErrEmptyPartitionKey      = &inputError{msg: "empty partition key"}
 	ErrPartitionKeyTooLong    = &inputError{msg: "partition key longer than 256 characters"}
 	ErrRecordTooLarge         = &inputError{msg: "record (data plus partition key) larger than 1 MiB"}

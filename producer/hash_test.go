@@ -78,6 +78,7 @@ func TestClassify(t *testing.T) {
 		{errors.New("dial tcp: connection refused"), classTransient, "NetworkError"},
 		{context.DeadlineExceeded, classTransient, "RequestCanceled"},
 		{ErrRequestTimeout, classTransient, "RequestTimeout"},
+		{errNoOpenShards, classTransient, codeNoOpenShards},
 	}
 	for _, c := range cases {
 		class, code, _ := classifyErr(c.err)

@@ -2,9 +2,9 @@ package producer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/shardflow/shardflow/internal/awserr"
 	"github.com/shardflow/shardflow/internal/shardlist"
 )
 
@@ -164,24 +165,63 @@ const (
 // same (at Debug in between), and at Info when it recovers.
 type failureLog struct {
 	n        int       // failures in a row
-	key      string    // code and message of the last warning
+	key      string    // failureKey of the last warning
 	lastWarn time.Time // when it was logged
 }
 
-func (f *failureLog) failed(log *slog.Logger, now time.Time, code, msg string, err error, retryIn time.Duration) {
+func (f *failureLog) failed(log *slog.Logger, now time.Time, code string, err error, retryIn time.Duration) {
 	f.n++
-	// The code and the service's message, not err's text: that holds a
-	// request id that differs on every call.
-	key := code + ": " + msg
-	if code == "NetworkError" {
-		key = code
-	}
+	key := failureKey(code, err)
 	if key != f.key || now.Sub(f.lastWarn) >= failureWarnEvery {
 		f.key, f.lastWarn = key, now
 		log.Warn("listing shards failed", "error", err, "retry_in", retryIn, "failures", f.n)
 		return
 	}
 	log.Debug("listing shards failed", "error", err, "retry_in", retryIn, "failures", f.n)
+}
+
+// failureKey tells one cause of a failure from another: the code and the
+// message of the innermost error (for an API error the service's message),
+// with numbers, addresses, ports and request ids blanked. Not err's text:
+// that holds a request id, an attempt count and a local port that differ
+// on every retry of the same failure, while the code alone names every
+// failure without an API response "NetworkError" (connection refused and
+// an untrusted certificate alike).
+func failureKey(code string, err error) string {
+	msg := ""
+	if _, m, ok := awserr.Code(err); ok {
+		msg = m
+	} else {
+		msg = innermost(err).Error()
+	}
+	return code + ": " + volatileText.ReplaceAllString(msg, "#")
+}
+
+// volatileText matches what differs between retries of one failure:
+// each word holding a digit, words running on over dots, colons, dashes
+// and brackets (numbers, IPv4 and IPv6 addresses with their ports, request
+// ids and UUIDs, shard ids; a host name with a digit goes too).
+var volatileText = regexp.MustCompile(`[\w.:\[\]-]*[0-9][\w.:\[\]-]*`)
+
+// innermost follows err's chain of wrapped errors (the first of joined
+// ones) to its end: the cause, without the wrappers' text (an operation,
+// a URL, an attempt count).
+func innermost(err error) error {
+	for {
+		var next error
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			next = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			if es := u.Unwrap(); len(es) > 0 {
+				next = es[0]
+			}
+		}
+		if next == nil || next.Error() == "" {
+			return err
+		}
+		err = next
+	}
 }
 
 func (f *failureLog) recovered(log *slog.Logger) {
@@ -226,13 +266,13 @@ func (p *Producer) refreshLoop(ctx context.Context) error {
 		last := p.clk.Now()
 		notBefore = last.Add(minRefreshSpacing)
 		if err == nil && len(shards) == 0 {
-			err = errors.New("producer: stream has no open shards")
+			err = errNoOpenShards
 		}
 		if err != nil {
 			backoff = min(max(2*backoff, time.Second), maxRefreshBackoff)
 			notBefore = last.Add(backoff)
 			class, code, msg := classifyErr(err)
-			failing.failed(p.log, last, code, msg, err, backoff)
+			failing.failed(p.log, last, code, err, backoff)
 			if class == classRejected {
 				p.failUnmapped(err, code, msg)
 			}

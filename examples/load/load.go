@@ -328,8 +328,13 @@ func (l *loadRun) run(ctx context.Context) (summary, error) {
 				InitialPosition:      consumer.InitialPosition{Type: consumer.TrimHorizon},
 				IdleTimeBetweenReads: o.idle,
 				FailoverTime:         o.failover,
-				Logger:               l.logger,
-				Metrics:              l.consumerMetrics(),
+				// A single worker on the in-memory table is alone for
+				// certain (no other process can share it): no start-up
+				// wait. Elsewhere the default, since a worker cannot
+				// tell from a lease table that it is alone.
+				LeaseInitialTakeDelay: loneWorkerDelay(o.target, o.workers),
+				Logger:                l.logger,
+				Metrics:               l.consumerMetrics(),
 			})
 			if err != nil {
 				return summary{}, err
@@ -843,4 +848,13 @@ func fmtDur(d time.Duration) string {
 		return d.Round(10 * time.Nanosecond).String()
 	}
 	return d.String()
+}
+
+// loneWorkerDelay is the LeaseInitialTakeDelay of the run's workers: -1
+// for one worker on the in-memory lease table, the default otherwise.
+func loneWorkerDelay(target string, workers int) time.Duration {
+	if target == "memory" && workers == 1 {
+		return -1
+	}
+	return 0
 }

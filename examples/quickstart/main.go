@@ -160,14 +160,15 @@ func run(ctx context.Context, o options, out io.Writer) (lost int, err error) {
 	var consumers []*consumer.Consumer
 	for i := 0; i < o.workers; i++ {
 		c, err := consumer.New(tg.Kinesis, tg.Store, handle, consumer.Config{
-			ApplicationName:      o.app,
-			StreamName:           o.stream,
-			WorkerID:             fmt.Sprintf("%s-%d-%s", o.app, i, runID),
-			InitialPosition:      consumer.InitialPosition{Type: consumer.TrimHorizon},
-			IdleTimeBetweenReads: o.idle,
-			FailoverTime:         2 * time.Second,
-			Logger:               logger,
-			Metrics:              consumerMetrics(reg, o.stream),
+			ApplicationName:       o.app,
+			StreamName:            o.stream,
+			WorkerID:              fmt.Sprintf("%s-%d-%s", o.app, i, runID),
+			InitialPosition:       consumer.InitialPosition{Type: consumer.TrimHorizon},
+			IdleTimeBetweenReads:  o.idle,
+			FailoverTime:          2 * time.Second,
+			LeaseInitialTakeDelay: loneWorkerDelay(o.target, o.workers),
+			Logger:                logger,
+			Metrics:               consumerMetrics(reg, o.stream),
 		})
 		if err != nil {
 			return 0, err
@@ -284,4 +285,16 @@ func consumerMetrics(reg *promexport.Registry, stream string) consumer.Metrics {
 		return nil
 	}
 	return reg.Consumer(stream)
+}
+
+// loneWorkerDelay is the LeaseInitialTakeDelay of a run's workers: -1 (no
+// start-up wait, every shard in the first pass) for a single worker on the
+// in-memory lease table, which no other process can share, so it is alone
+// for certain; the default otherwise (a worker cannot tell from a lease
+// table that it is alone; see lease.Config.InitialTakeDelay).
+func loneWorkerDelay(target string, workers int) time.Duration {
+	if target == "memory" && workers == 1 {
+		return -1
+	}
+	return 0
 }

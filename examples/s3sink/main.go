@@ -155,7 +155,11 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		InitialPosition:      pos,
 		FailoverTime:         o.failoverTime,
 		IdleTimeBetweenReads: o.idleTimeReads,
-		Logger:               log,
+		// The in-memory target's lease table is this process's own: its
+		// one worker is alone for certain and skips the start-up wait.
+		// On a shared table it waits (it cannot tell it is alone).
+		LeaseInitialTakeDelay: initialTakeDelay(o.target),
+		Logger:                log,
 	}))
 	if err != nil {
 		return err
@@ -218,4 +222,13 @@ func copyObject(ctx context.Context, c *s3.Client, bucket, key, dir string) erro
 		return err
 	}
 	return f.Close()
+}
+
+// initialTakeDelay is the consumer's LeaseInitialTakeDelay: -1 (every shard
+// in the first pass) on the in-memory target, the default on AWS.
+func initialTakeDelay(target string) time.Duration {
+	if target == "memory" {
+		return -1
+	}
+	return 0
 }
