@@ -1,7 +1,7 @@
 // REVIEW: fails because DynamoStore.ListOwned treats every
 // ValidationException from the index Query as "the index is gone"
-// (indexMissing, lease/ownerindex.go:145-152) and switches to full scans for
-// good (ownerindex.go:93-96). DynamoDB also answers ValidationException to a
+// (indexMissing, lease/ownerindex.go:138) and switches to full scans for
+// good (ownerindex.go:92-96). DynamoDB also answers ValidationException to a
 // valid index whose key condition is bad, e.g. ListOwned("") (an empty
 // string is not a valid GSI key value; and the sparse index holds no
 // unowned leases anyway, which MemoryStore.ListOwned does list): one such
