@@ -6,10 +6,11 @@
 // thief's own count, not against the other thief's marks made since the
 // scan). The holder ends far below its share and asks leases back: leases
 // bounce, which the balancing promises they never do ("thieves never
-// overshoot their victims and leases do not bounce back"). The root cause
-// predates a3b89b0, but since its lone-worker skip (coordinator.go:1097)
-// "one worker took everything, the others came up together" is what every
-// fleet start on a new or fully released table looks like.
+// overshoot their victims and leases do not bounce back"). Not introduced
+// by a3b89b0 (it fails the same on a3b89b0^1), but since the lone-worker
+// skip of InitialTakeDelay (d8725ac, coordinator.go:1097) "one worker took
+// everything, the others came up together" is what every fleet start on a
+// new or fully released table looks like.
 package lease
 
 import (
