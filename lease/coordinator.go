@@ -1205,7 +1205,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	if balance && !capped && watched && !byLoad {
 		counts, victims := plan.counts, plan.victims
 		for mine < plan.target && ctx.Err() == nil {
-			if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
+			if n := c.stealLimit(&plan); n > 0 && st.Stolen+st.Handoffs >= n {
 				break
 			}
 			// The most loaded worker that has a lease to give (leases
@@ -1386,6 +1386,22 @@ func (c *Coordinator) pollHandoffs(ctx context.Context, renewIfDue func() time.T
 // at the next poll.
 func (c *Coordinator) pollReadTimeout() time.Duration { return c.cfg.RenewInterval / 3 }
 
+// stealLimit returns how many leases one balancing pass may steal or ask
+// for (0: no limit): MaxLeasesToStealAtOneTime, but one while this worker
+// neither holds nor awaits a lease. Such a worker shows nowhere in the
+// table, so workers that join with it at the same moment plan for a fleet
+// without it; each alone would take its share from the holder, together
+// they would drain the holder far below its share, and it would ask leases
+// back: they would bounce. One lease makes it an owner (a handoff mark
+// names it at once), so by their next pass every worker counts it, and the
+// moves that follow add up to no more than the holders' excess.
+func (c *Coordinator) stealLimit(p *takePlan) int {
+	if p.mine == 0 {
+		return 1
+	}
+	return c.cfg.MaxLeasesToStealAtOneTime
+}
+
 // balanceLoad moves leases from the most loaded workers to this one, one
 // at a time, while a move lowers the spread between the two workers by at
 // least LoadHysteresis of the mean load per worker. Of the candidate
@@ -1398,8 +1414,9 @@ func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStat
 	least := c.cfg.LoadHysteresis * mean
 	// Quiet leases carry less than LoadHysteresis of the mean lease load.
 	quiet := c.cfg.LoadHysteresis * p.totalLoad / float64(max(p.leases, 1))
+	limit := c.stealLimit(p)
 	for ctx.Err() == nil {
-		if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
+		if limit > 0 && st.Stolen+st.Handoffs >= limit {
 			return
 		}
 		if m := c.cfg.MaxLeasesForWorker; m > 0 && *mine >= m {

@@ -139,7 +139,7 @@ func (c *countingDynamo) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...
 }
 
 func (c *countingDynamo) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	out, err := c.DynamoDBAPI.Query(ctx, in, o...)
+	out, err := c.DynamoDBAPI.(DynamoDBQueryAPI).Query(ctx, in, o...)
 	n := 0
 	if err == nil {
 		n = int(out.ScannedCount)
