@@ -83,6 +83,11 @@ type Coordinator struct {
 	// watchingSince is when the take loop first scanned the table; zero
 	// before. It is owned by the take loop.
 	watchingSince time.Time
+	// stealAgain is set by a balancing pass of the take loop that stole
+	// one lease while this worker held none (stealLimit) and wants more:
+	// the loop runs the next balancing pass one RenewInterval later, not a
+	// TakeInterval, by when workers that joined with it show as owners.
+	stealAgain bool
 	// fleetSize is the number of workers counted in the last scan (this
 	// one included), for ScanScaling; owned by the take loop.
 	fleetSize int
@@ -933,12 +938,15 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 	t := clk.NewTimer(max(first.Sub(clk.Now()), 0))
 	defer t.Stop()
 	var probed time.Time // the probeFrom already probed
+	var soon time.Time   // an early balancing pass (stealAgain); zero if none
 	for {
 		now := clk.Now()
 		next, balance := lastBalance.Add(c.scaled(c.cfg.TakeInterval)), true
 		switch {
 		case !warmUntil.IsZero():
 			next = warmUntil // before any other pass: InitialTakeDelay < TakeInterval
+		case !soon.IsZero():
+			next = soon // RenewInterval < TakeInterval
 		case c.cfg.ExpiryScanInterval > 0:
 			// An expiry scan due within 1 % of its interval before the
 			// balancing pass is that pass's scan: with the intervals
@@ -975,7 +983,7 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 			continue
 		case <-t.C():
 		}
-		warmUntil = time.Time{}
+		warmUntil, soon = time.Time{}, time.Time{}
 		if probe {
 			probed = c.probeFrom
 			if !c.probeSuspects(ctx) {
@@ -989,6 +997,9 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 			lastBalance = next
 		}
 		c.takePass(ctx, balance)
+		if balance && c.stealAgain {
+			soon = clk.Now().Add(c.cfg.RenewInterval)
+		}
 	}
 }
 
@@ -1233,6 +1244,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		}
 	}
 	st.Held = mine
+	c.stealAgain = balance && plan.mine == 0 && st.Stolen+st.Handoffs > 0 && mine < plan.target
 	return capped
 }
 
