@@ -132,9 +132,11 @@ type Config struct {
 	// invisible in the table, and idle workers joining at one moment would
 	// otherwise each plan for a fleet without the others and together leave
 	// the holder below its share, which would ask leases back. With that,
-	// leases do not bounce back, and 0 stays the right default: KCL's 1
-	// makes a joiner take a whole TakeInterval per lease (with 30 leases
-	// and 3 workers, 10 passes instead of 2).
+	// leases do not bounce back (and such a worker balances again a
+	// RenewInterval later instead of a TakeInterval), so 0 stays the right
+	// default: KCL's 1 makes a joiner take a whole TakeInterval per lease
+	// (30 leases, 3 workers: 10 passes, over 3 minutes, instead of two
+	// passes a RenewInterval apart).
 	MaxLeasesToStealAtOneTime int
 	// Clock is the time source. Default clock.Real().
 	Clock clock.Clock

@@ -1406,7 +1406,8 @@ func (c *Coordinator) pollReadTimeout() time.Duration { return c.cfg.RenewInterv
 // they would drain the holder far below its share, and it would ask leases
 // back: they would bounce. One lease makes it an owner (a handoff mark
 // names it at once), so by their next pass every worker counts it, and the
-// moves that follow add up to no more than the holders' excess.
+// moves that follow add up to no more than the holders' excess. The take
+// loop runs that next pass a RenewInterval later (stealAgain).
 func (c *Coordinator) stealLimit(p *takePlan) int {
 	if p.mine == 0 {
 		return 1
