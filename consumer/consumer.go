@@ -133,7 +133,8 @@ type tableStore interface{ Table() string }
 
 // NewWithDynamoDB is New with the lease table in DynamoDB: the table is
 // named cfg.TableName (default cfg.ApplicationName) and created (on-demand
-// billing) when missing.
+// billing) when missing. A ddb that also implements lease.DynamoDBQueryAPI
+// (as *dynamodb.Client does) lets the store query the lease-owner index.
 func NewWithDynamoDB(ctx context.Context, kc Kinesis, ddb lease.DynamoDBAPI, factory ProcessorFactory, cfg Config) (*Consumer, error) {
 	if cfg.ApplicationName == "" {
 		return nil, fmt.Errorf("%w: ApplicationName is required", ErrInvalidConfig)

@@ -130,11 +130,20 @@ type Config struct {
 	// MaxLeasesForWorker caps the leases this worker holds; 0 = unlimited
 	// (KCL's default).
 	MaxLeasesForWorker int
-	// MaxLeasesToStealAtOneTime caps leases stolen per balancing pass. 0
-	// (the default, unlike KCL's 1) steals as many as bring this worker to
-	// its target in one pass, but only from workers holding at least two
-	// more leases than this worker has at that point, so a thief never ends
-	// above its victim and leases never bounce back.
+	// MaxLeasesToStealAtOneTime caps leases stolen (or asked for by
+	// handoff) per balancing pass. 0 (the default, unlike KCL's 1) steals
+	// as many as bring this worker to its target in one pass, but only from
+	// workers holding at least two more leases than this worker has at that
+	// point, so a thief never ends above its victim. A worker that holds
+	// and awaits no lease steals one per pass whatever the setting: it is
+	// invisible in the table, and idle workers joining at one moment would
+	// otherwise each plan for a fleet without the others and together leave
+	// the holder below its share, which would ask leases back. With that,
+	// leases do not bounce back (and such a worker balances again a
+	// RenewInterval later instead of a TakeInterval), so 0 stays the right
+	// default: KCL's 1 makes a joiner take a whole TakeInterval per lease
+	// (30 leases, 3 workers: 10 passes, over 3 minutes, instead of two
+	// passes a RenewInterval apart).
 	MaxLeasesToStealAtOneTime int
 	// Clock is the time source. Default clock.Real().
 	Clock clock.Clock

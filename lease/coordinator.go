@@ -83,6 +83,11 @@ type Coordinator struct {
 	// watchingSince is when the take loop first scanned the table; zero
 	// before. It is owned by the take loop.
 	watchingSince time.Time
+	// stealAgain is set by a balancing pass of the take loop that stole
+	// one lease while this worker held none (stealLimit) and wants more:
+	// the loop runs the next balancing pass one RenewInterval later, not a
+	// TakeInterval, by when workers that joined with it show as owners.
+	stealAgain bool
 	// fleetSize is the number of workers counted in the last scan (this
 	// one included), for ScanScaling; owned by the take loop.
 	fleetSize int
@@ -933,12 +938,15 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 	t := clk.NewTimer(max(first.Sub(clk.Now()), 0))
 	defer t.Stop()
 	var probed time.Time // the probeFrom already probed
+	var soon time.Time   // an early balancing pass (stealAgain); zero if none
 	for {
 		now := clk.Now()
 		next, balance := lastBalance.Add(c.scaled(c.cfg.TakeInterval)), true
 		switch {
 		case !warmUntil.IsZero():
 			next = warmUntil // before any other pass: InitialTakeDelay < TakeInterval
+		case !soon.IsZero():
+			next = soon // RenewInterval < TakeInterval
 		case c.cfg.ExpiryScanInterval > 0:
 			// An expiry scan due within 1 % of its interval before the
 			// balancing pass is that pass's scan: with the intervals
@@ -975,7 +983,7 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 			continue
 		case <-t.C():
 		}
-		warmUntil = time.Time{}
+		warmUntil, soon = time.Time{}, time.Time{}
 		if probe {
 			probed = c.probeFrom
 			if !c.probeSuspects(ctx) {
@@ -989,6 +997,9 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 			lastBalance = next
 		}
 		c.takePass(ctx, balance)
+		if balance && c.stealAgain {
+			soon = clk.Now().Add(c.cfg.RenewInterval)
+		}
 	}
 }
 
@@ -1198,7 +1209,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	if balance && !capped && watched && !byLoad {
 		counts, victims := plan.counts, plan.victims
 		for mine < plan.target && ctx.Err() == nil {
-			if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
+			if n := c.stealLimit(&plan); n > 0 && st.Stolen+st.Handoffs >= n {
 				break
 			}
 			// The most loaded worker that has a lease to give (leases
@@ -1226,6 +1237,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		}
 	}
 	st.Held = mine
+	c.stealAgain = balance && plan.mine == 0 && st.Stolen+st.Handoffs > 0 && mine < plan.target
 	return capped
 }
 
@@ -1379,6 +1391,23 @@ func (c *Coordinator) pollHandoffs(ctx context.Context, renewIfDue func() time.T
 // at the next poll.
 func (c *Coordinator) pollReadTimeout() time.Duration { return c.cfg.RenewInterval / 3 }
 
+// stealLimit returns how many leases one balancing pass may steal or ask
+// for (0: no limit): MaxLeasesToStealAtOneTime, but one while this worker
+// neither holds nor awaits a lease. Such a worker shows nowhere in the
+// table, so workers that join with it at the same moment plan for a fleet
+// without it; each alone would take its share from the holder, together
+// they would drain the holder far below its share, and it would ask leases
+// back: they would bounce. One lease makes it an owner (a handoff mark
+// names it at once), so by their next pass every worker counts it, and the
+// moves that follow add up to no more than the holders' excess. The take
+// loop runs that next pass a RenewInterval later (stealAgain).
+func (c *Coordinator) stealLimit(p *takePlan) int {
+	if p.mine == 0 {
+		return 1
+	}
+	return c.cfg.MaxLeasesToStealAtOneTime
+}
+
 // balanceLoad moves leases from the most loaded workers to this one, one
 // at a time, while a move lowers the spread between the two workers by at
 // least LoadHysteresis of the mean load per worker. Of the candidate
@@ -1391,8 +1420,9 @@ func (c *Coordinator) balanceLoad(ctx context.Context, p *takePlan, st *TakeStat
 	least := c.cfg.LoadHysteresis * mean
 	// Quiet leases carry less than LoadHysteresis of the mean lease load.
 	quiet := c.cfg.LoadHysteresis * p.totalLoad / float64(max(p.leases, 1))
+	limit := c.stealLimit(p)
 	for ctx.Err() == nil {
-		if n := c.cfg.MaxLeasesToStealAtOneTime; n > 0 && st.Stolen+st.Handoffs >= n {
+		if limit > 0 && st.Stolen+st.Handoffs >= limit {
 			return
 		}
 		if m := c.cfg.MaxLeasesForWorker; m > 0 && *mine >= m {

@@ -63,7 +63,10 @@
 // a dead worker is still noticed a FailoverTime after it died (figures on
 // Config.ScanScaling). KCL 3.x's owner index
 // (LeaseOwnerToLeaseKeyIndex) is created with new tables and answers
-// ListOwned where it exists; it replaces no scan of the coordinator,
+// ListOwned where it exists and the client implements DynamoDBQueryAPI
+// (*dynamodb.Client does; DynamoDBAPI itself has no Query, so mocks of it
+// written before the index keep compiling and scan); it replaces no scan
+// of the coordinator,
 // whose expiry decisions need every lease's counter, which the index
 // (keys only) does not carry.
 //

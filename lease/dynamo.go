@@ -27,14 +27,26 @@ type DynamoDBAPI interface {
 	CreateTable(ctx context.Context, params *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	DescribeTable(ctx context.Context, params *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	Scan(ctx context.Context, params *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
-	Query(ctx context.Context, params *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	GetItem(ctx context.Context, params *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	PutItem(ctx context.Context, params *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, params *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(ctx context.Context, params *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 }
 
-var _ DynamoDBAPI = (*dynamodb.Client)(nil)
+// DynamoDBQueryAPI is the optional part of a client: NewDynamoStore
+// queries the lease-owner index (OwnerIndexName) only when its client also
+// implements it, as *dynamodb.Client does. A client without it (an older
+// mock or wrapper of DynamoDBAPI) works unchanged, ListOwned then scans.
+// It is not part of DynamoDBAPI so that adding the index broke no
+// implementation of that interface.
+type DynamoDBQueryAPI interface {
+	Query(ctx context.Context, params *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+var (
+	_ DynamoDBAPI      = (*dynamodb.Client)(nil)
+	_ DynamoDBQueryAPI = (*dynamodb.Client)(nil)
+)
 
 // DynamoOption configures NewDynamoStore.
 type DynamoOption func(*dynamoOptions)
@@ -72,8 +84,10 @@ func WithTableWaitTimeout(d time.Duration) DynamoOption {
 // conditional on leaseCounter and leaseOwner.
 type DynamoStore struct {
 	client DynamoDBAPI
-	table  string
-	log    *slog.Logger
+	// query is client as a DynamoDBQueryAPI, nil when it is not one.
+	query DynamoDBQueryAPI
+	table string
+	log   *slog.Logger
 	// ownerIndex is set while the table has an ACTIVE
 	// LeaseOwnerToLeaseKeyIndex that ListOwned may query.
 	ownerIndex atomic.Bool
@@ -83,7 +97,8 @@ var _ Store = (*DynamoStore)(nil)
 
 // NewDynamoStore returns a store on table. It creates the table when missing
 // (partition key leaseKey S, on-demand billing, as KCL does) and waits until
-// it is ACTIVE.
+// it is ACTIVE. ListOwned queries the owner index only when client also
+// implements DynamoDBQueryAPI (see there).
 func NewDynamoStore(ctx context.Context, client DynamoDBAPI, table string, opts ...DynamoOption) (*DynamoStore, error) {
 	if client == nil || table == "" {
 		return nil, fmt.Errorf("%w: NewDynamoStore needs a client and a table name", ErrInvalidConfig)
@@ -93,8 +108,14 @@ func NewDynamoStore(ctx context.Context, client DynamoDBAPI, table string, opts 
 		f(&o)
 	}
 	s := &DynamoStore{client: client, table: table, log: o.logger.With("table", table)}
+	s.query, _ = client.(DynamoDBQueryAPI)
 	if err := s.ensureTable(ctx, o); err != nil {
 		return nil, err
+	}
+	if s.query == nil {
+		// A new table still gets the index (KCL 3.x's tables have it);
+		// only this store cannot query it.
+		s.ownerIndex.Store(false)
 	}
 	return s, nil
 }

@@ -139,7 +139,7 @@ func (c *countingDynamo) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...
 }
 
 func (c *countingDynamo) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	out, err := c.DynamoDBAPI.Query(ctx, in, o...)
+	out, err := c.DynamoDBAPI.(DynamoDBQueryAPI).Query(ctx, in, o...)
 	n := 0
 	if err == nil {
 		n = int(out.ScannedCount)
@@ -319,4 +319,39 @@ func TestDynamoOwnerIndex(t *testing.T) {
 			require.Equal(t, 6, scanned, "a scan of the table")
 		}
 	}
+}
+
+// dynalite's answer to a Query on an index the table does not have is
+// what indexMissing recognises (the same message as DynamoDB's), and
+// ListOwned("") lists the unowned leases without giving the index up.
+func TestDynamoOwnerIndexMissingAndEmptyOwner(t *testing.T) {
+	ctx := context.Background()
+	client := itest.DynamoDB(t)
+	s := newDynaliteStore(t, client)
+	require.True(t, s.HasOwnerIndex())
+	for i := range 4 {
+		l := Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: checkpoint.TrimHorizon}
+		_, err := s.Create(ctx, l)
+		require.NoError(t, err)
+		if i%2 == 0 {
+			_, err = s.Take(ctx, l, "w1")
+			require.NoError(t, err)
+		}
+	}
+	got, err := s.ListOwned(ctx, "")
+	require.NoError(t, err)
+	require.Equal(t, []string{"shardId-000000000001", "shardId-000000000003"}, got)
+	require.True(t, s.HasOwnerIndex())
+
+	noIndex := itest.Name("leases-noindex")
+	plain, err := NewDynamoStore(ctx, client, noIndex, WithoutOwnerIndex())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = client.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(noIndex)})
+	})
+	plain.ownerIndex.Store(true) // as if the index had been deleted since
+	got, err = plain.ListOwned(ctx, "w1")
+	require.NoError(t, err)
+	require.Empty(t, got)
+	require.False(t, plain.HasOwnerIndex(), "dynalite's ValidationException says the index is missing")
 }

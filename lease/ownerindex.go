@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -83,11 +84,13 @@ func hasOwnerIndex(t *types.TableDescription) bool {
 func (s *DynamoStore) HasOwnerIndex() bool { return s.ownerIndex.Load() }
 
 // ListOwned implements OwnerIndex with a paginated Query on OwnerIndexName
-// when the table has it, reading only the owner's keys; otherwise, or once
-// the index turns out to be gone (ResourceNotFound, or the
-// ValidationException of a table without it), with List.
+// when the table has it (and the client implements DynamoDBQueryAPI),
+// reading only the owner's keys; otherwise, or once the index turns out to
+// be gone (see indexMissing), with List. The unowned leases (owner "") come
+// from List too: the index is sparse, it holds no item without a
+// leaseOwner, and DynamoDB rejects an empty key value.
 func (s *DynamoStore) ListOwned(ctx context.Context, owner string) ([]string, error) {
-	if s.ownerIndex.Load() {
+	if owner != "" && s.ownerIndex.Load() {
 		keys, err := s.queryOwned(ctx, owner)
 		if !indexMissing(err) {
 			return keys, err
@@ -114,12 +117,16 @@ func (s *DynamoStore) queryOwned(ctx context.Context, owner string) ([]string, e
 	}
 	var keys []string
 	for {
-		page, err := s.client.Query(ctx, in)
+		page, err := s.query.Query(ctx, in)
 		if err != nil {
 			return nil, s.fail(err, "query %s", OwnerIndexName)
 		}
 		for _, av := range page.Items {
-			if k := itemKey(av); k != "" {
+			// KCL 3.x's index projects keys only, so entityType shows
+			// only on an index that projects more; a non-lease item
+			// that slips through is caught by the Get callers make
+			// before acting (OwnerIndex).
+			if k := itemKey(av); k != "" && isLeaseItem(av) {
 				keys = append(keys, k)
 			}
 		}
@@ -134,14 +141,18 @@ func (s *DynamoStore) queryOwned(ctx context.Context, owner string) ([]string, e
 
 // indexMissing reports whether a Query failed because the index does not
 // exist: DynamoDB answers ResourceNotFoundException for a deleted index
-// and ValidationException for one the table never had.
+// and, for one the table never had, ValidationException "The table does
+// not have the specified index: <name>" (dynalite says the same). Other
+// ValidationExceptions (a bad key value, a bad expression) say nothing
+// about the index and leave it in use.
 func indexMissing(err error) bool {
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) {
 		return true
 	}
 	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
+	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException" &&
+		strings.Contains(strings.ToLower(ae.ErrorMessage()), "does not have the specified index")
 }
 
 func ownedKeys(all []Lease, owner string) []string {

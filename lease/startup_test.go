@@ -109,7 +109,9 @@ func TestStartupJoinAfterCrashTakesExpiredLeasesNotLiveOnes(t *testing.T) {
 	f.advance(w1.c.Config().InitialTakeDelay)
 	f.advance(time.Second)
 	w2 := f.start("w2")
-	f.advance(w2.c.Config().TakeInterval)
+	// One lease at its first balancing pass, the rest one RenewInterval
+	// later (see stealLimit).
+	f.advance(w2.c.Config().TakeInterval + w2.c.Config().RenewInterval)
 	require.Equal(t, map[string]int{"w1": 4, "w2": 4}, f.owners())
 	f.advance(w1.c.Config().RenewInterval)
 	lostBefore := len(w1.eventsOf(Lost))
