@@ -37,14 +37,14 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 	for i := range done {
 		p.publish(&done[i], &st)
 	}
-	// The Kinesis records go back before the room is freed, so whoever
-	// waits for it (Put, Flush) finds them for reuse.
+	// settled completes the Futures of the stored Kinesis records, which
+	// go back only then.
+	p.settled(&st)
 	for i, kr := range r.krs {
 		if !keep[i] {
 			p.putKR(kr)
 		}
 	}
-	p.settled(&st)
 	p.wake()
 	return done
 }

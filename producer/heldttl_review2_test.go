@@ -52,8 +52,10 @@ func TestReviewHeldAggregateOutcomeByTTL(t *testing.T) {
 		_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(stream),
 			ShardToSplit: aws.String(srv.ShardIDs(stream)[0]), NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
 		require.NoError(t, err)
+		// The TTL counts from the start of the records' batch, which is
+		// no later than their Put.
+		expires := clk.Now().Add(ttl)
 		puts := putN(t, p, "held", 20) // one aggregate
-		expires := p.enqueuedAt(puts[0].f).Add(ttl)
 		driveUntil(t, clk, 10*time.Millisecond, func() bool {
 			p.mu.Lock()
 			defer p.mu.Unlock()

@@ -52,6 +52,8 @@ func TestReviewRetryBehindNewerRecordExpiresByTTL(t *testing.T) {
 		ctx := context.Background()
 		data := []byte(strings.Repeat("x", 9999)) // 10,000 B with its key
 
+		// A's TTL counts from the start of its batch, no later than its Put.
+		expiresA := clk.Now().Add(ttl)
 		fa, err := p.Put(ctx, "a", data)
 		require.NoError(t, err)
 		callA := <-calls
@@ -67,7 +69,6 @@ func TestReviewRetryBehindNewerRecordExpiresByTTL(t *testing.T) {
 		require.Nil(t, fa.Result(), "precondition: A is queued for a retry")
 		require.Nil(t, fb.Result(), "precondition: B is queued for a retry")
 
-		expiresA := p.enqueuedAt(fa).Add(ttl)
 		clk.Advance(expiresA.Sub(clk.Now()) + 10*time.Millisecond)
 		res := fa.Result()
 		if res == nil {
