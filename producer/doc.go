@@ -15,7 +15,9 @@
 // duration, error code and message), or a *RecordError matching one of
 // ErrRecordExpired, ErrThrottled (FailIfThrottled), ErrRejected
 // (validation, access denied, stream not found, KMS key unusable: never
-// retried), ErrCanceled (Put's context ended before the record was sent) or
+// retried), ErrCanceled (Put's context ended while the record was unsent or waiting
+// for a retry: with attempts in its Result, an earlier one that timed out
+// may still have stored it) or
 // ErrClosed (Close's context ended first). Bad input fails Put itself with
 // an error matching ErrInvalidRecord and enqueues nothing. Records that
 // travelled in one Kinesis record and got the same outcome may share one

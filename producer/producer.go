@@ -170,8 +170,9 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 // buffered; the Future reports its outcome. Put blocks while the buffer is
 // full until there is room or ctx ends (or fails with ErrBufferFull, see
 // Config.FailWhenBufferFull). If ctx can be canceled, canceling it also
-// withdraws the record while it has not been sent yet (its outcome is then
-// ErrCanceled). Bad input fails with an error matching ErrInvalidRecord
+// withdraws the record while it has not been sent yet or waits for a retry
+// (its outcome is then ErrCanceled; see there for what an earlier attempt
+// may have done). Bad input fails with an error matching ErrInvalidRecord
 // and enqueues nothing.
 func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*Future, error) {
 	return p.PutRecord(ctx, Record{PartitionKey: partitionKey, Data: data}, nil)

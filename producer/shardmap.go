@@ -148,6 +148,7 @@ func (p *Producer) route(r *rec) *lane {
 type unverifiedKR struct {
 	kr  *kRecord
 	sid string
+	gen uint64 // the shard map its request was built with
 }
 
 const (
@@ -357,8 +358,8 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 // rng (which the producer had not predicted): records whose hash key rng
 // covers succeed; the others are re-sent to their own shard, as the KPL
 // does, because the KCL drops them, unless AcceptMisroutedAggregates. An
-// unknown shard cannot be checked, so all are re-sent. It appends the
-// settled records to done.
+// unknown shard (known false) cannot be checked, so all are re-sent. It
+// appends the settled records to done.
 func (p *Producer) verifyLocked(kr *kRecord, rng shardRange, known bool, now time.Time, done []rec) []rec {
 	var redo []rec
 	rs := kr.appendLoose(nil)
@@ -375,7 +376,11 @@ func (p *Producer) verifyLocked(kr *kRecord, rng shardRange, known bool, now tim
 		n := len(h)
 		a := h[n-1]
 		a.ErrorCode = "WrongShard"
-		a.ErrorMessage = "stored in an aggregate on shard " + kr.sid + " outside the record's hash key range; re-sent"
+		if known {
+			a.ErrorMessage = "stored in an aggregate on shard " + kr.sid + " outside the record's hash key range; re-sent"
+		} else {
+			a.ErrorMessage = "stored in an aggregate on shard " + kr.sid + ", unknown to the shard map, so unchecked; re-sent"
+		}
 		r.setAttempts(append(h[:n-1:n-1], a))
 		redo = append(redo, *r)
 	}

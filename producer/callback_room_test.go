@@ -1,9 +1,3 @@
-// REVIEW: fails on 66056a1 because callbackLoop frees the room of a batch
-// of callbacks only after the last callback of the batch has returned
-// (producer.go callbackLoop: one p.completed per batch): one slow callback
-// keeps the room of every record whose callback ran before it in the same
-// batch, though those callbacks have returned.
-
 package producer
 
 import (
@@ -18,14 +12,14 @@ import (
 	"github.com/shardflow/shardflow/kinesistest"
 )
 
-// TestReviewReturnedCallbacksFreeRoom: MaxBufferedRecords 4,
+// TestReturnedCallbacksFreeRoom: MaxBufferedRecords 4,
 // FailWhenBufferFull; four records in one call, so their callbacks run as
 // one batch; the first three return at once, the fourth blocks. Correct
 // (package doc: a record "keeps its room ... until its callback has
-// returned"): one record is outstanding and a Put finds room. Actual: all
+// returned"): one record is outstanding and a Put finds room. Before the fix: all
 // four are outstanding and the Put fails with ErrBufferFull until the slow
 // callback returns.
-func TestReviewReturnedCallbacksFreeRoom(t *testing.T) {
+func TestReturnedCallbacksFreeRoom(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, stream := newFake(t, 1, kinesistest.Options{})
 		cfg := fastConfig()

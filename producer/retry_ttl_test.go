@@ -1,9 +1,3 @@
-// REVIEW: fails on 66056a1 because retries are pushed to the front of their
-// lane's queue in the order their calls return, so an older record's retry
-// can sit behind a newer one, while the dispatcher only expires (and only
-// wakes for) the front of each queue: the older record gets its
-// ErrRecordExpired long after its RecordTTL.
-
 package producer
 
 import (
@@ -19,16 +13,16 @@ import (
 	"github.com/shardflow/shardflow/kinesistest"
 )
 
-// TestReviewRetryBehindNewerRecordExpiresByTTL: one shard, one record per
+// TestRetryBehindNewerRecordExpiresByTTL: one shard, one record per
 // call, a low RateLimit so the shard's byte bucket paces re-sends. A (put
 // at 0) and B (put at 1 s) are in flight at once; both calls fail, A's
 // first. A's retry goes to the front, then B's in front of it, so the
 // queue is [B, A]. B waits about 0.9 s for tokens. A's TTL (1.5 s) passes
 // meanwhile. Correct: A fails with ErrRecordExpired by its TTL (plus a
 // dispatcher pass), as the package promises ("every record gets its
-// outcome by its RecordTTL"). Actual: A has no outcome until B is sent at
+// outcome by its RecordTTL"). Before the fix: A has no outcome until B is sent at
 // about 1.9 s and A, then at the front, is pruned.
-func TestReviewRetryBehindNewerRecordExpiresByTTL(t *testing.T) {
+func TestRetryBehindNewerRecordExpiresByTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clk := newBubbleClock()
 		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})

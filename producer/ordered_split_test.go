@@ -1,9 +1,3 @@
-// REVIEW: fails on 66056a1 because an aggregate held for a shard check
-// (stored on a shard the map does not know) whose lane was already retired
-// by a newer map does not hold back the new lanes in ordered mode: the
-// newer records of its keys are sent first and the held records are
-// re-sent after them, out of Put order on the records' own shard.
-
 package producer
 
 import (
@@ -32,7 +26,7 @@ func rightHalfKey(t *testing.T) string {
 	}
 }
 
-// TestReviewOrderedHeldAggregateAcrossTwoSplits: ordered mode, one key K
+// TestOrderedHeldAggregateAcrossTwoSplits: ordered mode, one key K
 // in the right half of the only shard. K/1 and K/2 go in one aggregate,
 // whose call is held in flight while (1) the shard splits at 2^127 and the
 // producer installs the new map (the aggregate's lane is retired, K/3 is
@@ -41,10 +35,10 @@ func rightHalfKey(t *testing.T) string {
 // left grandchild, which the map does not know: it is held for a shard
 // check. Correct: K/3 is not sent before K/1 and K/2 are settled (the
 // documented rule: nothing goes before calls built with an older map are
-// done); K's copies on its own shard are stored 1, 2, 3. Actual: K/3 goes
+// done); K's copies on its own shard are stored 1, 2, 3. Before the fix: K/3 goes
 // as soon as the call returns; the next refresh re-sends K/1 and K/2 after
 // it (stored 3, 1, 2 on the right child).
-func TestReviewOrderedHeldAggregateAcrossTwoSplits(t *testing.T) {
+func TestOrderedHeldAggregateAcrossTwoSplits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clk := newBubbleClock()
 		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})

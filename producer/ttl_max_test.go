@@ -1,9 +1,3 @@
-// REVIEW: fails on 66056a1 because a record's TTL instant is computed as
-// p.epoch.Add(f.enq + p.cfg.RecordTTL) (producer.go:709, 737, 778, 849,
-// 856, 883): with the largest RecordTTL Config accepts (the KPL's RecordTtl
-// maximum is Long.MAX_VALUE, "never"), the Duration sum overflows to a
-// negative value and the record is expired at once.
-
 package producer
 
 import (
@@ -19,12 +13,12 @@ import (
 	"github.com/shardflow/shardflow/kinesistest"
 )
 
-// TestReviewHugeRecordTTL: Config accepts RecordTTL = math.MaxInt64 (New
+// TestHugeRecordTTL: Config accepts RecordTTL = math.MaxInt64 (New
 // succeeds). Correct: records never expire, so they are stored; or New
-// refuses the value naming the field. Actual: without aggregation every
+// refuses the value naming the field. Before the fix: without aggregation every
 // record put a moment after New fails with ErrRecordExpired without being
 // sent; with aggregation so does one put before the first shard map.
-func TestReviewHugeRecordTTL(t *testing.T) {
+func TestHugeRecordTTL(t *testing.T) {
 	for _, agg := range []bool{false, true} {
 		t.Run(fmt.Sprintf("aggregation=%v", agg), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -56,4 +50,20 @@ func TestReviewHugeRecordTTL(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestHugeRetryBackoffMax: a RetryBackoffMax beyond any real wait (as
+// math.MaxInt64 for "no cap") must not overflow the doubling backoff:
+// before the fix it wrapped to a negative and then zero delay, so a
+// throttled shard was retried at once, forever.
+func TestHugeRetryBackoffMax(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, stream := newFake(t, 1, kinesistest.Options{})
+		p := newProducer(t, srv, stream, Config{Logger: discardLogger(), RetryBackoffBase: time.Second, RetryBackoffMax: math.MaxInt64})
+		for _, failures := range []int{1, 10, 40, 70, 1000} {
+			d := p.backoff(failures)
+			require.Positive(t, d, "failures %d", failures)
+			require.LessOrEqual(t, d, neverDuration, "failures %d", failures)
+		}
+	})
 }

@@ -1,11 +1,3 @@
-// REVIEW: fails on 66056a1 because a record's outcome is published (its
-// Future done) before its room in the buffer is freed: classify publishes
-// each success as it reads the response, and the room of the whole call
-// is freed only after the rest of the response is read and the call is
-// re-queued under Producer.mu. Meanwhile a caller that has its outcome
-// still finds it Outstanding, and with FailWhenBufferFull its next Put
-// fails with ErrBufferFull.
-
 package producer
 
 import (
@@ -36,12 +28,12 @@ func (m *slowSinkMetrics) KinesisRecordPut(string, int, int, int) {
 	}
 }
 
-// TestReviewOutcomeThenRoom: MaxBufferedRecords 2, FailWhenBufferFull. A
+// TestOutcomeThenRoom: MaxBufferedRecords 2, FailWhenBufferFull. A
 // and B travel in one call; A's outcome is known (Wait returned, no
 // callback) while the worker still reads B's result. Correct: A no longer
-// counts (Outstanding is 1) and a Put finds room for one record. Actual:
+// counts (Outstanding is 1) and a Put finds room for one record. Before the fix:
 // Outstanding is 2 and the Put fails with ErrBufferFull.
-func TestReviewOutcomeThenRoom(t *testing.T) {
+func TestOutcomeThenRoom(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, stream := newFake(t, 1, kinesistest.Options{})
 		m := &slowSinkMetrics{blocked: make(chan struct{}), release: make(chan struct{})}
