@@ -30,7 +30,8 @@ func (p *Producer) dispatchLoop(ctx context.Context) error {
 	t := p.clk.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		reqs, done, wake := p.plan()
+		reqs, done, wake, notes := p.plan()
+		p.logResent(notes)
 		p.finish(done)
 		for _, r := range reqs {
 			select {
@@ -65,7 +66,8 @@ func stopTimer(t clock.Timer) {
 }
 
 // plan does one pass of the dispatcher under the lock.
-func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time) {
+// notes are what it re-sent of aggregates held for a shard check, to log.
+func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time, notes []resentNote) {
 	now := p.clk.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -193,7 +195,7 @@ func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time) {
 		soonest(l.nextDue(now, force))
 	}
 	p.setNextWake(wake)
-	return reqs, done, wake
+	return reqs, done, wake, p.takeResentLocked()
 }
 
 // pruneFrontLocked removes the head of l's queue, fails its dead records

@@ -29,7 +29,9 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 	now := p.clk.Now()
 	p.mu.Lock()
 	done, keep := p.requeueLocked(r, outcomes, now, done)
+	notes := p.takeResentLocked()
 	p.mu.Unlock()
+	p.logResent(notes)
 	if mismatch {
 		p.log.Debug("records landed on another shard than predicted; refreshing the shard map")
 		p.requestRefresh()

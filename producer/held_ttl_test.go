@@ -2,6 +2,9 @@ package producer
 
 import (
 	"context"
+	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -108,5 +111,76 @@ func TestAcceptMisroutedOnUnknownShard(t *testing.T) {
 			require.NoError(t, res.Err)
 			require.Equal(t, "shardId-000000000001", res.ShardID)
 		}
+	})
+}
+
+// lockingHandler is a slog handler that, for each warning, takes the
+// producer's lock, as a handler blocked on a slow sink would wait: if the
+// producer logged while holding it, the warning would never return.
+type lockingHandler struct {
+	p     atomic.Pointer[Producer]
+	mu    sync.Mutex
+	warns []string
+}
+
+func (h *lockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *lockingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *lockingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *lockingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level < slog.LevelWarn {
+		return nil
+	}
+	if p := h.p.Load(); p != nil {
+		p.mu.Lock()
+		p.mu.Unlock() // empty: only whether it can be taken
+	}
+	h.mu.Lock()
+	h.warns = append(h.warns, r.Message)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *lockingHandler) logged(sub string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, w := range h.warns {
+		if strings.Contains(w, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestResentWarningOutsideLock: an aggregate stored on a shard the map
+// does not know, and the shard listing failing, so its records are
+// re-sent unchecked. The warning says the shard is unknown (before the
+// fix it claimed the records were outside its hash key range) and is
+// logged without the producer's lock (before the fix it was logged under
+// it: this handler then hangs, reported by go test -timeout).
+func TestResentWarningOutsideLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := newBubbleClock()
+		srv, stream := newFake(t, 1, kinesistest.Options{Clock: clk})
+		h := &lockingHandler{}
+		p := newProducer(t, srv, stream, Config{Clock: clk, Logger: slog.New(h)})
+		h.p.Store(p)
+		waitMapped(t, clk, p)
+		srv.SetHook(func(ctx context.Context, op string) error {
+			if op == kinesistest.OpListShards {
+				return &types.LimitExceededException{Message: aws.String("Rate exceeded for stream")}
+			}
+			return nil
+		})
+		ctx := context.Background()
+		_, err := srv.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(stream),
+			ShardToSplit: aws.String(srv.ShardIDs(stream)[0]), NewStartingHashKey: aws.String("170141183460469231731687303715884105728")})
+		require.NoError(t, err)
+		puts := putN(t, p, "resent", 20) // one aggregate, stored on an unknown child
+		driveUntil(t, clk, 100*time.Millisecond, func() bool { return h.logged("does not know") })
+		require.False(t, h.logged("belong elsewhere"))
+		// Re-sent with the old map, they land on the unknown child again
+		// until the map is known or they expire: stored, maybe more than
+		// once, whatever their outcome.
+		reconcile(t, srv, stream, puts, true)
 	})
 }

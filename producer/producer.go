@@ -112,6 +112,7 @@ type Producer struct {
 	inflight   []*request
 	allRanges  map[string]shardRange // every listed shard, open or closed
 	unverified []unverifiedKR
+	resent     []resentNote // logged once p.mu is released (logResent)
 	rr         int
 	keysSeen   map[string]struct{}
 }
