@@ -118,7 +118,8 @@ type Config struct {
 	AcceptMisroutedAggregates bool
 	// RetryBackoffBase and RetryBackoffMax shape the exponential backoff
 	// with full jitter applied to a shard after throttling or a transient
-	// error. Defaults 100 ms and 5 s.
+	// error. Defaults 100 ms and 5 s; longer than 100 years counts as 100
+	// years.
 	RetryBackoffBase time.Duration
 	RetryBackoffMax  time.Duration
 	// ShardMapRefreshInterval is how often the shard map is re-read even
