@@ -73,6 +73,8 @@ type Config struct {
 	// before it fails with ErrRecordExpired, counted from the start of its
 	// batch (at most RecordMaxBufferedTime before Put). A call in flight
 	// ends when its records' TTL has passed. Default 30 s (KPL RecordTtl).
+	// Values of 100 years or more (such as math.MaxInt64, the KPL's
+	// "never") mean records never expire.
 	RecordTTL time.Duration
 	// RequestTimeout bounds one PutRecords (or ListShards) call. Default
 	// 6 s (KPL).
@@ -116,7 +118,8 @@ type Config struct {
 	AcceptMisroutedAggregates bool
 	// RetryBackoffBase and RetryBackoffMax shape the exponential backoff
 	// with full jitter applied to a shard after throttling or a transient
-	// error. Defaults 100 ms and 5 s.
+	// error. Defaults 100 ms and 5 s; longer than 100 years counts as 100
+	// years.
 	RetryBackoffBase time.Duration
 	RetryBackoffMax  time.Duration
 	// ShardMapRefreshInterval is how often the shard map is re-read even
@@ -141,6 +144,11 @@ func setDefault[T int | int64 | time.Duration](v *T, d T) {
 	}
 }
 
+// neverDuration is the longest duration the producer computes with (100
+// years): longer configured durations are capped to it, which is "never"
+// for a process.
+const neverDuration = 100 * 365 * 24 * time.Hour
+
 func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.AggregationMaxCount, DefaultAggregationMaxCount)
 	setDefault(&c.AggregationMaxSize, DefaultAggregationMaxSize)
@@ -156,6 +164,12 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.RetryBackoffBase, DefaultRetryBackoffBase)
 	setDefault(&c.RetryBackoffMax, DefaultRetryBackoffMax)
 	setDefault(&c.ShardMapRefreshInterval, DefaultShardMapRefreshInterval)
+	// Durations beyond a lifetime mean "never": capping them keeps the
+	// instants computed from them (an enqueue offset plus the TTL, a
+	// doubled backoff) from overflowing.
+	for _, d := range []*time.Duration{&c.RecordMaxBufferedTime, &c.RecordTTL, &c.RetryBackoffBase, &c.RetryBackoffMax} {
+		*d = min(*d, neverDuration)
+	}
 	c.Clock = clock.OrReal(c.Clock)
 	if c.Logger == nil {
 		c.Logger = slog.Default()

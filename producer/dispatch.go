@@ -30,7 +30,8 @@ func (p *Producer) dispatchLoop(ctx context.Context) error {
 	t := p.clk.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		reqs, done, wake := p.plan()
+		reqs, done, wake, notes := p.plan()
+		p.logResent(notes)
 		p.finish(done)
 		for _, r := range reqs {
 			select {
@@ -65,7 +66,8 @@ func stopTimer(t clock.Timer) {
 }
 
 // plan does one pass of the dispatcher under the lock.
-func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time) {
+// notes are what it re-sent of aggregates held for a shard check, to log.
+func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time, notes []resentNote) {
 	now := p.clk.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -122,6 +124,38 @@ func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time) {
 		clear(u.pending[len(keep):])
 		u.pending = keep
 	}
+	// Aggregates held for a shard check get their outcome by their TTL
+	// even if the map is slow to come: past it, they are re-sent (their
+	// expired records fail), as when listing shards fails.
+	if len(p.unverified) > 0 {
+		keep := p.unverified[:0]
+		expired := false
+		for _, u := range p.unverified {
+			if now.Before(u.kr.expire) {
+				soonest(u.kr.expire)
+				keep = append(keep, u)
+				continue
+			}
+			expired = true
+			done = p.verifyLocked(u.kr, shardRange{}, false, now, done)
+			p.putKR(u.kr)
+		}
+		clear(p.unverified[len(keep):])
+		p.unverified = keep
+		if expired {
+			for _, l := range p.lanes {
+				l.stale = false
+			}
+			for _, u := range p.unverified {
+				u.kr.lane.stale = true
+			}
+		}
+	}
+	for _, u := range p.unverified {
+		if u.gen < p.gen {
+			oldGen = true
+		}
+	}
 	for _, l := range p.lanes {
 		soonest(l.collect(now, force))
 		for l.ready.len() > 0 && !now.Before(l.ready.front().expire) {
@@ -129,8 +163,10 @@ func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time) {
 		}
 	}
 	// Build requests. In ordered mode nothing is sent while a request
-	// built with an older shard map is in flight: its retries must go
-	// before newer records of the same keys.
+	// built with an older shard map is in flight, or one of its aggregates
+	// is held for a shard check: its retries (re-sends) must go before
+	// newer records of the same keys, which the new map may queue on
+	// lanes other than the one the old map retired.
 	held := p.aborting || (p.cfg.OrderedByPartitionKey && oldGen)
 	if !held {
 		for len(p.inflight) < p.cfg.MaxConnections {
@@ -159,7 +195,7 @@ func (p *Producer) plan() (reqs []*request, done []rec, wake time.Time) {
 		soonest(l.nextDue(now, force))
 	}
 	p.setNextWake(wake)
-	return reqs, done, wake
+	return reqs, done, wake, p.takeResentLocked()
 }
 
 // pruneFrontLocked removes the head of l's queue, fails its dead records

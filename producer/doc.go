@@ -15,7 +15,9 @@
 // duration, error code and message), or a *RecordError matching one of
 // ErrRecordExpired, ErrThrottled (FailIfThrottled), ErrRejected
 // (validation, access denied, stream not found, KMS key unusable: never
-// retried), ErrCanceled (Put's context ended before the record was sent) or
+// retried), ErrCanceled (Put's context ended while the record was unsent or waiting
+// for a retry: with attempts in its Result, an earlier one that timed out
+// may still have stored it) or
 // ErrClosed (Close's context ended first). Bad input fails Put itself with
 // an error matching ErrInvalidRecord and enqueues nothing. Match input
 // errors with errors.Is (errors.Is(err, producer.ErrPartitionKeyTooLong)),
@@ -68,7 +70,9 @@
 // a call carries at most one aggregate per shard (without aggregation, at
 // most one record per partition key), retries go to the front of the
 // shard's queue, and after the shard map changes nothing is sent until
-// calls built with the old map have finished. Throughput per shard is then
+// calls built with the old map have finished and their aggregates held
+// for a shard check (stored on a shard the map does not know) are
+// settled or re-sent. Throughput per shard is then
 // one aggregate (AggregationMaxSize) per round trip.
 //
 // # Shard map and resharding
@@ -139,11 +143,14 @@
 // of its batch (at most RecordMaxBufferedTime before its Put, so that Put
 // reads no clock): a PutRecords call still in flight when the TTL of all
 // its records has passed is canceled, and its records fail with
-// ErrRecordExpired (such a call may have stored them).
+// ErrRecordExpired (such a call may have stored them); an aggregate held
+// for a shard check is re-sent unchecked at its TTL, its expired records
+// failing. A record's room is free by the time its Future is done (unless
+// it has a callback), so a caller that waited for an outcome finds it.
 //
 // Callbacks run one at a time on a goroutine of their own, so a slow
 // callback never stalls sending. A record whose outcome is known keeps
-// its room (its bookkeeping, not its data) until its callback has
+// its room (its bookkeeping, not its data) until its own callback has
 // returned, so callbacks slower than the record rate make Put wait
 // instead of letting that backlog grow. A callback may Put; when only
 // callbacks returning can free room, a Put made by a callback is let in

@@ -62,7 +62,10 @@ var (
 	// stream not found, KMS key unusable).
 	ErrRejected = errors.New("producer: record rejected")
 	// ErrCanceled: the context given to Put ended before the record was
-	// sent.
+	// stored: before it was sent or, if its Result has attempts, while it
+	// waited for a retry. Then an earlier attempt whose outcome was
+	// unknown (a timeout, a lost response; RecordError.Code tells the
+	// last one) may still have stored it.
 	ErrCanceled = errors.New("producer: record canceled")
 )
 

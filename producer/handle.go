@@ -29,7 +29,9 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 	now := p.clk.Now()
 	p.mu.Lock()
 	done, keep := p.requeueLocked(r, outcomes, now, done)
+	notes := p.takeResentLocked()
 	p.mu.Unlock()
+	p.logResent(notes)
 	if mismatch {
 		p.log.Debug("records landed on another shard than predicted; refreshing the shard map")
 		p.requestRefresh()
@@ -37,14 +39,14 @@ func (p *Producer) handle(r *request, out *kinesis.PutRecordsOutput, reqErr erro
 	for i := range done {
 		p.publish(&done[i], &st)
 	}
-	// The Kinesis records go back before the room is freed, so whoever
-	// waits for it (Put, Flush) finds them for reuse.
+	// settled completes the Futures of the stored Kinesis records, which
+	// go back only then.
+	p.settled(&st)
 	for i, kr := range r.krs {
 		if !keep[i] {
 			p.putKR(kr)
 		}
 	}
-	p.settled(&st)
 	p.wake()
 	return done
 }
@@ -157,8 +159,10 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 			kr.lane.failures = 0 // the shard's backoff starts over
 		case outVerify:
 			sid := kr.sid
-			if rng, ok := p.allRanges[sid]; ok {
-				done = p.verifyLocked(kr, rng, true, now, done)
+			if rng, ok := p.allRanges[sid]; ok || p.cfg.AcceptMisroutedAggregates {
+				// (Misrouted records are accepted whatever the shard:
+				// nothing to wait for.)
+				done = p.verifyLocked(kr, rng, ok, now, done)
 			} else if p.aborting {
 				// Close gave up waiting: nothing will check the shard any
 				// more. The records are stored; report them so, as abort
@@ -173,7 +177,7 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 				// names the shard.
 				held[i] = true
 				kr.lane.stale = true
-				p.unverified = append(p.unverified, unverifiedKR{kr, sid})
+				p.unverified = append(p.unverified, unverifiedKR{kr, sid, r.gen})
 			}
 		}
 	}
@@ -191,7 +195,13 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 			redoKR[i] = true
 			continue
 		}
-		kr.lane.pushFront(kr)
+		if p.cfg.OrderedByPartitionKey {
+			// A key's records go in Put order (one call per shard at a
+			// time, so no other call's retries are queued here).
+			kr.lane.pushFront(kr)
+		} else {
+			pushRetry(l, kr)
+		}
 	}
 	for i, kr := range r.krs {
 		if redoKR[i] {
@@ -206,4 +216,20 @@ func (p *Producer) requeueLocked(r *request, outcomes []krOutcome, now time.Time
 		keep[i] = held[i] || (outcomes[i] == outRetry && !redoKR[i])
 	}
 	return done, keep
+}
+
+// pushRetry queues the retry kr at the front of l, behind the records at
+// the front that expire sooner (retries of calls that returned earlier):
+// the dispatcher expires, and wakes for, the front of each queue only, so
+// the front must be the first to expire.
+func pushRetry(l *lane, kr *kRecord) {
+	l.pushFront(kr)
+	q := &l.ready
+	for i := 0; i+1 < q.n; i++ {
+		a, b := &q.buf[(q.head+i)%len(q.buf)], &q.buf[(q.head+i+1)%len(q.buf)]
+		if !(*b).expire.Before((*a).expire) {
+			break
+		}
+		*a, *b = *b, *a
+	}
 }

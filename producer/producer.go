@@ -86,24 +86,35 @@ type Producer struct {
 	// Put that starts a batch wakes it.
 	nextWake atomic.Int64
 
-	mu              sync.Mutex
-	aborting        bool // Close's context ended: fail instead of retry
-	flushing        int
-	waiting         int // Puts blocked for room
-	completing      int // resolved records whose callback has not returned (held in heldRecs)
-	completingBytes int
-	room            chan struct{}
-	drained         chan struct{}
-	shards          []shardRange
-	lanes           []*lane // parallel to shards
-	laneByID        map[string]*lane
-	unmapped        *lane
-	gen             uint64
-	inflight        []*request
-	allRanges       map[string]shardRange // every listed shard, open or closed
-	unverified      []unverifiedKR
-	rr              int
-	keysSeen        map[string]struct{}
+	// completing counts the records whose outcome is published and whose
+	// callback has not returned (their room is still in heldRecs);
+	// settlingBatches the batches of outcomes being published, whose room
+	// is freed before their Futures are done (Flush waits for them too);
+	// roomWait is set while a Put waits for room or Flush or Close for the
+	// drain (room or drained is set): only then does freeing room take
+	// p.mu.
+	completing      atomic.Int64
+	completingBytes atomic.Int64
+	settlingBatches atomic.Int64
+	roomWait        atomic.Bool
+
+	mu         sync.Mutex
+	aborting   bool // Close's context ended: fail instead of retry
+	flushing   int
+	waiting    int // Puts blocked for room
+	room       chan struct{}
+	drained    chan struct{}
+	shards     []shardRange
+	lanes      []*lane // parallel to shards
+	laneByID   map[string]*lane
+	unmapped   *lane
+	gen        uint64
+	inflight   []*request
+	allRanges  map[string]shardRange // every listed shard, open or closed
+	unverified []unverifiedKR
+	resent     []resentNote // logged once p.mu is released (logResent)
+	rr         int
+	keysSeen   map[string]struct{}
 }
 
 // New returns a Producer for the stream (a name or an ARN). It starts
@@ -160,8 +171,9 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 // buffered; the Future reports its outcome. Put blocks while the buffer is
 // full until there is room or ctx ends (or fails with ErrBufferFull, see
 // Config.FailWhenBufferFull). If ctx can be canceled, canceling it also
-// withdraws the record while it has not been sent yet (its outcome is then
-// ErrCanceled). Bad input fails with an error matching ErrInvalidRecord
+// withdraws the record while it has not been sent yet or waits for a retry
+// (its outcome is then ErrCanceled; see there for what an earlier attempt
+// may have done). Bad input fails with an error matching ErrInvalidRecord
 // and enqueues nothing.
 func (p *Producer) Put(ctx context.Context, partitionKey string, data []byte) (*Future, error) {
 	return p.PutRecord(ctx, Record{PartitionKey: partitionKey, Data: data}, nil)
@@ -261,11 +273,12 @@ func (p *Producer) waitRoom(ctx context.Context, size int) error {
 		if p.room == nil {
 			p.room = make(chan struct{})
 		}
+		p.roomWait.Store(true)
 		room := p.room
 		if p.reserve(size) || (p.dropSpares() && p.reserve(size)) {
 			return nil
 		}
-		if held := p.heldRecs.Load(); int(held) == p.completing && p.completing > 0 && p.fromCallback() {
+		if c := p.completing.Load(); p.heldRecs.Load() == c && c > 0 && p.fromCallback() {
 			// Only callbacks returning can free room, and this Put is
 			// made by one: it would wait for itself.
 			p.heldRecs.Add(1)
@@ -303,16 +316,31 @@ func (p *Producer) release(n, bytes int) {
 	p.mu.Unlock()
 }
 
-// freedLocked wakes the Puts waiting for room and, once nothing is held,
-// Flush and Close (p.mu held, after the room was freed).
+// freedLocked wakes the Puts waiting for room and, once nothing is held
+// or settling, Flush and Close (p.mu held, after the room was freed).
 func (p *Producer) freedLocked() {
 	if p.room != nil {
 		close(p.room)
 		p.room = nil
 	}
-	if p.heldRecs.Load() == 0 && p.drained != nil {
+	if p.drained != nil && p.heldRecs.Load() == 0 && p.settlingBatches.Load() == 0 {
 		close(p.drained)
 		p.drained = nil
+	}
+	p.roomWait.Store(p.drained != nil)
+}
+
+// freeRoom gives back the room of n records of the given charge whose
+// outcome is settled. It takes p.mu only when someone waits: a waiter sets
+// roomWait before it looks at the room, and this frees the room before it
+// looks at roomWait, so one of them sees the other.
+func (p *Producer) freeRoom(n, bytes int) {
+	p.heldBytes.Add(int64(-bytes))
+	p.heldRecs.Add(int64(-n))
+	if p.roomWait.Load() {
+		p.mu.Lock()
+		p.freedLocked()
+		p.mu.Unlock()
 	}
 }
 
@@ -487,12 +515,14 @@ func (p *Producer) abort() {
 func (p *Producer) waitDrained(ctx context.Context) error {
 	for {
 		p.mu.Lock()
-		if p.heldRecs.Load() == 0 {
-			p.mu.Unlock()
-			return nil
-		}
 		if p.drained == nil {
 			p.drained = make(chan struct{})
+		}
+		p.roomWait.Store(true)
+		if p.heldRecs.Load() == 0 && p.settlingBatches.Load() == 0 {
+			p.freedLocked()
+			p.mu.Unlock()
+			return nil
 		}
 		ch := p.drained
 		p.mu.Unlock()
@@ -518,8 +548,8 @@ func (p *Producer) requestRefresh() {
 	}
 }
 
-// finish publishes the outcomes of records whose outcome is decided, then
-// releases their buffer space.
+// finish publishes the outcomes of records whose outcome is decided,
+// after freeing their room.
 func (p *Producer) finish(rs []rec) {
 	var st settling
 	for i := range rs {
@@ -528,10 +558,15 @@ func (p *Producer) finish(rs []rec) {
 	p.settled(&st)
 }
 
-// settling gathers records whose outcomes publish has published, until
-// settled frees their room: one lock per batch, not per record.
+// settling gathers records whose outcomes are decided: their room is
+// freed (freeSettled) before their Futures are completed, so whoever has
+// an outcome finds its room free, and their callbacks are queued in
+// settled. While a batch settles it counts in settlingBatches, so that Flush
+// does not return between freeing the room and completing the Futures.
 type settling struct {
-	n, bytes, ncb, cbBytes int
+	begun                  bool
+	n, bytes, ncb, cbBytes int       // decided, room not freed yet
+	futs                   []*Future // decided, not completed yet (each with its f.res)
 	calls                  []callbackCall
 }
 
@@ -540,8 +575,8 @@ func (p *Producer) publish(r *rec, st *settling) {
 	p.publishOne(r.f, r.size(), r.callback, st)
 }
 
-// publishOne publishes the outcome decided for the Future f (f.res) of a
-// record of the given size (data + key) and callback.
+// publishOne decides the outcome of the Future f (f.res) of a record of
+// the given size (data + key) and callback; freeSettled publishes it.
 func (p *Producer) publishOne(f *Future, size int, callback func(*Result), st *settling) {
 	res := f.res
 	if p.metricsOn {
@@ -556,7 +591,7 @@ func (p *Producer) publishOne(f *Future, size int, callback func(*Result), st *s
 	sz := p.chargeSize(size)
 	st.n++
 	st.bytes += sz
-	f.complete(res)
+	st.futs = append(st.futs, f)
 	if callback != nil {
 		st.calls = append(st.calls, callbackCall{res, callback, sz})
 		st.ncb++
@@ -564,11 +599,36 @@ func (p *Producer) publishOne(f *Future, size int, callback func(*Result), st *s
 	}
 }
 
+// freeSettled frees the room of the records decided in st without a
+// callback (those with one become "completing" and keep it until it
+// returns), then completes their Futures.
+func (p *Producer) freeSettled(st *settling) {
+	if st.n == 0 {
+		return
+	}
+	if !st.begun {
+		st.begun = true
+		p.settlingBatches.Add(1)
+	}
+	if st.ncb > 0 {
+		p.completing.Add(int64(st.ncb))
+		p.completingBytes.Add(int64(st.cbBytes))
+	}
+	p.freeRoom(st.n-st.ncb, st.bytes-st.cbBytes)
+	st.n, st.bytes, st.ncb, st.cbBytes = 0, 0, 0, 0
+	for _, f := range st.futs {
+		f.complete(f.res)
+	}
+	clear(st.futs)
+	st.futs = st.futs[:0]
+}
+
 // publishStored publishes the outcome of kr's records, stored at
 // shardID and seq, in one pass: records that share their history share
 // one Result, handed to each Future as it completes, so each record's
 // Future is touched once.
 func (p *Producer) publishStored(kr *kRecord, shardID, seq string, st *settling) {
+	p.freeSettled(st) // what was decided before goes first
 	if !kr.shared || p.metricsOn {
 		kr.stored(shardID, seq)
 		for i, f := range kr.futs {
@@ -582,6 +642,7 @@ func (p *Producer) publishStored(kr *kRecord, shardID, seq string, st *settling)
 			}
 			p.publishOne(f, size, cb, st)
 		}
+		p.freeSettled(st)
 		return
 	}
 	var res *Result
@@ -591,8 +652,7 @@ func (p *Producer) publishStored(kr *kRecord, shardID, seq string, st *settling)
 	} else {
 		res = &Result{ShardID: shardID, SequenceNumber: seq, Attempts: kr.history()}
 	}
-	n := kr.n()
-	st.n += n
+	st.n += kr.n()
 	st.bytes += kr.charged(p)
 	if kr.xOn {
 		for i := range kr.x {
@@ -604,51 +664,34 @@ func (p *Producer) publishStored(kr *kRecord, shardID, seq string, st *settling)
 			}
 		}
 	}
+	p.freeSettled(st) // st.futs is empty: only the room
 	for _, f := range kr.futs {
 		f.complete(res)
 	}
 }
 
-// settled queues the callbacks of published records and frees the room
-// of those without one.
+// settled publishes what st still holds and queues the callbacks of the
+// published records, in the order of their outcomes.
 func (p *Producer) settled(st *settling) {
-	if st.n == 0 {
-		return
-	}
+	p.freeSettled(st)
 	if len(st.calls) > 0 {
 		p.cbMu.Lock()
 		p.cbQueue = append(p.cbQueue, st.calls...)
 		p.cbMu.Unlock()
-	}
-	// Records with a callback stay "completing", and keep their room,
-	// until it has returned (callbackLoop may already have run it, leaving
-	// completing briefly negative).
-	p.mu.Lock()
-	p.completing += st.ncb
-	p.completingBytes += st.cbBytes
-	p.heldRecs.Add(int64(st.ncb - st.n))
-	p.heldBytes.Add(int64(st.cbBytes - st.bytes))
-	p.freedLocked()
-	pending, pendingBytes := int(p.heldRecs.Load())-p.completing, int(p.heldBytes.Load())-p.completingBytes
-	p.mu.Unlock()
-	if len(st.calls) > 0 {
 		select {
 		case p.cbKick <- struct{}{}:
 		default:
 		}
 	}
-	p.met.UserRecordsPending(pending, pendingBytes)
-}
-
-// completed ends the completion of n records of the given size.
-func (p *Producer) completed(n, bytes int) {
-	p.mu.Lock()
-	p.completing -= n
-	p.completingBytes -= bytes
-	p.heldRecs.Add(int64(-n))
-	p.heldBytes.Add(int64(-bytes))
-	p.freedLocked()
-	p.mu.Unlock()
+	if !st.begun {
+		return
+	}
+	if p.settlingBatches.Add(-1) == 0 && p.roomWait.Load() {
+		p.mu.Lock()
+		p.freedLocked()
+		p.mu.Unlock()
+	}
+	p.met.UserRecordsPending(int(p.heldRecs.Load()-p.completing.Load()), int(p.heldBytes.Load()-p.completingBytes.Load()))
 }
 
 // callbackCall is one callback waiting to run.
@@ -680,16 +723,17 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 			// loop runs the other.
 			p.cbQueue = p.cbSpare[:0]
 			p.cbMu.Unlock()
-			bytes := 0
 			for i := range batch {
 				c := &batch[i]
 				c.cb(c.res)
-				bytes += c.size
+				// Its room goes as soon as it has returned, not with the
+				// batch's.
+				p.completing.Add(-1)
+				p.completingBytes.Add(int64(-c.size))
+				p.freeRoom(1, c.size)
 			}
-			n := len(batch)
 			clear(batch)
 			p.cbSpare = batch[:0]
-			p.completed(n, bytes)
 		}
 	}
 }

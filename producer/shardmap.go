@@ -149,6 +149,7 @@ func (p *Producer) route(r *rec) *lane {
 type unverifiedKR struct {
 	kr  *kRecord
 	sid string
+	gen uint64 // the shard map its request was built with
 }
 
 const (
@@ -301,7 +302,9 @@ func (p *Producer) resendUnverified() {
 	for _, l := range p.lanes {
 		l.stale = false
 	}
+	notes := p.takeResentLocked()
 	p.mu.Unlock()
+	p.logResent(notes)
 	p.finish(done)
 	for _, u := range us {
 		p.putKR(u.kr)
@@ -378,7 +381,9 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 	clear(p.unverified)
 	p.unverified = p.unverified[:0]
 	gen := p.gen
+	notes := p.takeResentLocked()
 	p.mu.Unlock()
+	p.logResent(notes)
 	p.finish(done)
 	for _, kr := range release {
 		p.putKR(kr)
@@ -397,8 +402,8 @@ func (p *Producer) installMap(shards []shardRange, all map[string]shardRange) {
 // rng (which the producer had not predicted): records whose hash key rng
 // covers succeed; the others are re-sent to their own shard, as the KPL
 // does, because the KCL drops them, unless AcceptMisroutedAggregates. An
-// unknown shard cannot be checked, so all are re-sent. It appends the
-// settled records to done.
+// unknown shard (known false) cannot be checked, so all are re-sent. It
+// appends the settled records to done.
 func (p *Producer) verifyLocked(kr *kRecord, rng shardRange, known bool, now time.Time, done []rec) []rec {
 	var redo []rec
 	rs := kr.appendLoose(nil)
@@ -415,14 +420,44 @@ func (p *Producer) verifyLocked(kr *kRecord, rng shardRange, known bool, now tim
 		n := len(h)
 		a := h[n-1]
 		a.ErrorCode = "WrongShard"
-		a.ErrorMessage = "stored in an aggregate on shard " + kr.sid + " outside the record's hash key range; re-sent"
+		if known {
+			a.ErrorMessage = "stored in an aggregate on shard " + kr.sid + " outside the record's hash key range; re-sent"
+		} else {
+			a.ErrorMessage = "stored in an aggregate on shard " + kr.sid + ", unknown to the shard map, so unchecked; re-sent"
+		}
 		r.setAttempts(append(h[:n-1:n-1], a))
 		redo = append(redo, *r)
 	}
 	if len(redo) > 0 {
-		p.log.Warn("aggregate stored on another shard than predicted; re-sending the records that belong elsewhere",
-			"predicted", kr.lane.shard.id, "records", len(redo))
+		p.resent = append(p.resent, resentNote{predicted: kr.lane.shard.id, stored: kr.sid, records: len(redo), known: known})
 		p.requeueFrontLocked(redo, now, &done)
 	}
 	return done
+}
+
+// resentNote is a log line about records verifyLocked re-sent, kept until
+// p.mu is released: a slow log handler must not hold up Put and the
+// dispatcher.
+type resentNote struct {
+	predicted, stored string
+	records           int
+	known             bool
+}
+
+// takeResentLocked returns the notes verifyLocked made (p.mu held).
+func (p *Producer) takeResentLocked() []resentNote {
+	n := p.resent
+	p.resent = nil
+	return n
+}
+
+// logResent logs notes taken by takeResentLocked (p.mu not held).
+func (p *Producer) logResent(notes []resentNote) {
+	for _, n := range notes {
+		msg := "aggregate stored on another shard than predicted; re-sending the records that belong elsewhere"
+		if !n.known {
+			msg = "aggregate stored on a shard the shard map does not know; re-sending its records"
+		}
+		p.log.Warn(msg, "predicted", n.predicted, "stored", n.stored, "records", n.records)
+	}
 }
