@@ -92,16 +92,36 @@ func less128(ahi, alo, bhi, blo uint64) bool {
 // nor evicts the keys that do. Keys longer
 // than keyCacheMaxKey are not cached, which bounds what the cache keeps
 // alive to about keyCacheSets x 4 x (keyCacheMaxKey + 48) bytes, 1.8 MB.
+//
+// A look-up that misses costs about a third of the MD5 it would have
+// saved, so when keys rarely repeat the cache is bypassed: a sample of the
+// keys (about 1 in keyCacheSampleEvery, picked by bits of a hash the
+// record has anyway, so the same keys each time) is still looked up and
+// counted, and every keyCacheWindow sampled look-ups the hit rate decides
+// whether the others use the cache. Only sampled records write the
+// counters, so the records in between share no written memory.
 type keyCache struct {
-	seed maphash.Seed
-	sets [keyCacheSets]keyCacheSet
-	seen [keyCacheSets * keyCacheWays]atomic.Uint32 // tags of keys missed once
+	seed   maphash.Seed
+	bypass atomic.Bool   // hit rate under keyCacheMinHits: only sampled keys look up
+	_      [64]byte      // the counters' writes stay off seed and bypass's line
+	stats  atomic.Uint64 // sampled look-ups in the window (high 32 bits) and their hits
+	_      [56]byte
+	sets   [keyCacheSets]keyCacheSet
+	seen   [keyCacheSets * keyCacheWays]atomic.Uint32 // tags of keys missed once
 }
 
 const (
 	keyCacheSets   = 4096 // 16,384 keys: 4,096 keys in use rarely overflow a set
 	keyCacheWays   = 4
 	keyCacheMaxKey = 64
+
+	keyCacheSampleEvery = 32  // one key in this many is sampled (a power of 2)
+	keyCacheWindow      = 128 // sampled look-ups per decision
+	// keyCacheMinHits is the share of hits (of keyCacheWindow) under which
+	// the cache is bypassed: a miss costs about 30 ns and a hit saves
+	// about 90, so below a quarter of hits the look-ups cost more than
+	// they save.
+	keyCacheMinHits = keyCacheWindow / 4
 )
 
 type keyCacheSet struct {
@@ -121,7 +141,60 @@ func (c *keyCache) check(pk, ehk string, dataLen int) (hi, lo uint64, err error)
 	if ehk != "" || len(pk) > keyCacheMaxKey {
 		return checkRecord(pk, ehk, dataLen)
 	}
+	if c.bypass.Load() {
+		hi, lo, err = checkRecord(pk, ehk, dataLen)
+		if err == nil && lo%keyCacheSampleEvery == 0 {
+			h := maphash.String(c.seed, pk)
+			_, _, hit := c.lookup(h, pk)
+			if !hit {
+				c.insert(h, pk, hi, lo)
+			}
+			c.count(hit)
+		}
+		return hi, lo, err
+	}
 	h := maphash.String(c.seed, pk)
+	hi, lo, hit := c.lookup(h, pk)
+	if (h>>12)%keyCacheSampleEvery == 0 {
+		c.count(hit)
+	}
+	if hit {
+		// A cached key was valid UTF-8 and short enough; only the
+		// record's size is left to check.
+		if dataLen+len(pk) > MaxRecordSize {
+			return 0, 0, tooLarge(pk, dataLen)
+		}
+		return hi, lo, nil
+	}
+	hi, lo, err = checkRecord(pk, ehk, dataLen)
+	if err != nil {
+		return 0, 0, err
+	}
+	c.insert(h, pk, hi, lo)
+	return hi, lo, nil
+}
+
+// count adds a sampled look-up to the window and, at its end, decides
+// whether to bypass the cache. Racing windows may lose a count or a
+// decision: the next window decides again.
+func (c *keyCache) count(hit bool) {
+	d := uint64(1) << 32
+	if hit {
+		d++
+	}
+	s := c.stats.Add(d)
+	if s>>32 < keyCacheWindow {
+		return
+	}
+	c.stats.Store(0)
+	if bypass := uint32(s) < keyCacheMinHits; bypass != c.bypass.Load() {
+		c.bypass.Store(bypass)
+	}
+}
+
+// lookup returns pk's cached hash key, if the cache has it (h is pk's
+// maphash).
+func (c *keyCache) lookup(h uint64, pk string) (hi, lo uint64, ok bool) {
 	set := &c.sets[h%keyCacheSets]
 	tag := uint32(h>>32) | 1 // never 0, the tag of an empty way
 	for i := range set.tags {
@@ -129,22 +202,19 @@ func (c *keyCache) check(pk, ehk string, dataLen int) (hi, lo uint64, err error)
 			continue
 		}
 		if e := set.ents[i].Load(); e != nil && e.key == pk {
-			// A cached key was valid UTF-8 and short enough; only the
-			// record's size is left to check.
-			if dataLen+len(pk) > MaxRecordSize {
-				return 0, 0, tooLarge(pk, dataLen)
-			}
-			return e.hi, e.lo, nil
+			return e.hi, e.lo, true
 		}
 	}
-	hi, lo, err = checkRecord(pk, ehk, dataLen)
-	if err != nil {
-		return 0, 0, err
-	}
-	// Fill an empty way; replace one (picked by the hash's other bits)
-	// only for a key missed before. Racing inserts may leave a tag beside
-	// another key's entry: a look-up compares the key, so that only costs
-	// a miss.
+	return 0, 0, false
+}
+
+// insert caches pk's hash key after a miss: it fills an empty way, and
+// replaces one (picked by the hash's other bits) only for a key missed
+// before. Racing inserts may leave a tag beside another key's entry: a
+// look-up compares the key, so that only costs a miss.
+func (c *keyCache) insert(h uint64, pk string, hi, lo uint64) {
+	set := &c.sets[h%keyCacheSets]
+	tag := uint32(h>>32) | 1
 	w := -1
 	for i := range set.ents {
 		if set.ents[i].Load() == nil {
@@ -156,11 +226,10 @@ func (c *keyCache) check(pk, ehk string, dataLen int) (hi, lo uint64, err error)
 		seen := &c.seen[(h>>20)%uint64(len(c.seen))]
 		if seen.Load() != tag {
 			seen.Store(tag) // first miss: cache it if it comes again
-			return hi, lo, nil
+			return
 		}
 		w = int(h>>16) % keyCacheWays
 	}
 	set.ents[w].Store(&keyCacheEntry{pk, hi, lo})
 	set.tags[w].Store(tag)
-	return hi, lo, nil
 }

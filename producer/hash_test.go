@@ -138,3 +138,68 @@ func TestKeyCache(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, kept, n-n/50, "keys that never repeat evicted the repeated ones")
 }
+
+// A stream of keys that never repeat turns the cache's look-ups off, a
+// working set of repeated keys turns them on again, and the hash keys are
+// right in both modes.
+func TestKeyCacheBypass(t *testing.T) {
+	c := newKeyCache()
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 50_000; i++ {
+		k := fmt.Sprintf("stream-%d-%d", i, r.Uint64())
+		hi, lo, err := c.check(k, "", 100)
+		require.NoError(t, err)
+		whi, wlo, _ := hashKey(k, "")
+		require.Equal(t, [2]uint64{whi, wlo}, [2]uint64{hi, lo}, k)
+	}
+	require.True(t, c.bypass.Load(), "keys that never repeat still look the cache up")
+	_, _, err := c.check("bad\xff", "", 100)
+	require.ErrorIs(t, err, ErrPartitionKeyNotUTF8, "a bypassed cache still checks keys")
+
+	keys := benchKeys(4096)
+	rounds := 0
+	for ; rounds < 10 && c.bypass.Load(); rounds++ {
+		for _, k := range keys {
+			hi, lo, err := c.check(k, "", 100)
+			require.NoError(t, err)
+			whi, wlo, _ := hashKey(k, "")
+			require.Equal(t, [2]uint64{whi, wlo}, [2]uint64{hi, lo}, k)
+		}
+	}
+	require.False(t, c.bypass.Load(), "repeated keys never turned the cache back on")
+	for _, k := range keys { // cached again from here on
+		_, _, err := c.check(k, "", 100)
+		require.NoError(t, err)
+	}
+	require.GreaterOrEqual(t, cachedKeys(c), 3500)
+	t.Logf("cache back on after %d rounds of the working set", rounds)
+}
+
+// BenchmarkKeyCheck is the partition-key check of a Put, through the key
+// cache and without it (checkRecord: the MD5 every time), for the
+// benchmark key patterns: the cache should beat the MD5 by far with
+// repeated keys and cost next to nothing with keys that never repeat.
+func BenchmarkKeyCheck(b *testing.B) {
+	for _, pattern := range benchPatterns {
+		keys := benchKeySet(pattern)
+		b.Run("cache/keys="+pattern, func(b *testing.B) {
+			c := newKeyCache()
+			cpu := startCPU()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := c.check(keys[i%len(keys)], "", benchDataSize); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b, b.N)
+		})
+		b.Run("md5/keys="+pattern, func(b *testing.B) {
+			cpu := startCPU()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := checkRecord(keys[i%len(keys)], "", benchDataSize); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b, b.N)
+		})
+	}
+}
