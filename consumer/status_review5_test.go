@@ -1,0 +1,77 @@
+// REVIEW: fails because the failure tracker drops every call whose context
+// ended (status.go observe: `if ctx.Err() != nil { return }`), and the lease
+// coordinator bounds each Renew/Take/MarkHandoff with its own I/O deadline
+// (lease/coordinator.go:870, 1155, 1258: context.WithTimeout(ctx,
+// RenewInterval)): a DynamoDB that hangs (black-holed endpoint, the outage
+// the issue asks to see) times every call out, and none of them is counted.
+// Also: a kind of call retried less often than UnhealthyAfter starts a "new
+// episode" at every failure (status.go observe: now.Sub(f.last) > window()),
+// so a call that fails at every attempt for ten minutes is never unhealthy.
+
+package consumer
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shardflow/shardflow/clock"
+	"github.com/shardflow/shardflow/lease"
+)
+
+// hangingStore is a lease store whose endpoint does not answer: every
+// call waits for its context, as the SDK does on a black-holed connection.
+type hangingStore struct{ lease.Store }
+
+func (hangingStore) Renew(ctx context.Context, _ lease.Lease) (lease.Lease, error) {
+	<-ctx.Done()
+	return lease.Lease{}, ctx.Err()
+}
+
+func TestReview5HungStoreIsAnOutage(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1_800_000_000, 0))
+	cfg := Config{Clock: clk, UnhealthyAfter: time.Minute}
+	tr := newFailureTracker("lease store", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := &healthStore{Store: hangingStore{lease.NewMemoryStore()}, t: tr}
+	parent := context.Background() // the coordinator's: not cancelled
+	for range 30 {                 // one renewal pass every 10 s for 5 minutes
+		// What the coordinator does for every renewal: an I/O deadline on
+		// the call (already past here, as it is when the endpoint hangs).
+		rctx, cancel := context.WithDeadline(parent, time.Unix(0, 0))
+		_, err := s.Renew(rctx, lease.Lease{Key: "shardId-0"})
+		cancel()
+		require.Error(t, err)
+		clk.Advance(10 * time.Second)
+	}
+	st := Status{At: clk.Now(), UnhealthyAfter: cfg.UnhealthyAfter}
+	st.StoreFailingSince, st.StoreErr = tr.failing(st.At)
+	require.False(t, st.StoreFailingSince.IsZero(), "every renewal for 5 minutes timed out: the store is failing")
+	require.True(t, st.StoreUnhealthy())
+}
+
+func TestReview5FailuresSpacedWiderThanUnhealthyAfterNeverUnhealthy(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1_800_000_000, 0))
+	// A short UnhealthyAfter (fast readiness), while throttled GetRecords
+	// retries wait up to ThrottleBackoff's default 10 s cap.
+	cfg := Config{Clock: clk, UnhealthyAfter: 5 * time.Second}
+	tr := newFailureTracker("stream", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx := context.Background()
+	for range 60 { // ten minutes, every attempt failing, no success at all
+		tr.observe(ctx, "GetRecords", errFake, false)
+		clk.Advance(10 * time.Second)
+	}
+	tr.observe(ctx, "GetRecords", errFake, false)
+	since, _ := tr.failing(clk.Now())
+	st := Status{At: clk.Now(), UnhealthyAfter: cfg.UnhealthyAfter, StreamFailingSince: since}
+	require.True(t, st.StreamUnhealthy(), "GetRecords failed at every attempt for ten minutes (failing since %v, at %v)", since, st.At)
+}
+
+var errFake = fakeErr("ProvisionedThroughputExceededException")
+
+type fakeErr string
+
+func (e fakeErr) Error() string { return string(e) }
