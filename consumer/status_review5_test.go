@@ -7,6 +7,8 @@
 // Also: a kind of call retried less often than UnhealthyAfter starts a "new
 // episode" at every failure (status.go observe: now.Sub(f.last) > window()),
 // so a call that fails at every attempt for ten minutes is never unhealthy.
+// And: failures are keyed by call name only, so one stream's permanent read
+// failures are hidden by another stream's successes (see the third test).
 
 package consumer
 
@@ -14,9 +16,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shardflow/shardflow/clock"
@@ -75,3 +81,37 @@ var errFake = fakeErr("ProvisionedThroughputExceededException")
 type fakeErr string
 
 func (e fakeErr) Error() string { return string(e) }
+
+// REVIEW: fails because the tracker keys a failure by the call's name only
+// (status.go observe: t.ops[op]), so in multi-stream mode a stream whose
+// reads fail for good (its KMS key disabled, access denied on one stream)
+// is hidden by any other stream's successful GetRecords: each success of
+// the kind deletes the failure (status.go observe, `delete(t.ops, op)`).
+// The tracker's own doc keeps kinds apart so that "one that works does not
+// hide one that keeps failing"; the same holds per stream (and per shard).
+type twoStreamKinesis struct{ Kinesis }
+
+func (twoStreamKinesis) GetRecords(_ context.Context, in *kinesis.GetRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	if strings.HasPrefix(aws.ToString(in.ShardIterator), "broken:") {
+		return nil, &types.KMSAccessDeniedException{Message: aws.String("injected: the stream's key is denied")}
+	}
+	return &kinesis.GetRecordsOutput{NextShardIterator: in.ShardIterator, MillisBehindLatest: aws.Int64(0)}, nil
+}
+
+func TestReview5OneStreamFailingHiddenByAnother(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1_800_000_000, 0))
+	cfg := Config{Clock: clk, UnhealthyAfter: time.Minute}
+	tr := newFailureTracker("stream", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	kc := &healthKinesis{Kinesis: twoStreamKinesis{}, t: tr}
+	ctx := context.Background()
+	for range 300 { // five minutes: every read of the broken stream fails
+		_, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("broken:shardId-0")})
+		require.Error(t, err)
+		_, err = kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("fine:shardId-0")})
+		require.NoError(t, err)
+		clk.Advance(time.Second)
+	}
+	since, _ := tr.failing(clk.Now())
+	st := Status{At: clk.Now(), UnhealthyAfter: cfg.UnhealthyAfter, StreamFailingSince: since}
+	require.True(t, st.StreamUnhealthy(), "one stream's reads have failed for five minutes")
+}
