@@ -1,0 +1,94 @@
+// REVIEW: fails because Status lists a shard whose lease this worker has
+// lost as held and "processing" until its pipeline returns (status.go
+// Status: every c.shards entry; shardHandle.status looks at Shutdown and
+// handoff, not at h.lost). Status.Leases is documented as "how many leases
+// this worker holds", yet counts a lease another worker now holds; with a
+// processor slow to notice its context (a long batch), /status shows two
+// workers processing the same shard. Suggested: a ShardLost state (or
+// leaving lost shards out of Leases) when h.lost is closed.
+
+package consumer_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shardflow/shardflow/clock"
+	"github.com/shardflow/shardflow/consumer"
+	"github.com/shardflow/shardflow/kinesistest"
+	"github.com/shardflow/shardflow/lease"
+)
+
+// slowProc blocks in ProcessRecords until released, as a long batch does.
+type slowProc struct {
+	in      chan struct{}
+	release chan struct{}
+}
+
+func (p *slowProc) Initialize(context.Context, consumer.InitializeInput) error { return nil }
+func (p *slowProc) ProcessRecords(_ context.Context, in consumer.ProcessRecordsInput) error {
+	if len(in.Records) == 0 {
+		return nil
+	}
+	p.in <- struct{}{}
+	<-p.release
+	return nil
+}
+func (p *slowProc) LeaseLost(context.Context, consumer.LeaseLostInput)         {}
+func (p *slowProc) ShardEnded(context.Context, consumer.ShardEndedInput) error { return nil }
+func (p *slowProc) ShutdownRequested(context.Context, consumer.ShutdownRequestedInput) error {
+	return nil
+}
+
+type lostHook chan string
+
+func (h lostHook) LeaseLost(key string) {
+	select {
+	case h <- key:
+	default:
+	}
+}
+
+func TestReview5StatusAfterLeaseLost(t *testing.T) {
+	srv := kinesistest.New(kinesistest.Options{})
+	srv.MustCreateStream("s", 1)
+	store := lease.NewMemoryStore()
+	clk := clock.NewFake(time.Unix(1_800_000_000, 0))
+	p := &slowProc{in: make(chan struct{}, 1), release: make(chan struct{})}
+	lost := make(lostHook, 1)
+	c, err := consumer.New(srv, store, consumer.ProcessorFactoryFunc(func(string) consumer.RecordProcessor { return p }), consumer.Config{
+		ApplicationName: "app", StreamName: "s", WorkerID: "w",
+		InitialPosition:       consumer.InitialPosition{Type: consumer.TrimHorizon},
+		IdleTimeBetweenReads:  consumer.MinIdleTimeBetweenReads,
+		FailoverTime:          10 * time.Second,
+		LeaseInitialTakeDelay: -1,
+		Clock:                 clk,
+		Metrics:               lost,
+		Logger:                testLogger(t),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { close(p.release); cancel(); <-done }()
+	put(t, srv, "a")
+	for len(p.in) == 0 {
+		clk.Advance(100 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	// Another worker takes the lease (as after a long pause of this one).
+	ls, err := store.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, ls, 1)
+	_, err = store.Take(ctx, ls[0], "other")
+	require.NoError(t, err)
+	for len(lost) == 0 {
+		clk.Advance(time.Second)
+		time.Sleep(time.Millisecond)
+	}
+	st := c.Status()
+	require.Zero(t, st.Leases, "the lease is other's now: %+v", st.Shards)
+}
