@@ -91,11 +91,13 @@ type Backoff struct {
 
 // Defaults (KCL 2.x's where KCL has the setting).
 const (
-	DefaultMaxRecords              = 10000
-	DefaultIdleTimeBetweenReads    = 1500 * time.Millisecond
-	MinIdleTimeBetweenReads        = 200 * time.Millisecond
-	DefaultShardSyncInterval       = 60 * time.Second
-	DefaultFailoverTime            = 10 * time.Second
+	DefaultMaxRecords           = 10000
+	DefaultIdleTimeBetweenReads = 1500 * time.Millisecond
+	MinIdleTimeBetweenReads     = 200 * time.Millisecond
+	DefaultShardSyncInterval    = 60 * time.Second
+	DefaultFailoverTime         = 10 * time.Second
+	// defaultThrottleBackoffMax is ThrottleBackoff.Max's default.
+	defaultThrottleBackoffMax      = 10 * time.Second
 	DefaultParentShardPollInterval = 10 * time.Second
 	DefaultMaxPrefetchBatches      = 3
 	DefaultMaxPrefetchBytes        = 8 << 20
@@ -260,6 +262,23 @@ type Config struct {
 	// at the default FailoverTime, so a store outage has by then cost
 	// every lease); negative: never unhealthy for failing calls (Status
 	// still reports since when they fail).
+	//
+	// The rule: a kind of call (a lease store call such as Renew; a
+	// Kinesis call on one stream, such as GetRecords on stream s) fails
+	// from its first failure until its next success, however far apart
+	// its attempts are (a retry 10 s after the last, a ListShards once a
+	// ShardSyncInterval), so UnhealthyAfter may be shorter than the retry
+	// periods. A failure is an error that is not an answer: a timeout of
+	// the call's own deadline counts, and so does a throttled call (a
+	// minute of nothing but throttles is a minute without progress); a
+	// call cancelled because the consumer or the shard stops does not. A
+	// call still in flight for longer than UnhealthyAfter (a hung
+	// endpoint, a call without a deadline) counts as failing since it
+	// started. A kind no longer attempted for twice the longest of
+	// UnhealthyAfter, ThrottleBackoff.Max, ShardSyncInterval, FailoverTime
+	// and IdleTimeBetweenReads stops counting, and a kind counts only once
+	// it has failed twice: a call made once that failed once (recording
+	// child shards at a shard's end) is not an outage.
 	UnhealthyAfter time.Duration
 
 	// Clock, Logger and Metrics default to the real clock, slog.Default()
@@ -351,7 +370,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ProcessorRetryBackoff, err = c.ProcessorRetryBackoff.withDefaults(time.Second, 30*time.Second); err != nil {
 		return bad("ProcessorRetryBackoff: %v", err)
 	}
-	if c.ThrottleBackoff, err = c.ThrottleBackoff.withDefaults(200*time.Millisecond, 10*time.Second); err != nil {
+	if c.ThrottleBackoff, err = c.ThrottleBackoff.withDefaults(200*time.Millisecond, defaultThrottleBackoffMax); err != nil {
 		return bad("ThrottleBackoff: %v", err)
 	}
 	if c.UnhealthyAfter == 0 {

@@ -109,7 +109,7 @@ func New(kc Kinesis, store lease.Store, factory ProcessorFactory, cfg Config) (*
 		factory: factory,
 		log:     log,
 		coord:   coord,
-		met:     newMetricHooks(cfg.Metrics),
+		met:     newMetricHooks(cfg.Metrics, log),
 
 		storeHealth:  storeHealth,
 		streamHealth: streamHealth,
@@ -181,6 +181,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.started = true
 	c.mu.Unlock()
+	c.storeHealth.runStarted(ctx)
+	c.streamHealth.runStarted(ctx)
 	err := c.run(ctx)
 	c.mu.Lock()
 	c.runErr = err
@@ -360,11 +362,13 @@ func (c *Consumer) followLeases(ctx context.Context) {
 				c.met.LeaseTaken(ev.Lease.Key)
 				c.startShard(ctx, ev)
 			case lease.Lost:
+				// Stopped first, so that Status no longer counts the
+				// lease once the hook has seen it go.
+				c.stopShard(ev)
 				if !errors.Is(ev.Err, lease.ErrReleased) {
 					// Handed back (shard end, shutdown, handoff): not a loss.
 					c.met.LeaseLost(ev.Lease.Key)
 				}
-				c.stopShard(ev)
 			case lease.HandoffRequested:
 				c.handOffShard(ev.Lease.Key)
 			}
@@ -444,6 +448,9 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 			}
 			hcancel()
 		}
+		if !h.st.isLost() {
+			c.met.ShardReleased(l.Key) // a loss has had LeaseLost
+		}
 		c.mu.Lock()
 		if c.shards[l.Key] == h {
 			delete(c.shards, l.Key)
@@ -461,6 +468,9 @@ func (c *Consumer) stopShard(ev lease.Event) {
 		if errors.Is(ev.Err, lease.ErrHandoffTimedOut) {
 			l := ev.Lease.Clone()
 			h.timedOut.Store(&l)
+		}
+		if !errors.Is(ev.Err, lease.ErrReleased) {
+			h.st.setLost()
 		}
 		h.markLost()
 		h.cancel()

@@ -1,6 +1,10 @@
 package consumer
 
-import "time"
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
 
 // Metrics is a set of optional hooks that receive the consumer's
 // measurements: any value is a Metrics, and the consumer calls each hook
@@ -13,9 +17,16 @@ import "time"
 //
 // New metrics arrive as new hook interfaces, never as new methods on an
 // existing one, so an implementation written against an older release
-// keeps compiling and keeps receiving what it received. To catch a
-// misspelt or mistyped method at compile time, assert the hooks you mean
-// to implement:
+// keeps compiling, and a value receives the hooks whose methods are in
+// its own method set. Two shapes receive nothing: a wrapper embedding the
+// interface (struct{ consumer.Metrics }) has no hook methods, as Metrics has
+// none, so it passes nothing on to the value it wraps; and a value whose
+// hook methods have pointer receivers, passed by value (MyMetrics{} for
+// &MyMetrics{}), implements none of them. Wrap by embedding the concrete
+// type (or forward each hook), and pass a pointer; New logs a warning
+// when a Metrics other than nil or NopMetrics implements no hook. To
+// catch a misspelt or mistyped method at compile time, assert the hooks
+// you mean to implement:
 //
 //	var _ consumer.HookMillisBehindLatest = (*MyMetrics)(nil)
 //
@@ -84,6 +95,16 @@ type HookLeaseLost interface {
 	LeaseLost(shardID string)
 }
 
+// HookShardReleased is called when a shard's pipeline stops on this worker
+// for any reason other than the loss of its lease (which calls
+// HookLeaseLost instead): handed over to another worker, the shard ended,
+// Shutdown or Run's context ending. An adapter that keeps per-shard state
+// (a lag gauge) drops the shard's there, so that only its current owner
+// reports it.
+type HookShardReleased interface {
+	ShardReleased(shardID string)
+}
+
 // NopMetrics records nothing: it implements no hook. A nil Config.Metrics
 // does the same; NopMetrics stays so that code naming it (or embedding it,
 // as implementations had to before hooks were optional) keeps compiling.
@@ -104,29 +125,42 @@ type metricHooks struct {
 	leasesHeld HookLeasesHeld
 	leaseTaken HookLeaseTaken
 	leaseLost  HookLeaseLost
+	released   HookShardReleased
 }
 
-func newMetricHooks(m Metrics) *metricHooks {
+func newMetricHooks(m Metrics, log *slog.Logger) *metricHooks {
 	var nop nopHooks
-	h := &metricHooks{nop, nop, nop, nop, nop, nop, nop, nop, nop, nop}
-	hook(m, &h.processed)
-	hook(m, &h.behind)
-	hook(m, &h.procErr)
-	hook(m, &h.outOfRange)
-	hook(m, &h.throttled)
-	hook(m, &h.expired)
-	hook(m, &h.retention)
-	hook(m, &h.leasesHeld)
-	hook(m, &h.leaseTaken)
-	hook(m, &h.leaseLost)
+	h := &metricHooks{nop, nop, nop, nop, nop, nop, nop, nop, nop, nop, nop}
+	n := hook(m, &h.processed) + hook(m, &h.behind) + hook(m, &h.procErr) +
+		hook(m, &h.outOfRange) + hook(m, &h.throttled) + hook(m, &h.expired) +
+		hook(m, &h.retention) + hook(m, &h.leasesHeld) + hook(m, &h.leaseTaken) +
+		hook(m, &h.leaseLost) + hook(m, &h.released)
+	if n == 0 && !isNop(m) {
+		log.Warn(noHookWarning, "metrics_type", fmt.Sprintf("%T", m))
+	}
 	return h
 }
 
-// hook sets *dst to m when m implements the hook T.
-func hook[T any](m Metrics, dst *T) {
+// noHookWarning is logged when Config.Metrics implements no hook.
+const noHookWarning = "consumer: Config.Metrics implements no hook and receives nothing " +
+	"(a wrapper embedding the Metrics interface passes nothing on; hook methods with pointer receivers need a pointer)"
+
+// isNop reports whether m is meant to receive nothing.
+func isNop(m Metrics) bool {
+	switch m.(type) {
+	case nil, NopMetrics, *NopMetrics:
+		return true
+	}
+	return false
+}
+
+// hook sets *dst to m when m implements the hook T, and returns 1 then.
+func hook[T any](m Metrics, dst *T) int {
 	if v, ok := m.(T); ok {
 		*dst = v
+		return 1
 	}
+	return 0
 }
 
 func (h *metricHooks) RecordsProcessed(shardID string, records, bytes int, took time.Duration) {
@@ -145,6 +179,7 @@ func (h *metricHooks) RetentionRestart(shardID string) { h.retention.RetentionRe
 func (h *metricHooks) LeasesHeld(n int)                { h.leasesHeld.LeasesHeld(n) }
 func (h *metricHooks) LeaseTaken(shardID string)       { h.leaseTaken.LeaseTaken(shardID) }
 func (h *metricHooks) LeaseLost(shardID string)        { h.leaseLost.LeaseLost(shardID) }
+func (h *metricHooks) ShardReleased(shardID string)    { h.released.ShardReleased(shardID) }
 
 // nopHooks is the hook of every measurement the user's Metrics does not
 // take.
@@ -160,3 +195,4 @@ func (nopHooks) RetentionRestart(string)                          {}
 func (nopHooks) LeasesHeld(int)                                   {}
 func (nopHooks) LeaseTaken(string)                                {}
 func (nopHooks) LeaseLost(string)                                 {}
+func (nopHooks) ShardReleased(string)                             {}

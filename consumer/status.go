@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardflow/shardflow/checkpoint"
@@ -35,7 +37,7 @@ type Status struct {
 	Ready, ShuttingDown, Stopped bool
 	Err                          error
 	// Leases is how many leases this worker holds (and processes, or
-	// waits to process): len(Shards).
+	// waits to process): the Shards not in ShardLost.
 	Leases int
 	Shards []ShardStatus
 	// StoreFailingSince is since when a kind of lease store call (List,
@@ -43,17 +45,24 @@ type Status struct {
 	// (the earliest such kind; zero when none is failing), and StoreErr
 	// its last failure, naming the call. Answers about leases (not found,
 	// a conditional write that lost, an unreadable item) are successes:
-	// the store answered. A kind that has not failed for longer than
-	// UnhealthyAfter no longer counts, so one failed call that is not
-	// repeated is not an outage.
+	// the store answered. A call that ran out of its own deadline (a hung
+	// endpoint) is a failure, one cancelled because the consumer or the
+	// shard stops is not; a call in flight for longer than UnhealthyAfter
+	// counts as failing since it started (StoreErr wraps its "no answer
+	// yet"). A kind fails until its next success however far apart its
+	// attempts are; it counts once it has failed twice, and stops counting
+	// when no longer attempted for long (Config.UnhealthyAfter has the
+	// rule).
 	StoreFailingSince time.Time
 	StoreErr          error
 	// StreamFailingSince and StreamErr are the same for Kinesis calls
-	// (GetRecords, GetShardIterator, ListShards, SubscribeToShard, ...);
-	// an expired iterator (recovered by a new one) and a fan-out consumer
-	// still being registered are not failures. Failures inside a
-	// SubscribeToShard event stream are not seen here: the next
-	// subscription's call is.
+	// (GetRecords, GetShardIterator, ListShards, SubscribeToShard, ...),
+	// kept apart per stream, so that in multi-stream mode one stream's
+	// successes do not hide another's failures. A throttled call is a
+	// failure (throttles alone for UnhealthyAfter are no progress); an
+	// expired iterator (recovered by a new one) and a fan-out consumer
+	// still being registered are not. Failures inside a SubscribeToShard
+	// event stream are not seen here: the next subscription's call is.
 	StreamFailingSince time.Time
 	StreamErr          error
 	// UnhealthyAfter is Config.UnhealthyAfter (negative: failing calls
@@ -101,6 +110,11 @@ const (
 	// ShardHandingOff: another worker asked for the lease; the batch in
 	// flight finishes, ShutdownRequested runs and the lease goes to it.
 	ShardHandingOff
+	// ShardLost: the lease was lost (taken by another worker, expired, or
+	// a write fenced); the pipeline is being stopped (a batch in flight
+	// may still be finishing) and the lease is not counted in
+	// Status.Leases.
+	ShardLost
 )
 
 func (s ShardState) String() string {
@@ -117,6 +131,8 @@ func (s ShardState) String() string {
 		return "shutting_down"
 	case ShardHandingOff:
 		return "handing_off"
+	case ShardLost:
+		return "lost"
 	}
 	return "unknown"
 }
@@ -174,7 +190,11 @@ func (c *Consumer) Status() Status {
 		st.Shards = append(st.Shards, h.status(graceful))
 	}
 	c.mu.Unlock()
-	st.Leases = len(st.Shards)
+	for _, sh := range st.Shards {
+		if sh.State != ShardLost {
+			st.Leases++
+		}
+	}
 	slices.SortFunc(st.Shards, func(a, b ShardStatus) int { return strings.Compare(a.LeaseKey, b.LeaseKey) })
 	return st
 }
@@ -190,6 +210,7 @@ type shardStatus struct {
 	millisBehind  int64
 	lastFetch     time.Time
 	lastProcessed time.Time
+	lost          bool // the lease was lost: ShardLost
 }
 
 func newShardStatus(l lease.Lease) *shardStatus {
@@ -200,6 +221,19 @@ func (s *shardStatus) setState(st ShardState) {
 	s.mu.Lock()
 	s.state = st
 	s.mu.Unlock()
+}
+
+// setLost records that the lease was lost (not handed back).
+func (s *shardStatus) setLost() {
+	s.mu.Lock()
+	s.lost = true
+	s.mu.Unlock()
+}
+
+func (s *shardStatus) isLost() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lost
 }
 
 func (s *shardStatus) setCheckpointer(cp *checkpoint.Checkpointer) {
@@ -233,15 +267,17 @@ func (h *shardHandle) status(graceful bool) ShardStatus {
 		State: s.state, Checkpoint: s.checkpoint, MillisBehindLatest: s.millisBehind,
 		LastFetch: s.lastFetch, LastProcessed: s.lastProcessed,
 	}
-	cp := s.cp
+	cp, lost := s.cp, s.lost
 	s.mu.Unlock()
 	if cp != nil {
 		out.Checkpoint = cp.Last()
 	}
 	// A request to stop is seen by the pipeline at its next step; the
 	// snapshot says so at once.
-	if out.State != ShardEnding {
+	if out.State != ShardEnding || lost {
 		switch {
+		case lost:
+			out.State = ShardLost
 		case graceful:
 			out.State = ShardShuttingDown
 		case h.handoffRequested():
@@ -252,25 +288,38 @@ func (h *shardHandle) status(graceful bool) ShardStatus {
 }
 
 // failureTracker follows whether calls to one dependency (the lease store,
-// the stream) are failing, per kind of call (List, Renew, GetRecords, ...):
-// a kind of call fails continuously from its first failure until its next
-// success. Kinds are apart so that one that works (a new shard iterator)
-// does not hide one that keeps failing (GetRecords). A kind with no
-// failure for longer than the window (UnhealthyAfter) no longer counts:
-// a call made once that failed once (recording child shards at a shard's
-// end) is not an outage. It logs once when a kind has failed for longer
-// than UnhealthyAfter, and once when that kind succeeds again.
+// the stream) are failing, per kind of call: a store call by name (List,
+// Renew, ...), a Kinesis call by name and stream (GetRecords on s), so
+// that one that works (a new shard iterator, another stream's reads) does
+// not hide one that keeps failing. A kind fails continuously from its
+// first failure until its next success, however far apart its attempts
+// are (Config.UnhealthyAfter documents the rule). A kind not attempted
+// for longer than stale no longer counts. Calls
+// in flight are tracked too, so that a call hanging without a deadline
+// counts as failing once it has been in flight for longer than
+// UnhealthyAfter. A kind counts once it has failed twice: one failure, not
+// repeated, is not an outage. It logs once when a kind has failed for
+// longer than UnhealthyAfter, and once when that kind succeeds again.
 type failureTracker struct {
 	what  string // "lease store", "stream"
 	clk   clock.Clock
 	after time.Duration
+	stale time.Duration
 	log   *slog.Logger
+	// run is Run's context, once Run started: a call failing after it
+	// ended is the consumer stopping, not the dependency failing.
+	run atomic.Pointer[context.Context]
 
 	// nFailing counts the kinds in ops, so that a success skips the lock
 	// while nothing fails: the common case, on every call.
 	nFailing atomic.Int32
 	mu       sync.Mutex
 	ops      map[string]*opFailure
+
+	// inFlight are the calls made and not returned yet, by call id.
+	flightMu sync.Mutex
+	nextID   uint64
+	inFlight map[uint64]flight
 }
 
 // opFailure is one kind of call failing since since; last is its latest
@@ -281,21 +330,76 @@ type opFailure struct {
 	reported    bool
 }
 
-func newFailureTracker(what string, cfg Config, log *slog.Logger) *failureTracker {
-	return &failureTracker{what: what, clk: cfg.Clock, after: cfg.UnhealthyAfter, log: log, ops: make(map[string]*opFailure)}
+// flight is one call in flight: its kind and when it started.
+type flight struct {
+	key   string
+	start time.Time
 }
 
-// window is how recent a kind's last failure must be for it to count.
-func (t *failureTracker) window() time.Duration {
+// call is what begin returns for end.
+type call struct {
+	key string
+	id  uint64
+}
+
+// errNoAnswer is the error of a call in flight for longer than
+// UnhealthyAfter.
+var errNoAnswer = errors.New("no answer yet")
+
+func newFailureTracker(what string, cfg Config, log *slog.Logger) *failureTracker {
+	return &failureTracker{what: what, clk: cfg.Clock, after: cfg.UnhealthyAfter, stale: staleAfter(cfg), log: log,
+		ops: make(map[string]*opFailure), inFlight: make(map[uint64]flight)}
+}
+
+// staleAfter is how long a kind of call may go unattempted before its
+// failure no longer counts: twice the longest period at which the
+// consumer makes or retries a call (the wait, then the call itself), so
+// that a call retried at its slowest pace still fails continuously.
+// Unset fields count at their defaults.
+func staleAfter(cfg Config) time.Duration {
+	d := max(cmp.Or(cfg.UnhealthyAfter, DefaultUnhealthyAfter),
+		cmp.Or(cfg.ThrottleBackoff.Max, defaultThrottleBackoffMax),
+		cmp.Or(cfg.ShardSyncInterval, DefaultShardSyncInterval),
+		cmp.Or(cfg.FailoverTime, DefaultFailoverTime),
+		cmp.Or(cfg.IdleTimeBetweenReads, DefaultIdleTimeBetweenReads))
+	return 2 * d
+}
+
+// runStarted tells the tracker Run's context.
+func (t *failureTracker) runStarted(ctx context.Context) { t.run.Store(&ctx) }
+
+// threshold is how long a call may be in flight before it counts.
+func (t *failureTracker) threshold() time.Duration {
 	if t.after > 0 {
 		return t.after
 	}
 	return DefaultUnhealthyAfter
 }
 
+// begin records a call of kind key starting; end records its outcome.
+func (t *failureTracker) begin(key string) call {
+	now := t.clk.Now()
+	t.flightMu.Lock()
+	t.nextID++
+	id := t.nextID
+	t.inFlight[id] = flight{key: key, start: now}
+	t.flightMu.Unlock()
+	return call{key: key, id: id}
+}
+
+// end records the outcome of c (see observe).
+func (t *failureTracker) end(ctx context.Context, c call, err error, ok bool) {
+	t.flightMu.Lock()
+	delete(t.inFlight, c.id)
+	t.flightMu.Unlock()
+	t.observe(ctx, c.key, err, ok)
+}
+
 // observe records one call's outcome. ok says the dependency answered
-// (err is nil, or an answer such as "not found"). A call whose context
-// ended says nothing about the dependency and is not counted.
+// (err is nil, or an answer such as "not found"). A call cancelled (its
+// context's error is context.Canceled, or Run's context has ended) says
+// nothing about the dependency and is not counted; one that ran out of
+// its own deadline is a failure: the dependency did not answer in time.
 func (t *failureTracker) observe(ctx context.Context, op string, err error, ok bool) {
 	if ok {
 		if t.nFailing.Load() == 0 {
@@ -313,7 +417,10 @@ func (t *failureTracker) observe(ctx context.Context, op string, err error, ok b
 		}
 		return
 	}
-	if ctx.Err() != nil {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return
+	}
+	if run := t.run.Load(); run != nil && (*run).Err() != nil {
 		return
 	}
 	now := t.clk.Now()
@@ -323,8 +430,8 @@ func (t *failureTracker) observe(ctx context.Context, op string, err error, ok b
 		f = &opFailure{since: now}
 		t.ops[op] = f
 		t.nFailing.Add(1)
-	} else if now.Sub(f.last) > t.window() {
-		*f = opFailure{since: now} // an old failure: a new episode
+	} else if now.Sub(f.last) > t.stale {
+		*f = opFailure{since: now} // no longer attempted for long: a new episode
 	}
 	f.last, f.err = now, err
 	since := f.since
@@ -340,18 +447,27 @@ func (t *failureTracker) observe(ctx context.Context, op string, err error, ok b
 }
 
 // failing returns since when the longest-failing kind of call that still
-// counts at now has failed, and its last error (naming the call).
+// counts at now has failed, and its last error (naming the call); a call
+// in flight for longer than UnhealthyAfter counts as failing since it
+// started.
 func (t *failureTracker) failing(now time.Time) (time.Time, error) {
+	var since time.Time
+	var err error
+	t.flightMu.Lock()
+	for _, fl := range t.inFlight {
+		if now.Sub(fl.start) > t.threshold() && (since.IsZero() || fl.start.Before(since)) {
+			since, err = fl.start, fmt.Errorf("%s: in flight since %v: %w", fl.key, fl.start, errNoAnswer)
+		}
+	}
+	t.flightMu.Unlock()
 	if t.nFailing.Load() == 0 {
-		return time.Time{}, nil
+		return since, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var since time.Time
-	var err error
 	for op, f := range t.ops {
-		if now.Sub(f.last) > t.window() {
-			continue
+		if !f.last.After(f.since) || now.Sub(f.last) > t.stale {
+			continue // failed once only, or no longer attempted
 		}
 		if since.IsZero() || f.since.Before(since) {
 			since, err = f.since, fmt.Errorf("%s: %w", op, f.err)
@@ -367,79 +483,92 @@ type healthStore struct {
 	t *failureTracker
 }
 
-func (s *healthStore) observe(ctx context.Context, op string, err error) {
-	s.t.observe(ctx, op, err, err == nil || errors.Is(err, lease.ErrNotFound) || errors.Is(err, lease.ErrConflict) || errors.Is(err, lease.ErrUnreadable))
+// storeAnswered reports whether a store call's outcome is an answer.
+func storeAnswered(err error) bool {
+	return err == nil || errors.Is(err, lease.ErrNotFound) || errors.Is(err, lease.ErrConflict) || errors.Is(err, lease.ErrUnreadable)
 }
 
 func (s *healthStore) List(ctx context.Context) ([]lease.Lease, error) {
+	c := s.t.begin("List")
 	ls, err := s.Store.List(ctx)
-	s.observe(ctx, "List", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return ls, err
 }
 
 func (s *healthStore) Get(ctx context.Context, key string) (lease.Lease, error) {
+	c := s.t.begin("Get")
 	l, err := s.Store.Get(ctx, key)
-	s.observe(ctx, "Get", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return l, err
 }
 
 func (s *healthStore) Create(ctx context.Context, l lease.Lease) (bool, error) {
+	c := s.t.begin("Create")
 	ok, err := s.Store.Create(ctx, l)
-	s.observe(ctx, "Create", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return ok, err
 }
 
 func (s *healthStore) Renew(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+	c := s.t.begin("Renew")
 	l, err := s.Store.Renew(ctx, l)
-	s.observe(ctx, "Renew", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return l, err
 }
 
 func (s *healthStore) Take(ctx context.Context, l lease.Lease, owner string) (lease.Lease, error) {
+	c := s.t.begin("Take")
 	l, err := s.Store.Take(ctx, l, owner)
-	s.observe(ctx, "Take", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return l, err
 }
 
 func (s *healthStore) MarkHandoff(ctx context.Context, l lease.Lease, next string) (lease.Lease, error) {
+	c := s.t.begin("MarkHandoff")
 	l, err := s.Store.MarkHandoff(ctx, l, next)
-	s.observe(ctx, "MarkHandoff", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return l, err
 }
 
 func (s *healthStore) CancelHandoff(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+	c := s.t.begin("CancelHandoff")
 	l, err := s.Store.CancelHandoff(ctx, l)
-	s.observe(ctx, "CancelHandoff", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return l, err
 }
 
 func (s *healthStore) Release(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+	c := s.t.begin("Release")
 	l, err := s.Store.Release(ctx, l)
-	s.observe(ctx, "Release", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return l, err
 }
 
 func (s *healthStore) UpdateCheckpoint(ctx context.Context, l lease.Lease, pos checkpoint.Position) (lease.Lease, error) {
+	c := s.t.begin("UpdateCheckpoint")
 	l, err := s.Store.UpdateCheckpoint(ctx, l, pos)
-	s.observe(ctx, "UpdateCheckpoint", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return l, err
 }
 
 func (s *healthStore) UpdatePendingCheckpoint(ctx context.Context, l lease.Lease, pos *checkpoint.Position, state []byte) (lease.Lease, error) {
+	c := s.t.begin("UpdatePendingCheckpoint")
 	l, err := s.Store.UpdatePendingCheckpoint(ctx, l, pos, state)
-	s.observe(ctx, "UpdatePendingCheckpoint", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return l, err
 }
 
 func (s *healthStore) UpdateChildShards(ctx context.Context, l lease.Lease, children []string) (lease.Lease, error) {
+	c := s.t.begin("UpdateChildShards")
 	l, err := s.Store.UpdateChildShards(ctx, l, children)
-	s.observe(ctx, "UpdateChildShards", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return l, err
 }
 
 func (s *healthStore) Delete(ctx context.Context, key string) error {
+	c := s.t.begin("Delete")
 	err := s.Store.Delete(ctx, key)
-	s.observe(ctx, "Delete", err)
+	s.t.end(ctx, c, err, storeAnswered(err))
 	return err
 }
 
@@ -453,50 +582,70 @@ type healthKinesis struct {
 
 var _ FanOutKinesis = (*healthKinesis)(nil)
 
-func (k *healthKinesis) observe(ctx context.Context, op string, err error) {
-	// An expired iterator is routine (a slow processor), recovered with a
-	// new one; a consumer registration in progress is waited for.
-	k.t.observe(ctx, op, err, err == nil || isExpiredIterator(err) || isResourceInUse(err))
+// kinesisAnswered reports whether a Kinesis call's outcome is an answer.
+// An expired iterator is routine (a slow processor), recovered with a new
+// one; a consumer registration in progress is waited for. A throttled call
+// is a failure: throttles alone for UnhealthyAfter are no progress.
+func kinesisAnswered(err error) bool {
+	return err == nil || isExpiredIterator(err) || isResourceInUse(err)
+}
+
+// kinesisKey is the kind of a Kinesis call: its name and its stream (the
+// first of ref and alt set: a stream or consumer ARN, or a stream name),
+// so that in multi-stream mode one stream's failures are not hidden by
+// another's successes.
+func kinesisKey(op string, ref, alt *string) string {
+	if r := cmp.Or(aws.ToString(ref), aws.ToString(alt)); r != "" {
+		return op + " " + r
+	}
+	return op
 }
 
 func (k *healthKinesis) DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
+	c := k.t.begin(kinesisKey("DescribeStreamSummary", in.StreamARN, in.StreamName))
 	out, err := k.Kinesis.DescribeStreamSummary(ctx, in, optFns...)
-	k.observe(ctx, "DescribeStreamSummary", err)
+	k.t.end(ctx, c, err, kinesisAnswered(err))
 	return out, err
 }
 
 func (k *healthKinesis) ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	c := k.t.begin(kinesisKey("ListShards", in.StreamARN, in.StreamName))
 	out, err := k.Kinesis.ListShards(ctx, in, optFns...)
-	k.observe(ctx, "ListShards", err)
+	k.t.end(ctx, c, err, kinesisAnswered(err))
 	return out, err
 }
 
 func (k *healthKinesis) GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
+	c := k.t.begin(kinesisKey("GetShardIterator", in.StreamARN, in.StreamName))
 	out, err := k.Kinesis.GetShardIterator(ctx, in, optFns...)
-	k.observe(ctx, "GetShardIterator", err)
+	k.t.end(ctx, c, err, kinesisAnswered(err))
 	return out, err
 }
 
 func (k *healthKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	c := k.t.begin(kinesisKey("GetRecords", in.StreamARN, nil))
 	out, err := k.Kinesis.GetRecords(ctx, in, optFns...)
-	k.observe(ctx, "GetRecords", err)
+	k.t.end(ctx, c, err, kinesisAnswered(err))
 	return out, err
 }
 
 func (k *healthKinesis) RegisterStreamConsumer(ctx context.Context, in *kinesis.RegisterStreamConsumerInput, optFns ...func(*kinesis.Options)) (*kinesis.RegisterStreamConsumerOutput, error) {
+	c := k.t.begin(kinesisKey("RegisterStreamConsumer", in.StreamARN, nil))
 	out, err := k.Kinesis.(FanOutKinesis).RegisterStreamConsumer(ctx, in, optFns...)
-	k.observe(ctx, "RegisterStreamConsumer", err)
+	k.t.end(ctx, c, err, kinesisAnswered(err))
 	return out, err
 }
 
 func (k *healthKinesis) DescribeStreamConsumer(ctx context.Context, in *kinesis.DescribeStreamConsumerInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamConsumerOutput, error) {
+	c := k.t.begin(kinesisKey("DescribeStreamConsumer", in.ConsumerARN, in.StreamARN))
 	out, err := k.Kinesis.(FanOutKinesis).DescribeStreamConsumer(ctx, in, optFns...)
-	k.observe(ctx, "DescribeStreamConsumer", err)
+	k.t.end(ctx, c, err, kinesisAnswered(err))
 	return out, err
 }
 
 func (k *healthKinesis) SubscribeToShard(ctx context.Context, in *kinesis.SubscribeToShardInput, optFns ...func(*kinesis.Options)) (*kinesis.SubscribeToShardOutput, error) {
+	c := k.t.begin(kinesisKey("SubscribeToShard", in.ConsumerARN, nil))
 	out, err := k.Kinesis.(FanOutKinesis).SubscribeToShard(ctx, in, optFns...)
-	k.observe(ctx, "SubscribeToShard", err)
+	k.t.end(ctx, c, err, kinesisAnswered(err))
 	return out, err
 }

@@ -165,7 +165,7 @@ func NewCoordinator(store Store, cfg Config) (*Coordinator, error) {
 	return &Coordinator{
 		store:   store,
 		cfg:     cfg,
-		met:     newMetricHooks(cfg.Metrics),
+		met:     newMetricHooks(cfg.Metrics, cfg.Logger),
 		log:     cfg.Logger.With("worker", cfg.WorkerID),
 		events:  newEventQueue(),
 		taking:  make(chan struct{}, 1),

@@ -117,7 +117,10 @@
 // Config.Metrics takes any value and calls the Hook interfaces it
 // implements, resolved once at construction (no type assertion per
 // call). New metrics arrive as new optional Hook interfaces, never as
-// new methods on an existing one: an implementation keeps compiling and
-// working across releases. The nested modules metrics/prommetrics,
+// new methods on an existing one: an implementation keeps compiling
+// across releases and receives the hooks in its own method set (a wrapper
+// embedding the Metrics interface, or hooks with pointer receivers passed
+// by value, receive nothing; the constructor warns when a Metrics
+// implements no hook; see Metrics). The nested modules metrics/prommetrics,
 // metrics/otelmetrics and metrics/emfmetrics implement every hook.
 package lease

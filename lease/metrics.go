@@ -1,13 +1,26 @@
 package lease
 
+import (
+	"fmt"
+	"log/slog"
+)
+
 // Metrics is a set of optional hooks that receive the coordinator's
 // statistics (plug Prometheus, OpenTelemetry or CloudWatch in behind it:
 // see the nested modules under metrics/). Any value is a Metrics; the
 // coordinator calls each hook interface below that the value implements,
 // found once by type assertion in NewCoordinator. New statistics arrive as
 // new hook interfaces, never as new methods on an existing one, so an
-// implementation written against an older release keeps compiling. Assert
-// the hooks you implement to catch a mistyped method:
+// implementation written against an older release keeps compiling, and a
+// value receives the hooks whose methods are in its own method set. Two
+// shapes receive nothing: a wrapper embedding the interface
+// (struct{ lease.Metrics }) has no hook methods, as Metrics has none, so it
+// passes nothing on to the value it wraps; and a value whose hook methods
+// have pointer receivers, passed by value (MyMetrics{} for &MyMetrics{}),
+// implements none of them. Wrap by embedding the concrete type (or forward
+// each hook), and pass a pointer; NewCoordinator logs a warning when a
+// Metrics other than nil or NopMetrics implements no hook. Assert the hooks
+// you implement to catch a mistyped method:
 //
 //	var _ lease.HookRenewPass = (*MyMetrics)(nil)
 //
@@ -35,15 +48,32 @@ type metricHooks struct {
 	take  HookTakePass
 }
 
-func newMetricHooks(m Metrics) metricHooks {
+func newMetricHooks(m Metrics, log *slog.Logger) metricHooks {
 	h := metricHooks{renew: nopHooks{}, take: nopHooks{}}
+	n := 0
 	if v, ok := m.(HookRenewPass); ok {
-		h.renew = v
+		h.renew, n = v, n+1
 	}
 	if v, ok := m.(HookTakePass); ok {
-		h.take = v
+		h.take, n = v, n+1
+	}
+	if n == 0 && !isNop(m) {
+		log.Warn(noHookWarning, "metrics_type", fmt.Sprintf("%T", m))
 	}
 	return h
+}
+
+// noHookWarning is logged when Config.Metrics implements no hook.
+const noHookWarning = "lease: Config.Metrics implements no hook and receives nothing " +
+	"(a wrapper embedding the Metrics interface passes nothing on; hook methods with pointer receivers need a pointer)"
+
+// isNop reports whether m is meant to receive nothing.
+func isNop(m Metrics) bool {
+	switch m.(type) {
+	case nil, NopMetrics, *NopMetrics:
+		return true
+	}
+	return false
 }
 
 func (h metricHooks) RenewPass(s RenewStats) { h.renew.RenewPass(s) }

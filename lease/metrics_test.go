@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,7 +12,7 @@ import (
 // resolution itself.
 func TestMetricHooksOptional(t *testing.T) {
 	pc := &passCounter{}
-	h := newMetricHooks(pc)
+	h := newMetricHooks(pc, slog.New(slog.DiscardHandler))
 	h.RenewPass(RenewStats{Held: 1}) // no hook: a no-op
 	h.TakePass(TakeStats{Taken: 2, Stolen: 1})
 	require.Equal(t, 2, pc.taken)
@@ -20,7 +21,7 @@ func TestMetricHooksOptional(t *testing.T) {
 	require.True(t, isNop)
 
 	for _, m := range []Metrics{nil, NopMetrics{}, struct{}{}} {
-		h := newMetricHooks(m)
+		h := newMetricHooks(m, slog.New(slog.DiscardHandler))
 		h.RenewPass(RenewStats{})
 		h.TakePass(TakeStats{})
 	}

@@ -1,6 +1,10 @@
 package producer
 
-import "time"
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
 
 // Metrics is a set of optional hooks that receive the KPL's metrics: any
 // value is a Metrics, and the producer calls each hook interface below
@@ -12,9 +16,16 @@ import "time"
 //
 // New metrics arrive as new hook interfaces, never as new methods on an
 // existing one, so an implementation written against an older release
-// keeps compiling and keeps receiving what it received. To catch a
-// misspelt or mistyped method at compile time, assert the hooks you mean
-// to implement:
+// keeps compiling, and a value receives the hooks whose methods are in
+// its own method set. Two shapes receive nothing: a wrapper embedding the
+// interface (struct{ producer.Metrics }) has no hook methods, as Metrics has
+// none, so it passes nothing on to the value it wraps; and a value whose
+// hook methods have pointer receivers, passed by value (MyMetrics{} for
+// &MyMetrics{}), implements none of them. Wrap by embedding the concrete
+// type (or forward each hook), and pass a pointer; New logs a warning
+// when a Metrics other than nil or NopMetrics implements no hook. To
+// catch a misspelt or mistyped method at compile time, assert the hooks
+// you mean to implement:
 //
 //	var _ producer.HookKinesisRecordPut = (*MyMetrics)(nil)
 //
@@ -108,29 +119,42 @@ type metricHooks struct {
 	errs     HookErrorsByCode
 }
 
-func newMetricHooks(m Metrics) *metricHooks {
+func newMetricHooks(m Metrics, log *slog.Logger) *metricHooks {
 	var nop nopHooks
 	h := &metricHooks{received: nop, pending: nop, put: nop, failed: nop, expired: nop, buffer: nop, retries: nop, request: nop, errs: nop}
-	hook(m, &h.received, &h.on)
-	hook(m, &h.pending, nil)
-	hook(m, &h.put, &h.on)
-	hook(m, &h.failed, &h.on)
-	hook(m, &h.expired, &h.on)
-	hook(m, &h.buffer, &h.on)
-	hook(m, &h.retries, &h.on)
-	hook(m, &h.request, nil)
-	hook(m, &h.errs, nil)
+	n := hook(m, &h.received, &h.on) + hook(m, &h.pending, nil) + hook(m, &h.put, &h.on) +
+		hook(m, &h.failed, &h.on) + hook(m, &h.expired, &h.on) + hook(m, &h.buffer, &h.on) +
+		hook(m, &h.retries, &h.on) + hook(m, &h.request, nil) + hook(m, &h.errs, nil)
+	if n == 0 && !isNop(m) {
+		log.Warn(noHookWarning, "metrics_type", fmt.Sprintf("%T", m))
+	}
 	return h
 }
 
-// hook sets *dst to m when m implements the hook T, and then *on.
-func hook[T any](m Metrics, dst *T, on *bool) {
+// noHookWarning is logged when Config.Metrics implements no hook.
+const noHookWarning = "producer: Config.Metrics implements no hook and receives nothing " +
+	"(a wrapper embedding the Metrics interface passes nothing on; hook methods with pointer receivers need a pointer)"
+
+// isNop reports whether m is meant to receive nothing.
+func isNop(m Metrics) bool {
+	switch m.(type) {
+	case nil, NopMetrics, *NopMetrics:
+		return true
+	}
+	return false
+}
+
+// hook sets *dst to m when m implements the hook T, and then *on; it
+// returns 1 then.
+func hook[T any](m Metrics, dst *T, on *bool) int {
 	if v, ok := m.(T); ok {
 		*dst = v
 		if on != nil {
 			*on = true
 		}
+		return 1
 	}
+	return 0
 }
 
 func (h *metricHooks) UserRecordReceived(n int) { h.received.UserRecordReceived(n) }

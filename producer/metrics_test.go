@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -153,10 +154,10 @@ func TestMetricsSingleHook(t *testing.T) {
 }
 
 func TestMetricHooksResolved(t *testing.T) {
-	require.False(t, newMetricHooks(nil).on)
-	require.False(t, newMetricHooks(NopMetrics{}).on, "NopMetrics implements no hook")
-	require.True(t, newMetricHooks(&oneHook{}).on)
-	h := newMetricHooks(&countMetrics{})
+	require.False(t, newMetricHooks(nil, slog.New(slog.DiscardHandler)).on)
+	require.False(t, newMetricHooks(NopMetrics{}, slog.New(slog.DiscardHandler)).on, "NopMetrics implements no hook")
+	require.True(t, newMetricHooks(&oneHook{}, slog.New(slog.DiscardHandler)).on)
+	h := newMetricHooks(&countMetrics{}, slog.New(slog.DiscardHandler))
 	require.True(t, h.on)
 	_, isNop := h.pending.(nopHooks)
 	require.True(t, isNop, "countMetrics has no UserRecordsPending")

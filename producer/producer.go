@@ -131,7 +131,7 @@ func New(client Client, stream string, cfg Config) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	hooks := newMetricHooks(cfg.Metrics)
+	hooks := newMetricHooks(cfg.Metrics, cfg.Logger.With("stream", stream))
 	p := &Producer{
 		client:    client,
 		cfg:       cfg,

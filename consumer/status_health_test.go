@@ -1,15 +1,3 @@
-// REVIEW: fails because the failure tracker drops every call whose context
-// ended (status.go observe: `if ctx.Err() != nil { return }`), and the lease
-// coordinator bounds each Renew/Take/MarkHandoff with its own I/O deadline
-// (lease/coordinator.go:870, 1155, 1258: context.WithTimeout(ctx,
-// RenewInterval)): a DynamoDB that hangs (black-holed endpoint, the outage
-// the issue asks to see) times every call out, and none of them is counted.
-// Also: a kind of call retried less often than UnhealthyAfter starts a "new
-// episode" at every failure (status.go observe: now.Sub(f.last) > window()),
-// so a call that fails at every attempt for ten minutes is never unhealthy.
-// And: failures are keyed by call name only, so one stream's permanent read
-// failures are hidden by another stream's successes (see the third test).
-
 package consumer
 
 import (
@@ -29,6 +17,11 @@ import (
 	"github.com/shardflow/shardflow/lease"
 )
 
+// The lease coordinator bounds each Renew/Take/MarkHandoff with its own
+// deadline: a store that hangs (a black-holed endpoint) times every call
+// out, and those timeouts are the outage. A kind of call retried less
+// often than UnhealthyAfter still fails continuously until a success.
+
 // hangingStore is a lease store whose endpoint does not answer: every
 // call waits for its context, as the SDK does on a black-holed connection.
 type hangingStore struct{ lease.Store }
@@ -38,7 +31,7 @@ func (hangingStore) Renew(ctx context.Context, _ lease.Lease) (lease.Lease, erro
 	return lease.Lease{}, ctx.Err()
 }
 
-func TestReview5HungStoreIsAnOutage(t *testing.T) {
+func TestHungStoreIsAnOutage(t *testing.T) {
 	clk := clock.NewFake(time.Unix(1_800_000_000, 0))
 	cfg := Config{Clock: clk, UnhealthyAfter: time.Minute}
 	tr := newFailureTracker("lease store", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -59,7 +52,7 @@ func TestReview5HungStoreIsAnOutage(t *testing.T) {
 	require.True(t, st.StoreUnhealthy())
 }
 
-func TestReview5FailuresSpacedWiderThanUnhealthyAfterNeverUnhealthy(t *testing.T) {
+func TestFailuresSpacedWiderThanUnhealthyAfterNeverUnhealthy(t *testing.T) {
 	clk := clock.NewFake(time.Unix(1_800_000_000, 0))
 	// A short UnhealthyAfter (fast readiness), while throttled GetRecords
 	// retries wait up to ThrottleBackoff's default 10 s cap.
@@ -82,13 +75,9 @@ type fakeErr string
 
 func (e fakeErr) Error() string { return string(e) }
 
-// REVIEW: fails because the tracker keys a failure by the call's name only
-// (status.go observe: t.ops[op]), so in multi-stream mode a stream whose
-// reads fail for good (its KMS key disabled, access denied on one stream)
-// is hidden by any other stream's successful GetRecords: each success of
-// the kind deletes the failure (status.go observe, `delete(t.ops, op)`).
-// The tracker's own doc keeps kinds apart so that "one that works does not
-// hide one that keeps failing"; the same holds per stream (and per shard).
+// twoStreamKinesis fails every read of one stream (its KMS key disabled,
+// access denied on it) and serves the other: in multi-stream mode the
+// second's successes must not hide the first's failures.
 type twoStreamKinesis struct{ Kinesis }
 
 func (twoStreamKinesis) GetRecords(_ context.Context, in *kinesis.GetRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
@@ -98,16 +87,23 @@ func (twoStreamKinesis) GetRecords(_ context.Context, in *kinesis.GetRecordsInpu
 	return &kinesis.GetRecordsOutput{NextShardIterator: in.ShardIterator, MillisBehindLatest: aws.Int64(0)}, nil
 }
 
-func TestReview5OneStreamFailingHiddenByAnother(t *testing.T) {
+// The streams' ARNs, as the consumer sets them on every read in
+// multi-stream mode.
+const (
+	brokenARN = "arn:aws:kinesis:us-east-1:123456789012:stream/broken"
+	fineARN   = "arn:aws:kinesis:us-east-1:123456789012:stream/fine"
+)
+
+func TestOneStreamFailingHiddenByAnother(t *testing.T) {
 	clk := clock.NewFake(time.Unix(1_800_000_000, 0))
 	cfg := Config{Clock: clk, UnhealthyAfter: time.Minute}
 	tr := newFailureTracker("stream", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	kc := &healthKinesis{Kinesis: twoStreamKinesis{}, t: tr}
 	ctx := context.Background()
 	for range 300 { // five minutes: every read of the broken stream fails
-		_, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("broken:shardId-0")})
+		_, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("broken:shardId-0"), StreamARN: aws.String(brokenARN)})
 		require.Error(t, err)
-		_, err = kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("fine:shardId-0")})
+		_, err = kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("fine:shardId-0"), StreamARN: aws.String(fineARN)})
 		require.NoError(t, err)
 		clk.Advance(time.Second)
 	}

@@ -1,11 +1,6 @@
-// REVIEW: fails because Status lists a shard whose lease this worker has
-// lost as held and "processing" until its pipeline returns (status.go
-// Status: every c.shards entry; shardHandle.status looks at Shutdown and
-// handoff, not at h.lost). Status.Leases is documented as "how many leases
-// this worker holds", yet counts a lease another worker now holds; with a
-// processor slow to notice its context (a long batch), /status shows two
-// workers processing the same shard. Suggested: a ShardLost state (or
-// leaving lost shards out of Leases) when h.lost is closed.
+// Status must not count a lease this worker has lost as held: with a
+// processor slow to notice its context (a long batch), /status would show
+// two workers processing the same shard.
 
 package consumer_test
 
@@ -52,7 +47,7 @@ func (h lostHook) LeaseLost(key string) {
 	}
 }
 
-func TestReview5StatusAfterLeaseLost(t *testing.T) {
+func TestStatusAfterLeaseLost(t *testing.T) {
 	srv := kinesistest.New(kinesistest.Options{})
 	srv.MustCreateStream("s", 1)
 	store := lease.NewMemoryStore()
@@ -91,4 +86,7 @@ func TestReview5StatusAfterLeaseLost(t *testing.T) {
 	}
 	st := c.Status()
 	require.Zero(t, st.Leases, "the lease is other's now: %+v", st.Shards)
+	require.Len(t, st.Shards, 1, "its pipeline still finishes its batch")
+	require.Equal(t, consumer.ShardLost, st.Shards[0].State)
+	require.Equal(t, "lost", st.Shards[0].State.String())
 }
