@@ -31,7 +31,9 @@ type Status struct {
 type ShardStatus struct {
 	ShardID string
 	// Queued counts Kinesis records (aggregates, or user records sent
-	// alone) waiting to be sent, including one still being filled.
+	// alone) waiting to be sent, including one still being filled; in the
+	// "" entry, the user records waiting for a shard map (not aggregated
+	// yet: their shard is not known).
 	Queued int
 	// InFlight counts Kinesis records in PutRecords calls in flight.
 	InFlight int
@@ -78,7 +80,7 @@ func (p *Producer) Status() Status {
 func (l *lane) status(now time.Time) ShardStatus {
 	s := ShardStatus{
 		ShardID:            l.shard.id,
-		Queued:             l.ready.len(),
+		Queued:             l.ready.len() + len(l.pending), // pending: the unmapped lane's, under Producer.mu
 		InFlight:           l.inflight,
 		Failures:           l.failures,
 		WaitingForShardMap: l.stale,
