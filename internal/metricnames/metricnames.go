@@ -113,7 +113,7 @@ var (
 	ConsumerProcessed         = counter("consumer", "records_processed_total", "Records delivered to successful ProcessRecords calls (KCL RecordsProcessed).", Stream, Shard)
 	ConsumerProcessedBytes    = counter("consumer", "processed_bytes_total", "Data bytes of the records processed (KCL DataBytesProcessed).", Stream, Shard)
 	ConsumerProcessTime       = histogram("consumer", "process_records_duration_seconds", "Duration of successful ProcessRecords calls (KCL RecordProcessor.processRecords.Time).", SecondsBuckets, Stream)
-	ConsumerBehindLatest      = gauge("consumer", "behind_latest_seconds", "How far the last fetched batch is behind the tip of its shard (KCL MillisBehindLatest); removed when the lease is lost.", Stream, Shard)
+	ConsumerBehindLatest      = gauge("consumer", "behind_latest_seconds", "How far the last fetched batch is behind the tip of its shard (KCL MillisBehindLatest); removed when this worker stops processing the shard (lease lost, handed over, shard ended, shut down).", Stream, Shard)
 	ConsumerProcessorErrors   = counter("consumer", "processor_errors_total", "Failed or panicking processor calls (retried, never skipped).", Stream, Shard)
 	ConsumerOutOfRange        = counter("consumer", "out_of_range_records_total", "Sub-records whose hash key lies outside their shard's range (delivered anyway; KCL drops them).", Stream, Shard)
 	ConsumerThrottles         = counter("consumer", "read_throttles_total", "Throttled Kinesis reads (GetRecords or SubscribeToShard).", Stream, Shard)

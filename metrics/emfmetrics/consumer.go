@@ -29,6 +29,7 @@ var (
 	_ consumer.HookLeasesHeld         = (*Consumer)(nil)
 	_ consumer.HookLeaseTaken         = (*Consumer)(nil)
 	_ consumer.HookLeaseLost          = (*Consumer)(nil)
+	_ consumer.HookShardReleased      = (*Consumer)(nil)
 )
 
 // Consumer returns the metrics of the consumer application (KCL's
@@ -104,3 +105,8 @@ func (c *Consumer) LeaseTaken(string) {
 func (c *Consumer) LeaseLost(string) {
 	c.e.add(c.renew, kclLostLeases, 1)
 }
+
+// ShardReleased implements consumer.Metrics. There is nothing to drop: the
+// emitter keeps no per-shard value from one flush to the next, so a shard
+// handed over, ended or shut down here simply stops appearing.
+func (c *Consumer) ShardReleased(string) {}

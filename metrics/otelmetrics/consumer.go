@@ -45,6 +45,7 @@ var (
 	_ consumer.HookLeasesHeld         = (*Consumer)(nil)
 	_ consumer.HookLeaseTaken         = (*Consumer)(nil)
 	_ consumer.HookLeaseLost          = (*Consumer)(nil)
+	_ consumer.HookShardReleased      = (*Consumer)(nil)
 )
 
 // NewConsumer creates the consumer's instruments from mp and returns the
@@ -157,6 +158,16 @@ func (c *Consumer) LeaseTaken(string) {
 // reported: another worker reports it now.
 func (c *Consumer) LeaseLost(shardID string) {
 	c.leasesLost.Add(bg, 1, c.stream.add...)
+	c.mu.Lock()
+	delete(c.lag, shardID)
+	c.mu.Unlock()
+}
+
+// ShardReleased implements consumer.Metrics: the shard's pipeline stopped
+// here without a loss (handed over, ended, shut down). Its lag is no
+// longer reported, as on a loss: only the shard's current owner reports
+// it.
+func (c *Consumer) ShardReleased(shardID string) {
 	c.mu.Lock()
 	delete(c.lag, shardID)
 	c.mu.Unlock()

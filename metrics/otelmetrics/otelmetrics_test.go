@@ -179,6 +179,15 @@ func TestConsumerInstruments(t *testing.T) {
 	require.Equal(t, map[attribute.Distinct]float64{a1.Equivalent(): 0}, gauge[float64](t, ms, cBehindLatest))
 	require.Equal(t, int64(1), sum(t, ms, cLeasesLost, st))
 
+	// A shard handed over (or ended, or shut down) here is no longer
+	// reported either, and is not a loss.
+	c.ShardReleased(s1)
+	ms = collect(t, r)
+	if m, ok := ms[cBehindLatest.name]; ok {
+		require.Empty(t, m.Data.(metricdata.Gauge[float64]).DataPoints)
+	}
+	require.Equal(t, int64(1), sum(t, ms, cLeasesLost, st))
+
 	// Close stops the lag gauge and is idempotent.
 	require.NoError(t, c.Close())
 	require.NoError(t, c.Close())

@@ -31,6 +31,7 @@ var (
 	_ consumer.HookLeasesHeld         = (*Consumer)(nil)
 	_ consumer.HookLeaseTaken         = (*Consumer)(nil)
 	_ consumer.HookLeaseLost          = (*Consumer)(nil)
+	_ consumer.HookShardReleased      = (*Consumer)(nil)
 )
 
 // NewConsumer registers the consumer's collectors on reg (reusing those a
@@ -110,5 +111,12 @@ func (c *Consumer) LeaseTaken(string) {
 // that no longer exists.
 func (c *Consumer) LeaseLost(shardID string) {
 	c.leasesLost.Inc()
+	c.behindLatest.DeleteLabelValues(shardID)
+}
+
+// ShardReleased implements consumer.Metrics: the shard's pipeline stopped
+// here without a loss (handed over, ended, shut down). Its lag series is
+// removed, as on a loss: only the shard's current owner reports it.
+func (c *Consumer) ShardReleased(shardID string) {
 	c.behindLatest.DeleteLabelValues(shardID)
 }

@@ -142,6 +142,11 @@ func TestConsumerMapping(t *testing.T) {
 	c.LeasesHeld(1)
 	require.Equal(t, 1, testutil.CollectAndCount(c.behindLatest, "shardflow_consumer_behind_latest_seconds"))
 	require.Equal(t, 1.0, testutil.ToFloat64(c.leasesLost))
+	// A shard handed over (or ended, or shut down) here drops its lag too,
+	// without counting a loss.
+	c.ShardReleased(s1)
+	require.Equal(t, 0, testutil.CollectAndCount(c.behindLatest, "shardflow_consumer_behind_latest_seconds"))
+	require.Equal(t, 1.0, testutil.ToFloat64(c.leasesLost))
 	requireLintClean(t, reg)
 }
 

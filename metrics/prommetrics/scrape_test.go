@@ -82,11 +82,11 @@ func TestScrapeProducerAndConsumer(t *testing.T) {
 	case err := <-runErr:
 		t.Fatalf("consumer stopped before delivering every record: %v", err)
 	}
-	require.NoError(t, c.Shutdown(ctx))
-	require.NoError(t, <-runErr)
-
 	web := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(web.Close)
+	running := scrape(t, web.URL+"/metrics") // the lag, while the shards are processed here
+	require.NoError(t, c.Shutdown(ctx))
+	require.NoError(t, <-runErr)
 	fams := scrape(t, web.URL+"/metrics")
 
 	shardIDs := srv.ShardIDs(stream)
@@ -113,9 +113,12 @@ func TestScrapeProducerAndConsumer(t *testing.T) {
 	require.ElementsMatch(t, shardIDs, labelValues(fams, "shardflow_consumer_records_processed_total", "shard"))
 	// Lag per shard; a shard whose lease was lost (possible only on a
 	// machine stalled past the failover time) would have dropped out.
-	lagShards := labelValues(fams, "shardflow_consumer_behind_latest_seconds", "shard")
+	lagShards := labelValues(running, "shardflow_consumer_behind_latest_seconds", "shard")
 	require.NotEmpty(t, lagShards)
 	require.Subset(t, shardIDs, lagShards)
+	// Shut down, the worker exports no shard's lag: its shards are
+	// released (ShardReleased), for their next owner to report.
+	require.Empty(t, labelValues(fams, "shardflow_consumer_behind_latest_seconds", "shard"))
 	require.GreaterOrEqual(t, sumOf(t, fams, "shardflow_consumer_leases_taken_total", nil), float64(shards))
 	require.Positive(t, histogramIn(t, fams, "shardflow_consumer_process_records_duration_seconds", nil).GetSampleCount())
 }

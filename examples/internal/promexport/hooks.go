@@ -120,6 +120,7 @@ var (
 	_ consumer.HookLeasesHeld         = (*Consumer)(nil)
 	_ consumer.HookLeaseTaken         = (*Consumer)(nil)
 	_ consumer.HookLeaseLost          = (*Consumer)(nil)
+	_ consumer.HookShardReleased      = (*Consumer)(nil)
 )
 
 // Consumer returns the metrics of a consumer of stream, for
@@ -168,5 +169,12 @@ func (c *Consumer) LeaseTaken(string) { c.leasesTaken.add(1, c.stream) }
 // another worker reports it now.
 func (c *Consumer) LeaseLost(shardID string) {
 	c.leasesLost.add(1, c.stream)
+	c.behindLatest.remove(c.stream, shardID)
+}
+
+// ShardReleased removes the shard's lag series when its pipeline stops
+// here without a loss (handed over, ended, shut down), as LeaseLost does on
+// a loss: only the shard's current owner reports its lag.
+func (c *Consumer) ShardReleased(shardID string) {
 	c.behindLatest.remove(c.stream, shardID)
 }

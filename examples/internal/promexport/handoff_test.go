@@ -1,11 +1,6 @@
-// REVIEW: fails because the per-shard lag series
-// (shardflow_consumer_behind_latest_seconds) is removed only in the
-// LeaseLost hook (hooks.go LeaseLost; metrics/prommetrics/consumer.go
-// LeaseLost likewise), and the consumer does not call LeaseLost for a lease
-// it hands back itself (consumer/consumer.go:363, ErrReleased: graceful
-// handoff, shard end, shutdown). After a graceful handoff, the default way
-// leases move when a worker joins, the old owner keeps exporting the
-// shard's last lag for ever, next to the new owner's series: a lag alert on
+// A shard handed over gracefully (the default way leases move when a
+// worker joins) is not a loss, so LeaseLost is not called: the old owner
+// must still drop its lag series (ShardReleased), or a lag alert on
 // max by (shard) fires on a shard that is caught up.
 
 package promexport
@@ -37,7 +32,7 @@ func lagSeries(t *testing.T, r *Registry) int {
 	return strings.Count(b.String(), "shardflow_consumer_behind_latest_seconds{")
 }
 
-func TestReview5HandedOffShardKeepsItsLagSeries(t *testing.T) {
+func TestHandedOffShardKeepsItsLagSeries(t *testing.T) {
 	srv := kinesistest.New(kinesistest.Options{})
 	srv.MustCreateStream("s", 2)
 	for i := range 10 {
