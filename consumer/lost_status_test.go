@@ -47,6 +47,9 @@ func (h lostHook) LeaseLost(key string) {
 	}
 }
 
+// ShardReleased must not be called for a lost lease: LeaseLost was.
+func (h lostHook) ShardReleased(key string) { panic("ShardReleased called for lost lease " + key) }
+
 func TestStatusAfterLeaseLost(t *testing.T) {
 	srv := kinesistest.New(kinesistest.Options{})
 	srv.MustCreateStream("s", 1)
