@@ -74,7 +74,9 @@ func TestQuickstartMetrics(t *testing.T) {
 	body := httpGet(t, "http://"+addr+"/metrics", http.StatusOK)
 	require.Contains(t, body, "# TYPE shardflow_producer_user_records_put_total counter\n")
 	require.Regexp(t, `(?m)^shardflow_consumer_records_processed_total\{stream="qsm",shard="shardId-000000000000"\} \d+$`, body)
-	require.Regexp(t, `(?m)^shardflow_consumer_behind_latest_seconds\{stream="qsm",shard="shardId-000000000001"\} \S+$`, body)
+	// Shut down, the consumers released their shards: no lag series stays
+	// behind (the shards' next owners report them).
+	require.NotContains(t, body, "shardflow_consumer_behind_latest_seconds{")
 	// The consumers were shut down at the end of the run.
 	require.Contains(t, httpGet(t, "http://"+addr+"/livez", http.StatusServiceUnavailable), "stopped")
 	require.Contains(t, httpGet(t, "http://"+addr+"/status", http.StatusOK), `"consumers"`)
