@@ -48,8 +48,8 @@ type Status struct {
 	// the store answered. A call that ran out of its own deadline (a hung
 	// endpoint) is a failure, one cancelled because the consumer or the
 	// shard stops is not; a call in flight for longer than UnhealthyAfter
-	// counts as failing since it started (StoreErr wraps its "no answer
-	// yet"). A kind fails until its next success however far apart its
+	// counts as failing since it started (StoreErr names the call and
+	// says "no answer yet"). A kind fails until its next success however far apart its
 	// attempts are; it counts once it has failed twice, and stops counting
 	// when no longer attempted for long (Config.UnhealthyAfter has the
 	// rule).
