@@ -1252,6 +1252,16 @@ func (c *Coordinator) takeLease(ctx context.Context, l Lease) (got Lease, ok boo
 	if c.drain.Load() {
 		return Lease{}, false, nil
 	}
+	if c.lookup(l.Key) != nil {
+		// Taken since l was read, by the other path that starts a lease
+		// handed over to this worker (the handoff poll and the take loop
+		// both do). The store would accept this take too, from the stale
+		// read: a write whose effect is already in place counts as landed.
+		// A second acquisition would replace the first in c.held, which is
+		// then never renewed, and its Lost would stop the shard's current
+		// pipeline while the lease stays held by nobody processing it.
+		return Lease{}, false, nil
+	}
 	issued := c.cfg.Clock.Now()
 	// An I/O deadline, as for renewals: a hung request must not stall
 	// the taker, nor ReleaseAll waiting for it.
