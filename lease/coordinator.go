@@ -251,6 +251,11 @@ func (c *Coordinator) markLostLockedAt(h *heldLease, why error, level slog.Level
 	if c.held[h.lease.Key] == h {
 		delete(c.held, h.lease.Key)
 	}
+	// Queued under c.mu, as acquire queues its Acquired: a take of the
+	// same lease as soon as it left c.held (one this worker still owns in
+	// the table is taken back at once) is reported after this Lost, never
+	// before it, or the consumer would stop the new acquisition's shard.
+	c.events.push(Event{Type: Lost, Lease: h.lease.Clone(), Err: why, held: h})
 	c.mu.Unlock()
 	if !errors.Is(why, ErrReleased) {
 		msg := "lease lost"
@@ -259,7 +264,6 @@ func (c *Coordinator) markLostLockedAt(h *heldLease, why error, level slog.Level
 		}
 		c.log.Log(context.Background(), level, msg, "lease", h.lease.Key, "counter", h.lease.Counter, "err", why)
 	}
-	c.events.push(Event{Type: Lost, Lease: h.lease.Clone(), Err: why, held: h})
 }
 
 func (c *Coordinator) acquire(l Lease, issued time.Time) {
@@ -273,9 +277,9 @@ func (c *Coordinator) acquire(l Lease, issued time.Time) {
 	defer h.mu.Unlock()
 	c.mu.Lock()
 	c.held[l.Key] = h
+	c.events.push(Event{Type: Acquired, Lease: l.Clone(), Writer: &LeaseWriter{c: c, h: h, key: l.Key}, held: h})
 	c.mu.Unlock()
 	c.log.Info("lease acquired", "lease", l.Key, "counter", l.Counter)
-	c.events.push(Event{Type: Acquired, Lease: l.Clone(), Writer: &LeaseWriter{c: c, h: h, key: l.Key}, held: h})
 }
 
 // RecordProcessed counts bytes of data processed on the shard of a held
