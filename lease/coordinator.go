@@ -251,6 +251,11 @@ func (c *Coordinator) markLostLockedAt(h *heldLease, why error, level slog.Level
 	if c.held[h.lease.Key] == h {
 		delete(c.held, h.lease.Key)
 	}
+	// Queued under c.mu, as acquire queues its Acquired: a take of the
+	// same lease as soon as it left c.held (one this worker still owns in
+	// the table is taken back at once) is reported after this Lost, never
+	// before it, or the consumer would stop the new acquisition's shard.
+	c.events.push(Event{Type: Lost, Lease: h.lease.Clone(), Err: why, held: h})
 	c.mu.Unlock()
 	if !errors.Is(why, ErrReleased) {
 		msg := "lease lost"
@@ -259,7 +264,6 @@ func (c *Coordinator) markLostLockedAt(h *heldLease, why error, level slog.Level
 		}
 		c.log.Log(context.Background(), level, msg, "lease", h.lease.Key, "counter", h.lease.Counter, "err", why)
 	}
-	c.events.push(Event{Type: Lost, Lease: h.lease.Clone(), Err: why, held: h})
 }
 
 func (c *Coordinator) acquire(l Lease, issued time.Time) {
@@ -273,9 +277,9 @@ func (c *Coordinator) acquire(l Lease, issued time.Time) {
 	defer h.mu.Unlock()
 	c.mu.Lock()
 	c.held[l.Key] = h
+	c.events.push(Event{Type: Acquired, Lease: l.Clone(), Writer: &LeaseWriter{c: c, h: h, key: l.Key}, held: h})
 	c.mu.Unlock()
 	c.log.Info("lease acquired", "lease", l.Key, "counter", l.Counter)
-	c.events.push(Event{Type: Acquired, Lease: l.Clone(), Writer: &LeaseWriter{c: c, h: h, key: l.Key}, held: h})
 }
 
 // RecordProcessed counts bytes of data processed on the shard of a held
@@ -1250,6 +1254,16 @@ func (c *Coordinator) takeLease(ctx context.Context, l Lease) (got Lease, ok boo
 	}
 	defer c.leaveTaking()
 	if c.drain.Load() {
+		return Lease{}, false, nil
+	}
+	if c.lookup(l.Key) != nil {
+		// Taken since l was read, by the other path that starts a lease
+		// handed over to this worker (the handoff poll and the take loop
+		// both do). The store would accept this take too, from the stale
+		// read: a write whose effect is already in place counts as landed.
+		// A second acquisition would replace the first in c.held, which is
+		// then never renewed, and its Lost would stop the shard's current
+		// pipeline while the lease stays held by nobody processing it.
 		return Lease{}, false, nil
 	}
 	issued := c.cfg.Clock.Now()
