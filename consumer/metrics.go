@@ -1,9 +1,10 @@
 package consumer
 
 import (
-	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/shardflow/shardflow/internal/hookset"
 )
 
 // Metrics is a set of optional hooks that receive the consumer's
@@ -131,36 +132,12 @@ type metricHooks struct {
 func newMetricHooks(m Metrics, log *slog.Logger) *metricHooks {
 	var nop nopHooks
 	h := &metricHooks{nop, nop, nop, nop, nop, nop, nop, nop, nop, nop, nop}
-	n := hook(m, &h.processed) + hook(m, &h.behind) + hook(m, &h.procErr) +
-		hook(m, &h.outOfRange) + hook(m, &h.throttled) + hook(m, &h.expired) +
-		hook(m, &h.retention) + hook(m, &h.leasesHeld) + hook(m, &h.leaseTaken) +
-		hook(m, &h.leaseLost) + hook(m, &h.released)
-	if n == 0 && !isNop(m) {
-		log.Warn(noHookWarning, "metrics_type", fmt.Sprintf("%T", m))
-	}
+	n := hookset.Resolve(m, &h.processed) + hookset.Resolve(m, &h.behind) + hookset.Resolve(m, &h.procErr) +
+		hookset.Resolve(m, &h.outOfRange) + hookset.Resolve(m, &h.throttled) + hookset.Resolve(m, &h.expired) +
+		hookset.Resolve(m, &h.retention) + hookset.Resolve(m, &h.leasesHeld) + hookset.Resolve(m, &h.leaseTaken) +
+		hookset.Resolve(m, &h.leaseLost) + hookset.Resolve(m, &h.released)
+	hookset.WarnIfNone[NopMetrics](log, "consumer", m, n)
 	return h
-}
-
-// noHookWarning is logged when Config.Metrics implements no hook.
-const noHookWarning = "consumer: Config.Metrics implements no hook and receives nothing " +
-	"(a wrapper embedding the Metrics interface passes nothing on; hook methods with pointer receivers need a pointer)"
-
-// isNop reports whether m is meant to receive nothing.
-func isNop(m Metrics) bool {
-	switch m.(type) {
-	case nil, NopMetrics, *NopMetrics:
-		return true
-	}
-	return false
-}
-
-// hook sets *dst to m when m implements the hook T, and returns 1 then.
-func hook[T any](m Metrics, dst *T) int {
-	if v, ok := m.(T); ok {
-		*dst = v
-		return 1
-	}
-	return 0
 }
 
 func (h *metricHooks) RecordsProcessed(shardID string, records, bytes int, took time.Duration) {

@@ -1,8 +1,9 @@
 package lease
 
 import (
-	"fmt"
 	"log/slog"
+
+	"github.com/shardflow/shardflow/internal/hookset"
 )
 
 // Metrics is a set of optional hooks that receive the coordinator's
@@ -50,30 +51,9 @@ type metricHooks struct {
 
 func newMetricHooks(m Metrics, log *slog.Logger) metricHooks {
 	h := metricHooks{renew: nopHooks{}, take: nopHooks{}}
-	n := 0
-	if v, ok := m.(HookRenewPass); ok {
-		h.renew, n = v, n+1
-	}
-	if v, ok := m.(HookTakePass); ok {
-		h.take, n = v, n+1
-	}
-	if n == 0 && !isNop(m) {
-		log.Warn(noHookWarning, "metrics_type", fmt.Sprintf("%T", m))
-	}
+	n := hookset.Resolve(m, &h.renew) + hookset.Resolve(m, &h.take)
+	hookset.WarnIfNone[NopMetrics](log, "lease", m, n)
 	return h
-}
-
-// noHookWarning is logged when Config.Metrics implements no hook.
-const noHookWarning = "lease: Config.Metrics implements no hook and receives nothing " +
-	"(a wrapper embedding the Metrics interface passes nothing on; hook methods with pointer receivers need a pointer)"
-
-// isNop reports whether m is meant to receive nothing.
-func isNop(m Metrics) bool {
-	switch m.(type) {
-	case nil, NopMetrics, *NopMetrics:
-		return true
-	}
-	return false
 }
 
 func (h metricHooks) RenewPass(s RenewStats) { h.renew.RenewPass(s) }

@@ -1,9 +1,10 @@
 package producer
 
 import (
-	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/shardflow/shardflow/internal/hookset"
 )
 
 // Metrics is a set of optional hooks that receive the KPL's metrics: any
@@ -125,36 +126,18 @@ func newMetricHooks(m Metrics, log *slog.Logger) *metricHooks {
 	n := hook(m, &h.received, &h.on) + hook(m, &h.pending, nil) + hook(m, &h.put, &h.on) +
 		hook(m, &h.failed, &h.on) + hook(m, &h.expired, &h.on) + hook(m, &h.buffer, &h.on) +
 		hook(m, &h.retries, &h.on) + hook(m, &h.request, nil) + hook(m, &h.errs, nil)
-	if n == 0 && !isNop(m) {
-		log.Warn(noHookWarning, "metrics_type", fmt.Sprintf("%T", m))
-	}
+	hookset.WarnIfNone[NopMetrics](log, "producer", m, n)
 	return h
 }
 
-// noHookWarning is logged when Config.Metrics implements no hook.
-const noHookWarning = "producer: Config.Metrics implements no hook and receives nothing " +
-	"(a wrapper embedding the Metrics interface passes nothing on; hook methods with pointer receivers need a pointer)"
-
-// isNop reports whether m is meant to receive nothing.
-func isNop(m Metrics) bool {
-	switch m.(type) {
-	case nil, NopMetrics, *NopMetrics:
-		return true
-	}
-	return false
-}
-
-// hook sets *dst to m when m implements the hook T, and then *on; it
-// returns 1 then.
+// hook resolves the hook T (hookset.Resolve) and sets *on when it is
+// there and on is not nil: on marks the per-record hooks.
 func hook[T any](m Metrics, dst *T, on *bool) int {
-	if v, ok := m.(T); ok {
-		*dst = v
-		if on != nil {
-			*on = true
-		}
-		return 1
+	n := hookset.Resolve(m, dst)
+	if n == 1 && on != nil {
+		*on = true
 	}
-	return 0
+	return n
 }
 
 func (h *metricHooks) UserRecordReceived(n int) { h.received.UserRecordReceived(n) }
