@@ -120,8 +120,15 @@ func TestStartupJoinAfterCrashTakesExpiredLeasesNotLiveOnes(t *testing.T) {
 	w3 := f.start("w3")
 	require.Empty(t, w3.c.Held(), "the dead worker's leases have not expired yet; the live worker's are not stolen")
 	f.advance(3 * w3.c.Config().TakeInterval)
-	require.Equal(t, map[string]int{"w1": 4, "w3": 4}, f.owners(), "the dead worker's leases moved to w3")
-	require.Len(t, w1.eventsOf(Lost), lostBefore, "nothing taken from the live worker")
+	require.Equal(t, map[string]int{"w1": 4, "w3": 4}, f.owners(), "the dead worker's leases were taken and the fleet split them")
+	// w1 and w3 see the dead worker's leases expire at the same instant.
+	// Usually w3 takes them; when w1's scan runs first it takes them (w3,
+	// holding nothing, is invisible in the table) and w3 then asks for its
+	// share. Either way nothing is taken from the live worker: any lease
+	// w1 gave up was handed over gracefully, after its checkpoint.
+	for _, ev := range w1.eventsOf(Lost)[lostBefore:] {
+		require.ErrorIs(t, ev.Err, ErrHandedOff, "lease %s stolen from the live worker", ev.Lease.Key)
+	}
 }
 
 // startTrio starts w1, w2, w3 on f's table, stagger apart, and lets
