@@ -442,7 +442,9 @@ func (c *Consumer) startShard(ctx context.Context, ev lease.Event) {
 		if tl := h.timedOut.Load(); tl != nil {
 			// Processing has stopped: the worker that asked for the
 			// lease may start now rather than a failover time later.
-			hctx, hcancel := context.WithTimeout(context.Background(), c.coord.Config().RenewInterval)
+			// The shard's ctx may be ending (a shutdown); the hand-over
+			// is one bounded write, so it runs regardless.
+			hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), c.coord.Config().RenewInterval)
 			if err := c.coord.HandOverTimedOut(hctx, *tl); err != nil {
 				c.log.Warn("handing over a lease after the handoff deadline failed", "lease", l.Key, "err", err)
 			}
