@@ -269,8 +269,12 @@ type RenewStats struct {
 
 // TakeStats describes one take pass.
 type TakeStats struct {
-	Balance                       bool // a balancing pass (may steal), not an expiry scan
-	Leases, Workers, Target, Held int  // as computed from the scan (Held after the pass)
+	Balance bool // a balancing pass (may steal), not an expiry scan
+	// Targeted: no scan, a read of the leases of workers a probe found
+	// suspect through the owner index (see Config.ScanScaling); Leases,
+	// Workers and Target are then from the last scan updated with it.
+	Targeted                      bool
+	Leases, Workers, Target, Held int // as computed from the scan (Held after the pass)
 	// Taken counts unowned or expired leases taken, Stolen leases taken
 	// from a worker above its share (graceful handoff disabled), Handoffs
 	// leases marked for handoff from such a worker, Failed takes and marks

@@ -990,7 +990,9 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 		warmUntil, soon = time.Time{}, time.Time{}
 		if probe {
 			probed = c.probeFrom
-			if !c.probeSuspects(ctx) {
+			idx := c.ownerIndex()
+			suspects, scan := c.probeSuspects(ctx, idx != nil)
+			if !scan && (len(suspects) == 0 || c.takeSuspects(ctx, idx, suspects)) {
 				continue
 			}
 			// A worker looks dead: scan now to take its leases, as the
@@ -1008,17 +1010,24 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 }
 
 // probeSuspects reads the probe leases (one per other worker, see
-// Config.ScanScaling) and reports whether one is unchanged since the scan
-// that chose it, FailoverTime ago: its owner has probably died (or lost
-// that lease), and a scan now finds its leases expired. A probe that
-// changed owner counts too: another worker may have taken it from a dead
-// owner whose other leases are still to take (or it was handed over, which
-// costs one scan more). A live worker renews every lease it holds each
-// RenewInterval, so in a healthy fleet every probe has moved and nothing
-// more is read.
-func (c *Coordinator) probeSuspects(ctx context.Context) bool {
+// Config.ScanScaling) and returns the owners (as of the scan that chose
+// them) whose probe is unchanged since that scan, FailoverTime ago: such an
+// owner has probably died (or lost that lease), and its leases are found
+// expired now. A probe that changed owner makes its old owner a suspect
+// too: another worker may have taken it from a dead owner whose other
+// leases are still to take (or it was handed over, which costs one read of
+// the old owner's leases more). A live worker renews every lease it holds
+// each RenewInterval, so in a healthy fleet every probe has moved and
+// nothing more is read.
+//
+// scan is true when only a scan of the table can tell (the suspects'
+// leases cannot be read by owner, or a probe is gone): without all, at
+// the first suspect, as the scan reads everything anyway; with all (the
+// store has an owner index), only for a probe that is gone, every probe
+// being read so that one targeted read covers every suspect.
+func (c *Coordinator) probeSuspects(ctx context.Context, all bool) (suspects []string, scan bool) {
 	if c.drain.Load() {
-		return false
+		return nil, false
 	}
 	for _, key := range slices.Sorted(maps.Keys(c.probes)) {
 		o := c.probes[key]
@@ -1027,16 +1036,160 @@ func (c *Coordinator) probeSuspects(ctx context.Context) bool {
 		cancel()
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return true
+			// Deleted (a finished lease cleaned up): its children, new
+			// unowned leases, are in no owner's index entry.
+			return nil, true
 		case err != nil:
 			continue // the next scan decides
 		case got.Counter == o.counter || got.Owner != o.owner:
 			// Unchanged, or moved: a worker that found its owner dead
 			// took it, and the owner's other leases wait for us.
-			return true
+			if !all {
+				return nil, true
+			}
+			suspects = append(suspects, o.owner)
 		}
 	}
-	return false
+	return suspects, false
+}
+
+// indexedStore is a Store with an owner index it can report on:
+// DynamoStore (HasOwnerIndex is false on a table without the index, or
+// once it turned out to be gone) and MemoryStore.
+type indexedStore interface {
+	OwnerIndex
+	HasOwnerIndex() bool
+}
+
+// ownerIndex returns the store's owner index if it has a usable one, nil
+// otherwise (the take loop then scans, see takeSuspects).
+func (c *Coordinator) ownerIndex() OwnerIndex {
+	if s, ok := c.store.(indexedStore); ok && s.HasOwnerIndex() {
+		return s
+	}
+	return nil
+}
+
+// takeSuspects is what a probe that found suspects does instead of a scan
+// when the store has an owner index: it reads the suspects' leases alone
+// (ListOwned, a Query of keys, and a consistent Get of each lease listed or
+// held by a suspect in the last scan) and takes those that expired, up to
+// this worker's target, judged by the same plan as a take pass on the last
+// scan updated with these reads (planAt: the leases not read again are
+// judged as of that scan). Leases of a suspect that moved since the scan
+// show it alive for them. While a suspect still holds a lease unchanged
+// since the scan (not taken: this worker reached its target, or another
+// worker raced it), or one it renewed after the scan before dying, it is
+// probed again FailoverTime later (a scan would set the same probes).
+//
+// It reports false, and the caller scans, when the reads cannot decide: a
+// ListOwned or a Get failed, or there is no scan to start from. A lease
+// missing from the index (it is eventually consistent and holds no
+// unowned lease) is found by the next scheduled scan, as before.
+func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects []string) bool {
+	sn := c.lastScan.Load()
+	if sn == nil {
+		return false
+	}
+	clk := c.cfg.Clock
+	start := clk.Now()
+	st := TakeStats{Targeted: true}
+	defer func() {
+		st.Duration = clk.Now().Sub(start)
+		c.met.TakePass(st)
+	}()
+	suspect := make(map[string]bool, len(suspects))
+	for _, w := range suspects {
+		suspect[w] = true
+	}
+	keys := map[string]bool{}
+	for _, l := range sn.leases {
+		if suspect[l.Owner] {
+			keys[l.Key] = true
+		}
+	}
+	for _, w := range suspects {
+		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
+		listed, err := idx.ListOwned(gctx, w)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("listing a suspect worker's leases failed: scanning instead", "owner", w, "err", err)
+			}
+			return false
+		}
+		for _, k := range listed {
+			keys[k] = true
+		}
+	}
+	fresh := make(map[string]Lease, len(keys))
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
+		got, err := c.store.Get(gctx, k)
+		cancel()
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue // deleted: nothing to take
+		case err != nil:
+			if ctx.Err() == nil {
+				c.log.Warn("reading a suspect worker's lease failed: scanning instead", "lease", k, "err", err)
+			}
+			return false
+		}
+		fresh[k] = got
+	}
+	if c.drain.Load() {
+		return true
+	}
+	now := clk.Now()
+	// The view: the last scan, with the leases just read in place of
+	// theirs; those not read again keep the scan's time.
+	view := make([]Lease, 0, len(sn.leases)+len(fresh))
+	readAt := make(map[string]time.Time, len(sn.leases))
+	for _, l := range sn.leases {
+		if keys[l.Key] {
+			continue // read again (or gone)
+		}
+		view = append(view, l)
+		readAt[l.Key] = sn.at
+	}
+	for _, l := range fresh {
+		c.observeLease(l, now)
+		view = append(view, l)
+	}
+	slices.SortFunc(view, func(a, b Lease) int { return cmp.Compare(a.Key, b.Key) })
+	plan := c.planAt(view, now, readAt, c.parentsUnknown(ctx, view, now, readAt))
+	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
+	c.takeFrom(ctx, &plan, &st, now, readAt, false, false)
+
+	// Probe again, FailoverTime from now, each suspect that looked dead
+	// for a lease (unchanged since the scan) and still holds one: leases
+	// it renewed after the scan expire later, and those this worker did
+	// not take need another taker (a scan would set the same probes). The
+	// probe is one of its leases, preferably one that moved (the last to
+	// expire).
+	expired := func(l Lease) bool { return c.expired(l, now, nil) }
+	dead := map[string]bool{}
+	for _, l := range fresh {
+		if suspect[l.Owner] && expired(l) {
+			dead[l.Owner] = true
+		}
+	}
+	probe := map[string]Lease{}
+	for _, l := range fresh {
+		if !dead[l.Owner] || c.lookup(l.Key) != nil {
+			continue
+		}
+		p, ok := probe[l.Owner]
+		if !ok || (expired(p) && !expired(l)) || (expired(p) == expired(l) && l.Key < p.Key) {
+			probe[l.Owner] = l
+		}
+	}
+	c.probes, c.probeFrom = make(map[string]observation, len(probe)), now
+	for w, l := range probe {
+		c.probes[l.Key] = observation{counter: l.Counter, owner: w}
+	}
+	return true
 }
 
 // scaled is a scan interval stretched for the fleet size last seen
@@ -1109,7 +1262,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 			c.leaveTaking()
 		}
 	}
-	plan := c.plan(all, now, c.parentsUnknown(ctx, all, now))
+	plan := c.planAt(all, now, nil, c.parentsUnknown(ctx, all, now, nil))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
 	c.fleetSize = plan.workers
 	c.probes, c.probeFrom = nil, now
@@ -1123,6 +1276,15 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 			c.probes[first.Key] = observation{counter: first.Counter, owner: w}
 		}
 	}
+	return c.takeFrom(ctx, &plan, &st, now, nil, balance, warm)
+}
+
+// takeFrom takes, asks for and steals leases as plan (computed at now)
+// says, counting in st, and reports whether the start-up wait (warm) left
+// available leases (capped). Leases in readAt were not read at now (see
+// takeSuspects): they are not taken, their state being that long old.
+func (c *Coordinator) takeFrom(ctx context.Context, plan *takePlan, st *TakeStats, now time.Time, readAt map[string]time.Time, balance, warm bool) (capped bool) {
+	clk := c.cfg.Clock
 	mine := plan.mine
 
 	take := func(l Lease) bool {
@@ -1180,6 +1342,9 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 			capped = true
 			continue
 		}
+		if _, old := readAt[l.Key]; old {
+			continue
+		}
 		if take(l) {
 			st.Taken++
 		}
@@ -1208,12 +1373,12 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	}
 	byLoad := c.cfg.Balance == BalanceByLoad && plan.totalLoad > 0
 	if balance && !capped && watched && byLoad {
-		c.balanceLoad(ctx, &plan, &st, &mine, move)
+		c.balanceLoad(ctx, plan, st, &mine, move)
 	}
 	if balance && !capped && watched && !byLoad {
 		counts, victims := plan.counts, plan.victims
 		for mine < plan.target && ctx.Err() == nil {
-			if n := c.stealLimit(&plan); n > 0 && st.Stolen+st.Handoffs >= n {
+			if n := c.stealLimit(plan); n > 0 && st.Stolen+st.Handoffs >= n {
 				break
 			}
 			// The most loaded worker that has a lease to give (leases
@@ -1518,19 +1683,8 @@ func (c *Coordinator) observe(all []Lease, now time.Time) {
 	marked := make(map[string]bool, len(all))
 	for _, l := range all {
 		present[l.Key] = true
-		o, ok := c.seen[l.Key]
-		if !ok || o.counter != l.Counter || o.owner != l.Owner {
-			c.seen[l.Key] = observation{counter: l.Counter, owner: l.Owner, since: now}
-		}
-		if l.InHandoff() {
-			// The mark's age: a mark moves no counter, and the holder's
-			// renewals move it while the mark stays.
-			marked[l.Key] = true
-			m, ok := c.marks[l.Key]
-			if !ok || m.owner != l.Owner+"\x00"+l.CheckpointOwner {
-				c.marks[l.Key] = observation{owner: l.Owner + "\x00" + l.CheckpointOwner, since: now}
-			}
-		}
+		marked[l.Key] = l.InHandoff()
+		c.observeLease(l, now)
 	}
 	for k := range c.seen {
 		if !present[k] {
@@ -1541,6 +1695,27 @@ func (c *Coordinator) observe(all []Lease, now time.Time) {
 		if !marked[k] {
 			delete(c.marks, k)
 		}
+	}
+}
+
+// observeLease is observe for one lease read at now (by a scan, or by a
+// targeted read of a suspect worker's leases, see takeSuspects).
+func (c *Coordinator) observeLease(l Lease, now time.Time) {
+	o, ok := c.seen[l.Key]
+	if !ok || o.counter != l.Counter || o.owner != l.Owner {
+		c.seen[l.Key] = observation{counter: l.Counter, owner: l.Owner, since: now}
+	}
+	if !l.InHandoff() {
+		if _, ok := c.marks[l.Key]; ok {
+			delete(c.marks, l.Key)
+		}
+		return
+	}
+	// The mark's age: a mark moves no counter, and the holder's renewals
+	// move it while the mark stays.
+	m, ok := c.marks[l.Key]
+	if !ok || m.owner != l.Owner+"\x00"+l.CheckpointOwner {
+		c.marks[l.Key] = observation{owner: l.Owner + "\x00" + l.CheckpointOwner, since: now}
 	}
 }
 
@@ -1575,7 +1750,9 @@ type takePlan struct {
 // share). Such a parent is reported at Error with both keys on every pass
 // until the item is fixed; a parent that could not be read for a transient
 // reason blocks the child for this pass only.
-func (c *Coordinator) parentsUnknown(ctx context.Context, all []Lease, now time.Time) map[string]bool {
+//
+// readAt is as for planAt.
+func (c *Coordinator) parentsUnknown(ctx context.Context, all []Lease, now time.Time, readAt map[string]time.Time) map[string]bool {
 	listed := make(map[string]bool, len(all))
 	for _, l := range all {
 		listed[l.Key] = true
@@ -1586,7 +1763,7 @@ func (c *Coordinator) parentsUnknown(ctx context.Context, all []Lease, now time.
 		if l.Finished() || len(l.ParentShardIDs) == 0 {
 			continue
 		}
-		if l.Owner != "" && now.Sub(c.seen[l.Key].since) <= c.cfg.FailoverTime {
+		if l.Owner != "" && !c.expired(l, now, readAt) {
 			continue // held by a live worker, or by this one: not a take candidate
 		}
 		for _, pk := range l.ParentKeys() {
@@ -1630,6 +1807,33 @@ func setKey(m map[string]bool, k string) map[string]bool {
 // would only mean waiting, and a worker at its fair share that took one
 // would keep it from a worker that can start it the moment the parents end.
 func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string]bool) takePlan {
+	return c.planAt(all, now, nil, parentsUnknown)
+}
+
+// age is how long l has gone unchanged on this worker's clock as of when
+// it was read: at readAt[l.Key] if present (a lease a targeted read did not
+// read again, judged as of the scan it comes from), else at now.
+func (c *Coordinator) age(l Lease, now time.Time, readAt map[string]time.Time) time.Duration {
+	return readTime(l, now, readAt).Sub(c.seen[l.Key].since)
+}
+
+func readTime(l Lease, now time.Time, readAt map[string]time.Time) time.Time {
+	if at, ok := readAt[l.Key]; ok {
+		return at
+	}
+	return now
+}
+
+// expired is the one expiry rule of the taker: a lease is expired when its
+// counter and owner went unchanged for longer than FailoverTime as
+// observed by this worker (see age).
+func (c *Coordinator) expired(l Lease, now time.Time, readAt map[string]time.Time) bool {
+	return c.age(l, now, readAt) > c.cfg.FailoverTime
+}
+
+// planAt is plan on a view whose leases in readAt were read at those
+// earlier times (see age).
+func (c *Coordinator) planAt(all []Lease, now time.Time, readAt map[string]time.Time, parentsUnknown map[string]bool) takePlan {
 	self := c.cfg.WorkerID
 	c.mu.Lock()
 	heldKeys := make(map[string]bool, len(c.held))
@@ -1682,9 +1886,9 @@ func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string
 			}
 			continue
 		}
-		age := now.Sub(c.seen[l.Key].since)
-		expired := age > c.cfg.FailoverTime
-		if l.InHandoff() && !c.staleMark(l, now) && (!expired || (l.Owner != self && age <= 2*c.cfg.FailoverTime)) {
+		age := c.age(l, now, readAt)
+		expired := c.expired(l, now, readAt)
+		if l.InHandoff() && !c.staleMark(l, readTime(l, now, readAt)) && (!expired || (l.Owner != self && age <= 2*c.cfg.FailoverTime)) {
 			// Being handed over: the next owner's share, which nobody
 			// else may ask for or take while the holder renews it (unless
 			// the mark is stale, see staleMark). Once

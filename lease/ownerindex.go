@@ -173,3 +173,10 @@ func (s *MemoryStore) ListOwned(ctx context.Context, owner string) ([]string, er
 	}
 	return ownedKeys(all, owner), nil
 }
+
+// HasOwnerIndex reports true: a MemoryStore answers ListOwned as a table
+// with OwnerIndexName does (without its lag), so a Coordinator on it reads
+// a suspect worker's leases through it as on such a table (see
+// Config.ScanScaling). A Store that wraps a MemoryStore without these
+// methods has no index, as a table without OwnerIndexName.
+func (s *MemoryStore) HasOwnerIndex() bool { return true }
