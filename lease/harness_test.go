@@ -49,6 +49,8 @@ type passCounter struct {
 	balances int
 	stolen   int
 	taken    int
+	// targetedTaken is the part of taken taken by targeted passes.
+	targetedTaken int
 }
 
 func (p *passCounter) TakePass(s TakeStats) {
@@ -59,6 +61,17 @@ func (p *passCounter) TakePass(s TakeStats) {
 	}
 	p.stolen += s.Stolen + s.Handoffs
 	p.taken += s.Taken
+	if s.Targeted {
+		p.targetedTaken += s.Taken
+	}
+}
+
+// takenBy returns the leases taken so far by targeted reads (the owner
+// index, see takeSuspects) and by scans.
+func (p *passCounter) takenBy() (targeted, scanned int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.targetedTaken, p.taken - p.targetedTaken
 }
 
 func newFleet(t *testing.T, store Store, leases int) *fleet {
