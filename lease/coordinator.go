@@ -991,8 +991,8 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 		if probe {
 			probed = c.probeFrom
 			idx := c.ownerIndex()
-			suspects, scan := c.probeSuspects(ctx, idx != nil)
-			if !scan && (len(suspects) == 0 || c.takeSuspects(ctx, idx, suspects)) {
+			suspects, read, scan := c.probeSuspects(ctx, idx != nil)
+			if !scan && (len(suspects) == 0 || c.takeSuspects(ctx, idx, suspects, read)) {
 				continue
 			}
 			// A worker looks dead: scan now to take its leases, as the
@@ -1024,10 +1024,11 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 // leases cannot be read by owner, or a probe is gone): without all, at
 // the first suspect, as the scan reads everything anyway; with all (the
 // store has an owner index), only for a probe that is gone, every probe
-// being read so that one targeted read covers every suspect.
-func (c *Coordinator) probeSuspects(ctx context.Context, all bool) (suspects []string, scan bool) {
+// being read so that one targeted read covers every suspect (read holds
+// the suspects' probes as just read, so that it does not read them again).
+func (c *Coordinator) probeSuspects(ctx context.Context, all bool) (suspects []string, read map[string]Lease, scan bool) {
 	if c.drain.Load() {
-		return nil, false
+		return nil, nil, false
 	}
 	for _, key := range slices.Sorted(maps.Keys(c.probes)) {
 		o := c.probes[key]
@@ -1038,19 +1039,23 @@ func (c *Coordinator) probeSuspects(ctx context.Context, all bool) (suspects []s
 		case errors.Is(err, ErrNotFound):
 			// Deleted (a finished lease cleaned up): its children, new
 			// unowned leases, are in no owner's index entry.
-			return nil, true
+			return nil, nil, true
 		case err != nil:
 			continue // the next scan decides
 		case got.Counter == o.counter || got.Owner != o.owner:
 			// Unchanged, or moved: a worker that found its owner dead
 			// took it, and the owner's other leases wait for us.
 			if !all {
-				return nil, true
+				return nil, nil, true
 			}
 			suspects = append(suspects, o.owner)
+			if read == nil {
+				read = map[string]Lease{}
+			}
+			read[key] = got
 		}
 	}
-	return suspects, false
+	return suspects, read, false
 }
 
 // indexedStore is a Store with an owner index it can report on:
@@ -1086,7 +1091,7 @@ func (c *Coordinator) ownerIndex() OwnerIndex {
 // ListOwned or a Get failed, or there is no scan to start from. A lease
 // missing from the index (it is eventually consistent and holds no
 // unowned lease) is found by the next scheduled scan, as before.
-func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects []string) bool {
+func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects []string, read map[string]Lease) bool {
 	sn := c.lastScan.Load()
 	if sn == nil {
 		return false
@@ -1124,6 +1129,10 @@ func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects
 	}
 	fresh := make(map[string]Lease, len(keys))
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if l, ok := read[k]; ok {
+			fresh[k] = l // the probe, read just now
+			continue
+		}
 		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
 		got, err := c.store.Get(gctx, k)
 		cancel()
