@@ -65,10 +65,15 @@
 // (LeaseOwnerToLeaseKeyIndex) is created with new tables and answers
 // ListOwned where it exists and the client implements DynamoDBQueryAPI
 // (*dynamodb.Client does; DynamoDBAPI itself has no Query, so mocks of it
-// written before the index keep compiling and scan); it replaces no scan
-// of the coordinator,
-// whose expiry decisions need every lease's counter, which the index
-// (keys only) does not carry.
+// written before the index keep compiling and scan). It replaces no
+// scheduled scan of the coordinator, whose expiry decisions need every
+// lease's counter, which the index (keys only) does not carry; it replaces
+// the scan a probe would run when it finds a worker suspect (dead, or
+// handing a lease over): the coordinator then reads only that worker's
+// leases (ListOwned, then a consistent Get of each) and takes the expired
+// ones by the same rules and fencing as a scan. That saves item reads when
+// workers come and go, not read units at small fleets (figures on
+// Config.ScanScaling).
 //
 // Tolerated in a shared table: a leaseOwner written as "" or NULL means
 // unowned (possible only in a table without the owner index, which
