@@ -1030,7 +1030,8 @@ func (c *Coordinator) probeSuspects(ctx context.Context, all bool) (suspects []s
 	if c.drain.Load() {
 		return nil, nil, false
 	}
-	for _, key := range slices.Sorted(maps.Keys(c.probes)) {
+	order := slices.Sorted(maps.Keys(c.probes))
+	for i, key := range order {
 		o := c.probes[key]
 		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
 		got, err := c.store.Get(gctx, key)
@@ -1045,14 +1046,14 @@ func (c *Coordinator) probeSuspects(ctx context.Context, all bool) (suspects []s
 		case got.Counter == o.counter || got.Owner != o.owner:
 			// Unchanged, or moved: a worker that found its owner dead
 			// took it, and the owner's other leases wait for us.
-			if !all {
-				return nil, nil, true
-			}
-			suspects = append(suspects, o.owner)
 			if read == nil {
 				read = map[string]Lease{}
 			}
+			suspects = append(suspects, o.owner)
 			read[key] = got
+			if !all || !c.targetedIsCheaper(suspects, read, len(order)-i-1) {
+				return nil, nil, true
+			}
 		}
 	}
 	return suspects, read, false
@@ -1096,13 +1097,6 @@ func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects
 	if sn == nil {
 		return false
 	}
-	clk := c.cfg.Clock
-	start := clk.Now()
-	st := TakeStats{Targeted: true}
-	defer func() {
-		st.Duration = clk.Now().Sub(start)
-		c.met.TakePass(st)
-	}()
 	suspect := make(map[string]bool, len(suspects))
 	for _, w := range suspects {
 		suspect[w] = true
@@ -1113,6 +1107,13 @@ func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects
 			keys[l.Key] = true
 		}
 	}
+	clk := c.cfg.Clock
+	start := clk.Now()
+	st := TakeStats{Targeted: true}
+	defer func() {
+		st.Duration = clk.Now().Sub(start)
+		c.met.TakePass(st)
+	}()
 	for _, w := range suspects {
 		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
 		listed, err := idx.ListOwned(gctx, w)
@@ -1199,6 +1200,34 @@ func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects
 		c.probes[l.Key] = observation{counter: l.Counter, owner: w}
 	}
 	return true
+}
+
+// targetedIsCheaper reports whether reading the leases of suspects (as of
+// the last scan; those in read are read already) and the probes still to
+// read (remaining) costs fewer DynamoDB read units than the scan it
+// replaces. A consistent GetItem costs a unit per item, a consistent Scan
+// one per 4 KiB of items summed, and a Query of the index (eventually
+// consistent, keys only) half a unit at least. So reading a worker's
+// leases one by one pays only when it holds fewer leases than the table
+// fills 4 KiB units (with lease items of 250 bytes, 16 to a unit), and
+// the probes left to read (which a scan would make unnecessary: it shows
+// every worker) must fit in the difference: in large tables, with several
+// hundred leases or more. Elsewhere the scan is both cheaper and a fresh
+// view of the whole table.
+func (c *Coordinator) targetedIsCheaper(suspects []string, read map[string]Lease, remaining int) bool {
+	sn := c.lastScan.Load()
+	if sn == nil {
+		return false
+	}
+	total, targeted := 0, 0.5*float64(len(suspects))+float64(remaining)
+	for _, l := range sn.leases {
+		size := itemSize(l)
+		total += size
+		if _, ok := read[l.Key]; !ok && slices.Contains(suspects, l.Owner) {
+			targeted += readUnits(size)
+		}
+	}
+	return targeted < readUnits(total)
 }
 
 // scaled is a scan interval stretched for the fleet size last seen

@@ -59,13 +59,18 @@ func crashTakeover(t *testing.T, f *fleet, victim string) (leases []string, targ
 	return leases, targeted, scanned
 }
 
+// bigLeases is a table where reading one worker's leases costs fewer read
+// units than a scan (see targetedIsCheaper): 60 leases of about 1.3 KB
+// (a pending checkpoint with 1 KiB of state), 10 per worker of 6.
+func bigLeases(t *testing.T) *MemoryStore { return midStreamStore(t, 60, 1024) }
+
 // A crash at 6 workers (scan intervals stretched, probes on) is taken over
 // through the owner index: the probes find the dead worker, and its leases
 // are read by ListOwned and Get and taken, every one of them by a targeted
 // pass, none by a scan.
 func TestCrashTakenOverThroughOwnerIndex(t *testing.T) {
-	cs := newCostStore(NewMemoryStore(), true)
-	f := balancedFleet(t, cs.asStore(), 30, 6, ScanSublinear)
+	cs := newCostStore(bigLeases(t), true)
+	f := balancedFleet(t, cs.asStore(), 60, 6, ScanSublinear)
 	cs.reset()
 	leases, targeted, scanned := crashTakeover(t, f, "w1")
 	calls := cs.reset()
@@ -78,25 +83,50 @@ func TestCrashTakenOverThroughOwnerIndex(t *testing.T) {
 
 // Without an owner index (a store that does not report one), the same
 // crash is taken over by scans, as before the index was used: no targeted
-// pass, and the probe reads stop at the first suspect.
+// pass, and the same store calls as with an index that is never used (the
+// probe reads stop at the first suspect).
 func TestCrashWithoutOwnerIndexIsTakenByScan(t *testing.T) {
-	cs := newCostStore(NewMemoryStore(), false)
-	f := balancedFleet(t, cs.asStore(), 30, 6, ScanSublinear)
+	cs := newCostStore(bigLeases(t), false)
+	f := balancedFleet(t, cs.asStore(), 60, 6, ScanSublinear)
+	cs.reset()
 	_, targeted, scanned := crashTakeover(t, f, "w1")
+	without := cs.reset()
 	require.Zero(t, targeted)
 	require.Positive(t, scanned)
 	f.requireConsistent()
 	// An OwnerIndex that reports no index is not used either.
 	var listed atomic.Int64
-	mem := NewMemoryStore()
-	f = balancedFleet(t, noIndex{indexWrap{Store: mem, list: func(ctx context.Context, o string) ([]string, error) {
+	mem := bigLeases(t)
+	cs = newCostStore(noIndex{indexWrap{Store: mem, list: func(ctx context.Context, o string) ([]string, error) {
 		listed.Add(1)
 		return mem.ListOwned(ctx, o)
-	}}}, 30, 6, ScanSublinear)
+	}}}, false)
+	f = balancedFleet(t, cs, 60, 6, ScanSublinear)
+	cs.reset()
 	_, targeted, scanned = crashTakeover(t, f, "w1")
 	require.Zero(t, targeted)
 	require.Positive(t, scanned)
 	require.Zero(t, listed.Load())
+	require.Equal(t, without, cs.reset())
+}
+
+// With the index, where a scan costs fewer read units than reading the
+// suspect's leases one by one (30 small leases, 5 per worker: a scan is 1
+// or 2 units, reading 5 leases 5), the probe scans as without the index,
+// with the same store calls.
+func TestCrashWithOwnerIndexScansWhereCheaper(t *testing.T) {
+	var calls [2]map[string]int
+	for i, index := range []bool{false, true} {
+		cs := newCostStore(NewMemoryStore(), index)
+		f := balancedFleet(t, cs.asStore(), 30, 6, ScanSublinear)
+		cs.reset()
+		_, targeted, scanned := crashTakeover(t, f, "w1")
+		require.Zero(t, targeted)
+		require.Positive(t, scanned)
+		calls[i] = cs.reset()
+		f.requireConsistent()
+	}
+	require.Equal(t, calls[0], calls[1])
 }
 
 // noIndex is an OwnerIndex whose table has no index (HasOwnerIndex false),
@@ -110,7 +140,7 @@ func (noIndex) HasOwnerIndex() bool { return false }
 // listed lease's Get shows its real owner, and leases of live workers are
 // never taken.
 func TestOwnerIndexListingStaleOwners(t *testing.T) {
-	mem := NewMemoryStore()
+	mem := bigLeases(t)
 	store := indexWrap{Store: mem, list: func(ctx context.Context, _ string) ([]string, error) {
 		all, err := mem.List(ctx)
 		if err != nil {
@@ -122,7 +152,7 @@ func TestOwnerIndexListingStaleOwners(t *testing.T) {
 		}
 		return ks, nil
 	}}
-	f := balancedFleet(t, store, 30, 6, ScanSublinear)
+	f := balancedFleet(t, store, 60, 6, ScanSublinear)
 	leases, targeted, scanned := crashTakeover(t, f, "w1")
 	require.Equal(t, len(leases), targeted+scanned)
 	require.Positive(t, targeted)
@@ -133,12 +163,12 @@ func TestOwnerIndexListingStaleOwners(t *testing.T) {
 // crashed worker's leases as without an index, as fast as with it.
 func TestOwnerIndexFailureFallsBackToScan(t *testing.T) {
 	var failed atomic.Int64
-	mem := NewMemoryStore()
+	mem := bigLeases(t)
 	store := indexWrap{Store: mem, list: func(context.Context, string) ([]string, error) {
 		failed.Add(1)
 		return nil, errors.New("throttled")
 	}}
-	f := balancedFleet(t, store, 30, 6, ScanSublinear)
+	f := balancedFleet(t, store, 60, 6, ScanSublinear)
 	f.advance(7 * time.Second) // a crash between scans
 	start := f.clk.Now()
 	_, targeted, scanned := crashTakeover(t, f, "w1")
@@ -148,7 +178,7 @@ func TestOwnerIndexFailureFallsBackToScan(t *testing.T) {
 	require.Positive(t, failed.Load(), "the index was tried")
 	f.requireConsistent()
 
-	ok := balancedFleet(t, NewMemoryStore(), 30, 6, ScanSublinear)
+	ok := balancedFleet(t, bigLeases(t), 60, 6, ScanSublinear)
 	ok.advance(7 * time.Second)
 	start = ok.clk.Now()
 	_, targeted, _ = crashTakeover(t, ok, "w1")

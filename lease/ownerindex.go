@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"math"
 	"sort"
 	"strings"
 
@@ -180,3 +181,78 @@ func (s *MemoryStore) ListOwned(ctx context.Context, owner string) ([]string, er
 // Config.ScanScaling). A Store that wraps a MemoryStore without these
 // methods has no index, as a table without OwnerIndexName.
 func (s *MemoryStore) HasOwnerIndex() bool { return true }
+
+// readUnitBytes is the size of one DynamoDB read unit: a consistent read
+// of up to 4 KiB, per item for GetItem, per request (items summed) for
+// Scan and Query; an eventually consistent read (a Query of a GSI) costs
+// half.
+const readUnitBytes = 4096
+
+// readUnits is the read units of a consistent read of size bytes.
+func readUnits(size int) float64 { return math.Ceil(float64(size) / readUnitBytes) }
+
+// itemSize is l's size as a DynamoDB item (attribute names plus values,
+// as DynamoDB counts them for read units), as MarshalItem writes it.
+func itemSize(l Lease) int {
+	av, err := MarshalItem(l)
+	if err != nil {
+		return readUnitBytes // not ours to write: a unit is the worst case for a GetItem
+	}
+	n := 0
+	for k, v := range av {
+		n += len(k) + attrSize(v)
+	}
+	return n
+}
+
+func attrSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		// About one byte per two significant digits, plus one.
+		return (len(strings.TrimLeft(v.Value, "-0"))+1)/2 + 1
+	case *types.AttributeValueMemberB:
+		return len(v.Value)
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, s := range v.Value {
+			n += len(s)
+		}
+		return n
+	case *types.AttributeValueMemberNS:
+		n := 0
+		for _, s := range v.Value {
+			n += (len(strings.TrimLeft(s, "-0"))+1)/2 + 1
+		}
+		return n
+	case *types.AttributeValueMemberBS:
+		n := 0
+		for _, b := range v.Value {
+			n += len(b)
+		}
+		return n
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range v.Value {
+			n += 1 + attrSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range v.Value {
+			n += len(k) + 1 + attrSize(e)
+		}
+		return n
+	}
+	return 1 // BOOL, NULL
+}
+
+// ownedKeysSize is the size of owner's keys-only index items for keys.
+func ownedKeysSize(owner string, keys []string) int {
+	n := 0
+	for _, k := range keys {
+		n += len(AttrLeaseKey) + len(k) + len(AttrLeaseOwner) + len(owner)
+	}
+	return n
+}
