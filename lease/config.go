@@ -66,26 +66,28 @@ type Config struct {
 	//
 	// Where the store has an owner index (DynamoStore on a table with
 	// OwnerIndexName, which NewDynamoStore creates with new tables, and
-	// MemoryStore), a probe that finds a worker suspect does not scan: it
-	// lists that worker's leases (ListOwned, a Query of keys), reads each
-	// with a consistent GetItem, and takes those unchanged for longer than
-	// FailoverTime up to its share, as a scan would; it scans after all
-	// when a read fails. That saves item reads only when workers come and
-	// go (in steady state no probe finds a suspect): at 10 workers with a
-	// crash and a join, or a leave and a join, every 90s, 43 item reads
-	// per lease per minute instead of 45-47, with the same failover
-	// (TestOwnerIndexTableCost). In read units it costs slightly more (12.2-12.4
-	// RCU per lease per minute instead of 11.6-11.8 there): a consistent
+	// MemoryStore), a probe that finds a worker suspect need not scan: it
+	// can list that worker's leases (ListOwned, a Query of keys), read each
+	// with a consistent GetItem, and take those unchanged for longer than
+	// FailoverTime up to its share, by the same rules as a scan. It does
+	// so only where that costs fewer DynamoDB read units than the scan: a
 	// GetItem costs a unit per item, a consistent Scan one per 4 KiB of
-	// items, so reading a worker's L/W leases one by one is cheaper than a
-	// scan only when L/W is below the table's size in 4 KiB units, that is,
-	// with more than 15-20 workers for lease items of 200-270 bytes.
-	// At 3 workers the intervals are not stretched, there are no probes,
-	// and the index is not used.
-	// KCL 2.x's workers need two scans one TakeInterval (20s) apart, about
-	// 20s + 20s/(W+1); KCL 3.x's leader scans every 20s and its workers
-	// discover new leases every 10s. ScanFixed keeps the configured
-	// intervals, without probes: the fastest failover, reads linear in W.
+	// items, so the index pays when a worker holds fewer leases than the
+	// table fills 4 KiB units (large tables, large lease items); and it
+	// scans after all when a read fails. Nothing changes in steady state (no
+	// probe finds a suspect) nor at 3 workers (no probes). Measured on the
+	// fake clock (TestOwnerIndexTableCost, the coordinators' reads only,
+	// crash + join or leave + join every 90s), per lease per minute:
+	//
+	//	                               item reads  read units  failover
+	//	10 workers, 30 leases ~200B    46.6, 45.3  11.6, 11.8  12.9s, 17.3s  (index unused: a scan is cheaper)
+	//	10 workers, 100 leases ~1.3KB  40.4, 38.8  15.2, 14.7  16.8s, 20.3s  (without the index)
+	//	                               36.5, 36.3  14.3, 14.1  16.8s, 20.3s  (with it)
+	//
+	// In read units the probes themselves dominate small tables: at 10
+	// workers on 30 leases of 200 bytes the steady state costs 12.0 units
+	// per lease per minute, ScanFixed 4.0 (a scan of the table is 2 units,
+	// a probe 1); on 100 leases of 1.3 KB, 13.8 and 19.8.
 	ScanScaling ScanScaling
 	// InitialTakeDelay applies when a worker's first take pass finds
 	// unowned leases (a fleet starting on a new table, or after all workers

@@ -1209,7 +1209,7 @@ func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects
 // one per 4 KiB of items summed, and a Query of the index (eventually
 // consistent, keys only) half a unit at least. So reading a worker's
 // leases one by one pays only when it holds fewer leases than the table
-// fills 4 KiB units (with lease items of 250 bytes, 16 to a unit), and
+// fills 4 KiB units (with lease items of 200 bytes, 20 to a unit), and
 // the probes left to read (which a scan would make unnecessary: it shows
 // every worker) must fit in the difference: in large tables, with several
 // hundred leases or more. Elsewhere the scan is both cheaper and a fresh

@@ -69,11 +69,12 @@
 // scheduled scan of the coordinator, whose expiry decisions need every
 // lease's counter, which the index (keys only) does not carry; it replaces
 // the scan a probe would run when it finds a worker suspect (dead, or
-// handing a lease over): the coordinator then reads only that worker's
-// leases (ListOwned, then a consistent Get of each) and takes the expired
-// ones by the same rules and fencing as a scan. That saves item reads when
-// workers come and go, not read units at small fleets (figures on
-// Config.ScanScaling).
+// handing a lease over), where that costs fewer read units: the
+// coordinator then reads only that worker's leases (ListOwned, then a
+// consistent Get of each) and takes the expired ones by the same rules and
+// fencing as a scan. A GetItem costs a read unit per item and a Scan one
+// per 4 KiB of items, so that pays in large tables and with large lease
+// items, not on a few dozen small ones (figures on Config.ScanScaling).
 //
 // Tolerated in a shared table: a leaseOwner written as "" or NULL means
 // unowned (possible only in a table without the owner index, which

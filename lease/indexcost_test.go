@@ -173,9 +173,9 @@ func (c churn) String() string { return [...]string{"steady", "crash + join", "l
 // measureChurn runs n workers on 30 leases (KCL timings, fake clock) for
 // periods of period each, applying ch at the start of each, and returns
 // the table cost over the whole run.
-func measureChurn(t *testing.T, n, leases, state int, index bool, ch churn, period time.Duration, periods int) cost {
+func measureChurn(t *testing.T, n, leases, state int, index bool, ch churn, period time.Duration, periods int, scaling ScanScaling) cost {
 	cs := newCostStore(midStreamStore(t, leases, state), index)
-	f := balancedFleet(t, cs.asStore(), leases, n, ScanSublinear)
+	f := balancedFleet(t, cs.asStore(), leases, n, scaling)
 	cs.reset()
 	cs.resetReads()
 	next := n
@@ -271,11 +271,13 @@ func TestOwnerIndexTableCost(t *testing.T) {
 		name := fmt.Sprintf("%2d workers x %3d leases (state %4d B)", fl.n, fl.leases, fl.state)
 		for _, ch := range []churn{steady, crashes, graceful} {
 			for _, index := range []bool{false, true} {
-				c := measureChurn(t, fl.n, fl.leases, fl.state, index, ch, period, periods)
+				c := measureChurn(t, fl.n, fl.leases, fl.state, index, ch, period, periods, ScanSublinear)
 				got[key{fl, index, ch}] = c
 				t.Logf("%s, %-12s, index %-5v: %v", name, ch, index, c)
 			}
 		}
+		// For comparison in read units: fixed scans, no probes.
+		t.Logf("%s, %-12s, ScanFixed  : %v", name, steady, measureChurn(t, fl.n, fl.leases, fl.state, false, steady, period, periods, ScanFixed))
 		var fo [2][]time.Duration
 		for i, index := range []bool{false, true} {
 			fo[i] = measureFailoverWith(t, fl.n, fl.leases, fl.state, samples, index)
