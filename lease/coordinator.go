@@ -1020,12 +1020,13 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 // each RenewInterval, so in a healthy fleet every probe has moved and
 // nothing more is read.
 //
-// scan is true when only a scan of the table can tell (the suspects'
-// leases cannot be read by owner, or a probe is gone): without all, at
-// the first suspect, as the scan reads everything anyway; with all (the
-// store has an owner index), only for a probe that is gone, every probe
-// being read so that one targeted read covers every suspect (read holds
-// the suspects' probes as just read, so that it does not read them again).
+// scan is true when the caller should scan now: without all (the store
+// has no owner index), at the first suspect, as the scan reads everything
+// anyway; with all, at a probe that is gone, or at the first suspect for
+// which reading the suspects' leases and the probes left would cost more
+// read units than a scan (targetedIsCheaper). Otherwise every probe is
+// read, so that one targeted read (takeSuspects) covers every suspect;
+// read holds the suspects' probes as just read, not to be read again.
 func (c *Coordinator) probeSuspects(ctx context.Context, all bool) (suspects []string, read map[string]Lease, scan bool) {
 	if c.drain.Load() {
 		return nil, nil, false
@@ -1077,7 +1078,8 @@ func (c *Coordinator) ownerIndex() OwnerIndex {
 }
 
 // takeSuspects is what a probe that found suspects does instead of a scan
-// when the store has an owner index: it reads the suspects' leases alone
+// when the store has an owner index and that reads less (see
+// probeSuspects): it reads the suspects' leases alone
 // (ListOwned, a Query of keys, and a consistent Get of each lease listed or
 // held by a suspect in the last scan) and takes those that expired, up to
 // this worker's target, judged by the same plan as a take pass on the last
@@ -1744,9 +1746,7 @@ func (c *Coordinator) observeLease(l Lease, now time.Time) {
 		c.seen[l.Key] = observation{counter: l.Counter, owner: l.Owner, since: now}
 	}
 	if !l.InHandoff() {
-		if _, ok := c.marks[l.Key]; ok {
-			delete(c.marks, l.Key)
-		}
+		delete(c.marks, l.Key)
 		return
 	}
 	// The mark's age: a mark moves no counter, and the holder's renewals

@@ -356,12 +356,14 @@ func TestDynamoOwnerIndexMissingAndEmptyOwner(t *testing.T) {
 	require.False(t, plain.HasOwnerIndex(), "dynalite's ValidationException says the index is missing")
 }
 
-// A crash at 6 workers on dynalite, with the owner index (a table
-// NewDynamoStore created) and without it: either way the crashed worker's
-// leases go to live workers without any live worker losing one. With the
-// index they are normally taken by targeted reads (a Query of the index and
-// a GetItem each) rather than scans; that is logged, not asserted, since a
-// read that times out on a loaded machine falls back to a scan.
+// A crash at 6 workers on dynalite (60 leases of 1.3 KB, where reading a
+// worker's leases costs fewer read units than a scan), with the owner
+// index (a table NewDynamoStore created) and without it: either way the
+// crashed worker's leases go to live workers without any live worker
+// losing one. With the index they are normally taken by targeted reads (a
+// Query of the index and a GetItem each) rather than scans; that is
+// logged, not asserted, since a read that times out on a loaded machine
+// falls back to a scan.
 func TestDynamoCrashTakeoverWithAndWithoutOwnerIndex(t *testing.T) {
 	for _, index := range []bool{true, false} {
 		t.Run(fmt.Sprintf("index=%v", index), func(t *testing.T) {
@@ -372,7 +374,8 @@ func TestDynamoCrashTakeoverWithAndWithoutOwnerIndex(t *testing.T) {
 			}
 			s := newDynaliteStore(t, cd, opts...)
 			require.Equal(t, index, s.HasOwnerIndex())
-			f := balancedFleet(t, s, 30, 6, ScanSublinear)
+			fillMidStream(t, s, 60, 1024)
+			f := balancedFleet(t, s, 60, 6, ScanSublinear)
 			cd.reset()
 			leases, targeted, scanned := crashTakeover(t, f, "w1")
 			calls, _ := cd.reset()

@@ -147,6 +147,12 @@ func costOf(cs *costStore, leases int, d time.Duration) cost {
 // (PrepareCheckpoint), which makes items larger.
 func midStreamStore(t *testing.T, leases, state int) *MemoryStore {
 	s := NewMemoryStore()
+	fillMidStream(t, s, leases, state)
+	return s
+}
+
+// fillMidStream creates midStreamStore's leases in s.
+func fillMidStream(t *testing.T, s Store, leases, state int) {
 	for i := range leases {
 		l := Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: checkpoint.At(fmt.Sprintf("49%054d", i), 0)}
 		if state > 0 {
@@ -156,7 +162,6 @@ func midStreamStore(t *testing.T, leases, state int) *MemoryStore {
 		_, err := s.Create(context.Background(), l)
 		require.NoError(t, err)
 	}
-	return s
 }
 
 // churn is what happens to the fleet every period.
