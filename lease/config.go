@@ -38,31 +38,48 @@ type Config struct {
 	// ScanScaling says how the scan intervals (TakeInterval and
 	// ExpiryScanInterval) follow the fleet size W (the workers holding
 	// unexpired leases in this worker's last scan, itself included).
-	// Every worker scans the whole table, so with fixed intervals the
-	// fleet's item reads per lease grow with W: 6·W per lease per minute
-	// with KCL's timings. ScanSublinear (the default) multiplies both
-	// intervals by max(1, √(W/3)): unchanged up to 3 workers, beyond that
-	// the fleet's scans grow with √W instead of W.
+	// Every worker scans the whole table, so with fixed intervals (ScanFixed)
+	// the fleet's reads per lease grow with W: 6·W item reads per lease per
+	// minute with KCL's timings.
 	//
-	// A dead worker's lease is taken at the first scan of some worker that
+	// ScanSublinear (the default) may instead multiply both intervals by
+	// √(W/3) above 3 workers, so that the fleet's scans grow with √W. A
+	// dead worker's lease is taken at the first scan of some worker that
 	// finds its counter unchanged for longer than FailoverTime, so longer
-	// intervals would slow crash failover (about P·(1 + 1/(W+1)), P the
-	// stretched ExpiryScanInterval). So while they are stretched, each
-	// worker reads one lease of every other worker (a GetItem each)
-	// FailoverTime after each of its scans, and scans at once if one has
-	// not moved (or changed owner). That costs W·(W-1) reads per scan
-	// period for the fleet, small when workers hold several leases each,
-	// and brings failover back to about FailoverTime plus the earliest
-	// worker's scan after the crash. Measured on the fake clock with KCL's
-	// timings (FailoverTime 10s), 30 leases, the consumer's shard sync
-	// included (TestTableCostAndFailoverByFleetSize), per lease per minute
-	// and crash to every lease held again (mean, max of 5 crash instants):
+	// intervals would slow crash failover; while they are stretched, each
+	// worker therefore reads one lease of every other worker (a consistent
+	// GetItem each) FailoverTime after each of its scans, and scans at once
+	// if one has not moved (or changed owner). Those probes are W·(W-1)
+	// GetItems per scan period for the fleet, and DynamoDB bills read
+	// units, not items: a consistent GetItem costs a unit per item (4 KiB
+	// rounded up), a consistent Scan one per 4 KiB of items summed. So on
+	// a small table (30 leases of 200 bytes are a 2-unit scan) the probes
+	// cost more than the scans they save. ScanSublinear therefore prices
+	// both schedules at each scan, from that scan's lease item sizes and
+	// W: ScanFixed's intervals without probes, and the stretched ones
+	// with probes, in read units per minute; it runs the stretched one only
+	// while it is the cheaper, otherwise it behaves exactly as ScanFixed,
+	// and it switches only when the other is cheaper by 10 % (so a table
+	// near the break-even does not flip at each scan). With KCL's timings
+	// at 10 workers the stretched schedule pays from a scan of about 15
+	// units (60 KB of lease items: 45 leases of 1.3 KB, 300 of 200 B) and
+	// is left below 9. Up to 3 workers both are ScanFixed's.
 	//
-	//	            item reads  writes  failover
-	//	3 workers   18.0        18.1    16.3s, 18.7s  (ScanFixed: 21.0 reads, same failover)
-	//	10 workers  42.6        18.1    13.1s, 18.0s  (ScanFixed: 69.8 reads, 11.1s, 12.7s)
+	// Measured on the fake clock (TestScanScheduleReadUnits, the
+	// coordinators' reads, steady state, KCL's timings), per lease per
+	// minute, and crash to every lease held again (mean, max of 5 crash
+	// instants), ScanSublinear (ScanFixed):
 	//
-	// (Without the probes: 32.8 reads, 21.3s and 26.3s at 10 workers.)
+	//	                               item reads   read units    failover
+	//	 3 workers,  30 leases ~200B   18.0 (18.0)  1.20 (1.20)   16.8s, 18.7s (the same)
+	//	10 workers,  30 leases ~200B   59.9 (59.9)  3.99 (3.99)   11.0s, 13.0s (the same: ScanFixed's schedule)
+	//	 3 workers, 100 leases ~1.3KB  18.0 (18.0)  6.00 (6.00)   16.8s, 18.7s (the same)
+	//	10 workers, 100 leases ~1.3KB  35.8 (59.9) 13.78 (19.77)  16.8s, 20.3s (11.0s, 13.0s)
+	//
+	// (Before read units were counted, the figures quoted here were item
+	// reads alone, with the intervals always stretched: at 10 workers on
+	// 30 leases 42.6 item reads but 12.0 read units per lease per minute,
+	// against ScanFixed's 69.8 and 4.0, shard sync included.)
 	//
 	// Where the store has an owner index (DynamoStore on a table with
 	// OwnerIndexName, which NewDynamoStore creates with new tables, and
@@ -70,24 +87,18 @@ type Config struct {
 	// can list that worker's leases (ListOwned, a Query of keys), read each
 	// with a consistent GetItem, and take those unchanged for longer than
 	// FailoverTime up to its share, by the same rules as a scan. It does
-	// so only where that costs fewer DynamoDB read units than the scan: a
-	// GetItem costs a unit per item, a consistent Scan one per 4 KiB of
-	// items, so the index pays when a worker holds fewer leases than the
+	// so only where that costs fewer read units than the scan, by the same
+	// pricing: the index pays when a worker holds fewer leases than the
 	// table fills 4 KiB units (large tables, large lease items); and it
 	// scans after all when a read fails. Nothing changes in steady state (no
-	// probe finds a suspect) nor at 3 workers (no probes). Measured on the
-	// fake clock (TestOwnerIndexTableCost, the coordinators' reads only,
-	// crash + join or leave + join every 90s), per lease per minute:
+	// probe finds a suspect) nor where there are no probes (up to 3
+	// workers, small tables). Measured on the fake clock
+	// (TestOwnerIndexTableCost, crash + join or leave + join every 90s, 10
+	// workers, 100 leases of 1.3 KB), per lease per minute:
 	//
-	//	                               item reads  read units  failover
-	//	10 workers, 30 leases ~200B    46.6, 45.3  11.6, 11.8  12.9s, 17.3s  (index unused: a scan is cheaper)
-	//	10 workers, 100 leases ~1.3KB  40.4, 38.8  15.2, 14.7  16.8s, 20.3s  (without the index)
-	//	                               36.5, 36.3  14.3, 14.1  16.8s, 20.3s  (with it)
-	//
-	// In read units the probes themselves dominate small tables: at 10
-	// workers on 30 leases of 200 bytes the steady state costs 12.0 units
-	// per lease per minute, ScanFixed 4.0 (a scan of the table is 2 units,
-	// a probe 1); on 100 leases of 1.3 KB, 13.8 and 19.8.
+	//	              item reads  read units  failover
+	//	without index 40.4, 38.8  15.2, 14.7  16.8s, 20.3s
+	//	with it       36.5, 36.3  14.3, 14.1  16.8s, 20.3s
 	ScanScaling ScanScaling
 	// InitialTakeDelay applies when a worker's first take pass finds
 	// unowned leases (a fleet starting on a new table, or after all workers
@@ -192,7 +203,9 @@ type ScanScaling int
 
 const (
 	// ScanSublinear stretches the scan intervals by √(W/3) above 3
-	// workers, so the fleet's reads grow with √W.
+	// workers, with probes, so the fleet's scans grow with √W, where that
+	// costs fewer DynamoDB read units than ScanFixed (large tables, large
+	// fleets), and is ScanFixed elsewhere (see Config.ScanScaling).
 	ScanSublinear ScanScaling = iota
 	// ScanFixed keeps the configured intervals whatever the fleet size.
 	ScanFixed

@@ -91,6 +91,10 @@ type Coordinator struct {
 	// fleetSize is the number of workers counted in the last scan (this
 	// one included), for ScanScaling; owned by the take loop.
 	fleetSize int
+	// stretched is ScanSublinear's choice at the last scan: the scan
+	// intervals stretched for fleetSize, with probes (see stretch); owned
+	// by the take loop.
+	stretched bool
 	// probes is, while the scan intervals are stretched (ScanScaling),
 	// one lease of each other worker with its counter and owner as of the
 	// scan at probeFrom; owned by the take loop. See probeSuspects.
@@ -1221,21 +1225,76 @@ func (c *Coordinator) targetedIsCheaper(suspects []string, read map[string]Lease
 	if sn == nil {
 		return false
 	}
-	total, targeted := 0, 0.5*float64(len(suspects))+float64(remaining)
+	targeted := 0.5*float64(len(suspects)) + float64(remaining)
 	for _, l := range sn.leases {
-		size := itemSize(l)
-		total += size
 		if _, ok := read[l.Key]; !ok && slices.Contains(suspects, l.Owner) {
-			targeted += readUnits(size)
+			targeted += readUnits(itemSize(l))
 		}
 	}
-	return targeted < readUnits(total)
+	scan, _ := tableReadUnits(sn.leases)
+	return targeted < scan
 }
 
 // scaled is a scan interval stretched for the fleet size last seen
 // (Config.ScanScaling); called by the take loop only.
 func (c *Coordinator) scaled(d time.Duration) time.Duration {
+	if !c.stretched {
+		return d
+	}
 	return time.Duration(float64(d) * c.cfg.ScanScaling.scanScale(c.fleetSize))
+}
+
+// scheduleHysteresis is how much cheaper (a fraction) the schedule
+// ScanSublinear does not run must be for it to switch, so that a table
+// whose two costs are close does not flip between them at each scan.
+const scheduleHysteresis = 0.1
+
+// stretch is ScanSublinear's choice, made at each scan from what it read
+// (all, counting workers): whether to stretch the scan intervals, with
+// probes, or keep ScanFixed's, whichever costs fewer DynamoDB read units
+// per minute (see readRate), switching only when the other is cheaper by
+// scheduleHysteresis.
+func (c *Coordinator) stretch(all []Lease, workers int) bool {
+	scale := c.cfg.ScanScaling.scanScale(workers)
+	if scale <= 1 {
+		return false
+	}
+	scan, get := tableReadUnits(all)
+	plain := c.readRate(1, 0, scan, get)
+	stretched := c.readRate(scale, workers-1, scan, get)
+	if c.stretched {
+		return plain > (1-scheduleHysteresis)*stretched
+	}
+	return stretched < (1-scheduleHysteresis)*plain
+}
+
+// readRate estimates the read units per second this worker's take loop
+// spends with the scan intervals multiplied by scale and probes of others
+// workers (0: none) after each scan the next one is far enough from (as
+// the take loop places them), a scan costing scan units and a probe get.
+// The passes of a balancing period are one expiry scan per
+// ExpiryScanInterval, all but the last ExpiryScanInterval apart, then the
+// balancing pass.
+func (c *Coordinator) readRate(scale float64, others int, scan, get float64) float64 {
+	period := time.Duration(float64(c.cfg.TakeInterval) * scale)
+	var gaps []time.Duration
+	if e := time.Duration(float64(c.cfg.ExpiryScanInterval) * scale); e > 0 {
+		at := e
+		for ; period-at > e/100; at += e {
+			gaps = append(gaps, e)
+		}
+		gaps = append(gaps, period-(at-e))
+	} else {
+		gaps = append(gaps, period)
+	}
+	units := 0.0
+	for _, g := range gaps {
+		units += scan
+		if others > 0 && g-(c.cfg.FailoverTime+25*time.Millisecond) > c.cfg.RenewInterval {
+			units += float64(others) * get
+		}
+	}
+	return units / period.Seconds()
 }
 
 // LastScan returns the leases as read by this worker's last scan of the
@@ -1305,8 +1364,9 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	plan := c.planAt(all, now, nil, c.parentsUnknown(ctx, all, now, nil))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
 	c.fleetSize = plan.workers
+	c.stretched = c.stretch(all, plan.workers)
 	c.probes, c.probeFrom = nil, now
-	if c.cfg.ScanScaling.scanScale(plan.workers) > 1 {
+	if c.stretched {
 		c.probes = make(map[string]observation, len(plan.victims))
 		for w, ls := range plan.victims {
 			if len(ls) == 0 {

@@ -212,10 +212,15 @@ func measureChurn(t *testing.T, n, leases, state int, index bool, ch churn, peri
 // and its takeover (with the index, a probe's targeted read takes the
 // leases; without, the probe's scan does).
 func measureFailoverWith(t *testing.T, n, leases, state, samples int, index bool) []time.Duration {
+	return measureFailoverScaling(t, n, leases, state, samples, index, ScanSublinear)
+}
+
+// measureFailoverScaling is measureFailoverWith with scaling.
+func measureFailoverScaling(t *testing.T, n, leases, state, samples int, index bool, scaling ScanScaling) []time.Duration {
 	var out []time.Duration
 	for i := range samples {
 		cs := newCostStore(midStreamStore(t, leases, state), index)
-		f := balancedFleet(t, cs.asStore(), leases, n, ScanSublinear)
+		f := balancedFleet(t, cs.asStore(), leases, n, scaling)
 		f.advance(time.Duration(i) * (failover + 25*time.Millisecond) * 2 / time.Duration(samples))
 		f.stop("w1")
 		crash := f.clk.Now()
@@ -258,10 +263,11 @@ func meanMax(ds []time.Duration) (mean, maxd time.Duration) {
 // failover is not slower with the index; and with the large items (where
 // reading a worker's leases costs fewer read units than a scan, see
 // Coordinator.targetedIsCheaper) churn costs fewer item reads and read
-// units with the index. At 3 workers the scan intervals are not
-// stretched and there are no probes; at 10 workers on 30 small items a
-// scan is 2 read units, less than reading a worker's 3 leases, so the
-// index is not used.
+// units with the index. At 3 workers, and at 10 on 30 small items (a
+// scan is 2 read units, less than the probes would add), the scan
+// intervals are not stretched (Coordinator.stretch) and there are no
+// probes, so the index is not used. (ScanFixed against ScanSublinear:
+// TestScanScheduleReadUnits.)
 func TestOwnerIndexTableCost(t *testing.T) {
 	const period, periods, samples = 90 * time.Second, 8, 5
 	type fleetKind struct{ n, leases, state int }
@@ -280,11 +286,6 @@ func TestOwnerIndexTableCost(t *testing.T) {
 				got[key{fl, index, ch}] = c
 				t.Logf("%s, %-12s, index %-5v: %v", name, ch, index, c)
 			}
-		}
-		// For comparison in read units: fixed scans, no probes (the same
-		// as ScanSublinear up to 3 workers).
-		if fl.n > 3 {
-			t.Logf("%s, %-12s, ScanFixed  : %v", name, steady, measureChurn(t, fl.n, fl.leases, fl.state, false, steady, period, periods, ScanFixed))
 		}
 		var fo [2][]time.Duration
 		for i, index := range []bool{false, true} {

@@ -191,6 +191,21 @@ const readUnitBytes = 4096
 // readUnits is the read units of a consistent read of size bytes.
 func readUnits(size int) float64 { return math.Ceil(float64(size) / readUnitBytes) }
 
+// tableReadUnits is the read units of a consistent Scan of leases (their
+// sizes summed) and the mean of a consistent GetItem of one of them.
+func tableReadUnits(leases []Lease) (scan, get float64) {
+	total := 0
+	for _, l := range leases {
+		size := itemSize(l)
+		total += size
+		get += readUnits(size)
+	}
+	if len(leases) > 0 {
+		get /= float64(len(leases))
+	}
+	return readUnits(total), get
+}
+
 // itemSize is l's size as a DynamoDB item (attribute names plus values,
 // as DynamoDB counts them for read units), as MarshalItem writes it.
 func itemSize(l Lease) int {
