@@ -16,6 +16,7 @@ import (
 // minute, and its crash failover times.
 type tableCost struct {
 	writes, reads float64
+	rcu           float64         // DynamoDB read units (see costStore)
 	failover      []time.Duration // per crash instant
 }
 
@@ -49,13 +50,14 @@ func balancedFleet(t *testing.T, store Store, leases, n int, scaling ScanScaling
 // lease.SyncShards (a scan of its own) when fromScan is false, as
 // SyncShardsFrom on its coordinator's last scan otherwise.
 func measureTableCost(t *testing.T, base Store, leases, n, minutes int, scaling ScanScaling, fromScan bool, onBalanced func()) tableCost {
-	cs := &countingStore{Store: base, calls: map[string]int{}}
+	cs := newCostStore(base, false)
 	f := balancedFleet(t, cs, leases, n, scaling)
 	var shards []Shard
 	for i := range leases {
 		shards = append(shards, Shard{ID: fmt.Sprintf("shardId-%012d", i)})
 	}
 	cs.reset()
+	cs.resetReads()
 	if onBalanced != nil {
 		onBalanced()
 	}
@@ -73,11 +75,13 @@ func measureTableCost(t *testing.T, base Store, leases, n, minutes int, scaling 
 		}
 	}
 	calls := cs.reset()
+	_, rcu := cs.resetReads()
 	require.Zero(t, calls["Take"]+calls["MarkHandoff"], "nothing moves in steady state: %v", calls)
 	f.stopAll()
 	return tableCost{
 		writes: float64(calls["Renew"]) / float64(leases*minutes),
 		reads:  float64(calls["List"]*leases+calls["Get"]) / float64(leases*minutes),
+		rcu:    (rcu["Scan"] + rcu["Get"]) / float64(leases*minutes),
 	}
 }
 
@@ -133,7 +137,7 @@ func TestTableCostAndFailoverByFleetSize(t *testing.T) {
 		scaling  ScanScaling
 		fromScan bool
 	}
-	modes := []mode{{"before (fixed scans, own shard sync scan)", ScanFixed, false}, {"after (sublinear scans, shard sync on the coordinator's scan)", ScanSublinear, true}}
+	modes := []mode{{"before (fixed scans, own shard sync scan)", ScanFixed, false}, {"after (default ScanSublinear, shard sync on the coordinator's scan)", ScanSublinear, true}}
 	got := map[string]map[int]tableCost{}
 	for _, m := range modes {
 		got[m.name] = map[int]tableCost{}
@@ -141,8 +145,8 @@ func TestTableCostAndFailoverByFleetSize(t *testing.T) {
 			c := measureTableCost(t, NewMemoryStore(), leases, n, minutes, m.scaling, m.fromScan, nil)
 			c.failover = measureFailover(t, leases, n, samples, m.scaling)
 			got[m.name][n] = c
-			t.Logf("%s, %2d workers x %d leases: %.1f writes and %.1f item reads per lease per minute; crash failover mean %v, max %v (%v)",
-				m.name, n, leases, c.writes, c.reads, c.meanFailover().Round(100*time.Millisecond), slices.Max(c.failover).Round(100*time.Millisecond), c.failover)
+			t.Logf("%s, %2d workers x %d leases: %.1f writes, %.1f item reads and %.2f read units per lease per minute; crash failover mean %v, max %v (%v)",
+				m.name, n, leases, c.writes, c.reads, c.rcu, c.meanFailover().Round(100*time.Millisecond), slices.Max(c.failover).Round(100*time.Millisecond), c.failover)
 		}
 	}
 	before, after := got[modes[0].name], got[modes[1].name]
@@ -163,6 +167,7 @@ func TestTableCostAndFailoverByFleetSize(t *testing.T) {
 	// its scan intervals of the crash: ScanFixed's.
 	for _, n := range []int{3, 10} {
 		require.Equal(t, before[n].failover, after[n].failover, "%d workers", n)
+		require.Less(t, after[n].rcu, before[n].rcu, "%d workers: read units (no shard sync scan)", n)
 	}
 	for _, n := range []int{3, 10} {
 		for _, m := range modes {
