@@ -120,9 +120,9 @@ func TestScanSublinearChoiceHysteresis(t *testing.T) {
 	}
 	require.NotZero(t, down, "a table of one lease does not pay stretched")
 	t.Logf("stretched from %d leases (ratio %.2f), back to ScanFixed at %d (ratio %.2f)", up, ratio(up), down, ratio(down))
-	require.Less(t, ratio(up), 0.9, "stretched is 10 %% cheaper")
+	require.Less(t, ratio(up), 0.9, "stretched is 10 percent cheaper")
 	require.GreaterOrEqual(t, ratio(up-1), 0.9)
-	require.LessOrEqual(t, 1/ratio(down), 0.9, "ScanFixed's is 10 %% cheaper")
+	require.LessOrEqual(t, 1/ratio(down), 0.9, "ScanFixed's is 10 percent cheaper")
 	require.Greater(t, 1/ratio(down+1), 0.9)
 	require.Less(t, down, up-1, "a band between the thresholds")
 	// Within the band, both choices stand.
