@@ -53,7 +53,7 @@ type Config struct {
 	// GetItems per scan period for the fleet, and DynamoDB bills read
 	// units, not items: a consistent GetItem costs a unit per item (4 KiB
 	// rounded up), a consistent Scan one per 4 KiB of items summed. So on
-	// a small table (30 leases of 200 bytes are a 2-unit scan) the probes
+	// a small table (30 leases of about 160 bytes are a 2-unit scan) the probes
 	// cost more than the scans they save. ScanSublinear therefore prices
 	// both schedules at each scan, from that scan's lease item sizes and
 	// W: ScanFixed's intervals without probes, and the stretched ones
@@ -61,9 +61,10 @@ type Config struct {
 	// while it is the cheaper, otherwise it behaves exactly as ScanFixed,
 	// and it switches only when the other is cheaper by 10 % (so a table
 	// near the break-even does not flip at each scan). With KCL's timings
-	// at 10 workers the stretched schedule pays from a scan of about 15
-	// units (60 KB of lease items: 45 leases of 1.3 KB, 300 of 200 B) and
-	// is left below 9. Up to 3 workers both are ScanFixed's.
+	// at 10 workers it switches to the stretched schedule from a scan of
+	// 14 units (about 55 KB of lease items: 41 leases of 1.3 KB, or 340
+	// of 160 B) and back at 8 (TestScanSublinearChoiceHysteresis). Up to 3
+	// workers both are ScanFixed's.
 	//
 	// Measured on the fake clock (TestScanScheduleReadUnits, the
 	// coordinators' reads, steady state, KCL's timings, lease items
@@ -85,9 +86,10 @@ type Config struct {
 	// everywhere.
 	//
 	// (The figures quoted here before read units were counted were item
-	// reads alone, with the intervals always stretched, shard sync
-	// included: at 10 workers on 30 leases 42.6 item reads per lease per
-	// minute against ScanFixed's 69.8, but in read units 12.0 against 4.0.)
+	// reads alone, with the intervals always stretched: at 10 workers on
+	// 30 leases 42.6 item reads per lease per minute against ScanFixed's
+	// 69.8, shard sync included, but in read units, the coordinators'
+	// reads alone, 12.0 against 4.0.)
 	//
 	// Where the store has an owner index (DynamoStore on a table with
 	// OwnerIndexName, which NewDynamoStore creates with new tables, and
