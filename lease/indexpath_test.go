@@ -111,19 +111,23 @@ func TestCrashWithoutOwnerIndexIsTakenByScan(t *testing.T) {
 }
 
 // With the index, where a scan costs fewer read units than reading the
-// suspect's leases one by one (30 small leases, 5 per worker: a scan is 1
-// or 2 units, reading 5 leases 5), the probe scans as without the index,
-// with the same store calls.
+// suspect's leases one by one, the probe scans as without the index, with
+// the same store calls. The table is large enough for the stretched
+// schedule (with probes) to pay at 10 workers (360 small leases, a
+// 15-unit scan, see Coordinator.stretch), and its items small enough that
+// a worker's 36 leases cost more to read one by one than that scan.
 func TestCrashWithOwnerIndexScansWhereCheaper(t *testing.T) {
+	const leases, workers = 360, 10
 	var calls [2]map[string]int
 	for i, index := range []bool{false, true} {
-		cs := newCostStore(NewMemoryStore(), index)
-		f := balancedFleet(t, cs.asStore(), 30, 6, ScanSublinear)
+		cs := newCostStore(midStreamStore(t, leases, 0), index)
+		f := balancedFleet(t, cs.asStore(), leases, workers, ScanSublinear)
 		cs.reset()
 		_, targeted, scanned := crashTakeover(t, f, "w1")
 		require.Zero(t, targeted)
 		require.Positive(t, scanned)
 		calls[i] = cs.reset()
+		require.Positive(t, calls[i]["Get"], "probes ran")
 		f.requireConsistent()
 	}
 	require.Equal(t, calls[0], calls[1])
