@@ -1364,7 +1364,11 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	plan := c.planAt(all, now, nil, c.parentsUnknown(ctx, all, now, nil))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
 	c.fleetSize = plan.workers
-	c.stretched = c.stretch(all, plan.workers)
+	if s := c.stretch(all, plan.workers); s != c.stretched {
+		// Failover and read costs change with it (Config.ScanScaling).
+		c.log.Info("lease scan intervals", "stretched", s, "workers", plan.workers, "leases", len(all))
+		c.stretched = s
+	}
 	c.probes, c.probeFrom = nil, now
 	if c.stretched {
 		c.probes = make(map[string]observation, len(plan.victims))

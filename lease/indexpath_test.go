@@ -113,14 +113,15 @@ func TestCrashWithoutOwnerIndexIsTakenByScan(t *testing.T) {
 // With the index, where a scan costs fewer read units than reading the
 // suspect's leases one by one, the probe scans as without the index, with
 // the same store calls. The table is large enough for the stretched
-// schedule (with probes) to pay at 10 workers (360 small leases, a
-// 15-unit scan, see Coordinator.stretch), and its items small enough that
-// a worker's 36 leases cost more to read one by one than that scan.
+// schedule (with probes) to pay at 10 workers (200 leases of about 300
+// bytes, a pending checkpoint with 1 byte of state: a 15-unit scan, see
+// Coordinator.stretch), and its items small enough that a worker's 20
+// leases cost more to read one by one than that scan.
 func TestCrashWithOwnerIndexScansWhereCheaper(t *testing.T) {
-	const leases, workers = 360, 10
+	const leases, workers = 200, 10
 	var calls [2]map[string]int
 	for i, index := range []bool{false, true} {
-		cs := newCostStore(midStreamStore(t, leases, 0), index)
+		cs := newCostStore(midStreamStore(t, leases, 1), index)
 		f := balancedFleet(t, cs.asStore(), leases, workers, ScanSublinear)
 		cs.reset()
 		_, targeted, scanned := crashTakeover(t, f, "w1")
