@@ -961,7 +961,7 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 			// scaled (ScanScaling), rounding alone could otherwise put
 			// one a nanosecond before every balancing pass.
 			e := c.scaled(c.cfg.ExpiryScanInterval)
-			if s := lastScan.Add(e); next.Sub(s) > e/100 {
+			if s := lastScan.Add(e); expiryBeforeBalance(next.Sub(s), e) {
 				next, balance = s, false
 			}
 		}
@@ -969,7 +969,7 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 		if warmUntil.IsZero() && len(c.probes) > 0 && !c.probeFrom.Equal(probed) {
 			// Just after a lease unchanged since the last scan would
 			// count as expired, and well before the next scan.
-			if p := c.probeFrom.Add(c.cfg.FailoverTime + 25*time.Millisecond); next.Sub(p) > c.cfg.RenewInterval {
+			if p := c.probeFrom.Add(c.probeDelay()); next.Sub(p) > c.cfg.RenewInterval {
 				next, balance, probe = p, false, true
 			}
 		}
@@ -1276,26 +1276,36 @@ func (c *Coordinator) stretch(all []Lease, workers int) bool {
 // ExpiryScanInterval, all but the last ExpiryScanInterval apart, then the
 // balancing pass.
 func (c *Coordinator) readRate(scale float64, others int, scan, get float64) float64 {
-	period := time.Duration(float64(c.cfg.TakeInterval) * scale)
-	var gaps []time.Duration
-	if e := time.Duration(float64(c.cfg.ExpiryScanInterval) * scale); e > 0 {
-		at := e
-		for ; period-at > e/100; at += e {
-			gaps = append(gaps, e)
-		}
-		gaps = append(gaps, period-(at-e))
-	} else {
-		gaps = append(gaps, period)
-	}
 	units := 0.0
-	for _, g := range gaps {
+	pass := func(gap time.Duration) { // a scan, and the next one gap later
 		units += scan
-		if others > 0 && g-(c.cfg.FailoverTime+25*time.Millisecond) > c.cfg.RenewInterval {
+		if others > 0 && gap-c.probeDelay() > c.cfg.RenewInterval {
 			units += float64(others) * get
 		}
 	}
+	period := time.Duration(float64(c.cfg.TakeInterval) * scale)
+	last := period
+	if e := time.Duration(float64(c.cfg.ExpiryScanInterval) * scale); e > 0 {
+		at := e
+		for ; expiryBeforeBalance(period-at, e); at += e {
+			pass(e)
+		}
+		last = period - (at - e)
+	}
+	pass(last)
 	return units / period.Seconds()
 }
+
+// probeDelay is how long after a scan the take loop reads the probes: just
+// after a lease unchanged since the scan would count as expired.
+func (c *Coordinator) probeDelay() time.Duration { return c.cfg.FailoverTime + 25*time.Millisecond }
+
+// expiryBeforeBalance reports whether an expiry scan (interval e) due a
+// time before ahead of the balancing pass runs on its own: within 1 % of
+// its interval ahead, the balancing pass's scan stands for it, so that the
+// rounding of scaled intervals does not put one a nanosecond before every
+// balancing pass.
+func expiryBeforeBalance(before, e time.Duration) bool { return before > e/100 }
 
 // LastScan returns the leases as read by this worker's last scan of the
 // table and when that scan ended (on the configured clock), or nil and the
