@@ -73,16 +73,23 @@ type Config struct {
 	// so only where that costs fewer DynamoDB read units than the scan: a
 	// GetItem costs a unit per item, a consistent Scan one per 4 KiB of
 	// items, so the index pays when a worker holds fewer leases than the
-	// table fills 4 KiB units (large tables, large lease items); and it
-	// scans after all when a read fails. Nothing changes in steady state (no
-	// probe finds a suspect) nor at 3 workers (no probes). Measured on the
-	// fake clock (TestOwnerIndexTableCost, the coordinators' reads only,
-	// crash + join or leave + join every 90s), per lease per minute:
+	// table fills 4 KiB units (large tables, large lease items). It scans
+	// after all when a read fails (an index the workers may not query is
+	// left alone for an hour), at a second suspect before the next scan,
+	// and at a suspect that holds nothing any more and whose probe another
+	// worker took (others handled that event: a graceful leave, the last of
+	// a crashed worker's leases): a scan then observes the whole table, so
+	// that a worker that died meanwhile is taken over no later than by the
+	// scan path. Nothing changes in steady state (no probe finds a suspect)
+	// nor at 3 workers (no probes). Measured on the fake clock
+	// (TestOwnerIndexTableCost, the coordinators' reads only, crash + join
+	// or leave + join every 90s), per lease per minute; the read units are
+	// estimated from the items' sizes (see Coordinator.targetedIsCheaper):
 	//
 	//	                               item reads  read units  failover
 	//	10 workers, 30 leases ~200B    46.6, 45.3  11.6, 11.8  12.9s, 17.3s  (index unused: a scan is cheaper)
 	//	10 workers, 100 leases ~1.3KB  40.4, 38.8  15.2, 14.7  16.8s, 20.3s  (without the index)
-	//	                               36.5, 36.3  14.3, 14.1  16.8s, 20.3s  (with it)
+	//	                               39.8, 38.8  15.1, 14.7  16.8s, 20.3s  (with it)
 	//
 	// In read units the probes themselves dominate small tables: at 10
 	// workers on 30 leases of 200 bytes the steady state costs 12.0 units
@@ -293,7 +300,9 @@ type TakeStats struct {
 	Balance bool // a balancing pass (may steal), not an expiry scan
 	// Targeted: no scan, a read of the leases of workers a probe found
 	// suspect through the owner index (see Config.ScanScaling); Leases,
-	// Workers and Target are then from the last scan updated with it.
+	// Workers and Target are then from the last scan updated with it. A
+	// failed one (Err: the index Query's or a GetItem's error) is followed
+	// by a scan, reported as a pass of its own.
 	Targeted                      bool
 	Leases, Workers, Target, Held int // as computed from the scan (Held after the pass)
 	// Taken counts unowned or expired leases taken, Stolen leases taken
