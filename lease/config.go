@@ -76,11 +76,12 @@ type Config struct {
 	// table fills 4 KiB units (large tables, large lease items). It scans
 	// after all when a read fails (an index the workers may not query is
 	// left alone for an hour), at a second suspect before the next scan,
-	// and at a suspect that holds nothing any more and whose probe another
-	// worker took (others handled that event: a graceful leave, the last of
-	// a crashed worker's leases): a scan then observes the whole table, so
-	// that a worker that died meanwhile is taken over no later than by the
-	// scan path. Nothing changes in steady state (no probe finds a suspect)
+	// at a suspect found alive (its probe handed over, another of its
+	// leases renewed), and at one that holds nothing any more and whose
+	// probe another worker took (others handled that event: a graceful
+	// leave, the last of a crashed worker's leases): a scan then observes
+	// the whole table, so that a worker that died meanwhile is taken over
+	// no later than by the scan path. Nothing changes in steady state (no probe finds a suspect)
 	// nor at 3 workers (no probes). Measured on the fake clock
 	// (TestOwnerIndexTableCost, the coordinators' reads only, crash + join
 	// or leave + join every 90s), per lease per minute; the read units are

@@ -1054,11 +1054,12 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 // gone; at a suspect for which reading the suspects' leases and the probes
 // left would cost more read units than a scan (targetedIsCheaper); when a
 // listing fails (before reading more probes: an index the workers may not
-// query costs no more than none); and at a suspect that holds nothing any
-// more and whose probe another worker took (others acted on that event
-// already, and the fleet changed since the last scan: a scan observes it
-// whole, the leases of a worker that died meanwhile among them, as the
-// scan path does). Otherwise every probe is read, so that one targeted read
+// query costs no more than none); and at a suspect whose probe moved and
+// that is alive (another of its leases, confirmDead, moved since the scan:
+// a handoff, a lease lost or finished) or holds nothing any more with its
+// probe taken by another worker (others acted on that event already). A
+// scan then observes the fleet whole, the leases of a worker that died
+// meanwhile among them, as the scan path does. Otherwise every probe is read, so that one targeted read
 // (takeSuspects) covers every suspect: suspects maps each to the keys
 // listed, and read holds every probe as just read (the suspects', not to
 // be read again, and the others', to probe their owners again).
@@ -1103,12 +1104,49 @@ func (c *Coordinator) probeSuspects(ctx context.Context, idx OwnerIndex) (suspec
 			return nil, nil, true
 		}
 		listed, ok := c.listSuspect(ctx, idx, o.owner)
-		if !ok || (len(listed) == 0 && got.Owner != "" && got.Owner != o.owner) {
+		if !ok {
 			return nil, nil, true
+		}
+		if got.Owner != o.owner {
+			// Moved: the owner is dead only if it holds nothing (it left,
+			// or died and others took all) or holds a lease unchanged
+			// since the scan. Alive (a handoff, a lease lost or
+			// finished), or handled by others already: scan, as the scan
+			// path does, for the view of the whole fleet.
+			if len(listed) == 0 && got.Owner != "" {
+				return nil, nil, true
+			}
+			if len(listed) > 0 {
+				other, ok := c.confirmDead(ctx, o.owner, key, listed)
+				if !ok {
+					return nil, nil, true
+				}
+				read[other.Key] = other
+			}
 		}
 		suspects[o.owner] = listed
 	}
 	return suspects, read, false
+}
+
+// confirmDead reads one lease of w's other than its probe, listed by the
+// index and held by w in the last scan, and reports whether it is
+// unchanged since that scan (w looks dead), returning it as read.
+func (c *Coordinator) confirmDead(ctx context.Context, w, probe string, listed []string) (Lease, bool) {
+	sn := c.lastScan.Load()
+	if sn == nil {
+		return Lease{}, false
+	}
+	for _, l := range sn.leases {
+		if l.Owner != w || l.Key == probe || !slices.Contains(listed, l.Key) {
+			continue
+		}
+		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
+		got, err := c.store.Get(gctx, l.Key)
+		cancel()
+		return got, err == nil && got.Owner == w && got.Counter == l.Counter
+	}
+	return Lease{}, false // all its leases are new since the scan: alive
 }
 
 // listSuspect lists the leases of suspect worker w through idx. A failure
@@ -1280,7 +1318,8 @@ func (c *Coordinator) takeSuspects(ctx context.Context, suspects map[string][]st
 	// last to expire).
 	probes := make(map[string]observation, len(c.probes))
 	for k, l := range read {
-		if _, ok := suspects[c.probes[k].owner]; !ok {
+		o, probed := c.probes[k]
+		if _, ok := suspects[o.owner]; probed && !ok {
 			c.observeLease(l, now)
 			probes[k] = observation{counter: l.Counter, owner: l.Owner}
 		}
