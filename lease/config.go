@@ -97,18 +97,33 @@ type Config struct {
 	// can list that worker's leases (ListOwned, a Query of keys), read each
 	// with a consistent GetItem, and take those unchanged for longer than
 	// FailoverTime up to its share, by the same rules as a scan. It does
-	// so only where that costs fewer read units than the scan, by the same
-	// pricing: the index pays when a worker holds fewer leases than the
-	// table fills 4 KiB units (large tables, large lease items); and it
-	// scans after all when a read fails. Nothing changes in steady state (no
-	// probe finds a suspect) nor where there are no probes (up to 3
-	// workers, small tables). Measured on the fake clock
-	// (TestOwnerIndexTableCost, crash + join or leave + join every 90s, 10
-	// workers, 100 leases of 1.3 KB), per lease per minute:
+	// so only where that costs fewer DynamoDB read units than the scan: a
+	// GetItem costs a unit per item, a consistent Scan one per 4 KiB of
+	// items, so the index pays when a worker holds fewer leases than the
+	// table fills 4 KiB units (large tables, large lease items). It scans
+	// after all when a read fails (an index the workers may not query is
+	// left alone for an hour), at a second suspect before the next scan,
+	// at a suspect found alive (its probe handed over, another of its
+	// leases renewed), and at one that holds nothing any more and whose
+	// probe another worker took (others handled that event: a graceful
+	// leave, the last of a crashed worker's leases): a scan then observes
+	// the whole table, so that a worker that died meanwhile is taken over
+	// no later than by the scan path. Nothing changes in steady state (no
+	// probe finds a suspect) nor where there are no probes (3 workers or
+	// fewer, small tables). Measured on the fake clock
+	// (TestOwnerIndexTableCost, the coordinators' reads only, crash + join
+	// or leave + join every 90s), per lease per minute; the read units are
+	// estimated from the items' sizes (see Coordinator.targetedIsCheaper):
 	//
-	//	              item reads  read units  failover
-	//	without index 40.4, 38.8  15.2, 14.7  16.8s, 20.3s
-	//	with it       36.5, 36.3  14.3, 14.1  16.8s, 20.3s
+	//	                               item reads  read units  failover
+	//	10 workers, 30 leases ~160B    60.1, 59.9  4.07, 3.99  11.0s, 13.0s  (no probes: fixed intervals; index unused)
+	//	10 workers, 100 leases ~1.3KB  40.4, 38.8  15.2, 14.7  16.8s, 20.3s  (without the index)
+	//	                               39.7, 38.8  15.1, 14.7  16.8s, 20.3s  (with it; plus 0.1, 0.0 index items)
+	//
+	// So the index saves little in a leaderless fleet: every worker must
+	// still observe every lease's counter to tell a dead owner, which only
+	// a consistent read of the lease item gives, and a keys-only index
+	// holds no counters; it replaces only the scans that a crash triggers.
 	ScanScaling ScanScaling
 	// InitialTakeDelay applies when a worker's first take pass finds
 	// unowned leases (a fleet starting on a new table, or after all workers
@@ -316,7 +331,9 @@ type TakeStats struct {
 	Balance bool // a balancing pass (may steal), not an expiry scan
 	// Targeted: no scan, a read of the leases of workers a probe found
 	// suspect through the owner index (see Config.ScanScaling); Leases,
-	// Workers and Target are then from the last scan updated with it.
+	// Workers and Target are then from the last scan updated with it. A
+	// failed one (Err: the index Query's or a GetItem's error) is followed
+	// by a scan, reported as a pass of its own.
 	Targeted                      bool
 	Leases, Workers, Target, Held int // as computed from the scan (Held after the pass)
 	// Taken counts unowned or expired leases taken, Stolen leases taken

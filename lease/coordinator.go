@@ -100,6 +100,14 @@ type Coordinator struct {
 	// scan at probeFrom; owned by the take loop. See probeSuspects.
 	probes    map[string]observation
 	probeFrom time.Time
+	// targeted is set by a targeted read (takeSuspects) and cleared by a
+	// scan: at most one targeted read runs between scans (see
+	// takeSuspects). Owned by the take loop.
+	targeted bool
+	// indexOffUntil is when the owner index may be queried again after an
+	// error that retrying does not cure (indexUnusable); owned by the
+	// take loop.
+	indexOffUntil time.Time
 	// lastScan is the last successful scan of the table, for LastScan.
 	lastScan atomic.Pointer[scanSnapshot]
 }
@@ -107,6 +115,25 @@ type Coordinator struct {
 type scanSnapshot struct {
 	leases []Lease
 	at     time.Time
+	// sizes are the leases' estimated item sizes (itemSize) and total
+	// their sum, computed once per scan by the first probe that needs
+	// them (targetedIsCheaper), not once per probe.
+	sizesOnce sync.Once
+	sizes     []int
+	total     int
+}
+
+// itemSizes returns the item size of each lease of the scan, in order,
+// and their sum.
+func (sn *scanSnapshot) itemSizes() ([]int, int) {
+	sn.sizesOnce.Do(func() {
+		sn.sizes = make([]int, len(sn.leases))
+		for i, l := range sn.leases {
+			sn.sizes[i] = itemSize(l)
+			sn.total += sn.sizes[i]
+		}
+	})
+	return sn.sizes, sn.total
 }
 
 type heldLease struct {
@@ -995,8 +1022,8 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 		if probe {
 			probed = c.probeFrom
 			idx := c.ownerIndex()
-			suspects, read, scan := c.probeSuspects(ctx, idx != nil)
-			if !scan && (len(suspects) == 0 || c.takeSuspects(ctx, idx, suspects, read)) {
+			suspects, read, scan := c.probeSuspects(ctx, idx)
+			if !scan && (len(suspects) == 0 || c.takeSuspects(ctx, suspects, read)) {
 				continue
 			}
 			// A worker looks dead: scan now to take its leases, as the
@@ -1024,14 +1051,23 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 // each RenewInterval, so in a healthy fleet every probe has moved and
 // nothing more is read.
 //
-// scan is true when the caller should scan now: without all (the store
-// has no owner index), at the first suspect, as the scan reads everything
-// anyway; with all, at a probe that is gone, or at the first suspect for
-// which reading the suspects' leases and the probes left would cost more
-// read units than a scan (targetedIsCheaper). Otherwise every probe is
-// read, so that one targeted read (takeSuspects) covers every suspect;
-// read holds the suspects' probes as just read, not to be read again.
-func (c *Coordinator) probeSuspects(ctx context.Context, all bool) (suspects []string, read map[string]Lease, scan bool) {
+// scan is true when the caller should scan now: without idx (no usable
+// owner index, see ownerIndex), at the first suspect, as the scan reads
+// everything anyway. With idx, each suspect's leases are listed
+// (ListOwned) as soon as it is found, and it scans at a probe that is
+// gone; at a suspect for which reading the suspects' leases and the probes
+// left would cost more read units than a scan (targetedIsCheaper); when a
+// listing fails (before reading more probes: an index the workers may not
+// query costs no more than none); and at a suspect whose probe moved and
+// that is alive (another of its leases, confirmDead, moved since the scan:
+// a handoff, a lease lost or finished) or holds nothing any more with its
+// probe taken by another worker (others acted on that event already). A
+// scan then observes the fleet whole, the leases of a worker that died
+// meanwhile among them, as the scan path does. Otherwise every probe is read, so that one targeted read
+// (takeSuspects) covers every suspect: suspects maps each to the keys
+// listed, and read holds every probe as just read (the suspects', not to
+// be read again, and the others', to probe their owners again).
+func (c *Coordinator) probeSuspects(ctx context.Context, idx OwnerIndex) (suspects map[string][]string, read map[string]Lease, scan bool) {
 	if c.drain.Load() {
 		return nil, nil, false
 	}
@@ -1048,20 +1084,100 @@ func (c *Coordinator) probeSuspects(ctx context.Context, all bool) (suspects []s
 			return nil, nil, true
 		case err != nil:
 			continue // the next scan decides
-		case got.Counter == o.counter || got.Owner != o.owner:
-			// Unchanged, or moved: a worker that found its owner dead
-			// took it, and the owner's other leases wait for us.
-			if read == nil {
-				read = map[string]Lease{}
-			}
-			suspects = append(suspects, o.owner)
-			read[key] = got
-			if !all || !c.targetedIsCheaper(suspects, read, len(order)-i-1) {
+		}
+		if read == nil {
+			read = map[string]Lease{}
+		}
+		read[key] = got
+		if got.Counter != o.counter && got.Owner == o.owner {
+			continue // renewed: alive
+		}
+		// Unchanged, or moved: a worker that found its owner dead took
+		// it, and the owner's other leases wait for us.
+		if _, ok := suspects[o.owner]; ok {
+			continue
+		}
+		if idx == nil {
+			return nil, nil, true
+		}
+		if suspects == nil {
+			suspects = map[string][]string{}
+		}
+		suspects[o.owner] = nil
+		if !c.targetedIsCheaper(suspects, read, len(order)-i-1) {
+			return nil, nil, true
+		}
+		listed, ok := c.listSuspect(ctx, idx, o.owner)
+		if !ok {
+			return nil, nil, true
+		}
+		if got.Owner != o.owner {
+			// Moved: the owner is dead only if it holds nothing (it left,
+			// or died and others took all) or holds a lease unchanged
+			// since the scan. Alive (a handoff, a lease lost or
+			// finished), or handled by others already: scan, as the scan
+			// path does, for the view of the whole fleet.
+			if len(listed) == 0 && got.Owner != "" {
 				return nil, nil, true
 			}
+			if len(listed) > 0 {
+				other, ok := c.confirmDead(ctx, o.owner, key, listed)
+				if !ok {
+					return nil, nil, true
+				}
+				read[other.Key] = other
+			}
 		}
+		suspects[o.owner] = listed
 	}
 	return suspects, read, false
+}
+
+// confirmDead reads one lease of w's other than its probe, listed by the
+// index and held by w in the last scan, and reports whether it is
+// unchanged since that scan (w looks dead), returning it as read.
+func (c *Coordinator) confirmDead(ctx context.Context, w, probe string, listed []string) (Lease, bool) {
+	sn := c.lastScan.Load()
+	if sn == nil {
+		return Lease{}, false
+	}
+	for _, l := range sn.leases {
+		if l.Owner != w || l.Key == probe || !slices.Contains(listed, l.Key) {
+			continue
+		}
+		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
+		got, err := c.store.Get(gctx, l.Key)
+		cancel()
+		return got, err == nil && got.Owner == w && got.Counter == l.Counter
+	}
+	return Lease{}, false // all its leases are new since the scan: alive
+}
+
+// listSuspect lists the leases of suspect worker w through idx. A failure
+// is reported to the metrics as a failed targeted pass (the caller then
+// scans); one that retrying does not cure (indexUnusable) turns the index
+// off for ownerIndexBackoff, with one Warn.
+func (c *Coordinator) listSuspect(ctx context.Context, idx OwnerIndex, w string) ([]string, bool) {
+	clk := c.cfg.Clock
+	start := clk.Now()
+	gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
+	listed, err := idx.ListOwned(gctx, w)
+	cancel()
+	if err == nil {
+		return listed, true
+	}
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	if indexUnusable(err) {
+		c.indexOffUntil = clk.Now().Add(ownerIndexBackoff)
+		c.log.Warn("lease owner index unusable: scanning instead", "index", OwnerIndexName,
+			"retry_after", ownerIndexBackoff, "err", err)
+	} else {
+		c.log.Warn("listing a suspect worker's leases failed: scanning instead", "owner", w, "err", err)
+	}
+	c.met.TakePass(TakeStats{Targeted: true, Err: err, Duration: clk.Now().Sub(start)})
+	return nil, false
 }
 
 // indexedStore is a Store with an owner index it can report on:
@@ -1072,9 +1188,22 @@ type indexedStore interface {
 	HasOwnerIndex() bool
 }
 
-// ownerIndex returns the store's owner index if it has a usable one, nil
-// otherwise (the take loop then scans, see takeSuspects).
+// ownerIndexBackoff is how long the take loop leaves the owner index alone
+// after an error that retrying does not cure (indexUnusable: no permission
+// to query it, a request it rejects): long enough that a fleet without the
+// permission costs about what it costs without the index, short enough
+// that a fixed IAM policy is picked up without a restart.
+const ownerIndexBackoff = time.Hour
+
+// ownerIndex returns the store's owner index if the take loop may use it
+// now, nil otherwise (the take loop then scans, see takeSuspects): the
+// store has none, a targeted read ran since the last scan, or the index
+// failed with an error that retrying does not cure within
+// ownerIndexBackoff.
 func (c *Coordinator) ownerIndex() OwnerIndex {
+	if c.targeted || c.cfg.Clock.Now().Before(c.indexOffUntil) {
+		return nil
+	}
 	if s, ok := c.store.(indexedStore); ok && s.HasOwnerIndex() {
 		return s
 	}
@@ -1089,50 +1218,50 @@ func (c *Coordinator) ownerIndex() OwnerIndex {
 // this worker's target, judged by the same plan as a take pass on the last
 // scan updated with these reads (planAt: the leases not read again are
 // judged as of that scan). Leases of a suspect that moved since the scan
-// show it alive for them. While a suspect still holds a lease unchanged
-// since the scan (not taken: this worker reached its target, or another
-// worker raced it), or one it renewed after the scan before dying, it is
-// probed again FailoverTime later (a scan would set the same probes).
+// show it alive for them.
+//
+// Afterwards every peer stays probed, FailoverTime later: each other
+// worker by its probe as just read (read), each suspect that still holds
+// a lease by one of them (preferably one that moved since the scan: the
+// last to expire). But a targeted read observes only the suspects'
+// leases, where a scan observes every lease, which the expiry rule needs
+// to take a second worker's leases at its next probe. So the rule is: at
+// most one targeted read between scans. A probe that finds a suspect
+// after a targeted read, before the next scan, scans (ownerIndex returns
+// nil), as without the index; a single crash or leave is still taken over
+// without a scan, and two in a row no later than by scans.
 //
 // It reports false, and the caller scans, when the reads cannot decide: a
-// ListOwned or a Get failed, or there is no scan to start from. A lease
-// missing from the index (it is eventually consistent and holds no
-// unowned lease) is found by the next scheduled scan, as before.
-func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects []string, read map[string]Lease) bool {
+// ListOwned or a Get failed (reported to the metrics as a targeted pass
+// with Err; an error that retrying does not cure turns the index off for
+// ownerIndexBackoff), or there is no scan to start from. A lease missing
+// from the index (it is eventually consistent and holds no unowned lease)
+// and not held by a suspect in the last scan is not read: it is found by
+// the next scan, where the probe's scan would have found it at once.
+func (c *Coordinator) takeSuspects(ctx context.Context, suspects map[string][]string, read map[string]Lease) bool {
 	sn := c.lastScan.Load()
 	if sn == nil {
 		return false
 	}
-	suspect := make(map[string]bool, len(suspects))
-	for _, w := range suspects {
-		suspect[w] = true
-	}
 	keys := map[string]bool{}
 	for _, l := range sn.leases {
-		if suspect[l.Owner] {
+		if _, ok := suspects[l.Owner]; ok {
 			keys[l.Key] = true
+		}
+	}
+	for _, listed := range suspects {
+		for _, k := range listed {
+			keys[k] = true
 		}
 	}
 	clk := c.cfg.Clock
 	start := clk.Now()
 	st := TakeStats{Targeted: true}
-	defer func() {
+	// Reported once the reads decided (a plan, or an error), not on drain:
+	// a pass without either has no table state to report.
+	report := func() {
 		st.Duration = clk.Now().Sub(start)
 		c.met.TakePass(st)
-	}()
-	for _, w := range suspects {
-		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
-		listed, err := idx.ListOwned(gctx, w)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn("listing a suspect worker's leases failed: scanning instead", "owner", w, "err", err)
-			}
-			return false
-		}
-		for _, k := range listed {
-			keys[k] = true
-		}
 	}
 	fresh := make(map[string]Lease, len(keys))
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
@@ -1147,9 +1276,12 @@ func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects
 		case errors.Is(err, ErrNotFound):
 			continue // deleted: nothing to take
 		case err != nil:
-			if ctx.Err() == nil {
-				c.log.Warn("reading a suspect worker's lease failed: scanning instead", "lease", k, "err", err)
+			if ctx.Err() != nil {
+				return false
 			}
+			c.log.Warn("reading a suspect worker's lease failed: scanning instead", "lease", k, "err", err)
+			st.Err = err
+			report()
 			return false
 		}
 		fresh[k] = got
@@ -1175,25 +1307,39 @@ func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects
 	}
 	slices.SortFunc(view, func(a, b Lease) int { return cmp.Compare(a.Key, b.Key) })
 	plan := c.planAt(view, now, readAt, c.parentsUnknown(ctx, view, now, readAt))
+	defer report()
+	c.targeted = true
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
+	// The fleet as this view counts it sets the scan intervals, as after
+	// a scan: a worker gone (or back) shortens (or stretches) them.
+	c.fleetSize = plan.workers
 	c.takeFrom(ctx, &plan, &st, now, readAt, false, false)
 
-	// Probe again, FailoverTime from now, each suspect that looked dead
-	// for a lease (unchanged since the scan) and still holds one: leases
-	// it renewed after the scan expire later, and those this worker did
-	// not take need another taker (a scan would set the same probes). The
-	// probe is one of its leases, preferably one that moved (the last to
-	// expire).
-	expired := func(l Lease) bool { return c.expired(l, now, nil) }
-	dead := map[string]bool{}
-	for _, l := range fresh {
-		if suspect[l.Owner] && expired(l) {
-			dead[l.Owner] = true
+	// Probe every peer again, FailoverTime from now. The other workers'
+	// probes as just read (their owners unchanged, else they would be
+	// suspects); each suspect that still holds a lease not taken by this
+	// worker by one of those, preferably one that moved since the scan (the
+	// last to expire).
+	probes := make(map[string]observation, len(c.probes))
+	for k, l := range read {
+		o, probed := c.probes[k]
+		if _, ok := suspects[o.owner]; probed && !ok {
+			c.observeLease(l, now)
+			probes[k] = observation{counter: l.Counter, owner: l.Owner}
 		}
 	}
+	for k, o := range c.probes {
+		if _, ok := read[k]; ok {
+			continue
+		}
+		if _, ok := suspects[o.owner]; !ok {
+			probes[k] = o // its read failed: judged against the scan, as it was
+		}
+	}
+	expired := func(l Lease) bool { return c.expired(l, now, nil) }
 	probe := map[string]Lease{}
 	for _, l := range fresh {
-		if !dead[l.Owner] || c.lookup(l.Key) != nil {
+		if _, ok := suspects[l.Owner]; !ok || c.lookup(l.Key) != nil {
 			continue
 		}
 		p, ok := probe[l.Owner]
@@ -1201,10 +1347,10 @@ func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects
 			probe[l.Owner] = l
 		}
 	}
-	c.probes, c.probeFrom = make(map[string]observation, len(probe)), now
 	for w, l := range probe {
-		c.probes[l.Key] = observation{counter: l.Counter, owner: w}
+		probes[l.Key] = observation{counter: l.Counter, owner: w}
 	}
+	c.probes, c.probeFrom = probes, now
 	return true
 }
 
@@ -1220,19 +1366,27 @@ func (c *Coordinator) takeSuspects(ctx context.Context, idx OwnerIndex, suspects
 // every worker) must fit in the difference: in large tables, with several
 // hundred leases or more. Elsewhere the scan is both cheaper and a fresh
 // view of the whole table.
-func (c *Coordinator) targetedIsCheaper(suspects []string, read map[string]Lease, remaining int) bool {
+//
+// The units are estimates from the items' sizes as MarshalItem writes
+// them (itemSize), computed once per scan: they leave out the parents a
+// plan may Get, leases the index lists that the scan lacked, Query pages
+// beyond the first unit, and probes grown past 4 KiB since the scan.
+func (c *Coordinator) targetedIsCheaper(suspects map[string][]string, read map[string]Lease, remaining int) bool {
 	sn := c.lastScan.Load()
 	if sn == nil {
 		return false
 	}
+	sizes, total := sn.itemSizes()
 	targeted := 0.5*float64(len(suspects)) + float64(remaining)
-	for _, l := range sn.leases {
-		if _, ok := read[l.Key]; !ok && slices.Contains(suspects, l.Owner) {
-			targeted += readUnits(itemSize(l))
+	for i, l := range sn.leases {
+		if _, ok := read[l.Key]; ok {
+			continue
+		}
+		if _, ok := suspects[l.Owner]; ok {
+			targeted += readUnits(sizes[i])
 		}
 	}
-	scan, _ := tableReadUnits(sn.leases)
-	return targeted < scan
+	return targeted < readUnits(total)
 }
 
 // scaled is a scan interval stretched for the fleet size last seen
@@ -1379,7 +1533,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 		c.log.Info("lease scan intervals", "stretched", s, "workers", plan.workers, "leases", len(all))
 		c.stretched = s
 	}
-	c.probes, c.probeFrom = nil, now
+	c.probes, c.probeFrom, c.targeted = nil, now, false
 	if c.stretched {
 		c.probes = make(map[string]observation, len(plan.victims))
 		for w, ls := range plan.victims {

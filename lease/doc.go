@@ -75,9 +75,11 @@
 // handing a lease over), where that costs fewer read units: the
 // coordinator then reads only that worker's leases (ListOwned, then a
 // consistent Get of each) and takes the expired ones by the same rules and
-// fencing as a scan. A GetItem costs a read unit per item and a Scan one
-// per 4 KiB of items, so that pays in large tables and with large lease
-// items, not on a few dozen small ones (figures on Config.ScanScaling).
+// fencing as a scan; at most once between scans, and not for a worker
+// that holds nothing any more. A GetItem costs a read unit per item and a
+// Scan one per 4 KiB of items, so that pays in large tables and with large
+// lease items, not on a few dozen small ones (figures on
+// Config.ScanScaling).
 //
 // Tolerated in a shared table: a leaseOwner written as "" or NULL means
 // unowned (possible only in a table without the owner index, which

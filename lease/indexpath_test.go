@@ -97,11 +97,13 @@ func TestCrashWithoutOwnerIndexIsTakenByScan(t *testing.T) {
 	// An OwnerIndex that reports no index is not used either.
 	var listed atomic.Int64
 	mem := bigLeases(t)
-	cs = newCostStore(noIndex{indexWrap{Store: mem, list: func(ctx context.Context, o string) ([]string, error) {
+	// The counting store under the wrappers, so that the coordinator
+	// sees their ListOwned and HasOwnerIndex (a costStore hides both).
+	cs = newCostStore(mem, false)
+	f = balancedFleet(t, noIndex{indexWrap{Store: cs, list: func(ctx context.Context, o string) ([]string, error) {
 		listed.Add(1)
 		return mem.ListOwned(ctx, o)
-	}}}, false)
-	f = balancedFleet(t, cs, 60, 6, ScanSublinear)
+	}}}, 60, 6, ScanSublinear)
 	cs.reset()
 	_, targeted, scanned = crashTakeover(t, f, "w1")
 	require.Zero(t, targeted)

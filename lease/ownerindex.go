@@ -156,6 +156,28 @@ func indexMissing(err error) bool {
 		strings.Contains(strings.ToLower(ae.ErrorMessage()), "does not have the specified index")
 }
 
+// indexUnusable reports whether a query of the owner index failed in a
+// way that retrying soon will not cure: the workers may not query it
+// (AccessDeniedException: IAM policies written for KCL 2.x grant the
+// table's ARN, not table/<name>/index/*, which a Query of an index needs),
+// or DynamoDB rejects the request (ValidationException, the index missing
+// included, see indexMissing).
+func indexUnusable(err error) bool {
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return true
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "AccessDeniedException", "ValidationException":
+		return true
+	}
+	return false
+}
+
 func ownedKeys(all []Lease, owner string) []string {
 	var keys []string
 	for _, l := range all {
@@ -261,13 +283,4 @@ func attrSize(v types.AttributeValue) int {
 		return n
 	}
 	return 1 // BOOL, NULL
-}
-
-// ownedKeysSize is the size of owner's keys-only index items for keys.
-func ownedKeysSize(owner string, keys []string) int {
-	n := 0
-	for _, k := range keys {
-		n += len(AttrLeaseKey) + len(k) + len(AttrLeaseOwner) + len(owner)
-	}
-	return n
 }

@@ -132,8 +132,8 @@ var (
 	LeaseLost         = counter("lease", "lost_total", "Leases lost in renewal passes (KCL LostLeases).", App)
 	LeaseRenewErrors  = counter("lease", "renew_failures_total", "Renewal writes that failed; the lease is kept and retried.", App)
 	LeaseHeld         = gauge("lease", "current_leases", "Leases held after the last pass (KCL CurrentLeases).", App)
-	LeaseTakeTime     = histogram("lease", "take_duration_seconds", "Duration of take passes, balance or expiry_scan (KCL TakeLeases Time).", SecondsBuckets, App, Pass)
-	LeaseScanErrors   = counter("lease", "take_scan_errors_total", "Take passes whose lease table scan failed.", App, Pass)
+	LeaseTakeTime     = histogram("lease", "take_duration_seconds", "Duration of take passes, balance, expiry_scan or targeted (KCL TakeLeases Time).", SecondsBuckets, App, Pass)
+	LeaseScanErrors   = counter("lease", "take_scan_errors_total", "Take passes whose lease table scan (targeted: owner index read) failed.", App, Pass)
 	LeaseTaken        = counter("lease", "taken_total", "Unowned or expired leases taken (KCL TakenLeases, with stolen_total).", App)
 	LeaseStolen       = counter("lease", "stolen_total", "Leases stolen from a worker above its share.", App)
 	LeaseTakeErrors   = counter("lease", "take_failures_total", "Takes that failed, mostly another worker winning the race.", App)
@@ -146,6 +146,7 @@ var (
 const (
 	PassBalance    = "balance"
 	PassExpiryScan = "expiry_scan"
+	PassTargeted   = "targeted" // a suspect worker's leases read through the owner index, no scan
 )
 
 // failureReasons label UserRecordsFailed by the producer's sentinel errors,

@@ -7,7 +7,7 @@ import (
 
 // Lease implements lease.Metrics on OpenTelemetry instruments.
 type Lease struct {
-	app, balance, expiryRun *attrs
+	app, balance, expiryRun, targeted *attrs
 
 	renewed, renewSkipped, lost, renewFailed metric.Int64Counter
 	taken, stolen, takeFailed, scanErrors    metric.Int64Counter
@@ -33,6 +33,7 @@ func NewLease(mp metric.MeterProvider, application string) (*Lease, error) {
 		app:          newAttrs(a),
 		balance:      newAttrs(a, keyPass.String("balance")),
 		expiryRun:    newAttrs(a, keyPass.String("expiry_scan")),
+		targeted:     newAttrs(a, keyPass.String("targeted")),
 		renewTime:    b.seconds(lRenewTime),
 		renewed:      b.counter(lRenewed),
 		renewSkipped: b.counter(lRenewSkipped),
@@ -68,7 +69,10 @@ func (l *Lease) RenewPass(s lease.RenewStats) {
 // last successful scan: a failed one reports no table state.
 func (l *Lease) TakePass(s lease.TakeStats) {
 	pass := l.expiryRun
-	if s.Balance {
+	switch {
+	case s.Targeted:
+		pass = l.targeted
+	case s.Balance:
 		pass = l.balance
 	}
 	l.takeTime.Record(bg, s.Duration.Seconds(), pass.rec...)

@@ -78,8 +78,8 @@ var (
 	lLost         = spec{"shardflow.lease.lost", "{lease}", "Leases lost in renewal passes (KCL LostLeases)."}
 	lRenewFailed  = spec{"shardflow.lease.renew.failures", "{lease}", "Renewal writes that failed; the lease is kept and retried."}
 	lHeld         = spec{"shardflow.lease.held", "{lease}", "Leases held after the last pass (KCL CurrentLeases)."}
-	lTakeTime     = spec{"shardflow.lease.take.duration", "s", "Duration of take passes, balance or expiry_scan (KCL TakeLeases Time)."}
-	lScanErrors   = spec{"shardflow.lease.take.scan_errors", "{pass}", "Take passes whose lease table scan failed."}
+	lTakeTime     = spec{"shardflow.lease.take.duration", "s", "Duration of take passes, balance, expiry_scan or targeted (KCL TakeLeases Time)."}
+	lScanErrors   = spec{"shardflow.lease.take.scan_errors", "{pass}", "Take passes whose lease table scan (targeted: owner index read) failed."}
 	lTaken        = spec{"shardflow.lease.taken", "{lease}", "Unowned or expired leases taken (KCL TakenLeases, with shardflow.lease.stolen)."}
 	lStolen       = spec{"shardflow.lease.stolen", "{lease}", "Leases stolen from a worker above its share."}
 	lTakeFailed   = spec{"shardflow.lease.take.failures", "{lease}", "Takes that failed, mostly another worker winning the race."}

@@ -206,6 +206,9 @@ func TestLeaseInstruments(t *testing.T) {
 	l.RenewPass(lease.RenewStats{Held: 5, Renewed: 3, Skipped: 1, Lost: 1, Duration: 40 * time.Millisecond})
 	l.TakePass(lease.TakeStats{Balance: true, Leases: 12, Workers: 3, Target: 4, Held: 4, Stolen: 1, Failed: 1, Duration: time.Second})
 	l.TakePass(lease.TakeStats{Err: errors.New("scan failed"), Duration: time.Millisecond})
+	// A targeted pass (owner index, no scan) has its own label, also
+	// when it fails (Balance is never set on one; a stray one is ignored).
+	l.TakePass(lease.TakeStats{Targeted: true, Balance: true, Err: errors.New("query failed"), Duration: time.Millisecond})
 
 	ms := collect(t, r)
 	require.Equal(t, int64(3), sum(t, ms, lRenewed, app))
@@ -222,6 +225,8 @@ func TestLeaseInstruments(t *testing.T) {
 	require.InDelta(t, 0.04, hist[float64](t, ms, lRenewTime, app).Sum, 1e-9)
 	require.Equal(t, uint64(1), hist[float64](t, ms, lTakeTime, set(keyApp.String("orders-app"), keyPass.String("balance"))).Count)
 	require.Equal(t, uint64(1), hist[float64](t, ms, lTakeTime, set(keyApp.String("orders-app"), keyPass.String("expiry_scan"))).Count)
+	require.Equal(t, int64(1), sum(t, ms, lScanErrors, set(keyApp.String("orders-app"), keyPass.String("targeted"))))
+	require.Equal(t, uint64(1), hist[float64](t, ms, lTakeTime, set(keyApp.String("orders-app"), keyPass.String("targeted"))).Count)
 }
 
 func TestErrorCodesBounded(t *testing.T) {

@@ -63,7 +63,10 @@ func (l *Lease) RenewPass(s lease.RenewStats) {
 // last successful scan: a failed one reports no table state.
 func (l *Lease) TakePass(s lease.TakeStats) {
 	pass := mn.PassExpiryScan
-	if s.Balance {
+	switch {
+	case s.Targeted:
+		pass = mn.PassTargeted
+	case s.Balance:
 		pass = mn.PassBalance
 	}
 	l.takeTime.WithLabelValues(pass).Observe(s.Duration.Seconds())

@@ -176,6 +176,16 @@ func TestLeaseMapping(t *testing.T) {
 	require.Equal(t, 4.0, testutil.ToFloat64(l.held))
 	require.Equal(t, uint64(1), histogramOf(t, reg, "shardflow_lease_take_duration_seconds", map[string]string{lPass: "balance"}).GetSampleCount())
 	require.Equal(t, uint64(1), histogramOf(t, reg, "shardflow_lease_take_duration_seconds", map[string]string{lPass: "expiry_scan"}).GetSampleCount())
+
+	// A targeted pass (owner index, no scan) has its own label; a failed
+	// one counts an error under it and leaves the table figures alone.
+	l.TakePass(lease.TakeStats{Targeted: true, Err: errors.New("query failed"), Duration: time.Millisecond})
+	require.Equal(t, 1.0, testutil.ToFloat64(l.scanErrors.WithLabelValues("targeted")))
+	require.Equal(t, 1.0, testutil.ToFloat64(l.scanErrors.WithLabelValues("expiry_scan")))
+	require.Equal(t, 3.0, testutil.ToFloat64(l.workers))
+	l.TakePass(lease.TakeStats{Targeted: true, Leases: 12, Workers: 2, Target: 6, Held: 6, Taken: 2, Duration: time.Millisecond})
+	require.Equal(t, 2.0, testutil.ToFloat64(l.workers))
+	require.Equal(t, uint64(2), histogramOf(t, reg, "shardflow_lease_take_duration_seconds", map[string]string{lPass: "targeted"}).GetSampleCount())
 	requireLintClean(t, reg)
 }
 
