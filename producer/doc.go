@@ -136,8 +136,9 @@
 // their charges. Empty aggregates kept for reuse count against
 // MaxBufferedBytes too (their capacity, estimated), and a Put that finds
 // no room drops them first. Outside the bound, and bounded on their own,
-// are the key cache (at most about 1.8 MB) and each connection's buffer
-// of settled records (at most about 120 KB).
+// are the key cache (at most about 1.8 MB), each connection's buffer
+// of settled records (at most about 120 KB) and each shard's block of
+// Futures not handed out yet (at most 1.5 KiB; see Cost).
 //
 // Every record gets its outcome by its RecordTTL, counted from the start
 // of its batch (at most RecordMaxBufferedTime before its Put, so that Put
@@ -161,9 +162,11 @@
 // Put computes the MD5 of the partition key once per key while it stays
 // in a bounded, lock-free cache (16,384 keys of up to 64 bytes), takes
 // only its shard's lock (so Puts to different shards run in parallel)
-// and allocates one Future of 24 bytes (the record itself is held in its
-// aggregate until its outcome; without aggregation the Future comes with
-// room for its Result, 96 bytes); the aggregate's MD5 and
+// and takes a Future of 24 bytes from a block of 64 its shard allocates
+// at once (the record itself is held in its aggregate until its outcome;
+// a Future kept after its outcome keeps its block, 1.5 KiB, alive;
+// without aggregation each Future is allocated with room for its Result,
+// 96 bytes); the aggregate's MD5 and
 // encoding happen once per Kinesis record, each PutRecords call records
 // one Attempt shared by all the records it carried, and the records of
 // one Kinesis record that succeed together share one Result. BenchmarkFloor, beside BenchmarkProducer,

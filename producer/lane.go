@@ -346,6 +346,9 @@ type lane struct {
 	// last pass (without aggregation; an aggregate has its own), so a Put
 	// need not read the clock.
 	stamp time.Time
+	// futs is what is left of the block the lane hands Futures out of
+	// (see newFuture).
+	futs []Future
 
 	ready     krQueue // sealed, waiting to be sent
 	pending   []rec   // records waiting for a shard map (the unmapped lane)
@@ -354,6 +357,25 @@ type lane struct {
 	notBefore time.Time
 
 	recTok, byteTok tokenBucket
+}
+
+// futureBlock is how many Futures a lane allocates at once.
+const futureBlock = 64
+
+// newFuture returns a fresh Future for a record put into l (l.mu held).
+// Futures come in blocks of futureBlock, one allocation per block rather
+// than per record, and the Futures of one aggregate sit side by side, so
+// completing them touches few cache lines. A Future the caller keeps
+// after its outcome keeps its block (1.5 KiB) alive; the producer holds
+// only the Futures of records it has not finished with, each counted in
+// its record's charge.
+func (l *lane) newFuture() *Future {
+	if len(l.futs) == 0 {
+		l.futs = make([]Future, futureBlock)
+	}
+	f := &l.futs[0]
+	l.futs = l.futs[1:]
+	return f
 }
 
 // sealedSize fixes kr's size against the PutRecords limits.

@@ -195,11 +195,10 @@ func (p *Producer) PutRecord(ctx context.Context, record Record, callback func(*
 		return nil, err
 	}
 	var f *Future
-	if p.aggregate {
-		f = new(Future)
-	} else {
+	if !p.aggregate {
 		// Without aggregation a record is a Kinesis record of its own,
 		// whose Result nobody shares: it comes in the Future's allocation.
+		// With aggregation the lane hands out the Future (newFuture).
 		fr := new(futureResult)
 		fr.f.res = &fr.res
 		f = &fr.f
@@ -230,7 +229,7 @@ func (p *Producer) PutRecord(ctx context.Context, record Record, callback func(*
 	if p.metricsOn {
 		p.met.UserRecordReceived(len(record.Data))
 	}
-	return f, nil
+	return r.f, nil
 }
 
 // reserve takes room for one record of the given charge, if the buffer
@@ -816,6 +815,9 @@ func (p *Producer) addLocked(r *rec, fresh bool) bool {
 		if fresh {
 			r.enq = now.Sub(p.epoch)
 		}
+		if r.f == nil {
+			r.f = new(Future) // rare: no slab of a shard's to take it from
+		}
 		// The dispatcher expires these records (and notices canceled
 		// contexts) on its own schedule: make sure it looks in time.
 		l.pending = append(l.pending, *r)
@@ -846,6 +848,9 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 		kr.size = r.size()
 		l.putSealed(kr)
 		return p.readyFull() || p.earlier(deadline)
+	}
+	if r.f == nil {
+		r.f = l.newFuture()
 	}
 	kick := false
 	kr := l.open

@@ -61,7 +61,8 @@ type Result struct {
 // A Future is only the published outcome: the record itself (key, data,
 // context, callback) is held by the producer beside its aggregate until
 // the outcome is known, so what outlives a Put is small and holds two
-// pointers.
+// pointers. With aggregation, Futures are allocated in blocks of 64 per
+// shard: a Future kept after its outcome keeps its block (1.5 KiB) alive.
 type Future struct {
 	// state has futureDone once res is published and futureCh once Done
 	// made ch: whichever of complete and Done sets its bit second closes
