@@ -335,6 +335,10 @@ type lane struct {
 	shard shardRange // zero for the unmapped lane
 	stale bool       // an aggregate landed on a shard unknown to the map: hold until refreshed
 
+	// The Put side's fields get cache lines of their own: the dispatcher
+	// and result handling write the send side's for every Kinesis record,
+	// and a Put's lock must not wait for those lines.
+	_  [64]byte
 	mu sync.Mutex
 	// retired: its shard left the map; a Put finding it set re-routes
 	// under Producer.mu, and in-flight records re-route on retry. Set
@@ -349,6 +353,7 @@ type lane struct {
 	// futs is what is left of the block the lane hands Futures out of
 	// (see newFuture).
 	futs []Future
+	_    [64]byte
 
 	ready     krQueue // sealed, waiting to be sent
 	pending   []rec   // records waiting for a shard map (the unmapped lane)
