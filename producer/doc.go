@@ -167,7 +167,10 @@
 // a Future kept after its outcome keeps its block, 1.5 KiB, alive;
 // without aggregation each Future is allocated with room for its Result,
 // 96 bytes); the aggregate's MD5 and
-// encoding happen once per Kinesis record, each PutRecords call records
+// encoding happen once per Kinesis record (in the Put whose record did
+// not fit, while the aggregate is in its core's caches, outside the
+// shard's lock; in the sending connection for an aggregate sealed at its
+// deadline), each PutRecords call records
 // one Attempt shared by all the records it carried, and the records of
 // one Kinesis record that succeed together share one Result. BenchmarkFloor, beside BenchmarkProducer,
 // is what any producer that predicts shards and aggregates must spend.

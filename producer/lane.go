@@ -46,11 +46,14 @@ type kRecord struct {
 	// checked against that shard (outVerify).
 	sid, seq string
 
-	// set by build, outside the lock, once (without aggregation, by join)
-	built bool
-	data  []byte
-	pk    string
-	ehk   string
+	// set by build, outside the lock, once (without aggregation, by join):
+	// by the Put that sealed kr, or by the worker that sends it, each
+	// holding buildMu, which putKR takes too before it resets kr
+	buildMu sync.Mutex
+	built   bool
+	data    []byte
+	pk      string
+	ehk     string
 
 	size      int           // bytes counted against PutRecords limits: data + key
 	openedOff time.Duration // its records' enqueue time (from Producer.epoch), unless x says otherwise
@@ -236,8 +239,8 @@ func (kr *kRecord) enqOf(i int) time.Duration {
 	return kr.openedOff
 }
 
-// build fixes the wire form of kr. It runs in a worker, outside the lock,
-// while the request owns kr.
+// build fixes the wire form of kr, with kr.buildMu held and no other
+// lock: in the Put that sealed kr, or in the worker whose request owns kr.
 func (kr *kRecord) build(aggregate bool) {
 	if kr.built {
 		return

@@ -354,8 +354,19 @@ func (p *Producer) enqueue(r *rec) bool {
 			l := t.lanes[i]
 			l.mu.Lock()
 			if !l.retired {
-				kick := p.addToLane(l, r, true)
+				kick, sealed := p.addToLane(l, r, true)
+				if sealed == nil {
+					l.mu.Unlock()
+					return kick
+				}
+				// The Put that fills an aggregate builds its blob, on the
+				// core whose caches hold the records it just added (the
+				// floor's way), outside the lane's lock: whoever takes
+				// the aggregate meanwhile waits for buildMu (see build).
+				sealed.buildMu.Lock()
 				l.mu.Unlock()
+				sealed.build(true)
+				sealed.buildMu.Unlock()
 				return kick
 			}
 			l.mu.Unlock()
@@ -777,6 +788,9 @@ func (p *Producer) getKR(l *lane) *kRecord {
 // of garbage per record. It never goes to the sync.Pool, which would keep
 // any number of them alive outside the bound until two GCs have passed.
 func (p *Producer) putKR(kr *kRecord) {
+	// A Put may still be building kr's blob (see enqueue).
+	kr.buildMu.Lock()
+	kr.buildMu.Unlock() //nolint:staticcheck // waits for the builder
 	kr.reset()
 	if p.aggregate && cap(kr.futs) > 1 {
 		kr.spare = kr.capacity()
@@ -825,14 +839,16 @@ func (p *Producer) addLocked(r *rec, fresh bool) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return p.addToLane(l, r, fresh)
+	kick, _ := p.addToLane(l, r, fresh) // a sealed aggregate is built by its worker
+	return kick
 }
 
 // addToLane appends r to the mapped lane l (l.mu held) and reports
-// whether the dispatcher should be woken. A fresh record takes its
+// whether the dispatcher should be woken, and the aggregate r sealed
+// because it did not fit, if any. A fresh record takes its
 // batch's start as its enqueue time, so that Put reads no clock: the
 // aggregate's, or the lane's stamp, at most RecordMaxBufferedTime old.
-func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
+func (p *Producer) addToLane(l *lane, r *rec, fresh bool) (kick bool, sealed *kRecord) {
 	if !p.aggregate {
 		if fresh {
 			if l.stamp.IsZero() {
@@ -847,16 +863,18 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(r.enq+p.cfg.RecordTTL), r.ctx != nil
 		kr.size = r.size()
 		l.putSealed(kr)
-		return p.readyFull() || p.earlier(deadline)
+		return p.readyFull() || p.earlier(deadline), nil
 	}
 	if r.f == nil {
 		r.f = l.newFuture()
 	}
-	kick := false
 	kr := l.open
 	if kr != nil && !p.addToAggregate(kr, r) {
 		l.seal()
 		kick = p.readyFull()
+		if kr.n() > 1 {
+			sealed = kr
+		}
 		kr = nil
 	}
 	if kr == nil {
@@ -886,7 +904,7 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 	if r.ctx != nil {
 		kr.hasCtx = true
 	}
-	return kick
+	return kick, sealed
 }
 
 // charge is what a record counts against MaxBufferedBytes: its data and
