@@ -133,9 +133,10 @@
 // still goes. Puts take room without a lock, so concurrent Puts may pass
 // MaxBufferedRecords by one record each (never MaxBufferedBytes, except
 // through the empty-buffer rule). Outstanding reports the records and
-// their charges. Empty aggregates kept for reuse count against
-// MaxBufferedBytes too (their capacity, estimated), and a Put that finds
-// no room drops them first. Outside the bound, and bounded on their own,
+// their charges. Aggregates kept for reuse count against
+// MaxBufferedBytes too (their capacity, estimated, plus the data, keys
+// and Futures of their last records, which they refer to until reused),
+// and a Put that finds no room drops them first. Outside the bound, and bounded on their own,
 // are the key cache (at most about 1.8 MB), each connection's buffer
 // of settled records (at most about 120 KB) and each shard's block of
 // Futures not handed out yet (at most 1.5 KiB; see Cost).

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"golang.org/x/sync/errgroup"
@@ -73,7 +74,7 @@ type Producer struct {
 	_         [64]byte
 	heldRecs  atomic.Int64
 	heldBytes atomic.Int64
-	// spareBytes is the memory of the empty aggregates kept for reuse
+	// spareBytes is the memory of the aggregates kept for reuse
 	// (krFree, changed under krMu), which counts against
 	// MaxBufferedBytes like the records' charges (see putKR).
 	spareBytes atomic.Int64
@@ -765,6 +766,9 @@ func (p *Producer) getKR(l *lane) *kRecord {
 			p.spareBytes.Add(-int64(kr.spare))
 		}
 		p.krMu.Unlock()
+		if kr != nil {
+			kr.reset() // here, so that its memory comes into this core's caches
+		}
 	}
 	if kr == nil {
 		kr = p.krPool.Get().(*kRecord)
@@ -791,9 +795,12 @@ func (p *Producer) putKR(kr *kRecord) {
 	// A Put may still be building kr's blob (see enqueue).
 	kr.buildMu.Lock()
 	kr.buildMu.Unlock() //nolint:staticcheck // waits for the builder
-	kr.reset()
 	if p.aggregate && cap(kr.futs) > 1 {
-		kr.spare = kr.capacity()
+		// Kept for reuse, it is reset by getKR, on the core of the Put
+		// that fills it next, rather than here: until then it holds on
+		// to its records' data, keys and Futures, which its charge
+		// counts too.
+		kr.spare = kr.capacity() + kr.dataBytes + kr.keyBytes + kr.n()*int(unsafe.Sizeof(Future{}))
 		p.krMu.Lock()
 		if p.heldBytes.Load()+p.spareBytes.Load()+int64(kr.spare) <= int64(p.cfg.MaxBufferedBytes) {
 			p.krFree = append(p.krFree, kr)
@@ -802,6 +809,7 @@ func (p *Producer) putKR(kr *kRecord) {
 		p.krMu.Unlock()
 		return
 	}
+	kr.reset()
 	p.krPool.Put(kr)
 }
 
