@@ -139,7 +139,7 @@
 // and a Put that finds no room drops them first. Outside the bound, and bounded on their own,
 // are the key cache (at most about 1.8 MB), each connection's buffer
 // of settled records (at most about 120 KB) and each shard's block of
-// Futures not handed out yet (at most 1.5 KiB; see Cost).
+// Futures not handed out yet (at most 1 KiB; see Cost).
 //
 // Every record gets its outcome by its RecordTTL, counted from the start
 // of its batch (at most RecordMaxBufferedTime before its Put, so that Put
@@ -163,9 +163,9 @@
 // Put computes the MD5 of the partition key once per key while it stays
 // in a bounded, lock-free cache (16,384 keys of up to 64 bytes), takes
 // only its shard's lock (so Puts to different shards run in parallel)
-// and takes a Future of 24 bytes from a block of 64 its shard allocates
+// and takes a Future of 16 bytes from a block of 64 its shard allocates
 // at once (the record itself is held in its aggregate until its outcome;
-// a Future kept after its outcome keeps its block, 1.5 KiB, alive;
+// a Future kept after its outcome keeps its block, 1 KiB, alive;
 // without aggregation each Future is allocated with room for its Result,
 // 96 bytes); the aggregate's MD5 and
 // encoding happen once per Kinesis record (in the Put whose record did

@@ -374,7 +374,7 @@ const futureBlock = 64
 // Futures come in blocks of futureBlock, one allocation per block rather
 // than per record, and the Futures of one aggregate sit side by side, so
 // completing them touches few cache lines. A Future the caller keeps
-// after its outcome keeps its block (1.5 KiB) alive; the producer holds
+// after its outcome keeps its block (1 KiB) alive; the producer holds
 // only the Futures of records it has not finished with, each counted in
 // its record's charge.
 func (l *lane) newFuture() *Future {
