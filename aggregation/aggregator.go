@@ -146,6 +146,21 @@ func (a *Aggregator) AddWithin(partitionKey, explicitHashKey string, data []byte
 	return true
 }
 
+// Grow makes room for n more records with distinct partition keys, so
+// that adding them does not reallocate. It suits an Aggregator about to
+// be filled when the caller knows about how many records an aggregate
+// takes (its last one's count).
+func (a *Aggregator) Grow(n int) {
+	if n <= 0 {
+		return
+	}
+	a.records = slices.Grow(a.records, n)
+	a.pks.keys = slices.Grow(a.pks.keys, n)
+	if a.pks.index == nil {
+		a.pks.index = make(map[string]uint64, n)
+	}
+}
+
 // Record returns the i-th record added since the last Reset (0 <=
 // i < Len()): its keys (an empty explicitHashKey means none) and its data,
 // which is the slice given to Add.

@@ -80,8 +80,11 @@ type Producer struct {
 	spareBytes atomic.Int64
 	_          [48]byte
 	closed     atomic.Bool // Close was called: Put refuses
-	table      atomic.Pointer[routeTable]
-	ready      readyTotals // what the lanes' queues hold
+	// aggHint is the record count of the last aggregate sealed full, up
+	// to maxAggHint: what a fresh aggregate makes room for (see getKR).
+	aggHint atomic.Int32
+	table   atomic.Pointer[routeTable]
+	ready   readyTotals // what the lanes' queues hold
 	// nextWake is when the dispatcher will next look, as an offset from
 	// epoch; 0 while a pass runs or when it has nothing to wait for, so a
 	// Put that starts a batch wakes it.
@@ -774,7 +777,14 @@ func (p *Producer) getKR(l *lane) *kRecord {
 		kr = p.krPool.Get().(*kRecord)
 	}
 	if p.aggregate && kr.agg == nil {
+		// A fresh aggregate takes the size of the last one sealed at
+		// once rather than growing to it, which would leave about as much
+		// garbage again.
 		kr.agg = new(aggregation.Aggregator)
+		if n := int(p.aggHint.Load()); n > 1 {
+			kr.agg.Grow(n)
+			kr.futs = make([]*Future, 0, n)
+		}
 	}
 	if cap(kr.futs) == 0 {
 		kr.futs = kr.fut1[:0]
@@ -879,6 +889,9 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) (kick bool, sealed *kR
 	kr := l.open
 	if kr != nil && !p.addToAggregate(kr, r) {
 		l.seal()
+		if n := int32(min(kr.n(), maxAggHint)); n != p.aggHint.Load() {
+			p.aggHint.Store(n)
+		}
 		kick = p.readyFull()
 		if kr.n() > 1 {
 			sealed = kr
@@ -960,6 +973,10 @@ func (p *Producer) unmappedCheck(r *rec, now time.Time) time.Time {
 	}
 	return t
 }
+
+// maxAggHint bounds the room a fresh aggregate makes for records (see
+// aggHint): about 400 KB of slots.
+const maxAggHint = 4096
 
 // minCancelPoll bounds how often the dispatcher polls the contexts of
 // records waiting for a shard map.
