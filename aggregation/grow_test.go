@@ -1,0 +1,42 @@
+package aggregation
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestGrow checks that a grown Aggregator takes n records with distinct
+// keys without allocating, and builds the same blob as one that grew as
+// it went.
+func TestGrow(t *testing.T) {
+	const n = 300
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%04d", i)
+	}
+	data := []byte("payload")
+	fill := func(a *Aggregator) {
+		for _, k := range keys {
+			a.Add(k, "", data)
+		}
+	}
+	var plain Aggregator
+	fill(&plain)
+
+	var grown Aggregator
+	grown.Grow(n)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fill(&grown)
+	runtime.ReadMemStats(&after)
+	if !raceEnabled {
+		require.Zero(t, after.Mallocs-before.Mallocs, "Add after Grow(n) allocated for n records")
+	}
+	require.Equal(t, plain.AppendBlob(nil), grown.AppendBlob(nil))
+	grown.Grow(0) // no-op
+	grown.Grow(-1)
+	require.Equal(t, n, grown.Len())
+}
