@@ -371,6 +371,15 @@ func (p *Producer) enqueue(r *rec) bool {
 				l.mu.Unlock()
 				sealed.build(true)
 				sealed.buildMu.Unlock()
+				if kick {
+					// A PutRecords call's worth is ready: let the
+					// dispatcher and a connection send it before this
+					// goroutine fills more (with one P they would
+					// otherwise wait for its time slice to end, while
+					// the backlog, and the memory it keeps cold, grows).
+					p.wake()
+					runtime.Gosched()
+				}
 				return kick
 			}
 			l.mu.Unlock()
