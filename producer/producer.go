@@ -371,7 +371,7 @@ func (p *Producer) enqueue(r *rec) bool {
 				l.mu.Unlock()
 				sealed.build(true)
 				sealed.buildMu.Unlock()
-				if kick {
+				if kick && p.readyFull() {
 					// A PutRecords call's worth is ready: let the
 					// dispatcher and a connection send it before this
 					// goroutine fills more (with one P they would
