@@ -967,7 +967,15 @@ func (p *Producer) addToAggregate(kr *kRecord, r *rec) bool {
 	if int64(kr.agg.Len()) >= p.cfg.AggregationMaxCount {
 		return false
 	}
-	return kr.agg.AddWithin(r.pk, r.ehk, r.data, min(p.cfg.AggregationMaxSize, MaxRecordSize-kr.pk0))
+	limit := min(p.cfg.AggregationMaxSize, MaxRecordSize-kr.pk0)
+	if p.keys.bypass.Load() {
+		// Keys rarely repeat (the key cache finds few): indexing them
+		// to share table entries would cost a map look-up and insert
+		// per record for little; a key repeated back to back still
+		// shares its entry.
+		return kr.agg.AddWithinUnindexed(r.pk, r.ehk, r.data, limit)
+	}
+	return kr.agg.AddWithin(r.pk, r.ehk, r.data, limit)
 }
 
 // unmappedCheck is when the dispatcher must next look at f while it waits
