@@ -817,8 +817,8 @@ func (p *Producer) putKR(kr *kRecord) {
 	if p.aggregate && cap(kr.futs) > 1 {
 		// Kept for reuse, it is reset by getKR, on the core of the Put
 		// that fills it next, rather than here: until then it holds on
-		// to its records' data, keys and Futures, which its charge
-		// counts too.
+		// to its last records' data, keys and Futures, which its spare
+		// bytes count too.
 		kr.spare = kr.capacity() + kr.dataBytes + kr.keyBytes + kr.n()*int(unsafe.Sizeof(Future{}))
 		p.krMu.Lock()
 		if p.heldBytes.Load()+p.spareBytes.Load()+int64(kr.spare) <= int64(p.cfg.MaxBufferedBytes) {
