@@ -150,7 +150,11 @@ func (a *Aggregator) AddWithin(partitionKey, explicitHashKey string, data []byte
 // it does not look the key up in the partition key table, which costs a
 // map look-up and insert per new key, and reuses a table entry only when
 // the key is the previous record's. A key that does repeat otherwise gets
-// another table entry (a valid aggregate, a few bytes larger). Mixing it
+// another table entry: the aggregate stays valid (readers, the KPL's and
+// aws-kinesis-agg's included, accept a key stored twice), but it is
+// larger by the key's length plus up to 3 bytes of framing per repeat
+// (up to 259 bytes for a 256-byte key), and the table no longer holds
+// each key once. Mixing it
 // with Add and AddWithin is allowed: they look up only the keys those
 // calls added.
 func (a *Aggregator) AddWithinUnindexed(partitionKey, explicitHashKey string, data []byte, maxSize int) bool {
@@ -190,11 +194,22 @@ func (a *Aggregator) Grow(n int) {
 	if n <= 0 {
 		return
 	}
-	a.records = slices.Grow(a.records, n)
-	a.pks.keys = slices.Grow(a.pks.keys, n)
+	a.GrowUnindexed(n)
 	if a.pks.index == nil {
 		a.pks.index = make(map[string]uint64, n)
 	}
+}
+
+// GrowUnindexed is Grow for records to be added with AddWithinUnindexed:
+// it makes room in the records and the key table but not in the key
+// index, which those adds do not use (a map sized for n keys would be
+// memory held for nothing).
+func (a *Aggregator) GrowUnindexed(n int) {
+	if n <= 0 {
+		return
+	}
+	a.records = slices.Grow(a.records, n)
+	a.pks.keys = slices.Grow(a.pks.keys, n)
 }
 
 // Record returns the i-th record added since the last Reset (0 <=

@@ -76,10 +76,7 @@ func (kr *kRecord) reset() {
 	if kr.agg != nil {
 		kr.agg.Reset()
 	}
-	clear(kr.futs)
-	kr.futs = kr.futs[:0]
-	clear(kr.x)
-	kr.x, kr.xOn = kr.x[:0], false
+	kr.releaseRecords()
 	kr.lane = nil
 	kr.pk0, kr.dataBytes, kr.keyBytes = 0, 0, 0
 	kr.built = false
@@ -88,6 +85,16 @@ func (kr *kRecord) reset() {
 	kr.size = 0
 	kr.openedOff = 0
 	kr.hasCtx = false
+}
+
+// releaseRecords drops kr's references to its records' Futures (and
+// through them their Results), contexts and callbacks, keeping the
+// slices' room; the aggregator still refers to their keys and data.
+func (kr *kRecord) releaseRecords() {
+	clear(kr.futs)
+	kr.futs = kr.futs[:0]
+	clear(kr.x)
+	kr.x, kr.xOn = kr.x[:0], false
 	kr.attempts, kr.shared = nil, false // handed out to Results: never reused
 }
 

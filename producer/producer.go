@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"golang.org/x/sync/errgroup"
@@ -766,8 +765,9 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 // getKR returns an empty Kinesis record for l. Aggregates come from a
 // small free list rather than the sync.Pool, which every GC empties: a
 // fresh aggregate grows its key table, records and blob again, about 80
-// bytes per user record of garbage.
-func (p *Producer) getKR(l *lane) *kRecord {
+// bytes per user record of garbage. grow says kr replaces an aggregate
+// that l sealed full (see below).
+func (p *Producer) getKR(l *lane, grow bool) *kRecord {
 	var kr *kRecord
 	if p.aggregate {
 		p.krMu.Lock()
@@ -786,12 +786,21 @@ func (p *Producer) getKR(l *lane) *kRecord {
 		kr = p.krPool.Get().(*kRecord)
 	}
 	if p.aggregate && kr.agg == nil {
-		// A fresh aggregate takes the size of the last one sealed at
-		// once rather than growing to it, which would leave about as much
-		// garbage again.
 		kr.agg = new(aggregation.Aggregator)
-		if n := int(p.aggHint.Load()); n > 1 {
-			kr.agg.Grow(n)
+		if n := int(p.aggHint.Load()); grow && n > 1 {
+			// A fresh aggregate that replaces one sealed full (its lane
+			// is filling) takes the size of the last full one at once,
+			// rather than growing to it, which would leave about as
+			// much garbage again. Only then: its room, up to maxAggHint
+			// records' slots, is not charged until records fill it, so
+			// an aggregate opened for a record on a quiet lane stays
+			// small (at most one aggregate per shard has room that is
+			// not filled, see Cost in doc.go).
+			if p.keys.bypass.Load() {
+				kr.agg.GrowUnindexed(n) // AddWithinUnindexed needs no key index
+			} else {
+				kr.agg.Grow(n)
+			}
 			kr.futs = make([]*Future, 0, n)
 		}
 	}
@@ -816,10 +825,14 @@ func (p *Producer) putKR(kr *kRecord) {
 	kr.buildMu.Unlock() //nolint:staticcheck // waits for the builder
 	if p.aggregate && cap(kr.futs) > 1 {
 		// Kept for reuse, it is reset by getKR, on the core of the Put
-		// that fills it next, rather than here: until then it holds on
-		// to its last records' data, keys and Futures, which its spare
-		// bytes count too.
-		kr.spare = kr.capacity() + kr.dataBytes + kr.keyBytes + kr.n()*int(unsafe.Sizeof(Future{}))
+		// that fills it next, rather than here: until then its
+		// aggregator holds on to its last records' data and keys,
+		// which its spare bytes count too.
+		kr.spare = kr.capacity() + kr.dataBytes + kr.keyBytes
+		// Its records' Futures, contexts and callbacks are the user's:
+		// they must not outlive the delivery of their outcomes (nor
+		// what they refer to, which no charge could count).
+		kr.releaseRecords()
 		p.krMu.Lock()
 		if p.heldBytes.Load()+p.spareBytes.Load()+int64(kr.spare) <= int64(p.cfg.MaxBufferedBytes) {
 			p.krFree = append(p.krFree, kr)
@@ -883,7 +896,7 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) (kick bool, sealed *kR
 			}
 			r.enq = l.stamp.Sub(p.epoch)
 		}
-		kr := p.getKR(l)
+		kr := p.getKR(l, false)
 		kr.openedOff = r.enq
 		kr.join(r)
 		deadline := p.epoch.Add(r.enq + p.cfg.RecordMaxBufferedTime)
@@ -896,7 +909,9 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) (kick bool, sealed *kR
 		r.f = l.newFuture()
 	}
 	kr := l.open
+	full := false
 	if kr != nil && !p.addToAggregate(kr, r) {
+		full = true
 		l.seal()
 		if n := int32(min(kr.n(), maxAggHint)); n != p.aggHint.Load() {
 			p.aggHint.Store(n)
@@ -910,7 +925,7 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) (kick bool, sealed *kR
 	if kr == nil {
 		// A record always fits an empty aggregate (a larger one goes
 		// alone, as itself).
-		kr = p.getKR(l)
+		kr = p.getKR(l, full)
 		kr.agg.Add(r.pk, r.ehk, r.data)
 		opened := p.clk.Now()
 		kr.openedOff = opened.Sub(p.epoch)
@@ -1057,7 +1072,7 @@ func (p *Producer) requeueFrontLocked(rs []rec, now time.Time, done *[]rec) {
 				kr = nil
 			}
 			if kr == nil {
-				kr = p.getKR(l)
+				kr = p.getKR(l, false)
 				kr.deadline = now
 				kr.openedOff = r.enq
 				kr.expire = p.epoch.Add(r.enq + p.cfg.RecordTTL)
