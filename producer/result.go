@@ -62,7 +62,13 @@ type Result struct {
 // context, callback) is held by the producer beside its aggregate until
 // the outcome is known, so what outlives a Put is small and holds two
 // pointers. With aggregation, Futures are allocated in blocks of 64 per
-// shard: a Future kept after its outcome keeps its block (1 KiB) alive.
+// shard: a Future kept after its outcome keeps its block (1 KiB) alive,
+// and with it the Results of the block's 63 other records (each shard's
+// current block keeps those of its records completed so far). A Result's
+// Attempts point into the history its PutRecords call shares among its
+// records (up to 500 Attempts of about 64 bytes), which stays alive while
+// any of their Results does. Keep the Result, not the Future, or copy
+// what you need, to hold less.
 type Future struct {
 	// ch is nil until the outcome is published or Done makes a channel.
 	// complete swaps in closedCh (one closed channel for all Futures) if
