@@ -196,7 +196,9 @@
 // deadline), each PutRecords call records
 // one Attempt shared by all the records it carried, and the records of
 // one Kinesis record that succeed together share one Result. BenchmarkFloor, beside BenchmarkProducer,
-// is what any producer that predicts shards and aggregates must spend.
+// is what any producer that predicts shards and aggregates must spend
+// (its keys=distinct-unindexed, the same aggregation as the producer's
+// for keys that rarely repeat).
 //
 // # Metrics
 //
