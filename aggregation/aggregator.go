@@ -146,6 +146,72 @@ func (a *Aggregator) AddWithin(partitionKey, explicitHashKey string, data []byte
 	return true
 }
 
+// AddWithinUnindexed is AddWithin for partition keys that rarely repeat:
+// it does not look the key up in the partition key table, which costs a
+// map look-up and insert per new key, and reuses a table entry only when
+// the key is the previous record's. A key that does repeat otherwise gets
+// another table entry: the aggregate stays valid (readers, the KPL's and
+// aws-kinesis-agg's included, accept a key stored twice), but it is
+// larger by the key's length plus up to 3 bytes of framing per repeat
+// (up to 259 bytes for a 256-byte key), and the table no longer holds
+// each key once. Mixing it
+// with Add and AddWithin is allowed: they look up only the keys those
+// calls added.
+func (a *Aggregator) AddWithinUnindexed(partitionKey, explicitHashKey string, data []byte, maxSize int) bool {
+	pk, cost := uint64(len(a.pks.keys)), tableEntrySize(partitionKey)
+	if n := len(a.records); n > 0 {
+		if last := a.records[n-1].pk; a.pks.keys[last] == partitionKey {
+			pk, cost = last, 0
+		}
+	}
+	var ehk uint64
+	ehkCost := 0
+	if explicitHashKey != "" {
+		var i uint64
+		i, ehkCost = a.ehks.find(explicitHashKey)
+		ehk = i + 1
+	}
+	grow := cost + ehkCost + recordFieldSize(recordSize(pk, ehk, len(data)))
+	if Overhead+a.bodySize+grow > maxSize {
+		return false
+	}
+	if cost != 0 {
+		a.pks.keys = append(a.pks.keys, partitionKey)
+	}
+	if ehkCost != 0 {
+		a.ehks.insert(explicitHashKey, ehk-1)
+	}
+	a.records = append(a.records, pendingRecord{data: data, pk: pk, ehk: ehk})
+	a.bodySize += grow
+	return true
+}
+
+// Grow makes room for n more records with distinct partition keys, so
+// that adding them does not reallocate. It suits an Aggregator about to
+// be filled when the caller knows about how many records an aggregate
+// takes (its last one's count).
+func (a *Aggregator) Grow(n int) {
+	if n <= 0 {
+		return
+	}
+	a.GrowUnindexed(n)
+	if a.pks.index == nil {
+		a.pks.index = make(map[string]uint64, n)
+	}
+}
+
+// GrowUnindexed is Grow for records to be added with AddWithinUnindexed:
+// it makes room in the records and the key table but not in the key
+// index, which those adds do not use (a map sized for n keys would be
+// memory held for nothing).
+func (a *Aggregator) GrowUnindexed(n int) {
+	if n <= 0 {
+		return
+	}
+	a.records = slices.Grow(a.records, n)
+	a.pks.keys = slices.Grow(a.pks.keys, n)
+}
+
 // Record returns the i-th record added since the last Reset (0 <=
 // i < Len()): its keys (an empty explicitHashKey means none) and its data,
 // which is the slice given to Add.

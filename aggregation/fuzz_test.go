@@ -135,5 +135,28 @@ func FuzzRoundTrip(f *testing.F) {
 				t.Fatalf("record %d changed in the round trip", i)
 			}
 		}
+		// The same records without the key index, some of them with it.
+		var u Aggregator
+		for i, rec := range recs {
+			if r.IntN(4) == 0 {
+				u.Add(rec.PartitionKey, rec.ExplicitHashKey, rec.Data)
+			} else if !u.AddWithinUnindexed(rec.PartitionKey, rec.ExplicitHashKey, rec.Data, 1<<30) {
+				t.Fatalf("record %d refused under no limit", i)
+			}
+		}
+		ublob := u.AppendBlob(nil)
+		if len(ublob) != u.Size() || len(ublob) < len(blob) {
+			t.Fatalf("unindexed blob is %d bytes, Size %d, indexed %d", len(ublob), u.Size(), len(blob))
+		}
+		back, err = Unmarshal(ublob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range recs {
+			if back[i].PartitionKey != recs[i].PartitionKey || back[i].ExplicitHashKey != recs[i].ExplicitHashKey ||
+				!bytes.Equal(back[i].Data, recs[i].Data) {
+				t.Fatalf("record %d changed in the unindexed round trip", i)
+			}
+		}
 	})
 }

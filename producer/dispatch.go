@@ -351,7 +351,9 @@ func (p *Producer) send(r *request, done []rec) []rec {
 		if kr.shared && cap(kr.attempts) == 0 {
 			kr.attempts, slab = slab[:0:1], slab[1:]
 		}
+		kr.buildMu.Lock() // the Put that sealed kr may be building it
 		kr.build(p.aggregate)
+		kr.buildMu.Unlock()
 		e := types.PutRecordsRequestEntry{Data: kr.data, PartitionKey: &kr.pk}
 		if kr.ehk != "" {
 			e.ExplicitHashKey = &kr.ehk

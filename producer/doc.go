@@ -133,11 +133,26 @@
 // still goes. Puts take room without a lock, so concurrent Puts may pass
 // MaxBufferedRecords by one record each (never MaxBufferedBytes, except
 // through the empty-buffer rule). Outstanding reports the records and
-// their charges. Empty aggregates kept for reuse count against
-// MaxBufferedBytes too (their capacity, estimated), and a Put that finds
-// no room drops them first. Outside the bound, and bounded on their own,
-// are the key cache (at most about 1.8 MB) and each connection's buffer
-// of settled records (at most about 120 KB).
+// their charges. Aggregates kept for reuse count against
+// MaxBufferedBytes too (their capacity, estimated, plus the data and keys
+// of their last records, which their aggregator refers to until reused;
+// they drop their records' Futures, contexts and callbacks when their
+// outcomes are delivered), and a Put that finds no room drops them
+// first. Outside the bound, and bounded on their own, are the key cache
+// (at most about 1.8 MB), each connection's buffer of settled records (at
+// most about 120 KB), each shard's block of Futures (1 KiB: the one not
+// yet handed out, which also keeps the Results of up to 63 completed
+// records alive until the block is full), and per shard at most one
+// aggregate with room for more records than it holds: an aggregate that
+// replaces one sealed full is made with room for as many records as the
+// last full one took (at most 4,096, about 100 bytes each), counted only
+// as records fill it, so that room is unused only if the shard's records
+// stop coming (a shard that gets a record now and then gets small
+// aggregates). What the user keeps is outside it too: a Future kept after
+// its outcome keeps its whole block alive (1 KiB, and the Results of its
+// 63 neighbours), and a Result's Attempts point into its PutRecords
+// call's shared history (one Attempt per record of the call, up to 500
+// of about 64 bytes), which stays alive while any Result refers to it.
 //
 // Every record gets its outcome by its RecordTTL, counted from the start
 // of its batch (at most RecordMaxBufferedTime before its Put, so that Put
@@ -159,15 +174,31 @@
 // # Cost
 //
 // Put computes the MD5 of the partition key once per key while it stays
-// in a bounded, lock-free cache (16,384 keys of up to 64 bytes), takes
+// in a bounded, lock-free cache (16,384 keys of up to 64 bytes; while
+// keys rarely repeat, the cache is bypassed, and aggregates then share a
+// partition key table entry only between records put back to back with
+// the same key, saving a map look-up and insert per record: a key that
+// repeats otherwise within an aggregate takes another entry, its length
+// plus up to 3 bytes, up to 259 bytes for a 256-byte key, so the table
+// no longer holds each key once; readers accept that, the KPL's and
+// aws-kinesis-agg's included, and the bypass is decided from keys of up
+// to 64 bytes, so long keys that repeat may cost that much), takes
 // only its shard's lock (so Puts to different shards run in parallel)
-// and allocates one Future of 24 bytes (the record itself is held in its
-// aggregate until its outcome; without aggregation the Future comes with
-// room for its Result, 96 bytes); the aggregate's MD5 and
-// encoding happen once per Kinesis record, each PutRecords call records
+// and takes a Future of 16 bytes from a block of 64 its shard allocates
+// at once (the record itself is held in its aggregate until its outcome;
+// a Future kept after its outcome keeps its block, 1 KiB, alive, with
+// the Results of the block's other Futures;
+// without aggregation each Future is allocated with room for its Result,
+// 96 bytes); the aggregate's MD5 and
+// encoding happen once per Kinesis record (in the Put whose record did
+// not fit, while the aggregate is in its core's caches, outside the
+// shard's lock; in the sending connection for an aggregate sealed at its
+// deadline), each PutRecords call records
 // one Attempt shared by all the records it carried, and the records of
 // one Kinesis record that succeed together share one Result. BenchmarkFloor, beside BenchmarkProducer,
-// is what any producer that predicts shards and aggregates must spend.
+// is what any producer that predicts shards and aggregates must spend
+// (its keys=distinct-unindexed, the same aggregation as the producer's
+// for keys that rarely repeat).
 //
 // # Metrics
 //

@@ -46,11 +46,14 @@ type kRecord struct {
 	// checked against that shard (outVerify).
 	sid, seq string
 
-	// set by build, outside the lock, once (without aggregation, by join)
-	built bool
-	data  []byte
-	pk    string
-	ehk   string
+	// set by build, outside the lock, once (without aggregation, by join):
+	// by the Put that sealed kr, or by the worker that sends it, each
+	// holding buildMu, which putKR takes too before it resets kr
+	buildMu sync.Mutex
+	built   bool
+	data    []byte
+	pk      string
+	ehk     string
 
 	size      int           // bytes counted against PutRecords limits: data + key
 	openedOff time.Duration // its records' enqueue time (from Producer.epoch), unless x says otherwise
@@ -73,10 +76,7 @@ func (kr *kRecord) reset() {
 	if kr.agg != nil {
 		kr.agg.Reset()
 	}
-	clear(kr.futs)
-	kr.futs = kr.futs[:0]
-	clear(kr.x)
-	kr.x, kr.xOn = kr.x[:0], false
+	kr.releaseRecords()
 	kr.lane = nil
 	kr.pk0, kr.dataBytes, kr.keyBytes = 0, 0, 0
 	kr.built = false
@@ -85,6 +85,16 @@ func (kr *kRecord) reset() {
 	kr.size = 0
 	kr.openedOff = 0
 	kr.hasCtx = false
+}
+
+// releaseRecords drops kr's references to its records' Futures (and
+// through them their Results), contexts and callbacks, keeping the
+// slices' room; the aggregator still refers to their keys and data.
+func (kr *kRecord) releaseRecords() {
+	clear(kr.futs)
+	kr.futs = kr.futs[:0]
+	clear(kr.x)
+	kr.x, kr.xOn = kr.x[:0], false
 	kr.attempts, kr.shared = nil, false // handed out to Results: never reused
 }
 
@@ -236,8 +246,8 @@ func (kr *kRecord) enqOf(i int) time.Duration {
 	return kr.openedOff
 }
 
-// build fixes the wire form of kr. It runs in a worker, outside the lock,
-// while the request owns kr.
+// build fixes the wire form of kr, with kr.buildMu held and no other
+// lock: in the Put that sealed kr, or in the worker whose request owns kr.
 func (kr *kRecord) build(aggregate bool) {
 	if kr.built {
 		return
@@ -335,6 +345,10 @@ type lane struct {
 	shard shardRange // zero for the unmapped lane
 	stale bool       // an aggregate landed on a shard unknown to the map: hold until refreshed
 
+	// The Put side's fields get cache lines of their own: the dispatcher
+	// and result handling write the send side's for every Kinesis record,
+	// and a Put's lock must not wait for those lines.
+	_  [64]byte
 	mu sync.Mutex
 	// retired: its shard left the map; a Put finding it set re-routes
 	// under Producer.mu, and in-flight records re-route on retry. Set
@@ -346,6 +360,10 @@ type lane struct {
 	// last pass (without aggregation; an aggregate has its own), so a Put
 	// need not read the clock.
 	stamp time.Time
+	// futs is what is left of the block the lane hands Futures out of
+	// (see newFuture).
+	futs []Future
+	_    [64]byte
 
 	ready     krQueue // sealed, waiting to be sent
 	pending   []rec   // records waiting for a shard map (the unmapped lane)
@@ -354,6 +372,25 @@ type lane struct {
 	notBefore time.Time
 
 	recTok, byteTok tokenBucket
+}
+
+// futureBlock is how many Futures a lane allocates at once.
+const futureBlock = 64
+
+// newFuture returns a fresh Future for a record put into l (l.mu held).
+// Futures come in blocks of futureBlock, one allocation per block rather
+// than per record, and the Futures of one aggregate sit side by side, so
+// completing them touches few cache lines. A Future the caller keeps
+// after its outcome keeps its block (1 KiB) alive; the producer holds
+// only the Futures of records it has not finished with, each counted in
+// its record's charge.
+func (l *lane) newFuture() *Future {
+	if len(l.futs) == 0 {
+		l.futs = make([]Future, futureBlock)
+	}
+	f := &l.futs[0]
+	l.futs = l.futs[1:]
+	return f
 }
 
 // sealedSize fixes kr's size against the PutRecords limits.

@@ -73,14 +73,17 @@ type Producer struct {
 	_         [64]byte
 	heldRecs  atomic.Int64
 	heldBytes atomic.Int64
-	// spareBytes is the memory of the empty aggregates kept for reuse
+	// spareBytes is the memory of the aggregates kept for reuse
 	// (krFree, changed under krMu), which counts against
 	// MaxBufferedBytes like the records' charges (see putKR).
 	spareBytes atomic.Int64
 	_          [48]byte
 	closed     atomic.Bool // Close was called: Put refuses
-	table      atomic.Pointer[routeTable]
-	ready      readyTotals // what the lanes' queues hold
+	// aggHint is the record count of the last aggregate sealed full, up
+	// to maxAggHint: what a fresh aggregate makes room for (see getKR).
+	aggHint atomic.Int32
+	table   atomic.Pointer[routeTable]
+	ready   readyTotals // what the lanes' queues hold
 	// nextWake is when the dispatcher will next look, as an offset from
 	// epoch; 0 while a pass runs or when it has nothing to wait for, so a
 	// Put that starts a batch wakes it.
@@ -195,11 +198,10 @@ func (p *Producer) PutRecord(ctx context.Context, record Record, callback func(*
 		return nil, err
 	}
 	var f *Future
-	if p.aggregate {
-		f = new(Future)
-	} else {
+	if !p.aggregate {
 		// Without aggregation a record is a Kinesis record of its own,
 		// whose Result nobody shares: it comes in the Future's allocation.
+		// With aggregation the lane hands out the Future (newFuture).
 		fr := new(futureResult)
 		fr.f.res = &fr.res
 		f = &fr.f
@@ -230,7 +232,7 @@ func (p *Producer) PutRecord(ctx context.Context, record Record, callback func(*
 	if p.metricsOn {
 		p.met.UserRecordReceived(len(record.Data))
 	}
-	return f, nil
+	return r.f, nil
 }
 
 // reserve takes room for one record of the given charge, if the buffer
@@ -355,8 +357,28 @@ func (p *Producer) enqueue(r *rec) bool {
 			l := t.lanes[i]
 			l.mu.Lock()
 			if !l.retired {
-				kick := p.addToLane(l, r, true)
+				kick, sealed := p.addToLane(l, r, true)
+				if sealed == nil {
+					l.mu.Unlock()
+					return kick
+				}
+				// The Put that fills an aggregate builds its blob, on the
+				// core whose caches hold the records it just added (the
+				// floor's way), outside the lane's lock: whoever takes
+				// the aggregate meanwhile waits for buildMu (see build).
+				sealed.buildMu.Lock()
 				l.mu.Unlock()
+				sealed.build(true)
+				sealed.buildMu.Unlock()
+				if kick && p.readyFull() {
+					// A PutRecords call's worth is ready: let the
+					// dispatcher and a connection send it before this
+					// goroutine fills more (with one P they would
+					// otherwise wait for its time slice to end, while
+					// the backlog, and the memory it keeps cold, grows).
+					p.wake()
+					runtime.Gosched()
+				}
 				return kick
 			}
 			l.mu.Unlock()
@@ -743,8 +765,9 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 // getKR returns an empty Kinesis record for l. Aggregates come from a
 // small free list rather than the sync.Pool, which every GC empties: a
 // fresh aggregate grows its key table, records and blob again, about 80
-// bytes per user record of garbage.
-func (p *Producer) getKR(l *lane) *kRecord {
+// bytes per user record of garbage. grow says kr replaces an aggregate
+// that l sealed full (see below).
+func (p *Producer) getKR(l *lane, grow bool) *kRecord {
 	var kr *kRecord
 	if p.aggregate {
 		p.krMu.Lock()
@@ -755,12 +778,31 @@ func (p *Producer) getKR(l *lane) *kRecord {
 			p.spareBytes.Add(-int64(kr.spare))
 		}
 		p.krMu.Unlock()
+		if kr != nil {
+			kr.reset() // here, so that its memory comes into this core's caches
+		}
 	}
 	if kr == nil {
 		kr = p.krPool.Get().(*kRecord)
 	}
 	if p.aggregate && kr.agg == nil {
 		kr.agg = new(aggregation.Aggregator)
+		if n := int(p.aggHint.Load()); grow && n > 1 {
+			// A fresh aggregate that replaces one sealed full (its lane
+			// is filling) takes the size of the last full one at once,
+			// rather than growing to it, which would leave about as
+			// much garbage again. Only then: its room, up to maxAggHint
+			// records' slots, is not charged until records fill it, so
+			// an aggregate opened for a record on a quiet lane stays
+			// small (at most one aggregate per shard has room that is
+			// not filled, see Cost in doc.go).
+			if p.keys.bypass.Load() {
+				kr.agg.GrowUnindexed(n) // AddWithinUnindexed needs no key index
+			} else {
+				kr.agg.Grow(n)
+			}
+			kr.futs = make([]*Future, 0, n)
+		}
 	}
 	if cap(kr.futs) == 0 {
 		kr.futs = kr.fut1[:0]
@@ -778,9 +820,19 @@ func (p *Producer) getKR(l *lane) *kRecord {
 // of garbage per record. It never goes to the sync.Pool, which would keep
 // any number of them alive outside the bound until two GCs have passed.
 func (p *Producer) putKR(kr *kRecord) {
-	kr.reset()
+	// A Put may still be building kr's blob (see enqueue).
+	kr.buildMu.Lock()
+	kr.buildMu.Unlock() //nolint:staticcheck // waits for the builder
 	if p.aggregate && cap(kr.futs) > 1 {
-		kr.spare = kr.capacity()
+		// Kept for reuse, it is reset by getKR, on the core of the Put
+		// that fills it next, rather than here: until then its
+		// aggregator holds on to its last records' data and keys,
+		// which its spare bytes count too.
+		kr.spare = kr.capacity() + kr.dataBytes + kr.keyBytes
+		// Its records' Futures, contexts and callbacks are the user's:
+		// they must not outlive the delivery of their outcomes (nor
+		// what they refer to, which no charge could count).
+		kr.releaseRecords()
 		p.krMu.Lock()
 		if p.heldBytes.Load()+p.spareBytes.Load()+int64(kr.spare) <= int64(p.cfg.MaxBufferedBytes) {
 			p.krFree = append(p.krFree, kr)
@@ -789,6 +841,7 @@ func (p *Producer) putKR(kr *kRecord) {
 		p.krMu.Unlock()
 		return
 	}
+	kr.reset()
 	p.krPool.Put(kr)
 }
 
@@ -816,6 +869,9 @@ func (p *Producer) addLocked(r *rec, fresh bool) bool {
 		if fresh {
 			r.enq = now.Sub(p.epoch)
 		}
+		if r.f == nil {
+			r.f = new(Future) // rare: no slab of a shard's to take it from
+		}
 		// The dispatcher expires these records (and notices canceled
 		// contexts) on its own schedule: make sure it looks in time.
 		l.pending = append(l.pending, *r)
@@ -823,14 +879,16 @@ func (p *Producer) addLocked(r *rec, fresh bool) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return p.addToLane(l, r, fresh)
+	kick, _ := p.addToLane(l, r, fresh) // a sealed aggregate is built by its worker
+	return kick
 }
 
 // addToLane appends r to the mapped lane l (l.mu held) and reports
-// whether the dispatcher should be woken. A fresh record takes its
+// whether the dispatcher should be woken, and the aggregate r sealed
+// because it did not fit, if any. A fresh record takes its
 // batch's start as its enqueue time, so that Put reads no clock: the
 // aggregate's, or the lane's stamp, at most RecordMaxBufferedTime old.
-func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
+func (p *Producer) addToLane(l *lane, r *rec, fresh bool) (kick bool, sealed *kRecord) {
 	if !p.aggregate {
 		if fresh {
 			if l.stamp.IsZero() {
@@ -838,26 +896,36 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 			}
 			r.enq = l.stamp.Sub(p.epoch)
 		}
-		kr := p.getKR(l)
+		kr := p.getKR(l, false)
 		kr.openedOff = r.enq
 		kr.join(r)
 		deadline := p.epoch.Add(r.enq + p.cfg.RecordMaxBufferedTime)
 		kr.deadline, kr.expire, kr.hasCtx = deadline, p.epoch.Add(r.enq+p.cfg.RecordTTL), r.ctx != nil
 		kr.size = r.size()
 		l.putSealed(kr)
-		return p.readyFull() || p.earlier(deadline)
+		return p.readyFull() || p.earlier(deadline), nil
 	}
-	kick := false
+	if r.f == nil {
+		r.f = l.newFuture()
+	}
 	kr := l.open
+	full := false
 	if kr != nil && !p.addToAggregate(kr, r) {
+		full = true
 		l.seal()
+		if n := int32(min(kr.n(), maxAggHint)); n != p.aggHint.Load() {
+			p.aggHint.Store(n)
+		}
 		kick = p.readyFull()
+		if kr.n() > 1 {
+			sealed = kr
+		}
 		kr = nil
 	}
 	if kr == nil {
 		// A record always fits an empty aggregate (a larger one goes
 		// alone, as itself).
-		kr = p.getKR(l)
+		kr = p.getKR(l, full)
 		kr.agg.Add(r.pk, r.ehk, r.data)
 		opened := p.clk.Now()
 		kr.openedOff = opened.Sub(p.epoch)
@@ -881,7 +949,7 @@ func (p *Producer) addToLane(l *lane, r *rec, fresh bool) bool {
 	if r.ctx != nil {
 		kr.hasCtx = true
 	}
-	return kick
+	return kick, sealed
 }
 
 // charge is what a record counts against MaxBufferedBytes: its data and
@@ -914,7 +982,15 @@ func (p *Producer) addToAggregate(kr *kRecord, r *rec) bool {
 	if int64(kr.agg.Len()) >= p.cfg.AggregationMaxCount {
 		return false
 	}
-	return kr.agg.AddWithin(r.pk, r.ehk, r.data, min(p.cfg.AggregationMaxSize, MaxRecordSize-kr.pk0))
+	limit := min(p.cfg.AggregationMaxSize, MaxRecordSize-kr.pk0)
+	if p.keys.bypass.Load() {
+		// Keys rarely repeat (the key cache finds few): indexing them
+		// to share table entries would cost a map look-up and insert
+		// per record for little; a key repeated back to back still
+		// shares its entry.
+		return kr.agg.AddWithinUnindexed(r.pk, r.ehk, r.data, limit)
+	}
+	return kr.agg.AddWithin(r.pk, r.ehk, r.data, limit)
 }
 
 // unmappedCheck is when the dispatcher must next look at f while it waits
@@ -929,6 +1005,10 @@ func (p *Producer) unmappedCheck(r *rec, now time.Time) time.Time {
 	}
 	return t
 }
+
+// maxAggHint bounds the room a fresh aggregate makes for records (see
+// aggHint): about 400 KB of slots.
+const maxAggHint = 4096
 
 // minCancelPoll bounds how often the dispatcher polls the contexts of
 // records waiting for a shard map.
@@ -992,7 +1072,7 @@ func (p *Producer) requeueFrontLocked(rs []rec, now time.Time, done *[]rec) {
 				kr = nil
 			}
 			if kr == nil {
-				kr = p.getKR(l)
+				kr = p.getKR(l, false)
 				kr.deadline = now
 				kr.openedOff = r.enq
 				kr.expire = p.epoch.Add(r.enq + p.cfg.RecordTTL)

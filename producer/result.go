@@ -61,15 +61,22 @@ type Result struct {
 // A Future is only the published outcome: the record itself (key, data,
 // context, callback) is held by the producer beside its aggregate until
 // the outcome is known, so what outlives a Put is small and holds two
-// pointers.
+// pointers. With aggregation, Futures are allocated in blocks of 64 per
+// shard: a Future kept after its outcome keeps its block (1 KiB) alive,
+// and with it the Results of the block's 63 other records (each shard's
+// current block keeps those of its records completed so far). A Result's
+// Attempts point into the history its PutRecords call shares among its
+// records (up to 500 Attempts of about 64 bytes), which stays alive while
+// any of their Results does. Keep the Result, not the Future, or copy
+// what you need, to hold less.
 type Future struct {
-	// state has futureDone once res is published and futureCh once Done
-	// made ch: whichever of complete and Done sets its bit second closes
-	// ch, so completing a record takes no lock, and costs nothing more
-	// when nobody waits on its channel.
-	state atomic.Uint32
-	ch    atomic.Pointer[chan struct{}]
-	res   *Result
+	// ch is nil until the outcome is published or Done makes a channel.
+	// complete swaps in closedCh (one closed channel for all Futures) if
+	// ch is still nil, else closes Done's channel: completing a record
+	// takes no lock and one atomic, and costs nothing more when nobody
+	// waits on its channel. ch and res are all a Future holds (16 bytes).
+	ch  atomic.Pointer[chan struct{}]
+	res *Result
 }
 
 // futureResult is a Future with room for its own Result, for a record
@@ -80,10 +87,30 @@ type futureResult struct {
 	res Result
 }
 
-const (
-	futureDone = 1 << iota
-	futureCh
-)
+// closedCh is the channel of every Future completed before its Done was
+// called.
+var closedCh = func() *chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return &c
+}()
+
+// done reports whether f's outcome is published (then f.res is it).
+func (f *Future) done() bool {
+	c := f.ch.Load()
+	if c == nil {
+		return false
+	}
+	if c == closedCh {
+		return true
+	}
+	select {
+	case <-*c:
+		return true
+	default:
+		return false
+	}
+}
 
 // Done returns a channel closed when the outcome is known.
 func (f *Future) Done() <-chan struct{} {
@@ -91,20 +118,17 @@ func (f *Future) Done() <-chan struct{} {
 		return *c
 	}
 	c := make(chan struct{})
-	if !f.ch.CompareAndSwap(nil, &c) {
-		return *f.ch.Load()
+	if f.ch.CompareAndSwap(nil, &c) {
+		return c
 	}
-	if f.state.Or(futureCh)&futureDone != 0 {
-		close(c)
-	}
-	return c
+	return *f.ch.Load() // completed meanwhile (closedCh), or another Done's
 }
 
 // Wait blocks until the outcome is known or ctx ends. It returns the
 // Result and its Err; on ctx's end it returns (nil, ctx.Err()) and the
 // record stays in flight.
 func (f *Future) Wait(ctx context.Context) (*Result, error) {
-	if f.state.Load()&futureDone != 0 {
+	if f.done() {
 		return f.res, f.res.Err
 	}
 	select {
@@ -117,7 +141,7 @@ func (f *Future) Wait(ctx context.Context) (*Result, error) {
 
 // Result returns the outcome, or nil if it is not known yet.
 func (f *Future) Result() *Result {
-	if f.state.Load()&futureDone == 0 {
+	if !f.done() {
 		return nil
 	}
 	return f.res
@@ -127,7 +151,7 @@ func (f *Future) Result() *Result {
 // afterwards.
 func (f *Future) complete(res *Result) {
 	f.res = res
-	if f.state.Or(futureDone)&futureCh != 0 {
+	if !f.ch.CompareAndSwap(nil, closedCh) {
 		close(*f.ch.Load())
 	}
 }
@@ -188,7 +212,7 @@ func (r *rec) lastAttempt() (code, msg string) {
 
 // stored decides r's outcome (published later by Producer.publish):
 // stored at shardID and seq. Until then nobody reads f.res: readers
-// wait for futureDone.
+// wait for complete (Future.done).
 func (r *rec) stored(shardID, seq string) {
 	r.f.res = &Result{ShardID: shardID, SequenceNumber: seq, Attempts: r.attempts()}
 }
