@@ -138,7 +138,9 @@
 // of their last records, which their aggregator refers to until reused;
 // they drop their records' Futures, contexts and callbacks when their
 // outcomes are delivered), and a Put that finds no room drops them
-// first. Outside the bound, and bounded on their own, are the key cache
+// first; only a shard that is filling (the Put that sealed a full
+// aggregate) reuses one, so their room is never held by a few records
+// of a quiet shard without being charged. Outside the bound, and bounded on their own, are the key cache
 // (at most about 1.8 MB), each connection's buffer of settled records (at
 // most about 120 KB), each shard's block of Futures (1 KiB: the one not
 // yet handed out, which also keeps the Results of up to 63 completed

@@ -769,7 +769,10 @@ func (p *Producer) callbackLoop(ctx context.Context) error {
 // that l sealed full (see below).
 func (p *Producer) getKR(l *lane, grow bool) *kRecord {
 	var kr *kRecord
-	if p.aggregate {
+	if p.aggregate && grow {
+		// Only a filling lane reuses a kept aggregate: one reused for a
+		// record on a quiet lane would hold a full aggregate's room for
+		// that record, no longer charged as spare bytes.
 		p.krMu.Lock()
 		if n := len(p.krFree); n > 0 {
 			kr = p.krFree[n-1]
