@@ -124,26 +124,7 @@ func (a *Aggregator) Add(partitionKey, explicitHashKey string, data []byte) {
 // where SizeWith followed by Add looks it up twice.
 func (a *Aggregator) AddWithin(partitionKey, explicitHashKey string, data []byte, maxSize int) bool {
 	pk, cost := a.pks.find(partitionKey)
-	var ehk uint64
-	ehkCost := 0
-	if explicitHashKey != "" {
-		var i uint64
-		i, ehkCost = a.ehks.find(explicitHashKey)
-		ehk = i + 1
-	}
-	grow := cost + ehkCost + recordFieldSize(recordSize(pk, ehk, len(data)))
-	if Overhead+a.bodySize+grow > maxSize {
-		return false
-	}
-	if cost != 0 {
-		a.pks.insert(partitionKey, pk)
-	}
-	if ehkCost != 0 {
-		a.ehks.insert(explicitHashKey, ehk-1)
-	}
-	a.records = append(a.records, pendingRecord{data: data, pk: pk, ehk: ehk})
-	a.bodySize += grow
-	return true
+	return a.addWithin(partitionKey, pk, cost, true, explicitHashKey, data, maxSize)
 }
 
 // AddWithinUnindexed is AddWithin for partition keys that rarely repeat:
@@ -154,9 +135,8 @@ func (a *Aggregator) AddWithin(partitionKey, explicitHashKey string, data []byte
 // aws-kinesis-agg's included, accept a key stored twice), but it is
 // larger by the key's length plus up to 3 bytes of framing per repeat
 // (up to 259 bytes for a 256-byte key), and the table no longer holds
-// each key once. Mixing it
-// with Add and AddWithin is allowed: they look up only the keys those
-// calls added.
+// each key once. Mixing it with Add and AddWithin is allowed: they look
+// up only the keys those calls added.
 func (a *Aggregator) AddWithinUnindexed(partitionKey, explicitHashKey string, data []byte, maxSize int) bool {
 	pk, cost := uint64(len(a.pks.keys)), tableEntrySize(partitionKey)
 	if n := len(a.records); n > 0 {
@@ -164,6 +144,13 @@ func (a *Aggregator) AddWithinUnindexed(partitionKey, explicitHashKey string, da
 			pk, cost = last, 0
 		}
 	}
+	return a.addWithin(partitionKey, pk, cost, false, explicitHashKey, data, maxSize)
+}
+
+// addWithin is AddWithin and AddWithinUnindexed once the partition key's
+// table entry pk is chosen (cost is what a new entry adds, 0 for an
+// existing one); indexed says whether a new entry goes in the key index.
+func (a *Aggregator) addWithin(partitionKey string, pk uint64, cost int, indexed bool, explicitHashKey string, data []byte, maxSize int) bool {
 	var ehk uint64
 	ehkCost := 0
 	if explicitHashKey != "" {
@@ -175,7 +162,11 @@ func (a *Aggregator) AddWithinUnindexed(partitionKey, explicitHashKey string, da
 	if Overhead+a.bodySize+grow > maxSize {
 		return false
 	}
-	if cost != 0 {
+	switch {
+	case cost == 0:
+	case indexed:
+		a.pks.insert(partitionKey, pk)
+	default:
 		a.pks.keys = append(a.pks.keys, partitionKey)
 	}
 	if ehkCost != 0 {
