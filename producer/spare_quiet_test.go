@@ -3,28 +3,10 @@ package producer
 import (
 	"context"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
-
-// stallingClient answers like countingClient until stall is set, then
-// never answers (a call waits for its ctx).
-type stallingClient struct {
-	*countingClient
-	stall *atomic.Bool
-}
-
-func (c stallingClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
-	if c.stall.Load() {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	return c.countingClient.PutRecords(ctx, in, opts...)
-}
 
 // TestKeptAggregateNotReusedByQuietShard: aggregates kept for reuse after
 // a burst are charged (spare bytes) until reused; one reused for a
@@ -36,8 +18,7 @@ func (c stallingClient) PutRecords(ctx context.Context, in *kinesis.PutRecordsIn
 func TestKeptAggregateNotReusedByQuietShard(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const maxBytes = 16 << 20
-		stall := new(atomic.Bool)
-		c := stallingClient{newCountingClient(1), stall}
+		c := &gateClient{countingClient: newCountingClient(1)}
 		clk := newBubbleClock()
 		keys := benchKeys(24_000)
 		data := make([]byte, benchDataSize)
@@ -68,7 +49,7 @@ func TestKeptAggregateNotReusedByQuietShard(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait() // the call's aggregates come back just after Flush
-		stall.Store(true)
+		c.closed.Store(true)
 		for range 3_000 { // then a trickle, one record per buffering deadline
 			if _, err := p.Put(ctx, keys[k], data); err != nil {
 				t.Fatal(err)
