@@ -28,7 +28,7 @@ func TestReview4SmallTableAtFiveWorkersIsScanFixed(t *testing.T) {
 	for _, workers := range []int{4, 5} {
 		c, err := NewCoordinator(NewMemoryStore(), Config{WorkerID: "w"})
 		require.NoError(t, err)
-		assert.False(t, c.stretch(all, workers), "%d workers, 30 small leases: stretched (without probes)", workers)
+		assert.False(t, c.stretch(&scanSnapshot{leases: all}, workers), "%d workers, 30 small leases: stretched (without probes)", workers)
 	}
 	const samples = 5
 	fixed := measureFailoverScaling(t, 5, 30, 0, samples, false, ScanFixed)
@@ -52,7 +52,7 @@ func TestReview4TunedExpiryScanIsNotStretchedWithoutProbes(t *testing.T) {
 	all := sortedLeases(t, midStreamStore(t, 30, 0))
 	c, err := NewCoordinator(NewMemoryStore(), Config{WorkerID: "w", ExpiryScanInterval: 5 * time.Second})
 	require.NoError(t, err)
-	assert.False(t, c.stretch(all, 10), "10 workers, 30 small leases, ExpiryScanInterval 5s: stretched (without probes)")
+	assert.False(t, c.stretch(&scanSnapshot{leases: all}, 10), "10 workers, 30 small leases, ExpiryScanInterval 5s: stretched (without probes)")
 
 	measure := func(scaling ScanScaling) []time.Duration {
 		var out []time.Duration

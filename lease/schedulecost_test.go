@@ -99,11 +99,11 @@ func TestScanSublinearChoiceHysteresis(t *testing.T) {
 	all := sortedLeases(t, midStreamStore(t, 120, 1024))
 	const workers = 10
 	decide := func(n int) bool {
-		c.stretched = c.stretch(all[:n], workers)
+		c.stretched = c.stretch(&scanSnapshot{leases: all[:n]}, workers)
 		return c.stretched
 	}
 	ratio := func(n int) float64 {
-		scan, get := tableReadUnits(all[:n])
+		scan, get := tableReadUnits((&scanSnapshot{leases: all[:n]}).itemSizes())
 		return c.readRate(ScanSublinear.scanScale(workers), workers-1, scan, get) / c.readRate(1, 0, scan, get)
 	}
 	var up, down int
@@ -145,10 +145,10 @@ func TestScanSublinearChoiceHysteresis(t *testing.T) {
 		require.False(t, decide(down))
 	}
 	// ScanFixed and up to 3 workers never stretch.
-	require.False(t, c.stretch(all, 3))
+	require.False(t, c.stretch(&scanSnapshot{leases: all}, 3))
 	f, err := NewCoordinator(NewMemoryStore(), Config{WorkerID: "w", ScanScaling: ScanFixed})
 	require.NoError(t, err)
-	require.False(t, f.stretch(all, workers))
+	require.False(t, f.stretch(&scanSnapshot{leases: all}, workers))
 }
 
 // sortedLeases returns the leases of s, sorted by key.
