@@ -70,8 +70,9 @@ type Config struct {
 	// probe needs, so they run ScanFixed's intervals whatever the table);
 	// a shorter ExpiryScanInterval needs a larger fleet (5s with the
 	// default TakeInterval: from 27 workers). With KCL's timings at 10
-	// workers it switches to the stretched schedule from a scan of 14 units (about 55 KB of lease items: 41 leases of 1.3 KB, or 340
-	// of 160 B) and back at 8 (TestScanSublinearChoiceHysteresis). Up to 3
+	// workers it switches to the stretched schedule from a scan of 14
+	// units (about 55 KB of lease items: 41 leases of 1.3 KB, or 340 of
+	// 160 B) and back at 8 (TestScanSublinearChoiceHysteresis). Up to 3
 	// workers both are ScanFixed's.
 	//
 	// Measured on the fake clock (TestScanScheduleReadUnits, the
