@@ -243,7 +243,9 @@ const (
 	// ScanSublinear stretches the scan intervals by √(W/3) above 3
 	// workers, with probes, so the fleet's scans grow with √W, where that
 	// costs fewer DynamoDB read units than ScanFixed (large tables, large
-	// fleets), and is ScanFixed elsewhere (see Config.ScanScaling).
+	// fleets) and a probe fits between the stretched scans (6 workers and
+	// more with KCL's timings), and is ScanFixed elsewhere (see
+	// Config.ScanScaling).
 	ScanSublinear ScanScaling = iota
 	// ScanFixed keeps the configured intervals whatever the fleet size.
 	ScanFixed
