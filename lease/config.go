@@ -60,10 +60,19 @@ type Config struct {
 	// with probes, in read units per minute; it runs the stretched one only
 	// while it is the cheaper, otherwise it behaves exactly as ScanFixed,
 	// and it switches only when the other is cheaper by 10 % (so a table
-	// near the break-even does not flip at each scan). With KCL's timings
-	// at 10 workers it switches to the stretched schedule from a scan of
-	// 14 units (about 55 KB of lease items: 41 leases of 1.3 KB, or 340
-	// of 160 B) and back at 8 (TestScanSublinearChoiceHysteresis). Up to 3
+	// near the break-even does not flip at each scan). The stretched
+	// intervals are a candidate only where a probe fits after each of
+	// their scans: the next scan more than a RenewInterval after the
+	// probes (FailoverTime+25ms after the scan). Stretched without
+	// probes would be cheaper on any table and only slow failover. With
+	// KCL's timings that is from 6 workers up (at 4 and 5 workers the
+	// stretched ExpiryScanInterval, 11.6s and 12.9s, is below the 13.3s a
+	// probe needs, so they run ScanFixed's intervals whatever the table);
+	// a shorter ExpiryScanInterval needs a larger fleet (5s with the
+	// default TakeInterval: from 27 workers). With KCL's timings at 10
+	// workers it switches to the stretched schedule from a scan of 14
+	// units (about 55 KB of lease items: 41 leases of 1.3 KB, or 340 of
+	// 160 B) and back at 8 (TestScanSublinearChoiceHysteresis). Up to 3
 	// workers both are ScanFixed's.
 	//
 	// Measured on the fake clock (TestScanScheduleReadUnits, the
@@ -76,14 +85,18 @@ type Config struct {
 	//	 3 workers,  30 leases ~160B   18.0 (18.0)   1.20 (1.20)   16.8s, 18.7s (the same)
 	//	10 workers,  30 leases ~160B   59.8 (59.8)   3.99 (3.99)   11.0s, 13.0s (the same)
 	//	 3 workers, 100 leases ~1.3KB  18.0 (18.0)   5.94 (5.94)   16.8s, 18.7s (the same)
+	//	 4 workers, 100 leases ~1.3KB  24.0 (24.0)   7.92 (7.92)   16.2s, 18.0s (the same)
+	//	 5 workers, 100 leases ~1.3KB  30.0 (30.0)   9.90 (9.90)   16.7s, 19.0s (the same)
+	//	 6 workers, 100 leases ~1.3KB  26.6 (35.8)   9.65 (11.82)  19.8s, 21.9s (16.7s, 19.7s)
 	//	10 workers, 100 leases ~1.3KB  36.1 (59.8)  13.86 (19.75)  16.8s, 20.3s (13.6s, 15.0s)
 	//	10 workers, 300 leases ~1.3KB  34.1 (59.8)  11.80 (19.55)  21.6s, 24.3s (16.6s, 18.0s)
 	//
-	// So where it stretches, ScanSublinear trades some failover (the
-	// probes find a dead worker a FailoverTime after the scan before,
-	// which is further from the crash than ScanFixed's next scan) for 30
-	// to 40 % fewer read units; ScanFixed keeps the fastest failover
-	// everywhere.
+	// (Items of 164 B and 1318 B.) So where it stretches, ScanSublinear
+	// trades some failover (the probes find a dead worker a FailoverTime
+	// after the scan before its death, which is further from the crash
+	// than ScanFixed's next scan) for fewer read units: at least 10 % (the
+	// hysteresis), 18 % at 6 workers, 30 % at 10 on 100 leases and 40 % on
+	// 300 here; ScanFixed keeps the fastest failover everywhere.
 	//
 	// (The figures quoted here before read units were counted were item
 	// reads alone, with the intervals always stretched: at 10 workers on
@@ -116,7 +129,7 @@ type Config struct {
 	// estimated from the items' sizes (see Coordinator.targetedIsCheaper):
 	//
 	//	                               item reads  read units  failover
-	//	10 workers, 30 leases ~160B    60.1, 59.9  4.07, 3.99  11.0s, 13.0s  (no probes: fixed intervals; index unused)
+	//	10 workers, 30 leases ~160B    60.1, 59.9  4.06, 3.99  11.0s, 13.0s  (no probes: fixed intervals; index unused)
 	//	10 workers, 100 leases ~1.3KB  40.4, 38.8  15.2, 14.7  16.8s, 20.3s  (without the index)
 	//	                               39.7, 38.8  15.1, 14.7  16.8s, 20.3s  (with it; plus 0.1, 0.0 index items)
 	//
@@ -230,7 +243,9 @@ const (
 	// ScanSublinear stretches the scan intervals by √(W/3) above 3
 	// workers, with probes, so the fleet's scans grow with √W, where that
 	// costs fewer DynamoDB read units than ScanFixed (large tables, large
-	// fleets), and is ScanFixed elsewhere (see Config.ScanScaling).
+	// fleets) and a probe fits between the stretched scans (6 workers and
+	// more with KCL's timings), and is ScanFixed elsewhere (see
+	// Config.ScanScaling).
 	ScanSublinear ScanScaling = iota
 	// ScanFixed keeps the configured intervals whatever the fleet size.
 	ScanFixed

@@ -996,8 +996,8 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 		if warmUntil.IsZero() && len(c.probes) > 0 && !c.probeFrom.Equal(probed) {
 			// Just after a lease unchanged since the last scan would
 			// count as expired, and well before the next scan.
-			if p := c.probeFrom.Add(c.probeDelay()); next.Sub(p) > c.cfg.RenewInterval {
-				next, balance, probe = p, false, true
+			if c.probeFits(next.Sub(c.probeFrom)) {
+				next, balance, probe = c.probeFrom.Add(c.probeDelay()), false, true
 			}
 		}
 		t.Reset(max(next.Sub(now), 0))
@@ -1014,7 +1014,16 @@ func (c *Coordinator) takeLoop(ctx context.Context) error {
 				default:
 				}
 			}
+			// Nor do the probes: a probe still to read (armed by the
+			// last scheduled scan) keeps its leases and time, which the
+			// pass would replace by its own, a FailoverTime later and
+			// often too close to the next scan to be read (probeFits).
+			pending := len(c.probes) > 0 && !c.probeFrom.Equal(probed)
+			probes, from := c.probes, c.probeFrom
 			c.takePassWarm(ctx, false, !warmUntil.IsZero())
+			if pending && c.stretched {
+				c.probes, c.probeFrom = probes, from
+			}
 			continue
 		case <-t.C():
 		}
@@ -1404,16 +1413,31 @@ func (c *Coordinator) scaled(d time.Duration) time.Duration {
 const scheduleHysteresis = 0.1
 
 // stretch is ScanSublinear's choice, made at each scan from what it read
-// (all, counting workers): whether to stretch the scan intervals, with
+// (sn, counting workers): whether to stretch the scan intervals, with
 // probes, or keep ScanFixed's, whichever costs fewer DynamoDB read units
 // per minute (see readRate), switching only when the other is cheaper by
-// scheduleHysteresis.
-func (c *Coordinator) stretch(all []Lease, workers int) bool {
+// scheduleHysteresis. The stretched intervals are eligible only when a
+// probe fits after every scan of their balancing period (probeFits): a
+// stretched schedule without probes is cheaper than ScanFixed's on any
+// table, small ones included, but fails over later, with nothing to find
+// a dead worker between its scans. With KCL's timings a probe fits from
+// 6 workers up (the stretched ExpiryScanInterval above probeDelay plus a
+// RenewInterval), so 4 and 5 workers keep ScanFixed's intervals.
+//
+// The item sizes are the scan's (sn.itemSizes), computed once per scan
+// and shared with the targeted reads that price themselves against it.
+func (c *Coordinator) stretch(sn *scanSnapshot, workers int) bool {
 	scale := c.cfg.ScanScaling.scanScale(workers)
 	if scale <= 1 {
 		return false
 	}
-	scan, get := tableReadUnits(all)
+	gaps, _ := c.scanGaps(scale)
+	for _, g := range gaps {
+		if !c.probeFits(g) {
+			return false
+		}
+	}
+	scan, get := tableReadUnits(sn.itemSizes())
 	plain := c.readRate(1, 0, scan, get)
 	stretched := c.readRate(scale, workers-1, scan, get)
 	if c.stretched {
@@ -1422,37 +1446,51 @@ func (c *Coordinator) stretch(all []Lease, workers int) bool {
 	return stretched < (1-scheduleHysteresis)*plain
 }
 
-// readRate estimates the read units per second this worker's take loop
-// spends with the scan intervals multiplied by scale and probes of others
-// workers (0: none) after each scan the next one is far enough from (as
-// the take loop places them), a scan costing scan units and a probe get.
-// The passes of a balancing period are one expiry scan per
-// ExpiryScanInterval, all but the last ExpiryScanInterval apart, then the
-// balancing pass.
-func (c *Coordinator) readRate(scale float64, others int, scan, get float64) float64 {
-	units := 0.0
-	pass := func(gap time.Duration) { // a scan, and the next one gap later
-		units += scan
-		if others > 0 && gap-c.probeDelay() > c.cfg.RenewInterval {
-			units += float64(others) * get
-		}
-	}
-	period := time.Duration(float64(c.cfg.TakeInterval) * scale)
+// scanGaps returns, for the scan intervals multiplied by scale, the time
+// from each scan of a balancing period to the next (as the take loop
+// places them: one expiry scan per ExpiryScanInterval, all but the last
+// ExpiryScanInterval apart, then the balancing pass) and the period.
+func (c *Coordinator) scanGaps(scale float64) (gaps []time.Duration, period time.Duration) {
+	period = time.Duration(float64(c.cfg.TakeInterval) * scale)
 	last := period
 	if e := time.Duration(float64(c.cfg.ExpiryScanInterval) * scale); e > 0 {
 		at := e
 		for ; expiryBeforeBalance(period-at, e); at += e {
-			pass(e)
+			gaps = append(gaps, e)
 		}
 		last = period - (at - e)
 	}
-	pass(last)
+	return append(gaps, last), period
+}
+
+// readRate estimates the read units per second this worker's take loop
+// spends with the scan intervals multiplied by scale and probes of others
+// workers (0: none) after each scan a probe fits after (probeFits, as the
+// take loop places them), a scan costing scan units and a probe get.
+func (c *Coordinator) readRate(scale float64, others int, scan, get float64) float64 {
+	gaps, period := c.scanGaps(scale)
+	units := 0.0
+	for _, gap := range gaps {
+		units += scan
+		if others > 0 && c.probeFits(gap) {
+			units += float64(others) * get
+		}
+	}
 	return units / period.Seconds()
 }
 
 // probeDelay is how long after a scan the take loop reads the probes: just
 // after a lease unchanged since the scan would count as expired.
 func (c *Coordinator) probeDelay() time.Duration { return c.cfg.FailoverTime + 25*time.Millisecond }
+
+// probeFits reports whether the probes of a scan are read before the next
+// scan, gap after it: only when that scan is more than a RenewInterval
+// after them (probeDelay), else the scan, which shows every worker, comes
+// too soon after the probes to be worth their reads. The take loop places
+// the probes by it; stretch and readRate price the schedules by it.
+func (c *Coordinator) probeFits(gap time.Duration) bool {
+	return gap-c.probeDelay() > c.cfg.RenewInterval
+}
 
 // expiryBeforeBalance reports whether an expiry scan (interval e) due a
 // time before ahead of the balancing pass runs on its own: within 1 % of
@@ -1510,7 +1548,8 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	if c.watchingSince.IsZero() {
 		c.watchingSince = now
 	}
-	c.lastScan.Store(&scanSnapshot{leases: all, at: now})
+	sn := &scanSnapshot{leases: all, at: now}
+	c.lastScan.Store(sn)
 	c.observe(all, now)
 	for _, l := range all {
 		// A handoff to this worker it does not track: its mark's outcome
@@ -1528,7 +1567,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	plan := c.planAt(all, now, nil, c.parentsUnknown(ctx, all, now, nil))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
 	c.fleetSize = plan.workers
-	if s := c.stretch(all, plan.workers); s != c.stretched {
+	if s := c.stretch(sn, plan.workers); s != c.stretched {
 		// Failover and read costs change with it (Config.ScanScaling).
 		c.log.Info("lease scan intervals", "stretched", s, "workers", plan.workers, "leases", len(all))
 		c.stretched = s

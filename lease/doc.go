@@ -60,11 +60,12 @@
 // leaderless), so reads are what grows with the fleet. Config.ScanScaling
 // stretches the scan intervals by √(W/3) above 3 workers, so the fleet's
 // scans grow with √W, and reads one lease per peer between scans so that
-// a dead worker is still noticed a FailoverTime after it died, where that
-// costs fewer DynamoDB read units than the fixed intervals (a probe is a
-// read unit per item, a scan one per 4 KiB of items: large tables); on
-// small tables it keeps the fixed intervals, whose scans are cheaper than
-// the probes (figures on Config.ScanScaling). KCL 3.x's owner index
+// a dead worker is still noticed a FailoverTime after the scan before its
+// death, where that costs fewer DynamoDB read units than the fixed
+// intervals (a probe is a read unit per item, a scan one per 4 KiB of
+// items: large tables) and a probe fits between the stretched scans (with
+// KCL's timings, from 6 workers up); on small tables, and at 4 and 5
+// workers, it keeps the fixed intervals (figures on Config.ScanScaling). KCL 3.x's owner index
 // (LeaseOwnerToLeaseKeyIndex) is created with new tables and answers
 // ListOwned where it exists and the client implements DynamoDBQueryAPI
 // (*dynamodb.Client does; DynamoDBAPI itself has no Query, so mocks of it

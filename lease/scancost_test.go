@@ -18,6 +18,8 @@ type tableCost struct {
 	writes, reads float64
 	rcu           float64         // DynamoDB read units (see costStore)
 	failover      []time.Duration // per crash instant
+	itemMin       int             // the smallest and largest lease item (itemSize), bytes
+	itemMax       int
 }
 
 func (c tableCost) meanFailover() time.Duration {
@@ -77,11 +79,16 @@ func measureTableCost(t *testing.T, base Store, leases, n, minutes int, scaling 
 	calls := cs.reset()
 	_, rcu := cs.resetReads()
 	require.Zero(t, calls["Take"]+calls["MarkHandoff"], "nothing moves in steady state: %v", calls)
+	all, err := base.List(context.Background())
+	require.NoError(t, err)
 	f.stopAll()
+	sizes, _ := (&scanSnapshot{leases: all}).itemSizes()
 	return tableCost{
-		writes: float64(calls["Renew"]) / float64(leases*minutes),
-		reads:  float64(calls["List"]*leases+calls["Get"]) / float64(leases*minutes),
-		rcu:    (rcu["Scan"] + rcu["Get"]) / float64(leases*minutes),
+		writes:  float64(calls["Renew"]) / float64(leases*minutes),
+		reads:   float64(calls["List"]*leases+calls["Get"]) / float64(leases*minutes),
+		rcu:     (rcu["Scan"] + rcu["Get"]) / float64(leases*minutes),
+		itemMin: slices.Min(sizes),
+		itemMax: slices.Max(sizes),
 	}
 }
 
@@ -145,8 +152,8 @@ func TestTableCostAndFailoverByFleetSize(t *testing.T) {
 			c := measureTableCost(t, NewMemoryStore(), leases, n, minutes, m.scaling, m.fromScan, nil)
 			c.failover = measureFailover(t, leases, n, samples, m.scaling)
 			got[m.name][n] = c
-			t.Logf("%s, %2d workers x %d leases: %.1f writes, %.1f item reads and %.2f read units per lease per minute; crash failover mean %v, max %v (%v)",
-				m.name, n, leases, c.writes, c.reads, c.rcu, c.meanFailover().Round(100*time.Millisecond), slices.Max(c.failover).Round(100*time.Millisecond), c.failover)
+			t.Logf("%s, %2d workers x %d leases (items of %d-%d B): %.1f writes, %.1f item reads and %.2f read units per lease per minute; crash failover mean %v, max %v (%v)",
+				m.name, n, leases, c.itemMin, c.itemMax, c.writes, c.reads, c.rcu, c.meanFailover().Round(100*time.Millisecond), slices.Max(c.failover).Round(100*time.Millisecond), c.failover)
 		}
 	}
 	before, after := got[modes[0].name], got[modes[1].name]
