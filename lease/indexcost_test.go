@@ -223,23 +223,7 @@ func measureFailoverScaling(t *testing.T, n, leases, state, samples int, index b
 		cs := newCostStore(midStreamStore(t, leases, state), index)
 		f := balancedFleet(t, cs.asStore(), leases, n, scaling)
 		f.advance(time.Duration(i) * (failover + 25*time.Millisecond) * 2 / time.Duration(samples))
-		f.stop("w1")
-		crash := f.clk.Now()
-		for {
-			all, err := f.store.List(context.Background())
-			require.NoError(t, err)
-			if !slices.ContainsFunc(all, func(l Lease) bool {
-				_, live := f.workers[l.Owner]
-				return !l.Finished() && !live
-			}) {
-				break
-			}
-			ds := f.clk.Deadlines()
-			require.NotEmpty(t, ds)
-			f.advance(ds[0].Sub(f.clk.Now()))
-			require.Less(t, f.clk.Now().Sub(crash), 10*failover, "the crashed worker's leases never moved")
-		}
-		out = append(out, f.clk.Now().Sub(crash))
+		out = append(out, f.crashAndWaitTakenOver(t, "w1"))
 		f.stopAll()
 	}
 	return out

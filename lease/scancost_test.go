@@ -92,6 +92,29 @@ func measureTableCost(t *testing.T, base Store, leases, n, minutes int, scaling 
 	}
 }
 
+// crashAndWaitTakenOver stops worker w (a crash: nothing released) and
+// returns how long until every lease it held is held by a live worker, as
+// read from the table after each timer deadline of the fake clock.
+func (f *fleet) crashAndWaitTakenOver(t *testing.T, w string) time.Duration {
+	f.stop(w)
+	crash := f.clk.Now()
+	for {
+		all, err := f.store.List(context.Background())
+		require.NoError(t, err)
+		if !slices.ContainsFunc(all, func(l Lease) bool {
+			_, live := f.workers[l.Owner]
+			return !l.Finished() && !live
+		}) {
+			break
+		}
+		ds := f.clk.Deadlines()
+		require.NotEmpty(t, ds)
+		f.advance(ds[0].Sub(f.clk.Now()))
+		require.Less(t, f.clk.Now().Sub(crash), 10*failover, "the crashed worker's leases never moved")
+	}
+	return f.clk.Now().Sub(crash)
+}
+
 // measureFailover crashes one worker of a balanced fleet of n, at several
 // instants spread over a scan interval, and returns how long after each
 // crash every one of its leases was held by a live worker (read from the
@@ -101,24 +124,7 @@ func measureFailover(t *testing.T, leases, n, samples int, scaling ScanScaling) 
 	for i := range samples {
 		f := balancedFleet(t, NewMemoryStore(), leases, n, scaling)
 		f.advance(time.Duration(i) * (failover + 25*time.Millisecond) * 2 / time.Duration(samples))
-		victim := "w1"
-		f.stop(victim)
-		crash := f.clk.Now()
-		for {
-			all, err := f.store.List(context.Background())
-			require.NoError(t, err)
-			if !slices.ContainsFunc(all, func(l Lease) bool {
-				_, live := f.workers[l.Owner]
-				return !l.Finished() && !live
-			}) {
-				break
-			}
-			ds := f.clk.Deadlines()
-			require.NotEmpty(t, ds)
-			f.advance(ds[0].Sub(f.clk.Now()))
-			require.Less(t, f.clk.Now().Sub(crash), 10*failover, "the crashed worker's leases never moved")
-		}
-		out = append(out, f.clk.Now().Sub(crash))
+		out = append(out, f.crashAndWaitTakenOver(t, "w1"))
 		f.stopAll()
 	}
 	return out
