@@ -218,69 +218,68 @@ func lagSamples() []time.Duration {
 	return out
 }
 
-// compareLag runs the scenario at each sample with the lagging index and
-// without an index (the scan path), and checks what must hold whatever the
-// lag: every lease of w1 held again no later than the scan path's worst
-// case plus one stretched scan interval (the lease the index missed waits
-// for the next scan), each taken once (one Take per lease: none wasted on
-// a lease the index listed under w1 that a live worker holds), no live
-// worker losing a lease. It returns the index runs.
-func compareLag(t *testing.T, lag time.Duration) []lagResult {
-	var scanMax, idxMax time.Duration
-	var runs []lagResult
+// TestLaggingOwnerIndex crashes w1 (which took a lease just before, see
+// lagCrash) at instants spread over a balancing period, once without an
+// index (the scan path) and once per lag with the lagging index, and checks
+// what must hold whatever the lag: every lease of w1 held again no later
+// than the scan path's worst case plus one stretched scan interval (a lease
+// the index misses waits for the next scan), each taken once (one Take per
+// lease: none wasted on a lease the index lists under w1 that a live worker
+// holds, and none taken twice), no live worker losing a lease.
+//
+//   - less than FailoverTime (4s): the index lists leases under w1 after
+//     the first targeted takers moved them (stale); each listed lease's Get
+//     shows its live owner, which keeps it.
+//   - FailoverTime and a half: it also misses the lease w1 took just before
+//     dying: the targeted reads take the rest, a scan that one.
+//   - six FailoverTimes, longer than the whole take-over: both, throughout.
+func TestLaggingOwnerIndex(t *testing.T) {
+	var scan []lagResult
+	var scanMax time.Duration
 	for _, at := range lagSamples() {
-		s := lagCrash(t, lag, false, at)
+		s := lagCrash(t, 0, false, at)
 		require.Zero(t, s.targeted)
+		requireLagSafe(t, s)
 		scanMax = max(scanMax, s.took)
-		r := lagCrash(t, lag, true, at)
-		idxMax = max(idxMax, r.took)
-		t.Logf("lag %v, crash at +%v: scan path %v, lagging index %v (targeted %d, scanned %d, takes %d of %d leases, ListOwned answers missing %d and stale %d keys)",
-			lag, at, s.took, r.took, r.targeted, r.scanned, r.takes, r.leases, r.missed, r.stale)
-		for _, x := range []lagResult{s, r} {
-			require.Zero(t, x.lostLive, "a live worker lost a lease")
-			require.Equal(t, x.leases, x.takes, "one Take per lease of the crashed worker")
-			require.Equal(t, x.leases, x.targeted+x.scanned)
-		}
-		runs = append(runs, r)
+		scan = append(scan, s)
 	}
-	bound := scanMax + runs[0].stretchedScanInterval
-	t.Logf("lag %v: failover max scan path %v, lagging index %v (bound %v)", lag, scanMax, idxMax, bound)
-	require.LessOrEqual(t, idxMax, bound)
-	return runs
-}
-
-func sumLag(runs []lagResult, f func(lagResult) int) int {
-	n := 0
-	for _, r := range runs {
-		n += f(r)
+	for _, c := range []struct {
+		lag           time.Duration
+		missed, stale bool
+	}{
+		{lag: 4 * time.Second, stale: true},
+		{lag: failover + failover/2, missed: true, stale: true},
+		{lag: 6 * failover, missed: true, stale: true},
+	} {
+		t.Run(c.lag.String(), func(t *testing.T) {
+			var idxMax, stretched time.Duration
+			var targeted, missed, stale int
+			for i, at := range lagSamples() {
+				r := lagCrash(t, c.lag, true, at)
+				t.Logf("lag %v, crash at +%v: scan path %v, lagging index %v (targeted %d, scanned %d, takes %d of %d leases, ListOwned answers missing %d and stale %d keys)",
+					c.lag, at, scan[i].took, r.took, r.targeted, r.scanned, r.takes, r.leases, r.missed, r.stale)
+				requireLagSafe(t, r)
+				idxMax = max(idxMax, r.took)
+				targeted, missed, stale = targeted+r.targeted, missed+r.missed, stale+r.stale
+				stretched = r.stretchedScanInterval
+			}
+			bound := scanMax + stretched
+			t.Logf("lag %v: failover max scan path %v, lagging index %v (bound %v)", c.lag, scanMax, idxMax, bound)
+			require.LessOrEqual(t, idxMax, bound)
+			require.Positive(t, targeted, "the targeted path ran")
+			if c.missed {
+				require.Positive(t, missed, "the index missed a lease")
+			}
+			if c.stale {
+				require.Positive(t, stale, "the index listed moved leases")
+			}
+		})
 	}
-	return n
 }
 
-// (1) An index lagging less than FailoverTime but more than a renewal
-// misses the lease the crashed worker took just before dying: the targeted
-// read takes the rest, the next scan that one, within the scan path's
-// worst case plus a stretched scan interval.
-func TestLaggingIndexMissesLeaseTakenBeforeCrash(t *testing.T) {
-	runs := compareLag(t, failover+failover/2)
-	require.Positive(t, sumLag(runs, func(r lagResult) int { return r.targeted }), "the targeted path ran")
-	require.Positive(t, sumLag(runs, func(r lagResult) int { return r.missed }), "the index missed a lease")
-}
-
-// (2) An index still listing leases under the dead worker after live
-// workers took them (the first targeted takers move them; others' probes
-// list the dead worker again): each listed lease's Get shows its live
-// owner, which keeps it; no Take is wasted, no live worker loses one.
-func TestLaggingIndexListsMovedLeasesUnderDeadWorker(t *testing.T) {
-	runs := compareLag(t, 4*time.Second)
-	require.Positive(t, sumLag(runs, func(r lagResult) int { return r.targeted }), "the targeted path ran")
-	require.Positive(t, sumLag(runs, func(r lagResult) int { return r.stale }), "the index listed moved leases")
-}
-
-// (3) An index lagging longer than FailoverTime: both missing the late
-// lease and listing moved ones for the whole take-over.
-func TestLaggingIndexLongerThanFailoverTime(t *testing.T) {
-	runs := compareLag(t, 6*failover)
-	require.Positive(t, sumLag(runs, func(r lagResult) int { return r.missed }), "the index missed a lease")
-	require.Positive(t, sumLag(runs, func(r lagResult) int { return r.stale }), "the index listed moved leases")
+func requireLagSafe(t *testing.T, r lagResult) {
+	t.Helper()
+	require.Zero(t, r.lostLive, "a live worker lost a lease")
+	require.Equal(t, r.leases, r.takes, "one Take per lease of the crashed worker")
+	require.Equal(t, r.leases, r.targeted+r.scanned)
 }
