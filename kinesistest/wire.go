@@ -313,10 +313,19 @@ func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error
 		_ = pw.Close()
 	}()
 
+	gaveUp := false
 	select {
 	case <-rw.ready:
+		// The caller may have given up as the handler answered, perhaps
+		// because the handler saw that and answered with it (a 500
+		// "context canceled"): the caller gets its own error, as from a
+		// network client whose ctx ended before the response.
+		gaveUp = req.Context().Err() != nil
 	case <-ctx.Done():
-		// The caller gave up before the handler answered: stop it and wait.
+		gaveUp = true
+	}
+	if gaveUp {
+		// Stop the handler and wait for it.
 		cancel()
 		_ = pr.CloseWithError(ctx.Err())
 		<-done
