@@ -124,6 +124,10 @@ const (
 	keyCacheMinHits = keyCacheWindow / 4
 )
 
+// sampledSetBits are the set-index bits a sampled look-up clears (see
+// check), leaving keyCacheSets/keyCacheSampleEvery sets.
+const sampledSetBits = (keyCacheSets - 1) &^ (keyCacheSets/keyCacheSampleEvery - 1)
+
 type keyCacheSet struct {
 	tags [keyCacheWays]atomic.Uint32
 	ents [keyCacheWays]atomic.Pointer[keyCacheEntry]
@@ -144,7 +148,15 @@ func (c *keyCache) check(pk, ehk string, dataLen int) (hi, lo uint64, err error)
 	if c.bypass.Load() {
 		hi, lo, err = checkRecord(pk, ehk, dataLen)
 		if err == nil && lo%keyCacheSampleEvery == 0 {
-			h := maphash.String(c.seed, pk)
+			// The sampled keys use only 1/keyCacheSampleEvery of the sets,
+			// as their share of the keys would in the full cache: given
+			// all of it, a key set too large for the cache (a million
+			// device ids) fits when sampled, the hits measured are many
+			// more than the look-ups would find, and the cache flips
+			// between modes (a quarter of the records looked up, for
+			// hardly a hit). Clearing set-index bits leaves the tag's,
+			// the filter's and the way's bits as they are.
+			h := maphash.String(c.seed, pk) &^ sampledSetBits
 			_, _, hit := c.lookup(h, pk)
 			if !hit {
 				c.insert(h, pk, hi, lo)
