@@ -294,11 +294,8 @@ func BenchmarkStalledEndpoint(b *testing.B) {
 			bad      int
 			outcomes atomic.Int64
 		)
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		base := ms.HeapAlloc
-		var peakLive uint64
+		liveSince := liveHeap()
+		var peakLive int64
 		for i := 0; i < stalledRecords; i++ {
 			// Each record has data of its own, as real records do: the
 			// producer holds it until the outcome.
@@ -319,9 +316,7 @@ func BenchmarkStalledEndpoint(b *testing.B) {
 				b.Fatal(err)
 			}
 			if i%250_000 == 249_999 {
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				peakLive = max(peakLive, ms.HeapAlloc-base)
+				peakLive = max(peakLive, liveSince())
 			}
 		}
 		if err := p.Flush(ctx); err != nil {
@@ -371,10 +366,7 @@ func BenchmarkBookkeeping(b *testing.B) {
 					datas[i] = make([]byte, benchDataSize)
 				}
 				c := &countingStalledClient{countingClient: newCountingClient(benchShards)}
-				runtime.GC()
-				var ms runtime.MemStats
-				runtime.ReadMemStats(&ms)
-				base := ms.HeapAlloc
+				liveSince := liveHeap()
 				p, err := New(c, "s", Config{RateLimit: 1_000_000, Logger: discardLogger(), DisableAggregation: !agg,
 					MaxBufferedBytes: 1 << 30, MaxBufferedRecords: n + 1, RecordTTL: time.Hour, RequestTimeout: time.Hour})
 				if err != nil {
@@ -393,9 +385,7 @@ func BenchmarkBookkeeping(b *testing.B) {
 				for !settledInCalls(p, c) {
 					runtime.Gosched()
 				}
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				b.ReportMetric(float64(ms.HeapAlloc-base)/n, "live-B/record")
+				b.ReportMetric(float64(liveSince())/n, "live-B/record")
 				canceled, cancel := context.WithCancel(ctx)
 				cancel()
 				_ = p.Close(canceled)

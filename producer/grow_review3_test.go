@@ -22,10 +22,7 @@ func TestReview3GrowPresizingOutsideBound(t *testing.T) {
 		const maxBytes = 1 << 20
 		c := stalledClient{newCountingClient(1)}
 		clk := newBubbleClock()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		base := ms.HeapAlloc
+		liveSince := liveHeap()
 		p, err := New(c, "s", Config{
 			Clock:            clk,
 			RateLimit:        1_000_000,
@@ -57,9 +54,7 @@ func TestReview3GrowPresizingOutsideBound(t *testing.T) {
 			clk.Advance(DefaultRecordMaxBufferedTime)
 		}
 		recs, charged := p.Outstanding()
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		live := int64(ms.HeapAlloc) - int64(base)
+		live := liveSince()
 		t.Logf("%d records charged %.2f MiB (bound %d MiB); live heap %.1f MiB", recs, float64(charged)/(1<<20), maxBytes>>20, float64(live)/(1<<20))
 		if charged > maxBytes {
 			t.Fatalf("charged %d > MaxBufferedBytes: the test should stay within the bound", charged)

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -248,4 +249,17 @@ func waitPutBlocked(p *Producer) {
 		}
 		time.Sleep(time.Millisecond) // a poll that lets a synctest bubble's time move
 	}
+}
+
+// liveHeap returns a function that reports the bytes live on the heap
+// after a GC, less those live (after a GC) when liveHeap was called.
+func liveHeap() func() int64 {
+	var ms runtime.MemStats
+	live := func() int64 {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	base := live()
+	return func() int64 { return live() - base }
 }

@@ -22,10 +22,7 @@ func TestKeptAggregateNotReusedByQuietShard(t *testing.T) {
 		clk := newBubbleClock()
 		keys := benchKeys(24_000)
 		data := make([]byte, benchDataSize)
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		base := ms.HeapAlloc
+		liveSince := liveHeap()
 		p, err := New(c, "s", Config{
 			Clock:            clk,
 			RateLimit:        1_000_000,
@@ -59,9 +56,7 @@ func TestKeptAggregateNotReusedByQuietShard(t *testing.T) {
 		}
 		recs, held := p.Outstanding()
 		spare := p.spareBytes.Load()
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
-		live := int64(ms.HeapAlloc) - int64(base)
+		live := liveSince()
 		charged := int64(held) + spare
 		t.Logf("%d records charged %.2f MiB, kept aggregates %.2f MiB; live heap %.2f MiB", recs, float64(held)/(1<<20), float64(spare)/(1<<20), float64(live)/(1<<20))
 		if live > charged+2<<20 {
