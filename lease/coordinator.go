@@ -1083,9 +1083,7 @@ func (c *Coordinator) probeSuspects(ctx context.Context, idx OwnerIndex) (suspec
 	order := slices.Sorted(maps.Keys(c.probes))
 	for i, key := range order {
 		o := c.probes[key]
-		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
-		got, err := c.store.Get(gctx, key)
-		cancel()
+		got, err := c.getLease(ctx, key)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			// Deleted (a finished lease cleaned up): its children, new
@@ -1154,10 +1152,15 @@ func (c *Coordinator) confirmDead(ctx context.Context, w, probe string, listed [
 		if l.Owner != w || l.Key == probe || !slices.Contains(listed, l.Key) {
 			continue
 		}
-		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
-		got, err := c.store.Get(gctx, l.Key)
-		cancel()
-		return got, err == nil && got.Owner == w && got.Counter == l.Counter
+		got, err := c.getLease(ctx, l.Key)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
+				// The caller scans instead; say why, as listSuspect does.
+				c.met.TakePass(TakeStats{Targeted: true, Err: err})
+			}
+			return got, false
+		}
+		return got, got.Owner == w && got.Counter == l.Counter
 	}
 	return Lease{}, false // all its leases are new since the scan: alive
 }
@@ -1173,6 +1176,11 @@ func (c *Coordinator) listSuspect(ctx context.Context, idx OwnerIndex, w string)
 	listed, err := idx.ListOwned(gctx, w)
 	cancel()
 	if err == nil {
+		if is, ok := idx.(indexedStore); ok && !is.HasOwnerIndex() {
+			// The store found the index gone and answered from a scan
+			// of its own: scan once here rather than once per suspect.
+			return nil, false
+		}
 		return listed, true
 	}
 	if ctx.Err() != nil {
@@ -1278,9 +1286,7 @@ func (c *Coordinator) takeSuspects(ctx context.Context, suspects map[string][]st
 			fresh[k] = l // the probe, read just now
 			continue
 		}
-		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
-		got, err := c.store.Get(gctx, k)
-		cancel()
+		got, err := c.getLease(ctx, k)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			continue // deleted: nothing to take
@@ -1320,8 +1326,9 @@ func (c *Coordinator) takeSuspects(ctx context.Context, suspects map[string][]st
 	c.targeted = true
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
 	// The fleet as this view counts it sets the scan intervals, as after
-	// a scan: a worker gone (or back) shortens (or stretches) them.
-	c.fleetSize = plan.workers
+	// a scan: a worker gone (or back) shortens (or stretches) them, or
+	// ends the stretch where probes no longer pay or fit.
+	c.setFleet(sn, plan.workers)
 	c.takeFrom(ctx, &plan, &st, now, readAt, false, false)
 
 	// Probe every peer again, FailoverTime from now. The other workers'
@@ -1358,6 +1365,9 @@ func (c *Coordinator) takeSuspects(ctx context.Context, suspects map[string][]st
 	}
 	for w, l := range probe {
 		probes[l.Key] = observation{counter: l.Counter, owner: w}
+	}
+	if !c.stretched {
+		probes = nil // fixed intervals: the scans watch every worker
 	}
 	c.probes, c.probeFrom = probes, now
 	return true
@@ -1396,6 +1406,18 @@ func (c *Coordinator) targetedIsCheaper(suspects map[string][]string, read map[s
 		}
 	}
 	return targeted < readUnits(total)
+}
+
+// setFleet records the fleet size a view of the table (sn's leases, or a
+// targeted read's view on them) counts, and decides for it whether the
+// scan intervals are stretched (stretch); called by the take loop only.
+func (c *Coordinator) setFleet(sn *scanSnapshot, workers int) {
+	c.fleetSize = workers
+	if s := c.stretch(sn, workers); s != c.stretched {
+		// Failover and read costs change with it (Config.ScanScaling).
+		c.log.Info("lease scan intervals", "stretched", s, "workers", workers, "leases", len(sn.leases))
+		c.stretched = s
+	}
 }
 
 // scaled is a scan interval stretched for the fleet size last seen
@@ -1566,12 +1588,7 @@ func (c *Coordinator) takePassWarm(ctx context.Context, balance, warm bool) (cap
 	}
 	plan := c.planAt(all, now, nil, c.parentsUnknown(ctx, all, now, nil))
 	st.Leases, st.Workers, st.Target = plan.leases, plan.workers, plan.target
-	c.fleetSize = plan.workers
-	if s := c.stretch(sn, plan.workers); s != c.stretched {
-		// Failover and read costs change with it (Config.ScanScaling).
-		c.log.Info("lease scan intervals", "stretched", s, "workers", plan.workers, "leases", len(all))
-		c.stretched = s
-	}
+	c.setFleet(sn, plan.workers)
 	c.probes, c.probeFrom, c.targeted = nil, now, false
 	if c.stretched {
 		c.probes = make(map[string]observation, len(plan.victims))
@@ -1830,9 +1847,7 @@ func (c *Coordinator) pollHandoffs(ctx context.Context, renewIfDue func() time.T
 			drop(key) // taken meanwhile (by the take loop, after expiry)
 			continue
 		}
-		gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
-		cur, err := c.store.Get(gctx, key)
-		cancel()
+		cur, err := c.getLease(ctx, key)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			drop(key)
@@ -1876,6 +1891,14 @@ func (c *Coordinator) pollHandoffs(ctx context.Context, renewIfDue func() time.T
 // still lands well inside FailoverTime). A read that times out is retried
 // at the next poll.
 func (c *Coordinator) pollReadTimeout() time.Duration { return c.cfg.RenewInterval / 3 }
+
+// getLease reads one lease for a probe, a targeted read or a handoff poll,
+// bounded by pollReadTimeout.
+func (c *Coordinator) getLease(ctx context.Context, key string) (Lease, error) {
+	gctx, cancel := context.WithTimeout(ctx, c.pollReadTimeout())
+	defer cancel()
+	return c.store.Get(gctx, key)
+}
 
 // stealLimit returns how many leases one balancing pass may steal or ask
 // for (0: no limit): MaxLeasesToStealAtOneTime, but one while this worker
@@ -2106,15 +2129,6 @@ func setKey(m map[string]bool, k string) map[string]bool {
 	return m
 }
 
-// plan computes this worker's target and candidates from one scan.
-// Finished (SHARD_END) leases are left out: they need no processing. So are
-// unowned (or expired) leases whose parents have not finished: holding them
-// would only mean waiting, and a worker at its fair share that took one
-// would keep it from a worker that can start it the moment the parents end.
-func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string]bool) takePlan {
-	return c.planAt(all, now, nil, parentsUnknown)
-}
-
 // age is how long l has gone unchanged on this worker's clock as of when
 // it was read: at readAt[l.Key] if present (a lease a targeted read did not
 // read again, judged as of the scan it comes from), else at now.
@@ -2136,8 +2150,13 @@ func (c *Coordinator) expired(l Lease, now time.Time, readAt map[string]time.Tim
 	return c.age(l, now, readAt) > c.cfg.FailoverTime
 }
 
-// planAt is plan on a view whose leases in readAt were read at those
-// earlier times (see age).
+// planAt computes this worker's target and candidates from one view of
+// the table, whose leases in readAt were read at those earlier times (see
+// age; nil: all read now). Finished (SHARD_END) leases are left out: they
+// need no processing. So are unowned (or expired) leases whose parents
+// have not finished: holding them would only mean waiting, and a worker at
+// its fair share that took one would keep it from a worker that can start
+// it the moment the parents end.
 func (c *Coordinator) planAt(all []Lease, now time.Time, readAt map[string]time.Time, parentsUnknown map[string]bool) takePlan {
 	self := c.cfg.WorkerID
 	c.mu.Lock()

@@ -383,3 +383,8 @@ func clockAt(t *testing.T) *clock.Fake {
 	t.Helper()
 	return clock.NewFake(time.Time{})
 }
+
+// plan is planAt on a view read entirely at now.
+func (c *Coordinator) plan(all []Lease, now time.Time, parentsUnknown map[string]bool) takePlan {
+	return c.planAt(all, now, nil, parentsUnknown)
+}

@@ -251,8 +251,7 @@ func attrSize(v types.AttributeValue) int {
 	case *types.AttributeValueMemberS:
 		return len(v.Value)
 	case *types.AttributeValueMemberN:
-		// About one byte per two significant digits, plus one.
-		return (len(strings.TrimLeft(v.Value, "-0"))+1)/2 + 1
+		return numSize(v.Value)
 	case *types.AttributeValueMemberB:
 		return len(v.Value)
 	case *types.AttributeValueMemberSS:
@@ -264,7 +263,7 @@ func attrSize(v types.AttributeValue) int {
 	case *types.AttributeValueMemberNS:
 		n := 0
 		for _, s := range v.Value {
-			n += (len(strings.TrimLeft(s, "-0"))+1)/2 + 1
+			n += numSize(s)
 		}
 		return n
 	case *types.AttributeValueMemberBS:
@@ -288,3 +287,7 @@ func attrSize(v types.AttributeValue) int {
 	}
 	return 1 // BOOL, NULL
 }
+
+// numSize is a number's size as DynamoDB counts it: about one byte per two
+// significant digits, plus one.
+func numSize(v string) int { return (len(strings.TrimLeft(v, "-0"))+1)/2 + 1 }
